@@ -1,0 +1,207 @@
+"""Run one engine command as a subprocess and turn its outcome into Airflow terms.
+
+The engine (SPEC section 6) logs to stderr and prints a one-line JSON
+summary as the last line of stdout. Exit codes map to Airflow like this:
+
+====  ==========================  =====================================
+exit  meaning                     Airflow
+====  ==========================  =====================================
+0     success                     return the summary
+2     bad usage / unusable input  ``AirflowFailException`` (no retries)
+3     quality gate failed         ``AirflowFailException`` (no retries)
+1     internal error              ``AirflowException`` (retried)
+<0    killed by a signal          ``AirflowException`` (retried)
+====  ==========================  =====================================
+
+The exception message is the engine's own message, and the engine's
+stderr is streamed line by line into the task log, so a failed task reads
+like the engine's error, not like a Python traceback about a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+log = logging.getLogger(__name__)
+
+#: Exit codes that retrying cannot fix.
+FATAL_EXIT_CODES = frozenset({2, 3})
+#: Environment variables never handed to the engine: Airflow's own config
+#: and secrets (connections, variables) are none of its business.
+_PRIVATE_ENV_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")
+KEY_ENV = "HCP_PSEUDONYM_KEY"
+_STDERR_TAIL = 20
+
+
+class EngineError(AirflowException):
+    """The engine failed in a way worth retrying (exit 1, a signal)."""
+
+
+class EngineFatalError(AirflowFailException):
+    """The engine failed in a way a retry cannot fix (exit 2 or 3)."""
+
+
+def build_command(cli: Sequence[str], command: str, options: Mapping[str, object] | None = None) -> list[str]:
+    """``cli + [command] + --options``.
+
+    ``True`` values become bare flags, ``None``/``False`` are left out,
+    anything else becomes ``--name value``. Names use underscores in Python
+    and dashes on the command line.
+    """
+    argv = [*cli, command]
+    for name, value in (options or {}).items():
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        argv.append(flag)
+        if value is not True:
+            argv.append(str(value))
+    return argv
+
+
+def engine_env(base: Mapping[str, str], key: str | None = None) -> dict[str, str]:
+    """The subprocess environment: ``base`` without Airflow's private
+    variables, plus the pseudonymisation key when given (the only way it
+    reaches the engine; it is never on the command line). Commands that do
+    not pseudonymise get no key at all, even if ``base`` has one."""
+    env = {k: v for k, v in base.items() if not k.startswith(_PRIVATE_ENV_PREFIXES) and k != KEY_ENV}
+    if key:
+        env[KEY_ENV] = key
+    return env
+
+
+def parse_summary(stdout: str) -> dict | None:
+    """The JSON object on the last non-empty stdout line, or ``None``."""
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+    return None
+
+
+def _engine_message(summary: dict | None, stderr_tail: Sequence[str]) -> str:
+    """The engine's own words: its JSON error, else its ``error:`` line."""
+    if summary and isinstance(summary.get("error"), dict):
+        err = summary["error"]
+        code, message = err.get("code"), err.get("message")
+        if message:
+            return f"{code}: {message}" if code else str(message)
+    for line in reversed(stderr_tail):
+        if line.lower().startswith("error"):
+            return line
+    return stderr_tail[-1] if stderr_tail else "(no message on stderr)"
+
+
+def classify_exit(returncode: int, command: str, message: str) -> Exception | None:
+    """The exception for an engine exit code (``None`` for success)."""
+    if returncode == 0:
+        return None
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return EngineError(f"engine `{command}` was killed by {name}; will retry")
+    if returncode in FATAL_EXIT_CODES:
+        what = "quality gate failed" if returncode == 3 else "unusable input or bad usage"
+        return EngineFatalError(f"engine `{command}` failed (exit {returncode}, {what}): {message}")
+    return EngineError(f"engine `{command}` failed (exit {returncode}, internal error; will retry): {message}")
+
+
+def run_engine(
+    cli: Sequence[str],
+    command: str,
+    options: Mapping[str, object] | None = None,
+    *,
+    env: Mapping[str, str],
+    cwd: str | os.PathLike | None = None,
+    logger: logging.Logger | None = None,
+) -> dict:
+    """Run ``cli command --options``; return its JSON summary or raise.
+
+    stderr is relayed to ``logger`` as it arrives (long runs stay visible);
+    stdout is collected for the summary. If this process is interrupted
+    (task timeout, SIGTERM from Airflow), the engine is terminated too, so
+    no orphan keeps writing.
+    """
+    logger = logger or log
+    argv = build_command(cli, command, options)
+    # argv holds paths and flags only, never the key: safe to log.
+    logger.info("running: %s", " ".join(argv))
+    _check_executable(cli)
+    tail: deque[str] = deque(maxlen=_STDERR_TAIL)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            cwd=cwd,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+    except OSError as exc:
+        raise EngineFatalError(f"cannot start the engine {cli[0]!r}: {exc.strerror or exc}; set HCP_CLI") from None
+
+    def relay_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            line = line.rstrip("\n")
+            if line:
+                tail.append(line)
+                logger.info("[engine] %s", line)
+
+    relay = threading.Thread(target=relay_stderr, name=f"hcp-{command}-stderr", daemon=True)
+    relay.start()
+    try:
+        stdout = proc.stdout.read() if proc.stdout else ""
+        returncode = proc.wait()
+    finally:
+        if proc.poll() is None:
+            _stop(proc, logger)
+        relay.join(timeout=5)
+    summary = parse_summary(stdout)
+    error = classify_exit(returncode, command, _engine_message(summary, list(tail)))
+    if error is not None:
+        logger.error("%s", error)
+        raise error
+    if summary is None:
+        raise EngineFatalError(f"engine `{command}` exited 0 but printed no JSON summary on stdout")
+    if summary.get("status") not in (None, "ok"):
+        raise EngineFatalError(f"engine `{command}` exited 0 with status {summary.get('status')!r}")
+    return summary
+
+
+def _check_executable(cli: Sequence[str]) -> None:
+    """Fail fast (no retries) when the engine is plainly not there, e.g.
+    ``node dist/src/cli.js`` before ``npm run build``."""
+    for part in cli[1:]:
+        if part.endswith((".js", ".mjs", ".cjs", ".py")) and not Path(part).exists():
+            raise EngineFatalError(f"engine entry point {part} does not exist; run `npm run build` or set HCP_CLI")
+
+
+def _stop(proc: subprocess.Popen, logger: logging.Logger) -> None:
+    logger.warning("stopping the engine (pid %s)", proc.pid)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

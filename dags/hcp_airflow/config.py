@@ -1,0 +1,150 @@
+"""Settings for the healthcare DAG, read once from the environment.
+
+Everything here is stdlib only and cheap, because the DAG file calls
+:func:`load_settings` at parse time (the scheduler parses it every few
+seconds). Error messages name the variable, so a bad value shows up as a
+DAG import error that says what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The repository root: parent of ``dags/``.
+REPO_DIR = Path(__file__).resolve().parents[2]
+
+#: Dataset name (engine ``--dataset``) -> file name in a landing month folder.
+LANDING_FILES = {"vitals": "vitals.csv", "labs": "lab_results.csv"}
+#: Dataset name -> bundled sample file, relative to the repo.
+SAMPLE_FILES = {"vitals": "data/vitals_2024.csv", "labs": "data/lab_results_2024.csv"}
+DATASETS = tuple(LANDING_FILES)
+
+#: Run key used when no month is known: the bundled sample as one batch.
+SAMPLE_RUN = "sample"
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration settled once, at the edge (env -> frozen object)."""
+
+    cli: tuple[str, ...]
+    repo_dir: Path
+    output_dir: Path
+    landing_dir: Path | None
+    pushgateway: str | None
+    max_active_hospitals: int
+    workers: int | None
+    pool: str | None
+
+    def workers_per_task(self, cpu_count: int | None = None) -> int:
+        """``--workers`` for one mapped task: its share of the machine."""
+        if self.workers is not None:
+            return self.workers
+        cpus = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+        return max(1, cpus // self.max_active_hospitals)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Where one DAG run reads and writes. Paths are stable per month, so a
+    rerun (or clearing one hospital) replaces exactly the same partitions."""
+
+    key: str  # "YYYY-MM" or "sample"
+    period: str | None  # passed as --period
+    inputs: dict[str, Path]  # dataset -> combined input file
+    landing: Path  # where `partition` writes the per-hospital files
+    out: Path  # the engine's --out for this run
+
+    def to_dict(self) -> dict:
+        return {
+            "key": self.key,
+            "period": self.period,
+            "inputs": {d: str(p) for d, p in self.inputs.items()},
+            "landing": str(self.landing),
+            "out": str(self.out),
+        }
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def _dir(environ: Mapping[str, str], name: str, repo_dir: Path) -> Path | None:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    # Relative paths are relative to the repo, not to wherever Airflow runs.
+    return path if path.is_absolute() else (repo_dir / path)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, repo_dir: Path = REPO_DIR) -> Settings:
+    """Read ``HCP_*`` variables into a :class:`Settings`.
+
+    ``HCP_CLI`` (default ``node <repo>/dist/src/cli.js``), ``HCP_OUTPUT_DIR``
+    (default ``<repo>/output/airflow``), ``HCP_LANDING_DIR`` (optional),
+    ``HCP_PUSHGATEWAY`` (optional), ``HCP_MAX_ACTIVE_HOSPITALS`` (default 2),
+    ``HCP_WORKERS`` (default: cores // max active hospitals), ``HCP_POOL``.
+    """
+    env = os.environ if environ is None else environ
+    cli_raw = env.get("HCP_CLI", "").strip()
+    cli = tuple(shlex.split(cli_raw)) if cli_raw else ("node", str(repo_dir / "dist" / "src" / "cli.js"))
+    if not cli:
+        raise ValueError("HCP_CLI must name a command")
+    return Settings(
+        cli=cli,
+        repo_dir=repo_dir,
+        output_dir=_dir(env, "HCP_OUTPUT_DIR", repo_dir) or repo_dir / "output" / "airflow",
+        landing_dir=_dir(env, "HCP_LANDING_DIR", repo_dir),
+        pushgateway=env.get("HCP_PUSHGATEWAY", "").strip() or None,
+        max_active_hospitals=_positive_int(env, "HCP_MAX_ACTIVE_HOSPITALS", 2),
+        workers=_positive_int(env, "HCP_WORKERS", None),
+        pool=env.get("HCP_POOL", "").strip() or None,
+    )
+
+
+def run_month(requested: str | None, interval_start, landing_dir: Path | None) -> str | None:
+    """The month a run processes, or ``None`` for the whole sample.
+
+    An explicit ``month`` param wins; otherwise, with a landing dir, the
+    month of the run's data interval start (a ``@monthly`` data interval is
+    exactly one calendar month); with neither, ``None``.
+    """
+    if requested:
+        if not _MONTH.match(requested):
+            raise ValueError(f"month must be YYYY-MM, got {requested!r}")
+        return requested
+    if landing_dir is None:
+        return None
+    if interval_start is None:
+        raise ValueError("HCP_LANDING_DIR is set but the run has no data interval; pass the 'month' param")
+    return f"{interval_start.year:04d}-{interval_start.month:02d}"
+
+
+def plan_run(settings: Settings, month: str | None) -> RunPlan:
+    """Resolve the input files and the output paths of one run."""
+    key = month or SAMPLE_RUN
+    if settings.landing_dir is not None and month is not None:
+        folder = settings.landing_dir / month
+        inputs = {d: folder / name for d, name in LANDING_FILES.items()}
+    else:
+        inputs = {d: settings.repo_dir / rel for d, rel in SAMPLE_FILES.items()}
+    return RunPlan(
+        key=key,
+        period=month,
+        inputs=inputs,
+        landing=settings.output_dir / "_landing" / key,
+        out=settings.output_dir / key,
+    )

@@ -1,0 +1,115 @@
+"""The body of each DAG task, as plain functions of (settings, plan, ...).
+
+The DAG file only pulls values out of the Airflow context and calls these,
+so the steps are testable without a scheduler. Every path passed to the
+engine is derived from the run's month (see ``config.plan_run``): stable
+paths are what make reruns replace, not duplicate, a partition's outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from hcp_airflow.cli import engine_env, run_engine
+from hcp_airflow.config import RunPlan, Settings
+from hcp_airflow.partitions import hospitals_from_partitions
+from hcp_airflow.pseudonym_key import mask, resolve_key
+
+log = logging.getLogger(__name__)
+
+
+def partition(settings: Settings, plan: RunPlan) -> list[dict]:
+    """Split each combined input by hospital; return the per-hospital list."""
+    for dataset, path in plan.inputs.items():
+        if not path.is_file():
+            raise AirflowFailException(f"input file for {dataset} is missing: {path}")
+    env = engine_env(os.environ)
+    summaries = {}
+    for dataset, path in plan.inputs.items():
+        target = plan.landing / dataset
+        # Start clean: a hospital that vanished from a corrected file must not
+        # linger as a stale split file from the previous attempt.
+        if target.exists():
+            shutil.rmtree(target)
+        plan.landing.mkdir(parents=True, exist_ok=True)
+        summaries[dataset] = run_engine(
+            settings.cli,
+            "partition",
+            {"dataset": dataset, "input": path, "landing": plan.landing},
+            env=env,
+            cwd=settings.repo_dir,
+        )
+    hospitals = hospitals_from_partitions(summaries, plan.landing)
+    log.info(
+        "run %s: %d hospital partition(s): %s",
+        plan.key,
+        len(hospitals),
+        ", ".join(h["hospital_id"] for h in hospitals) or "none",
+    )
+    return hospitals
+
+
+def validate(settings: Settings, hospital: dict) -> dict:
+    """File-level preflight of one hospital's files; passes the entry on."""
+    env = engine_env(os.environ)
+    for dataset, path in sorted(hospital["files"].items()):
+        run_engine(settings.cli, "validate", {"dataset": dataset, "input": path}, env=env, cwd=settings.repo_dir)
+    return hospital
+
+
+def transform(settings: Settings, plan: RunPlan, hospital: dict) -> dict:
+    """``process`` each dataset file of one hospital into the run's output."""
+    key, source = resolve_key()
+    mask(key)
+    log.info("pseudonymisation key source: %s", source)  # where from, never the value
+    env = engine_env(os.environ, key)
+    result = {"hospital_id": hospital["hospital_id"], "rows": {}}
+    for dataset, path in sorted(hospital["files"].items()):
+        summary = run_engine(
+            settings.cli,
+            "process",
+            {
+                "dataset": dataset,
+                "input": path,
+                "out": plan.out,
+                "period": plan.period,
+                "workers": settings.workers_per_task(),
+                "require_key": True,
+                "pushgateway": settings.pushgateway,
+            },
+            env=env,
+            cwd=settings.repo_dir,
+        )
+        result["rows"][dataset] = summary.get("rows")
+    return result
+
+
+def statistics(settings: Settings, plan: RunPlan) -> dict:
+    """Merge every hospital's sketches into the monthly statistics (no rescan)."""
+    return run_engine(settings.cli, "stats", {"out": plan.out}, env=engine_env(os.environ), cwd=settings.repo_dir)
+
+
+def quality_report(settings: Settings, plan: RunPlan, max_reject_rate: float | None) -> dict:
+    """Write the quality report; a failed gate (exit 3) fails the run, unretried."""
+    options = {"out": plan.out, "max_reject_rate": max_reject_rate}
+    return run_engine(settings.cli, "report", options, env=engine_env(os.environ), cwd=settings.repo_dir)
+
+
+def on_failure(context) -> None:
+    """Task failure callback: one greppable line naming the task and the cause."""
+    ti = context.get("ti") or context.get("task_instance")
+    where = f"{ti.task_id}[{ti.map_index}]" if ti is not None and getattr(ti, "map_index", -1) >= 0 else (
+        getattr(ti, "task_id", "?")
+    )
+    log.error(
+        "HCP task failed: dag=%s run=%s task=%s try=%s cause=%s",
+        getattr(context.get("dag"), "dag_id", "?"),
+        context.get("run_id"),
+        where,
+        getattr(ti, "try_number", "?"),
+        context.get("exception"),
+    )

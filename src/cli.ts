@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+/**
+ * healthcare-pipeline: the command line (SPEC §6). Human logs go to stderr;
+ * the last line on stdout is a one-line JSON summary. Exit codes: 0 ok,
+ * 1 internal error, 2 bad usage or unusable input, 3 quality gate failed.
+ */
+import { parseCli, need, type Config } from './config.js';
+import { EXIT, PipelineError } from './errors.js';
+import { stderrLogger, type Logger } from './log.js';
+import { partitionFile } from './commands/partition.js';
+import { processCommand, reportCommand, runCommand, statsCommand, type Outcome } from './commands/pipeline.js';
+import { validateFile } from './commands/validate.js';
+import { generate } from './generate/index.js';
+
+const SHARED = `Shared options:
+  --workers N            worker threads (default: number of cores)
+  --chunk-size BYTES     bytes per chunk handed to a worker (default 2097152)
+  --period YYYY-MM       reject dates outside this month (date.outside_period)
+  --as-of YYYY-MM-DD     reject dates after this day (default: today, UTC)
+  --max-reject-rate R    quality gate: max share of rejected rows per hospital (default 0.05)
+  --min-cell N           public export: blank cells with fewer patients (default 11)
+  --metrics-port P       serve Prometheus metrics on 127.0.0.1:P/metrics while running
+  --pushgateway URL      push metrics to a Pushgateway at the end
+  --metrics-file PATH    write metrics for node_exporter's textfile collector
+  --require-key          fail (exit 2) when HCP_PSEUDONYM_KEY is not set
+  --progress / --no-progress   progress line on stderr (default: on for a TTY)
+  --debug                stack traces on errors
+Environment: HCP_PSEUDONYM_KEY  secret key for patient pseudonyms (HMAC-SHA256)
+Exit codes: 0 ok, 1 internal error, 2 bad usage or unusable input, 3 quality gate failed`;
+
+const HELP: Record<string, string> = {
+  '': `Usage: healthcare-pipeline <command> [options]
+
+Commands:
+  run         every stage for both datasets (defaults: --vitals data/vitals_2024.csv --labs data/lab_results_2024.csv --out output)
+  partition   split a combined file into one file per hospital
+  validate    file-level preflight of one input file
+  process     one pass over one file: rules, curated Parquet, quarantine, sketches
+  stats       merge the sketches into monthly statistics
+  report      quality report and gates (exit 3 when a gate fails)
+  generate    deterministic synthetic vitals and labs with labelled defects
+
+Run "healthcare-pipeline <command> --help" for a command's options.`,
+  run: `Usage: healthcare-pipeline run [--vitals FILE] [--labs FILE] [--out DIR] [options]\n\nProcesses both datasets, merges statistics, writes the quality report, _manifest.json and _SUCCESS.\n\n${SHARED}`,
+  partition: `Usage: healthcare-pipeline partition --dataset vitals|labs --input FILE --landing DIR\n\nWrites DIR/<dataset>/hospital_id=<H>.csv (invalid hospital IDs: hospital_id=__invalid__.csv), streaming, no row lost.`,
+  validate: `Usage: healthcare-pipeline validate --dataset vitals|labs --input FILE\n\nChecks the file is readable, has every required column and UTF-8 text. Exit 0 or 2.`,
+  process: `Usage: healthcare-pipeline process --dataset vitals|labs --input FILE [--out DIR] [options]\n\nApplies the row rules, writes curated Parquet, quarantine and sketches for the hospitals in FILE.\n\n${SHARED}`,
+  stats: `Usage: healthcare-pipeline stats [--out DIR] [--min-cell N]\n\nMerges DIR/sketches into DIR/stats/monthly_<dataset>.{parquet,csv} and monthly_<dataset>_public.csv.`,
+  report: `Usage: healthcare-pipeline report [--out DIR] [--max-reject-rate R] [metrics options]\n\nWrites DIR/quality/report.{json,html}, _manifest.json and (when every gate passes) _SUCCESS. Exit 3 when a gate fails.`,
+  generate: `Usage: healthcare-pipeline generate --out DIR --rows N --seed S [--hospitals H] [--months M] [--year Y] [--defect-rate R]\n\nWrites DIR/vitals_<year>.csv and DIR/lab_results_<year>.csv with N rows each, plus .labels.csv files listing the defective rows.`,
+};
+
+async function dispatch(cfg: Config, log: Logger): Promise<Outcome> {
+  switch (cfg.command) {
+    case 'run':
+      return runCommand(cfg, log);
+    case 'process':
+      return processCommand(cfg, log);
+    case 'stats':
+      return statsCommand(cfg, log);
+    case 'report':
+      return reportCommand(cfg, log);
+    case 'partition': {
+      const dataset = need(cfg.dataset, 'dataset', 'partition');
+      const s = partitionFile(dataset, need(cfg.input, 'input', 'partition'), need(cfg.landing, 'landing', 'partition'), cfg.chunkSize, cfg.maxRecordBytes);
+      log.info(`partition ${dataset}: ${s.rows_read} rows into ${s.partitions.length} hospital file(s)`);
+      return { exitCode: 0, summary: { command: 'partition', status: 'ok', ...s } };
+    }
+    case 'validate': {
+      const s = validateFile(need(cfg.dataset, 'dataset', 'validate'), need(cfg.input, 'input', 'validate'));
+      if (s.empty) log.warn(`${s.input}: no data rows`);
+      if (s.extra_columns.length) log.warn(`${s.input}: extra column(s) will be ignored: ${s.extra_columns.join(', ')}`);
+      if (!s.sample_utf8) log.warn(`${s.input}: the first 64 KiB hold invalid UTF-8; those rows will be quarantined`);
+      return { exitCode: 0, summary: { command: 'validate', status: 'ok', ...s } };
+    }
+    case 'generate': {
+      const s = await generate({
+        outDir: cfg.out,
+        rows: cfg.rows,
+        seed: cfg.seed,
+        ...(cfg.hospitals !== null && { hospitals: cfg.hospitals }),
+        ...(cfg.months !== null && { months: cfg.months }),
+        ...(cfg.year !== null && { year: cfg.year }),
+        ...(cfg.defectRate !== null && { defectRate: cfg.defectRate }),
+      });
+      for (const f of s.files) log.info(`generate ${f.dataset}: ${f.rows} rows (${f.defects} labelled defects) → ${f.path}`);
+      return { exitCode: 0, summary: { command: 'generate', status: 'ok', files: s.files } };
+    }
+    default:
+      throw new PipelineError('HCP_ERR_USAGE', cfg.command ? `Unknown command "${cfg.command}"` : 'No command given');
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  const log = stderrLogger();
+  let command = argv.find((a) => !a.startsWith('-')) ?? '';
+  try {
+    const { config, help } = parseCli(argv);
+    command = config.command;
+    if (help || !config.command) {
+      const text = HELP[config.command] ?? HELP[''];
+      process.stdout.write(text + '\n');
+      return help ? EXIT.ok : EXIT.usage;
+    }
+    const { exitCode, summary } = await dispatch(config, log);
+    process.stdout.write(JSON.stringify({ ...summary, exit_code: exitCode }) + '\n');
+    return exitCode;
+  } catch (e) {
+    const known = e instanceof PipelineError;
+    const message = known ? e.describe() : e instanceof Error ? e.message : String(e);
+    log.error(message);
+    if (debug && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    else if (!known) log.error('(internal error: rerun with --debug for a stack trace)');
+    const exitCode = known ? e.exitCode : EXIT.internal;
+    const code = known ? e.code : 'HCP_ERR_INTERNAL';
+    process.stdout.write(JSON.stringify({ command, status: 'error', exit_code: exitCode, error: { code, message } }) + '\n');
+    return exitCode;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,93 @@
+/**
+ * `partition`: split a combined file into one file per hospital, streaming,
+ * keeping every record byte for byte (rows with an invalid hospital_id go to
+ * `hospital_id=__invalid__.csv`, so they are quarantined, not dropped).
+ */
+import { closeSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { preflight } from '../coordinator.js';
+import { PipelineError } from '../errors.js';
+import { parseRecords } from '../parse/csv.js';
+import { planCuts } from '../parse/cutter.js';
+import { bomLength } from '../parse/header.js';
+import type { Dataset } from '../registry.js';
+import { HOSPITAL_ID } from '../rules/fields.js';
+
+export interface PartitionSummary {
+  dataset: Dataset;
+  rows_read: number;
+  partitions: { hospital_id: string; path: string; rows: number }[];
+}
+
+export function partitionFile(dataset: Dataset, input: string, landing: string, chunkSize: number, maxRecordBytes: number): PartitionSummary {
+  const { header, size } = preflight(dataset, input);
+  const dir = join(landing, dataset);
+  mkdirSync(dir, { recursive: true });
+  if (!header) return { dataset, rows_read: 0, partitions: [] };
+  const fd = openSync(input, 'r');
+  const headBytes = Buffer.alloc(header.dataOffset);
+  readSync(fd, headBytes, 0, header.dataOffset, 0);
+  let headerText = headBytes.subarray(bomLength(headBytes));
+  if (headerText[headerText.length - 1] !== 0x0a) headerText = Buffer.concat([headerText, Buffer.from('\n')]);
+  const outs = new Map<string, { fd: number; rows: number; path: string; buf: Buffer[]; size: number }>();
+  const flush = (o: { fd: number; buf: Buffer[]; size: number }) => {
+    if (o.buf.length) writeSync(o.fd, Buffer.concat(o.buf));
+    o.buf = [];
+    o.size = 0;
+  };
+  const target = (h: string) => {
+    let o = outs.get(h);
+    if (!o) {
+      const path = resolve(dir, `hospital_id=${h}.csv`);
+      o = { fd: openSync(path, 'w'), rows: 0, path, buf: [headerText], size: headerText.length };
+      outs.set(h, o);
+    }
+    return o;
+  };
+  let rows = 0;
+  try {
+    let pending = Buffer.alloc(0);
+    let pos = header.dataOffset;
+    for (;;) {
+      const buf = Buffer.allocUnsafe(pending.length + chunkSize);
+      pending.copy(buf, 0);
+      const got = readSync(fd, buf, pending.length, chunkSize, pos);
+      pos += got;
+      const len = pending.length + got;
+      const atEof = got === 0 || pos >= size;
+      const { cuts, consumed } = planCuts(buf, len, atEof, maxRecordBytes);
+      let from = 0;
+      for (const cut of cuts) {
+        parseRecords(buf.subarray(0, cut), from, cut, (r) => {
+          rows++;
+          const h = (r.fields[header.index[0]] ?? '').trim();
+          const o = target(HOSPITAL_ID.test(h) ? h : '__invalid__');
+          o.rows++;
+          const bytes = buf.subarray(r.start, r.end);
+          o.buf.push(Buffer.from(bytes));
+          o.size += bytes.length;
+          if (bytes[bytes.length - 1] !== 0x0a) {
+            o.buf.push(Buffer.from('\n'));
+            o.size++;
+          }
+          if (o.size > 1 << 20) flush(o);
+        });
+        from = cut;
+      }
+      pending = Buffer.from(buf.subarray(consumed, len));
+      if (atEof) break;
+    }
+  } catch (e) {
+    throw new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Could not split ${input}: ${(e as Error).message}`, { file: input });
+  } finally {
+    closeSync(fd);
+    for (const o of outs.values()) {
+      flush(o);
+      closeSync(o.fd);
+    }
+  }
+  const partitions = [...outs.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([h, o]) => ({ hospital_id: h, path: o.path, rows: o.rows }));
+  const total = partitions.reduce((s, p) => s + p.rows, 0);
+  if (total !== rows) throw new PipelineError('HCP_ERR_LEDGER', `partition lost rows: read ${rows}, wrote ${total}`, { file: input });
+  return { dataset, rows_read: rows, partitions };
+}

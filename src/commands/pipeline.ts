@@ -1,0 +1,196 @@
+/**
+ * The commands that run the engine: `process` (one file), `stats`, `report`
+ * and `run` (every stage for both datasets), with metrics around them.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config.js';
+import { need, resolveKey } from '../config.js';
+import { processFile, type ProcessSummary } from '../coordinator.js';
+import { PipelineError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createMetrics, pushMetrics, serveMetrics, writeMetricsFile, type PipelineMetrics } from '../metrics/index.js';
+import { createPool } from '../pool.js';
+import type { Dataset } from '../registry.js';
+import { markSuccess, writeRootManifest } from '../sinks/manifest.js';
+import { writeReport, type QualityReport } from '../sinks/report.js';
+import { writeStats, type StatsSummary } from '../sinks/stats.js';
+
+export interface Outcome {
+  exitCode: number;
+  summary: Record<string, unknown>;
+}
+
+/** Runs `body` with metrics: served while running, pushed and/or written at the end. */
+async function withMetrics(cfg: Config, log: Logger, groups: () => { dataset: string; hospitalIds: string[] }[], body: (m: PipelineMetrics) => Promise<Outcome>): Promise<Outcome> {
+  const metrics = createMetrics();
+  const server = cfg.metricsPort !== null ? await serveMetrics(metrics, cfg.metricsPort) : null;
+  if (server) log.info(`metrics on http://127.0.0.1:${server.port}/metrics`);
+  try {
+    return await body(metrics);
+  } finally {
+    if (cfg.pushgateway) {
+      for (const g of groups()) {
+        const r = await pushMetrics(metrics, cfg.pushgateway, g, (m) => log.warn(m));
+        if (!r.ok) log.warn(`metrics push to ${cfg.pushgateway} failed: ${r.error}`);
+      }
+    }
+    if (cfg.metricsFile) await writeMetricsFile(metrics, cfg.metricsFile).catch((e) => log.warn(`metrics file not written: ${(e as Error).message}`));
+    await server?.close();
+  }
+}
+
+function processConfig(cfg: Config, dataset: Dataset, input: string, key: { key: string; demo: boolean }) {
+  return {
+    dataset,
+    input,
+    out: cfg.out,
+    chunkSize: cfg.chunkSize,
+    maxRecordBytes: cfg.maxRecordBytes,
+    rowGroupRows: cfg.rowGroupRows,
+    maxBufferedRows: cfg.maxBufferedRows,
+    asOfDay: cfg.asOfDay,
+    period: cfg.period,
+    periodBounds: cfg.periodBounds,
+    key: key.key,
+    keyIsDemo: key.demo,
+    progress: cfg.progress,
+  };
+}
+
+function warnDemoKey(key: { demo: boolean }, log: Logger): void {
+  if (key.demo) {
+    log.warn('*****************************************************************');
+    log.warn('HCP_PSEUDONYM_KEY is not set: patient keys use the built-in DEMO key.');
+    log.warn('Anyone can recompute them. Never use this output for real patients.');
+    log.warn('*****************************************************************');
+  }
+}
+
+function stageMetrics(m: PipelineMetrics, s: ProcessSummary): void {
+  for (const [stage, ms] of Object.entries(s.timings)) m.observeStage(stage, ms / 1000);
+}
+
+function logSummary(s: ProcessSummary, log: Logger): void {
+  const rate = s.rows.read / Math.max(s.durationMs / 1000, 1e-3);
+  log.info(`${s.dataset}: ${s.rows.read} rows read, ${s.rows.accepted} curated, ${s.rows.rejected} quarantined (${Math.round(rate).toLocaleString('en')} rows/s)`);
+  for (const w of s.warnings) log.warn(w);
+}
+
+const processJson = (s: ProcessSummary) => ({
+  dataset: s.dataset,
+  input: s.input,
+  scope: s.scope,
+  rows: s.rows,
+  hospitals: s.hospitals.map((h) => h.hospital_id),
+  hospital_rows: s.hospitals,
+  rejects_by_rule: s.rejectsByRule,
+  blank_lines: s.blankLines,
+  bytes: s.bytes,
+  warnings: s.warnings,
+  timings_ms: s.timings,
+  duration_ms: s.durationMs,
+});
+
+const groupsOf = (summaries: ProcessSummary[]) => summaries.map((s) => ({ dataset: s.dataset, hospitalIds: s.hospitals.map((h) => h.hospital_id) }));
+
+export async function processCommand(cfg: Config, log: Logger): Promise<Outcome> {
+  const dataset = need(cfg.dataset, 'dataset', 'process');
+  const input = need(cfg.input, 'input', 'process');
+  const key = resolveKey(cfg.requireKey);
+  warnDemoKey(key, log);
+  const done: ProcessSummary[] = [];
+  return withMetrics(cfg, log, () => groupsOf(done), async (metrics) => {
+    const pool = createPool(cfg.workers);
+    try {
+      const s = await processFile(processConfig(cfg, dataset, input, key), pool, log, metrics);
+      done.push(s);
+      stageMetrics(metrics, s);
+      logSummary(s, log);
+      return { exitCode: 0, summary: { command: 'process', status: 'ok', ...processJson(s), out: cfg.out } };
+    } finally {
+      await pool.destroy();
+    }
+  });
+}
+
+export function statsCommand(cfg: Config, log: Logger): Outcome {
+  const t0 = performance.now();
+  const s = writeStats(cfg.out, cfg.minCell);
+  for (const x of s) log.info(`stats ${x.dataset}: ${x.rows} rows from ${x.hospitals} hospital sketch file(s)`);
+  return { exitCode: 0, summary: { command: 'stats', status: 'ok', out: cfg.out, datasets: s, duration_ms: Math.round(performance.now() - t0) } };
+}
+
+function finishReport(cfg: Config, log: Logger, metrics: PipelineMetrics | null, extra: Record<string, unknown>): { report: QualityReport; ledger: ReturnType<typeof writeRootManifest>['ledger'] } {
+  const report = writeReport(cfg.out, cfg.maxRejectRate);
+  const { ledger } = writeRootManifest(cfg.out, report, extra);
+  const now = Date.now() / 1000;
+  const byHospital = new Map<string, boolean>();
+  for (const g of report.gates) {
+    const k = `${g.dataset}\u0000${g.hospital_id}`;
+    byHospital.set(k, (byHospital.get(k) ?? true) && g.passed);
+  }
+  for (const [k, ok] of byHospital) {
+    const [d, h] = k.split('\u0000');
+    metrics?.setQualityGate(d, h, ok);
+    if (ok) metrics?.setLastSuccess(d, h, now);
+  }
+  for (const g of report.gates.filter((x) => !x.passed)) log.warn(`quality gate ${g.gate} failed for ${g.dataset} ${g.hospital_id}: ${g.value} > ${g.threshold}`);
+  if (ledger.some((l) => !l.holds)) throw new PipelineError('HCP_ERR_LEDGER', 'The ledger does not hold for every input file (see _manifest.json)');
+  markSuccess(cfg.out, report.passed);
+  log.info(`quality report: ${join(cfg.out, 'quality', 'report.html')} — ${report.passed ? 'all gates passed' : 'a gate FAILED'}`);
+  return { report, ledger };
+}
+
+const gatesJson = (r: QualityReport) => ({ passed: r.passed, failed: r.gates.filter((g) => !g.passed) });
+
+export async function reportCommand(cfg: Config, log: Logger): Promise<Outcome> {
+  if (!existsSync(join(cfg.out, '_manifests'))) throw new PipelineError('HCP_ERR_NO_SKETCHES', `Nothing to report under ${cfg.out}: run process first`, { file: cfg.out });
+  let hospitals: { dataset: string; hospitalIds: string[] }[] = [];
+  return withMetrics(cfg, log, () => hospitals, async (metrics) => {
+    const { report, ledger } = finishReport(cfg, log, metrics, { written_by: 'report' });
+    const byDataset = new Map<string, string[]>();
+    for (const h of report.hospitals) byDataset.set(h.dataset, [...(byDataset.get(h.dataset) ?? []), h.hospital_id]);
+    hospitals = [...byDataset].map(([dataset, hospitalIds]) => ({ dataset, hospitalIds }));
+    return { exitCode: report.passed ? 0 : 3, summary: { command: 'report', status: report.passed ? 'ok' : 'gate_failed', out: cfg.out, ledger, gates: gatesJson(report), report: join(cfg.out, 'quality', 'report.json') } };
+  });
+}
+
+export async function runCommand(cfg: Config, log: Logger): Promise<Outcome> {
+  const key = resolveKey(cfg.requireKey);
+  warnDemoKey(key, log);
+  const done: ProcessSummary[] = [];
+  return withMetrics(cfg, log, () => groupsOf(done), async (metrics) => {
+    const pool = createPool(cfg.workers);
+    rmSync(join(cfg.out, '_SUCCESS'), { force: true });
+    try {
+      for (const [dataset, input] of [['vitals', cfg.vitals], ['labs', cfg.labs]] as const) {
+        const s = await processFile(processConfig(cfg, dataset, input, key), pool, log, metrics);
+        done.push(s);
+        stageMetrics(metrics, s);
+        logSummary(s, log);
+      }
+    } finally {
+      await pool.destroy();
+    }
+    const t0 = performance.now();
+    const stats = writeStats(cfg.out, cfg.minCell);
+    metrics.observeStage('stats', (performance.now() - t0) / 1000);
+    const t1 = performance.now();
+    const { report, ledger } = finishReport(cfg, log, metrics, { written_by: 'run', demo_key: key.demo });
+    metrics.observeStage('report', (performance.now() - t1) / 1000);
+    return {
+      exitCode: report.passed ? 0 : 3,
+      summary: {
+        command: 'run',
+        status: report.passed ? 'ok' : 'gate_failed',
+        out: cfg.out,
+        datasets: Object.fromEntries(done.map((s) => [s.dataset, processJson(s)])),
+        ledger,
+        stats: stats.map((s) => ({ dataset: s.dataset, rows: s.rows, files: s.files })),
+        gates: gatesJson(report),
+        demo_key: key.demo,
+      },
+    };
+  });
+}

@@ -1,0 +1,40 @@
+/**
+ * `validate`: a file-level preflight — the file exists and is readable, the
+ * header has every required column, and a sample of the data is UTF-8 text.
+ * Exit 0 or 2; rows are judged later, by `process`.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { preflight } from '../coordinator.js';
+import { PipelineError } from '../errors.js';
+import type { Dataset } from '../registry.js';
+
+export interface ValidateSummary {
+  dataset: Dataset;
+  input: string;
+  bytes: number;
+  columns: string[];
+  extra_columns: string[];
+  empty: boolean;
+  sample_utf8: boolean;
+}
+
+export function validateFile(dataset: Dataset, input: string): ValidateSummary {
+  const { header, size } = preflight(dataset, input);
+  let sampleOk = true;
+  if (header) {
+    const fd = openSync(input, 'r');
+    try {
+      const sample = Buffer.alloc(Math.min(64 * 1024, size - header.dataOffset));
+      const n = readSync(fd, sample, 0, sample.length, header.dataOffset);
+      // Cut at the last newline so a multi-byte character is not split.
+      const view = sample.subarray(0, Math.max(0, sample.lastIndexOf(0x0a, n - 1) + 1) || n);
+      const nul = view.filter((b) => b === 0).length;
+      if (nul > view.length / 100) throw new PipelineError('HCP_ERR_NOT_CSV', 'The data looks binary (many NUL bytes)', { file: input });
+      sampleOk = isUtf8(view);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { dataset, input, bytes: size, columns: header ? [...header.names] : [], extra_columns: header ? [...header.extras] : [], empty: !header || size <= header.dataOffset, sample_utf8: sampleOk };
+}

@@ -1,0 +1,161 @@
+/**
+ * Options settled once, at the edge: argv and the environment become one
+ * frozen config object. Every message names the option it is about.
+ */
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+import { usageError, PipelineError } from './errors.js';
+import { DATASETS, type Dataset } from './registry.js';
+import { monthBounds, parseIsoDate } from './rules/fields.js';
+import { DEMO_KEY } from './transform/pseudonym.js';
+
+export interface Config {
+  readonly command: string;
+  readonly workers: number;
+  readonly chunkSize: number;
+  readonly maxRecordBytes: number;
+  readonly rowGroupRows: number;
+  readonly maxBufferedRows: number;
+  readonly period: string | null;
+  readonly periodBounds: { first: number; last: number } | null;
+  readonly asOf: string;
+  readonly asOfDay: number;
+  readonly maxRejectRate: number;
+  readonly minCell: number;
+  readonly metricsPort: number | null;
+  readonly pushgateway: string | null;
+  readonly metricsFile: string | null;
+  readonly requireKey: boolean;
+  readonly progress: boolean;
+  readonly debug: boolean;
+  readonly out: string;
+  readonly dataset: Dataset | null;
+  readonly input: string | null;
+  readonly landing: string | null;
+  readonly vitals: string;
+  readonly labs: string;
+  readonly rows: number;
+  readonly seed: number;
+  readonly hospitals: number | null;
+  readonly months: number | null;
+  readonly defectRate: number | null;
+  readonly year: number | null;
+}
+
+export const OPTIONS = {
+  workers: { type: 'string' },
+  'chunk-size': { type: 'string' },
+  'max-record-bytes': { type: 'string' },
+  'row-group-rows': { type: 'string' },
+  period: { type: 'string' },
+  'as-of': { type: 'string' },
+  'max-reject-rate': { type: 'string' },
+  'min-cell': { type: 'string' },
+  'metrics-port': { type: 'string' },
+  pushgateway: { type: 'string' },
+  'metrics-file': { type: 'string' },
+  'require-key': { type: 'boolean' },
+  progress: { type: 'boolean' },
+  'no-progress': { type: 'boolean' },
+  debug: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  out: { type: 'string' },
+  dataset: { type: 'string' },
+  input: { type: 'string' },
+  landing: { type: 'string' },
+  vitals: { type: 'string' },
+  labs: { type: 'string' },
+  rows: { type: 'string' },
+  seed: { type: 'string' },
+  hospitals: { type: 'string' },
+  months: { type: 'string' },
+  'defect-rate': { type: 'string' },
+  year: { type: 'string' },
+} as const;
+
+function int(v: string | undefined, name: string, dflt: number, min = 1): number {
+  if (v === undefined) return dflt;
+  if (!/^\d+$/.test(v) || Number(v) < min) throw usageError(`--${name} must be an integer >= ${min} (got "${v}")`, name);
+  return Number(v);
+}
+
+function rate(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  if (!/^\d*\.?\d+$/.test(v) || !(x >= 0 && x <= 1)) throw usageError(`--${name} must be a number between 0 and 1 (got "${v}")`, name);
+  return x;
+}
+
+export function parseCli(argv: string[]): { config: Config; help: boolean } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw usageError((e as Error).message.split('\n')[0]);
+  }
+  const v = parsed.values;
+  const command = parsed.positionals[0] ?? '';
+  if (parsed.positionals.length > 1) throw usageError(`Unexpected argument "${parsed.positionals[1]}"`);
+  const today = new Date().toISOString().slice(0, 10);
+  const asOf = v['as-of'] ?? today;
+  const asOfDay = parseIsoDate(asOf);
+  if (Number.isNaN(asOfDay)) throw usageError(`--as-of must be a date YYYY-MM-DD (got "${asOf}")`, 'as-of');
+  const period = v.period ?? null;
+  const periodBounds = period === null ? null : monthBounds(period);
+  if (period !== null && !periodBounds) throw usageError(`--period must be a month YYYY-MM (got "${period}")`, 'period');
+  let dataset: Dataset | null = null;
+  if (v.dataset !== undefined) {
+    if (!(DATASETS as readonly string[]).includes(v.dataset)) throw usageError(`--dataset must be one of ${DATASETS.join(', ')} (got "${v.dataset}")`, 'dataset');
+    dataset = v.dataset as Dataset;
+  }
+  const metricsPort = v['metrics-port'] === undefined ? null : int(v['metrics-port'], 'metrics-port', 0, 0);
+  if (metricsPort !== null && metricsPort > 65535) throw usageError('--metrics-port must be at most 65535', 'metrics-port');
+  if (v.pushgateway !== undefined && !/^https?:\/\/[^\s]+$/.test(v.pushgateway)) throw usageError(`--pushgateway must be an http(s) URL (got "${v.pushgateway}")`, 'pushgateway');
+  const config: Config = {
+    command,
+    workers: int(v.workers, 'workers', Math.max(1, availableParallelism())),
+    chunkSize: int(v['chunk-size'], 'chunk-size', 2 << 20, 1024),
+    maxRecordBytes: int(v['max-record-bytes'], 'max-record-bytes', 1 << 20, 1024),
+    rowGroupRows: int(v['row-group-rows'], 'row-group-rows', 250_000),
+    maxBufferedRows: 1_000_000,
+    period,
+    periodBounds,
+    asOf,
+    asOfDay,
+    maxRejectRate: rate(v['max-reject-rate'], 'max-reject-rate', 0.05),
+    minCell: int(v['min-cell'], 'min-cell', 11, 0),
+    metricsPort,
+    pushgateway: v.pushgateway ?? null,
+    metricsFile: v['metrics-file'] ?? null,
+    requireKey: v['require-key'] ?? false,
+    progress: v['no-progress'] ? false : (v.progress ?? process.stderr.isTTY === true),
+    debug: v.debug ?? false,
+    out: v.out ?? 'output',
+    dataset,
+    input: v.input ?? null,
+    landing: v.landing ?? null,
+    vitals: v.vitals ?? 'data/vitals_2024.csv',
+    labs: v.labs ?? 'data/lab_results_2024.csv',
+    rows: int(v.rows, 'rows', 1000, 0),
+    seed: int(v.seed, 'seed', 42, 0),
+    hospitals: v.hospitals === undefined ? null : int(v.hospitals, 'hospitals', 8),
+    months: v.months === undefined ? null : int(v.months, 'months', 12),
+    defectRate: v['defect-rate'] === undefined ? null : rate(v['defect-rate'], 'defect-rate', 0.03),
+    year: v.year === undefined ? null : int(v.year, 'year', 2024),
+  };
+  return { config: Object.freeze(config), help: v.help ?? false };
+}
+
+/** Requires an option for a command. */
+export function need<T>(value: T | null, name: string, command: string): T {
+  if (value === null || value === undefined) throw usageError(`${command} needs --${name}`, name);
+  return value;
+}
+
+/** The pseudonymisation key from the environment, or the demo key (unless --require-key). */
+export function resolveKey(requireKey: boolean): { key: string; demo: boolean } {
+  const key = process.env.HCP_PSEUDONYM_KEY;
+  if (key && key.length > 0) return { key, demo: false };
+  if (requireKey) throw new PipelineError('HCP_ERR_KEY_MISSING');
+  return { key: DEMO_KEY, demo: true };
+}

@@ -1,0 +1,427 @@
+/**
+ * The coordinator: the only module that knows about files, the pool and
+ * backpressure. One `process` pass over one input file:
+ *
+ *   input.csv
+ *      │ read (fs, chunkSize bytes)         ┌──────────── worker pool (Piscina) ────────────┐
+ *      ▼                                    │                                               │
+ *   cutter: cut at record boundaries ──────►│ chunk task: parse → rules → transform         │
+ *      (quote parity, bounded in flight)    │   → accepted rows by (hospital, month),       │
+ *                                           │     rejects with every rule code              │
+ *      ┌────────── results, in chunk order ◄┘                                               │
+ *      ▼                                                                                    │
+ *   dedupe (row hashes, first kept) ─► quarantine/…/rejects.csv                             │
+ *      │                                                                                    │
+ *      ▼ batches per (hospital, month) ────►│ encode task: Parquet row group + sketches     │
+ *      ┌──────── results, in dispatch order ◄┘                                               │
+ *      ▼                                    └───────────────────────────────────────────────┘
+ *   curated/…/part-00000.parquet (row groups appended, footer at close)
+ *   sketches/…/hospital_id=H.json, _manifests/…  ─► ledger check ─► atomic commit per hospital
+ */
+import { randomUUID } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync, realpathSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { PipelineError } from './errors.js';
+import type { Logger } from './log.js';
+import { RowHashSet } from './merge/dedupe.js';
+import { Partitions } from './merge/partitions.js';
+import { planCuts } from './parse/cutter.js';
+import { parseHeader, type Header } from './parse/header.js';
+import { parseRecords } from './parse/csv.js';
+import type { Pool } from './pool.js';
+import { COLUMNS, type Dataset, MEASURES } from './registry.js';
+import { commitHospital, type HospitalOutcome } from './sinks/commit.js';
+import { QuarantineFile } from './sinks/quarantine.js';
+import { acquireLock } from './sinks/lock.js';
+import type { ChunkContext, ChunkResult } from './types.js';
+import type { PipelineMetrics } from './metrics/index.js';
+
+export interface ProcessConfig {
+  readonly dataset: Dataset;
+  readonly input: string;
+  readonly out: string;
+  readonly chunkSize: number;
+  readonly maxRecordBytes: number;
+  readonly rowGroupRows: number;
+  readonly maxBufferedRows: number;
+  readonly asOfDay: number;
+  readonly period: string | null;
+  readonly periodBounds: { first: number; last: number } | null;
+  readonly key: string;
+  readonly keyIsDemo: boolean;
+  readonly progress: boolean;
+}
+
+export interface ProcessSummary {
+  dataset: Dataset;
+  input: string;
+  scope: string;
+  rows: { read: number; accepted: number; rejected: number };
+  blankLines: number;
+  bytes: number;
+  hospitals: HospitalOutcome[];
+  rejectsByRule: Record<string, number>;
+  warnings: string[];
+  timings: Record<string, number>;
+  durationMs: number;
+}
+
+const INVALID = '__invalid__';
+
+interface HospitalAcc {
+  read: number;
+  rejected: number;
+  rejectsByRule: Record<string, number>;
+  quarantine: QuarantineFile | null;
+}
+
+/** Reads the first bytes of a file: enough to hold the header record. */
+function readHead(fd: number, size: number): Buffer {
+  const want = Math.min(size, 1 << 20);
+  const head = Buffer.alloc(want);
+  let got = 0;
+  while (got < want) {
+    const n = readSync(fd, head, got, want - got, got);
+    if (n === 0) break;
+    got += n;
+  }
+  return head.subarray(0, got);
+}
+
+/** The lock name of an input: its hospital when the file is a partition file, else a hash of its path. */
+function partitionName(input: string): string {
+  const m = /^hospital_id=([A-Za-z0-9_-]{1,32})\.csv$/.exec(basename(input));
+  if (m) return m[1];
+  return createHash('sha256').update(realpathSync(input)).digest('hex').slice(0, 16);
+}
+
+/** Checks the input is a readable regular file and reads its header (SPEC §1). */
+export function preflight(dataset: Dataset, input: string): { header: Header | null; size: number } {
+  let st;
+  try {
+    st = statSync(input);
+  } catch {
+    throw new PipelineError('HCP_ERR_INPUT_MISSING', `Input file not found: ${input}`, { file: input });
+  }
+  if (st.isDirectory()) throw new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Input is a directory, not a CSV file: ${input}`, { file: input });
+  let fd: number;
+  try {
+    fd = openSync(input, 'r');
+  } catch (e) {
+    throw new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Input file cannot be read: ${(e as Error).message}`, { file: input });
+  }
+  try {
+    const head = readHead(fd, st.size);
+    return { header: parseHeader(dataset, head, input, head.length >= st.size), size: st.size };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, metrics: PipelineMetrics | null): Promise<ProcessSummary> {
+  const started = performance.now();
+  const { dataset, input, out } = cfg;
+  const { header, size } = preflight(dataset, input);
+  const scope = cfg.period ?? 'all';
+  const warnings: string[] = [];
+  if (!header) warnings.push(`${input}: empty file (no header, zero rows)`);
+  else if (header.extras.length > 0) warnings.push(`${input}: extra column(s) ignored: ${header.extras.join(', ')}`);
+
+  const lock = acquireLock(join(out, '_locks', `${dataset}.${scope}.${partitionName(input)}.lock`), `${dataset} partition of ${input}`);
+  const staging = join(out, '_staging', `${dataset}-${randomUUID()}`);
+  mkdirSync(staging, { recursive: true });
+  const partitions = new Partitions(dataset, pool, join(staging, 'curated'), cfg.rowGroupRows, cfg.maxBufferedRows, pool.threads * 2);
+  const hospitals = new Map<string, HospitalAcc>();
+  const rejectsByRule: Record<string, number> = {};
+  const filled = new Array<number>(COLUMNS[dataset].length).fill(0);
+  const timings: Record<string, number> = { read: 0, parse: 0, rules: 0, transform: 0, dedupe: 0, quarantine: 0 };
+  let rowsRead = 0;
+  let blankLines = 0;
+  let defaultedRanges = 0;
+  let bytesRead = 0;
+
+  const hospitalAcc = (h: string): HospitalAcc => {
+    let a = hospitals.get(h);
+    if (!a) hospitals.set(h, (a = { read: 0, rejected: 0, rejectsByRule: {}, quarantine: null }));
+    return a;
+  };
+  const quarantine = (h: string): QuarantineFile => {
+    const a = hospitalAcc(h);
+    a.quarantine ??= new QuarantineFile(
+      join(staging, 'quarantine', `hospital_id=${h}`, scope === 'all' ? 'rejects.csv' : `rejects-${scope}.csv`),
+      input,
+      header!.names,
+    );
+    return a.quarantine;
+  };
+
+  try {
+    if (header && size > header.dataOffset) {
+      const ctx: ChunkContext = {
+        dataset,
+        index: header.index,
+        columnCount: header.names.length,
+        asOfDay: cfg.asOfDay,
+        period: cfg.periodBounds,
+        key: cfg.key,
+      };
+      const firstLine = header.lines + 1;
+      const seen = new RowHashSet();
+      let lineBase = 0;
+      const inFlight: Promise<ChunkResult>[] = [];
+      const maxInFlight = pool.threads * 2;
+      let seq = 0;
+
+      /** Applies one chunk's result, in order: line numbers, dedupe, quarantine, partitions. */
+      const apply = async (r: ChunkResult) => {
+        const t0 = performance.now();
+        rowsRead += r.rows;
+        blankLines += r.blankLines;
+        defaultedRanges += r.defaultedRanges;
+        for (let i = 0; i < filled.length; i++) filled[i] += r.filled[i];
+        timings.parse += r.timings.parse;
+        timings.rules += r.timings.rules;
+        timings.transform += r.timings.transform;
+        const base = firstLine + lineBase;
+        const rj = r.rejects;
+        for (let i = 0; i < rj.line.length; i++) {
+          const h = rj.hospital[i];
+          const a = hospitalAcc(h);
+          a.read++;
+          a.rejected++;
+          for (const code of rj.codes[i].split(';')) {
+            a.rejectsByRule[code] = (a.rejectsByRule[code] ?? 0) + 1;
+            rejectsByRule[code] = (rejectsByRule[code] ?? 0) + 1;
+          }
+          quarantine(h).add(base + rj.line[i], rj.codes[i], rj.fields[i], rj.raw[i]);
+        }
+        const t1 = performance.now();
+        timings.quarantine += t1 - t0;
+        const chunk = Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
+        for (const b of r.blocks) {
+          const td = performance.now();
+          let drop: number[] | null = null;
+          for (let i = 0; i < b.n; i++) {
+            if (!seen.add(b.hashHi[i], b.hashLo[i])) {
+              (drop ??= []).push(i);
+              // A later copy of an accepted row: quarantine it as read.
+              let fields: string[] = [];
+              parseRecords(chunk, b.recStart[i], recordEnd(chunk, b.recStart[i]), (rec) => (fields = rec.fields.slice()));
+              const a = hospitalAcc(b.hospital);
+              a.rejected++;
+              a.rejectsByRule['duplicate.exact'] = (a.rejectsByRule['duplicate.exact'] ?? 0) + 1;
+              rejectsByRule['duplicate.exact'] = (rejectsByRule['duplicate.exact'] ?? 0) + 1;
+              quarantine(b.hospital).add(base + b.line[i], 'duplicate.exact', fields, '');
+            }
+          }
+          hospitalAcc(b.hospital).read += b.n;
+          timings.dedupe += performance.now() - td;
+          await partitions.add(b, drop ? Uint32Array.from(drop) : null);
+        }
+        lineBase += r.lines;
+        if (metrics) {
+          metrics.setPoolQueueSize(pool.queueSize);
+          metrics.setPoolUtilization(pool.utilization);
+        }
+      };
+
+      const dispatch = (fileOffset: number, bytes: Buffer) => {
+        const mySeq = seq++;
+        let fresh: Buffer | null = bytes;
+        const chunkStart = performance.now();
+        const p = pool.run<ChunkResult>(() => {
+          // The first attempt transfers the bytes we read; a retry re-reads them.
+          const data = fresh ?? rereadRange(input, fileOffset, bytes.length);
+          fresh = null;
+          const own = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+          return { task: { kind: 'chunk', seq: mySeq, ctx, bytes: own }, transfer: [own.buffer as ArrayBuffer] };
+        });
+        p.then(() => metrics?.observeChunkDuration((performance.now() - chunkStart) / 1000), () => {});
+        inFlight.push(p);
+      };
+
+      const fd = openSync(input, 'r');
+      try {
+        let pending: Buffer = Buffer.alloc(0);
+        let pendingOffset = header.dataOffset; // file offset of pending[0]
+        let pos = header.dataOffset;
+        const progress = cfg.progress ? progressMeter(size, log) : null;
+        for (;;) {
+          const tr = performance.now();
+          // A fresh, unpooled buffer per chunk (it will be transferred): pending tail + new bytes.
+          const buf = Buffer.allocUnsafeSlow(pending.length + cfg.chunkSize);
+          pending.copy(buf, 0);
+          let got = 0;
+          while (got < cfg.chunkSize) {
+            const n = readSync(fd, buf, pending.length + got, cfg.chunkSize - got, pos);
+            if (n === 0) break;
+            got += n;
+            pos += n;
+          }
+          timings.read += performance.now() - tr;
+          bytesRead += got;
+          metrics?.addBytesRead(dataset, got);
+          const len = pending.length + got;
+          const atEof = pos >= size || got === 0;
+          const { cuts, consumed } = planCuts(buf, len, atEof, cfg.maxRecordBytes);
+          // Keep the partial record first: dispatching transfers (detaches) buf.
+          const tail = Buffer.from(buf.subarray(consumed, len));
+          let from = 0;
+          for (const cut of cuts) {
+            while (inFlight.length >= maxInFlight) await apply(await inFlight.shift()!);
+            // Each piece gets its own buffer so it can be transferred alone.
+            const piece = cuts.length === 1 && from === 0 ? buf.subarray(0, cut) : Buffer.from(buf.subarray(from, cut));
+            dispatch(pendingOffset + from, piece);
+            from = cut;
+          }
+          pending = tail;
+          pendingOffset += consumed;
+          progress?.(pos, rowsRead);
+          if (atEof) break;
+        }
+        while (inFlight.length > 0) await apply(await inFlight.shift()!);
+        progress?.(size, rowsRead, true);
+      } finally {
+        closeSync(fd);
+      }
+    }
+
+    await partitions.finish();
+  } catch (e) {
+    await partitions.abandon();
+    for (const a of hospitals.values()) a.quarantine?.close();
+    rmSync(staging, { recursive: true, force: true });
+    lock.release();
+    throw e;
+  }
+
+  // Every hospital gets a rejects.csv, even an empty one (header only).
+  if (header) for (const h of hospitals.keys()) quarantine(h);
+  for (const a of hospitals.values()) a.quarantine?.close();
+  // Ledger: rows read = curated + rejected, from independent counters.
+  let curated = 0;
+  const curatedByHospital = new Map<string, number>();
+  for (const e of partitions.entries()) {
+    curated += e.rows;
+    curatedByHospital.set(e.hospital, (curatedByHospital.get(e.hospital) ?? 0) + e.rows);
+  }
+  let rejected = 0;
+  for (const a of hospitals.values()) rejected += a.quarantine?.rows ?? 0;
+  if (rowsRead !== curated + rejected) {
+    rmSync(staging, { recursive: true, force: true });
+    lock.release();
+    throw new PipelineError('HCP_ERR_LEDGER', `Ledger mismatch for ${input}: read ${rowsRead} != curated ${curated} + rejected ${rejected}`, { file: input });
+  }
+
+  const tc = performance.now();
+  const outcomes: HospitalOutcome[] = [];
+  try {
+    for (const h of [...hospitals.keys()].sort()) {
+      const a = hospitals.get(h)!;
+      const accepted = curatedByHospital.get(h) ?? 0;
+      if (a.read !== accepted + a.rejected) throw new PipelineError('HCP_ERR_LEDGER', `Ledger mismatch for hospital ${h} in ${input}`, { file: input });
+      outcomes.push(
+        await commitHospital({
+          out,
+          staging,
+          dataset,
+          hospital: h,
+          scope,
+          input,
+          counts: { read: a.read, accepted, rejected: a.rejected },
+          rejectsByRule: a.rejectsByRule,
+          months: [...partitions.entries()].filter((e) => e.hospital === h),
+          measures: MEASURES[dataset].map((m) => m.name),
+          keyIsDemo: cfg.keyIsDemo,
+          // Report-level facts about the whole file, recorded with each of its hospitals.
+          file: {
+            completeness: Object.fromEntries(COLUMNS[dataset].map((c, i) => [c, rowsRead === 0 ? null : filled[i] / rowsRead])),
+            defaultedReferenceRanges: defaultedRanges,
+            bpPairs: partitions.bpPairs,
+            bpViolations: partitions.bpViolations,
+            blankLines,
+            warnings,
+          },
+        }),
+      );
+      metrics?.addRows(dataset, h, 'accepted', accepted);
+      metrics?.addRows(dataset, h, 'rejected', a.rejected);
+      for (const [rule, n] of Object.entries(a.rejectsByRule)) metrics?.addRejectedByRule(dataset, rule, n, h);
+    }
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+    lock.release();
+  }
+  const commitMs = performance.now() - tc;
+
+  const pt = partitions.timings;
+  return {
+    dataset,
+    input,
+    scope,
+    rows: { read: rowsRead, accepted: curated, rejected },
+    blankLines,
+    bytes: bytesRead,
+    hospitals: outcomes,
+    rejectsByRule,
+    warnings,
+    timings: {
+      read: round(timings.read),
+      parse: round(timings.parse),
+      rules: round(timings.rules),
+      transform: round(timings.transform),
+      dedupe: round(timings.dedupe),
+      sketch: round(pt.sketch),
+      parquet_encode: round(pt.parquet_encode),
+      write: round(pt.write + timings.quarantine + commitMs),
+    },
+    durationMs: round(performance.now() - started),
+  };
+}
+
+const round = (ms: number) => Math.round(ms * 10) / 10;
+
+/** End of the record that starts at `start` (after its LF), honouring quotes. */
+function recordEnd(buf: Buffer, start: number): number {
+  let inQuote = false;
+  for (let i = start; i < buf.length; i++) {
+    const c = buf[i];
+    if (c === 0x22) inQuote = !inQuote;
+    else if (c === 0x0a && !inQuote) return i + 1;
+  }
+  return buf.length;
+}
+
+function rereadRange(file: string, offset: number, length: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const b = Buffer.allocUnsafeSlow(length);
+    let got = 0;
+    while (got < length) {
+      const n = readSync(fd, b, got, length - got, offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return b;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A one-line progress meter on stderr: bytes done, rows/s, ETA. */
+function progressMeter(total: number, log: Logger): (done: number, rows: number, final?: boolean) => void {
+  const start = performance.now();
+  let last = 0;
+  return (done, rows, final) => {
+    const now = performance.now();
+    if (!final && now - last < 500) return;
+    last = now;
+    const s = (now - start) / 1000;
+    const rate = rows / Math.max(s, 1e-3);
+    const eta = done > 0 ? ((total - done) * s) / done : 0;
+    const line = `${((100 * done) / Math.max(total, 1)).toFixed(1)}% ${(done / 1048576).toFixed(0)}/${(total / 1048576).toFixed(0)} MiB, ${Math.round(rate).toLocaleString('en')} rows/s, ETA ${eta.toFixed(0)}s`;
+    process.stderr.write(`\r${line}${final ? '\n' : ''}`);
+    void log;
+  };
+}

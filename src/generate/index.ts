@@ -1,0 +1,3 @@
+export { generate, resolveGenerateOptions, dataFileName, labelsFileName, labelsAsOf } from './generate.js';
+export type { GenerateOptions, GenerateSummary, GeneratedFile, FilledGenerateOptions } from './generate.js';
+export { Prng, WeightedPicker, hash32, mix32 } from './prng.js';

@@ -1,0 +1,175 @@
+/**
+ * Which series go in which Pushgateway group (pure). One group per
+ * (dataset, hospital): `/metrics/job/healthcare_pipeline/dataset/<d>/hospital_id/<h>`.
+ *
+ *   series with a hospital_id label       → that hospital's group only (the
+ *                                           gateway rejects a hospital_id that
+ *                                           differs from the group's)
+ *   hcp_rejected_rows_total{dataset,rule} → the group of the hospital whose
+ *                                           rows failed the rule when the engine
+ *                                           gave it, else as the next line
+ *   other series with a dataset label     → the dataset's first group
+ *   series with neither (stages, chunks,  → the run's home group: the first
+ *   pool, process metrics)                  group with rows in the run
+ *
+ * Prometheus then sees every series with its group's dataset and hospital_id,
+ * and sums over groups never count a run-level series twice.
+ *
+ * A group for which this run counted rows is owned by it: it is replaced
+ * (PUT), so a rerun replaces its partition's numbers. A group without rows in
+ * this run (the `report` command adding gate results to groups that `process`
+ * runs filled) is only annotated (POST: replaces the metric names sent and
+ * keeps the others) with its hospital- and dataset-scoped series; its rows,
+ * rejections and stage times stay those of the run that produced them.
+ */
+import type { Family, Sample } from './exposition.js';
+import { splitRejectKey } from './registry.js';
+
+export const PUSH_JOB = 'healthcare_pipeline';
+export const ROWS = 'hcp_rows_total';
+export const REJECTED_BY_RULE = 'hcp_rejected_rows_total';
+
+export interface PushGroups {
+  readonly dataset: string;
+  readonly hospitalIds: readonly string[];
+}
+
+export interface GroupRef {
+  readonly dataset: string;
+  readonly hospitalId: string;
+}
+
+/** One Pushgateway group, its families, and whether the run owns it. */
+export interface GroupPayload extends GroupRef {
+  /** PUT (replace the group) when true, POST (annotate) when false. */
+  readonly replace: boolean;
+  readonly families: Family[];
+}
+
+/**
+ * A grouping-key path segment. Values that cannot sit in a path segment as is
+ * use the gateway's base64url form (`name@base64/…`, `=` for empty).
+ */
+function groupingSegment(name: string, value: string): string {
+  if (value === '') return `${name}@base64/=`;
+  if (value.includes('/')) return `${name}@base64/${Buffer.from(value).toString('base64url')}`;
+  return `${name}/${encodeURIComponent(value)}`;
+}
+
+/** Path of a group below the gateway's base URL. */
+export function groupPath(dataset: string, hospitalId: string): string {
+  return `/metrics/job/${encodeURIComponent(PUSH_JOB)}/${groupingSegment('dataset', dataset)}/${groupingSegment('hospital_id', hospitalId)}`;
+}
+
+const key = (dataset: string, hospitalId: string): string => `${dataset}\u0000${hospitalId}`;
+
+/** Normalise the `groups` argument: a list, hospitals deduplicated, empty ones dropped. */
+export function normaliseGroups(groups: PushGroups | readonly PushGroups[]): PushGroups[] {
+  const list: readonly PushGroups[] = Array.isArray(groups) ? groups : [groups as PushGroups];
+  return list
+    .map((g) => ({ dataset: g.dataset, hospitalIds: [...new Set(g.hospitalIds)] }))
+    .filter((g) => g.hospitalIds.length > 0);
+}
+
+/** The (dataset, hospital) pairs for which the families hold row counts. */
+export function groupsWithRows(families: readonly Family[]): Set<string> {
+  const found = new Set<string>();
+  for (const s of families.find((f) => f.name === ROWS)?.values ?? []) {
+    if (s.labels.dataset !== undefined && s.labels.hospital_id !== undefined) {
+      found.add(key(String(s.labels.dataset), String(s.labels.hospital_id)));
+    }
+  }
+  return found;
+}
+
+/** The first group of `groups` that holds rows of this run, if any. */
+export function firstGroupWithRows(families: readonly Family[], groups: readonly PushGroups[]): GroupRef | undefined {
+  const withRows = groupsWithRows(families);
+  for (const g of groups) {
+    const h = g.hospitalIds.find((x) => withRows.has(key(g.dataset, x)));
+    if (h !== undefined) return { dataset: g.dataset, hospitalId: h };
+  }
+  return undefined;
+}
+
+interface Scope {
+  dataset?: string;
+  hospitalId?: string;
+}
+
+interface ScopedSample {
+  readonly sample: Sample;
+  readonly scope: Scope;
+}
+
+function scopeOf(labels: Sample['labels']): Scope {
+  const d = labels.dataset;
+  const h = labels.hospital_id;
+  return {
+    ...(d === undefined ? {} : { dataset: String(d) }),
+    ...(h === undefined ? {} : { hospitalId: String(h) }),
+  };
+}
+
+/**
+ * Split families into Pushgateway groups (see the module comment).
+ * @param runHome the group that gets the run-level series (none if undefined).
+ * @param rejects per (dataset, hospital or '', rule) rejection counts that
+ *   replace the registry's hcp_rejected_rows_total samples, when known.
+ * @returns the payloads in call order, and `dataset/hospital` pairs that have
+ *   series but no group in `groups` (not pushed).
+ */
+export function splitIntoGroups(
+  families: readonly Family[],
+  groups: readonly PushGroups[],
+  runHome: GroupRef | undefined,
+  rejects?: ReadonlyMap<string, number>,
+): { payloads: GroupPayload[]; unpushed: string[] } {
+  const scoped: Array<{ family: Family; samples: ScopedSample[] }> = families.map((family) => {
+    if (family.name === REJECTED_BY_RULE && rejects) {
+      const samples = [...rejects].map(([k, value]): ScopedSample => {
+        const { dataset, hospitalId, rule } = splitRejectKey(k);
+        return {
+          sample: { labels: { dataset, rule }, value },
+          scope: hospitalId === '' ? { dataset } : { dataset, hospitalId },
+        };
+      });
+      return { family, samples };
+    }
+    return { family, samples: family.values.map((sample) => ({ sample, scope: scopeOf(sample.labels) })) };
+  });
+  const withRows = groupsWithRows(families);
+
+  const payloads: GroupPayload[] = [];
+  const targets = new Set<string>();
+  for (const g of groups) {
+    g.hospitalIds.forEach((hospitalId, i) => {
+      targets.add(key(g.dataset, hospitalId));
+      const replace = withRows.has(key(g.dataset, hospitalId));
+      const isDatasetHome = i === 0;
+      const isRunHome = replace && runHome?.dataset === g.dataset && runHome.hospitalId === hospitalId;
+      const inGroup = ({ dataset, hospitalId: h }: Scope): boolean => {
+        if (h !== undefined) return h === hospitalId && (dataset === undefined ? isRunHome : dataset === g.dataset);
+        if (dataset !== undefined) return dataset === g.dataset && isDatasetHome;
+        return isRunHome;
+      };
+      const fams: Family[] = [];
+      for (const { family, samples } of scoped) {
+        const values = samples.filter((s) => inGroup(s.scope)).map((s) => s.sample);
+        if (values.length > 0) fams.push({ ...family, values });
+      }
+      payloads.push({ dataset: g.dataset, hospitalId, replace, families: fams });
+    });
+  }
+
+  // Hospitals with series but no group in this call: say so, never guess.
+  const datasets = new Set(groups.map((g) => g.dataset));
+  const unpushed = new Set<string>();
+  for (const { samples } of scoped) {
+    for (const { scope } of samples) {
+      if (scope.hospitalId === undefined || scope.dataset === undefined || !datasets.has(scope.dataset)) continue;
+      if (!targets.has(key(scope.dataset, scope.hospitalId))) unpushed.add(`${scope.dataset}/${scope.hospitalId}`);
+    }
+  }
+  return { payloads, unpushed: [...unpushed].sort() };
+}

@@ -1,0 +1,7 @@
+export type { Outcome, PipelineMetrics } from './registry.js';
+export { createMetrics, STAGES, CHUNK_DURATION_BUCKETS } from './registry.js';
+export type { MetricsServer } from './serve.js';
+export { serveMetrics } from './serve.js';
+export type { PushGroups, PushResult } from './push.js';
+export { pushMetrics, groupPath, PUSH_JOB } from './push.js';
+export { writeMetricsFile } from './textfile.js';

@@ -1,0 +1,186 @@
+/**
+ * A byte-level RFC 4180 record parser over a Buffer region. Pure: no I/O.
+ *
+ * It hands each record to a callback as decoded field strings, with the byte
+ * offset where the record starts, its line (0-based count of LFs before it in
+ * the region) and a problem, if the record could not be split cleanly. It is
+ * lenient where recovery is safe (CRLF or LF, a trailing record without a
+ * newline) and reports, never throws, on malformed input: a quote inside an
+ * unquoted field or text after a closing quote is `bad_quote`; a quote still
+ * open at the end of the region is `unterminated_quote`.
+ */
+import { isAscii, isUtf8 } from 'node:buffer';
+
+export const enum Problem {
+  None = 0,
+  BadQuote = 1,
+  UnterminatedQuote = 2,
+  InvalidUtf8 = 3,
+}
+
+const COMMA = 0x2c;
+const LF = 0x0a;
+const CR = 0x0d;
+const QUOTE = 0x22;
+
+export interface RecordInfo {
+  /** Decoded fields (not trimmed). */
+  fields: string[];
+  /** Byte offset of the record's first byte in the buffer. */
+  start: number;
+  /** Byte offset just past the record (after its LF, if any). */
+  end: number;
+  /** 0-based line of the record's first byte, relative to the region start. */
+  line: number;
+  problem: Problem;
+}
+
+export type Encoding = 'latin1' | 'utf8';
+
+/** Chooses the cheapest correct decoder for a region: ASCII decodes as latin1. */
+export function regionEncoding(buf: Buffer, start: number, end: number): Encoding | 'mixed' {
+  const view = buf.subarray(start, end);
+  if (isAscii(view)) return 'latin1';
+  return isUtf8(view) ? 'utf8' : 'mixed';
+}
+
+/**
+ * Parses every record in buf[start, end). Blank lines (nothing, or only CR)
+ * are skipped and counted. Returns the number of LFs in the region and of
+ * blank lines skipped.
+ */
+export function parseRecords(
+  buf: Buffer,
+  start: number,
+  end: number,
+  onRecord: (r: RecordInfo) => void,
+): { lines: number; blankLines: number } {
+  const enc = regionEncoding(buf, start, end);
+  let pos = start;
+  let line = 0;
+  let blankLines = 0;
+  const rec: RecordInfo = { fields: [], start: 0, end: 0, line: 0, problem: Problem.None };
+
+  while (pos < end) {
+    // Blank line: skip, count.
+    if (buf[pos] === LF || (buf[pos] === CR && pos + 1 < end && buf[pos + 1] === LF) || (buf[pos] === CR && pos + 1 === end)) {
+      pos = buf[pos] === LF ? pos + 1 : Math.min(pos + 2, end);
+      line++;
+      blankLines++;
+      continue;
+    }
+    const recStart = pos;
+    const recLine = line;
+    const fields: string[] = [];
+    let problem: Problem = Problem.None;
+    let decode: Encoding = enc === 'mixed' ? 'latin1' : enc;
+    if (enc === 'mixed') {
+      // Find this record's extent first, to check its bytes alone.
+      const probeEnd = scanRecordEnd(buf, pos, end);
+      if (!isUtf8(buf.subarray(pos, probeEnd))) problem = Problem.InvalidUtf8;
+      else decode = 'utf8';
+    }
+    let done = false;
+    while (!done) {
+      if (pos < end && buf[pos] === QUOTE) {
+        // Quoted field: segments between doubled quotes are joined.
+        pos++;
+        let value = '';
+        for (;;) {
+          const q = buf.indexOf(QUOTE, pos);
+          if (q === -1 || q >= end) {
+            value += buf.toString(decode, pos, end);
+            line += countLF(buf, pos, end);
+            pos = end;
+            if (problem === Problem.None) problem = Problem.UnterminatedQuote;
+            fields.push(value);
+            done = true;
+            break;
+          }
+          line += countLF(buf, pos, q);
+          value += buf.toString(decode, pos, q);
+          if (q + 1 < end && buf[q + 1] === QUOTE) {
+            value += '"';
+            pos = q + 2;
+            continue;
+          }
+          pos = q + 1;
+          break;
+        }
+        if (done) break;
+        // After a closing quote: a delimiter, a line end, or the end of region.
+        let after = pos;
+        while (after < end && buf[after] !== COMMA && buf[after] !== LF) after++;
+        const tail = after > pos && buf[after - 1] === CR && (after === end || buf[after] === LF) ? after - 1 : after;
+        if (tail > pos) {
+          if (problem === Problem.None) problem = Problem.BadQuote;
+          value += buf.toString(decode, pos, tail);
+        }
+        fields.push(value);
+        pos = after;
+      } else {
+        let i = pos;
+        let sawQuote = false;
+        for (; i < end; i++) {
+          const c = buf[i];
+          if (c === COMMA || c === LF) break;
+          if (c === QUOTE) sawQuote = true;
+        }
+        const stop = i > pos && buf[i - 1] === CR && (i === end || buf[i] === LF) ? i - 1 : i;
+        fields.push(buf.toString(decode, pos, stop));
+        if (sawQuote && problem === Problem.None) problem = Problem.BadQuote;
+        pos = i;
+      }
+      if (pos >= end) {
+        done = true;
+      } else if (buf[pos] === COMMA) {
+        pos++;
+        if (pos >= end) {
+          fields.push('');
+          done = true;
+        }
+      } else {
+        // LF ends the record.
+        pos++;
+        line++;
+        done = true;
+      }
+    }
+    rec.fields = fields;
+    rec.start = recStart;
+    rec.end = pos;
+    rec.line = recLine;
+    rec.problem = problem;
+    onRecord(rec);
+  }
+  return { lines: line, blankLines };
+}
+
+/** Counts LF bytes in buf[from, to). */
+export function countLF(buf: Buffer, from: number, to: number): number {
+  let n = 0;
+  let i = buf.indexOf(LF, from);
+  while (i !== -1 && i < to) {
+    n++;
+    i = buf.indexOf(LF, i + 1);
+  }
+  return n;
+}
+
+/** Where the record starting at `pos` ends (after its LF), honouring quotes. */
+function scanRecordEnd(buf: Buffer, pos: number, end: number): number {
+  let inQuote = false;
+  for (let i = pos; i < end; i++) {
+    const c = buf[i];
+    if (c === QUOTE) inQuote = !inQuote;
+    else if (c === LF && !inQuote) return i + 1;
+  }
+  return end;
+}
+
+/** Encodes one field for CSV output: quoted only when it must be. */
+export function csvField(s: string): string {
+  if (s === '') return '';
+  if (/[",\r\n]/.test(s) || s.trim() !== s) return `"${s.replace(/"/g, '""')}"`;
+  return s;
+}

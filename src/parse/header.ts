@@ -1,0 +1,91 @@
+/**
+ * The header: columns are matched by name (trimmed, case-insensitive) in any
+ * order; extras are ignored with a warning; a missing required column is a
+ * file-level error (SPEC §1).
+ */
+import { isUtf8 } from 'node:buffer';
+import { PipelineError } from '../errors.js';
+import { COLUMNS, type Dataset } from '../registry.js';
+import { parseRecords, Problem } from './csv.js';
+
+const LF = 0x0a;
+const QUOTE = 0x22;
+const BOM = [0xef, 0xbb, 0xbf];
+
+export interface Header {
+  /** Column names as read (trimmed, BOM removed), in file order. */
+  readonly names: readonly string[];
+  /** For each required column (COLUMNS order), its index in the file. */
+  readonly index: readonly number[];
+  readonly extras: readonly string[];
+  /** Byte offset where data starts (after the header record). */
+  readonly dataOffset: number;
+  /** Physical lines the header occupies (1 unless it has quoted newlines). */
+  readonly lines: number;
+}
+
+/** Offset just past the first record's LF (honouring quotes), or -1 if the record may continue. */
+export function firstRecordEnd(buf: Buffer, from: number, len: number): number {
+  let inQuote = false;
+  for (let i = from; i < len; i++) {
+    const c = buf[i];
+    if (c === QUOTE) inQuote = !inQuote;
+    else if (c === LF && !inQuote) return i + 1;
+  }
+  return -1;
+}
+
+export function bomLength(buf: Buffer): number {
+  return buf.length >= 3 && buf[0] === BOM[0] && buf[1] === BOM[1] && buf[2] === BOM[2] ? 3 : 0;
+}
+
+/**
+ * Reads the header from the first bytes of a file. `head` must hold the whole
+ * header record (or the whole file when it is shorter). Returns null for an
+ * empty file.
+ */
+export function parseHeader(dataset: Dataset, head: Buffer, file: string, atEof: boolean): Header | null {
+  const start = bomLength(head);
+  if (head.length === start) return null;
+  let end = firstRecordEnd(head, start, head.length);
+  if (end === -1) {
+    if (!atEof) throw new PipelineError('HCP_ERR_BAD_HEADER', 'Header record is too long or has an unclosed quote', { file, line: 1 });
+    end = head.length;
+  }
+  const bytes = head.subarray(start, end);
+  if (bytes.includes(0) || !isUtf8(bytes)) {
+    throw new PipelineError('HCP_ERR_NOT_CSV', 'The header is not UTF-8 text (binary file?)', { file, line: 1 });
+  }
+  let names: string[] = [];
+  let problem = Problem.None;
+  const { lines } = parseRecords(head, start, end, (r) => {
+    names = r.fields.map((f) => f.trim());
+    problem = r.problem;
+  });
+  if (problem !== Problem.None) {
+    throw new PipelineError('HCP_ERR_BAD_HEADER', 'The header has malformed quoting', { file, line: 1 });
+  }
+  const lower = names.map((n) => n.toLowerCase());
+  const required = COLUMNS[dataset];
+  const missing: string[] = [];
+  const index: number[] = [];
+  for (const col of required) {
+    const at = lower.indexOf(col);
+    if (at === -1) missing.push(col);
+    else if (lower.indexOf(col, at + 1) !== -1) {
+      throw new PipelineError('HCP_ERR_BAD_HEADER', `Column "${col}" appears more than once in the header`, { file, line: 1, column: col });
+    }
+    index.push(at);
+  }
+  if (missing.length > 0) {
+    const joined = names.join(',');
+    const hint = /[;\t|]/.test(joined) && names.length < required.length ? ' The delimiter must be a comma.' : '';
+    throw new PipelineError(
+      'HCP_ERR_BAD_HEADER',
+      `Missing required column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} for dataset ${dataset}.${hint}`,
+      { file, line: 1, column: missing[0] },
+    );
+  }
+  const extras = names.filter((_, i) => !index.includes(i));
+  return { names, index, extras, dataOffset: end, lines: Math.max(1, lines) };
+}

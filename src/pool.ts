@@ -1,0 +1,48 @@
+/**
+ * The worker pool: Piscina running workers/pipeline.js. A task that fails
+ * (a worker crash, or an exception) is retried once; a second failure fails
+ * the run cleanly (HCP_ERR_WORKER), leaving the previous output in place.
+ */
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { PipelineError } from './errors.js';
+import type { WorkerResult, WorkerTask } from './types.js';
+
+const WORKER = fileURLToPath(new URL('../workers/pipeline.js', import.meta.url));
+
+export interface Pool {
+  run<R extends WorkerResult>(make: () => { task: WorkerTask; transfer?: ArrayBuffer[] }): Promise<R>;
+  readonly threads: number;
+  readonly queueSize: number;
+  readonly utilization: number;
+  destroy(): Promise<void>;
+}
+
+export function createPool(threads: number): Pool {
+  const piscina = new Piscina({ filename: WORKER, minThreads: threads, maxThreads: threads, idleTimeout: 60_000 });
+  return {
+    threads,
+    get queueSize() {
+      return piscina.queueSize;
+    },
+    get utilization() {
+      return piscina.utilization;
+    },
+    async run<R extends WorkerResult>(make: () => { task: WorkerTask; transfer?: ArrayBuffer[] }): Promise<R> {
+      let first: unknown;
+      let kind = '';
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const { task, transfer } = make();
+        kind = task.kind;
+        try {
+          return (await piscina.run(task, { transferList: transfer })) as R;
+        } catch (e) {
+          first ??= e;
+        }
+      }
+      const why = first instanceof Error ? first.message : String(first);
+      throw new PipelineError('HCP_ERR_WORKER', `A worker failed twice on the same ${kind} task: ${why}`);
+    },
+    destroy: () => piscina.destroy(),
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * Committing one hospital partition of a `process` run: its staged curated
+ * files, quarantine, sketch file and manifest entry replace the previous
+ * ones by rename, the manifest last. The scope is the run's --period month
+ * (replace that month only) or `all` (replace the hospital's whole partition).
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Dataset } from '../registry.js';
+import type { MeasureSketch, MeasureSketchState } from '../sketch/measure.js';
+import { replacePath, writeJsonAtomic } from './fsutil.js';
+import { withLock } from './lock.js';
+
+export const SKETCH_VERSION = 1;
+
+/** The sketch file of one hospital: per month, per measure, the mergeable state. */
+export interface SketchFile {
+  version: number;
+  dataset: Dataset;
+  hospital_id: string;
+  months: Record<string, Record<string, MeasureSketchState>>;
+}
+
+export interface FileFacts {
+  completeness: Record<string, number | null>;
+  defaultedReferenceRanges: number;
+  bpPairs: number;
+  bpViolations: number;
+  blankLines: number;
+  warnings: string[];
+}
+
+export interface ScopeEntry {
+  input: string;
+  committed_at: string;
+  rows: { read: number; accepted: number; rejected: number };
+  rejects_by_rule: Record<string, number>;
+  months: Record<string, number>;
+  demo_key: boolean;
+  file: FileFacts;
+  previous_rows_read: number | null;
+}
+
+/** `_manifests/<dataset>/hospital_id=<H>.json` */
+export interface HospitalManifest {
+  version: number;
+  dataset: Dataset;
+  hospital_id: string;
+  scopes: Record<string, ScopeEntry>;
+}
+
+export interface HospitalOutcome {
+  hospital_id: string;
+  rows: { read: number; accepted: number; rejected: number };
+  months: string[];
+}
+
+export interface CommitInput {
+  out: string;
+  staging: string;
+  dataset: Dataset;
+  hospital: string;
+  scope: string;
+  input: string;
+  counts: { read: number; accepted: number; rejected: number };
+  rejectsByRule: Record<string, number>;
+  months: { month: string; rows: number; sketches: Map<number, MeasureSketch> }[];
+  measures: string[];
+  keyIsDemo: boolean;
+  file: FileFacts;
+}
+
+export const manifestPath = (out: string, dataset: string, h: string) => join(out, '_manifests', dataset, `hospital_id=${h}.json`);
+export const sketchPath = (out: string, dataset: string, h: string) => join(out, 'sketches', dataset, `hospital_id=${h}.json`);
+
+function readJson<T>(path: string): T | null {
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+export async function commitHospital(c: CommitInput): Promise<HospitalOutcome> {
+  const { out, staging, dataset, hospital: h, scope } = c;
+  const lockPath = join(out, '_locks', `${dataset}.commit.${h}.lock`);
+  return withLock(lockPath, `the commit of ${dataset} hospital ${h}`, () => {
+    const stagedCurated = join(staging, 'curated', `hospital_id=${h}`);
+    const curatedDir = join(out, 'curated', dataset, `hospital_id=${h}`);
+    const stagedQuarantine = join(staging, 'quarantine', `hospital_id=${h}`);
+    const quarantineDir = join(out, 'quarantine', dataset, `hospital_id=${h}`);
+    const rejectsName = scope === 'all' ? 'rejects.csv' : `rejects-${scope}.csv`;
+
+    // Sketches: this run's months replace the same months (or all months for scope `all`).
+    const sPath = sketchPath(out, dataset, h);
+    const prev = scope === 'all' ? null : readJson<SketchFile>(sPath);
+    const months: SketchFile['months'] = prev?.version === SKETCH_VERSION ? prev.months : {};
+    if (scope !== 'all') delete months[scope];
+    for (const m of c.months) {
+      const entry: Record<string, MeasureSketchState> = {};
+      for (const [i, s] of [...m.sketches.entries()].sort((a, b) => a[0] - b[0])) entry[c.measures[i]] = s.toJSON();
+      months[m.month] = entry;
+    }
+    const sketch: SketchFile = { version: SKETCH_VERSION, dataset, hospital_id: h, months: sortKeys(months) };
+
+    const mPath = manifestPath(out, dataset, h);
+    const prevManifest = readJson<HospitalManifest>(mPath);
+    const prevScope = prevManifest?.scopes?.[scope] ?? null;
+    const manifest: HospitalManifest = {
+      version: 1,
+      dataset,
+      hospital_id: h,
+      scopes: scope === 'all' ? {} : { ...(prevManifest?.scopes ?? {}) },
+    };
+    manifest.scopes[scope] = {
+      input: c.input,
+      committed_at: new Date().toISOString(),
+      rows: c.counts,
+      rejects_by_rule: sortKeys(c.rejectsByRule),
+      months: Object.fromEntries(c.months.map((m) => [m.month, m.rows])),
+      demo_key: c.keyIsDemo,
+      file: c.file,
+      previous_rows_read: prevScope ? prevScope.rows.read : null,
+    };
+
+    // Data first, then sketches, then the manifest entry that vouches for them.
+    if (scope === 'all') {
+      if (existsSync(stagedCurated)) replacePath(stagedCurated, curatedDir);
+      else replacePath(emptyDir(staging, 'empty-curated'), curatedDir);
+      replacePath(stagedQuarantine, quarantineDir);
+    } else {
+      const stagedMonth = join(stagedCurated, `month=${scope}`);
+      const monthDir = join(curatedDir, `month=${scope}`);
+      if (existsSync(stagedMonth)) replacePath(stagedMonth, monthDir);
+      replacePath(join(stagedQuarantine, rejectsName), join(quarantineDir, rejectsName));
+    }
+    if (Object.keys(months).length > 0) writeJsonAtomic(sPath, sketch);
+    else rmSync(sPath, { force: true });
+    writeJsonAtomic(mPath, manifest);
+    return { hospital_id: h, rows: c.counts, months: c.months.map((m) => m.month) };
+  });
+}
+
+function sortKeys<T>(o: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function emptyDir(staging: string, name: string): string {
+  const p = join(staging, `${name}-${Math.random().toString(36).slice(2)}`);
+  mkdirSync(p, { recursive: true });
+  return p;
+}

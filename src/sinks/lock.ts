@@ -1,0 +1,65 @@
+/**
+ * Partition locks: a file created with O_EXCL holding the owner's pid. A
+ * second run for the same partition refuses to start (exit 2); a lock left by
+ * a process that no longer exists is taken over.
+ */
+import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { PipelineError } from '../errors.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface Lock {
+  release(): void;
+}
+
+export function acquireLock(path: string, what: string): Lock {
+  mkdirSync(dirname(path), { recursive: true });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      let held = true;
+      return {
+        release() {
+          if (held) rmSync(path, { force: true });
+          held = false;
+        },
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(readFileSync(path, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new PipelineError('HCP_ERR_LOCKED', `Another run (pid ${pid}) is processing ${what}; refusing to start`, { file: path });
+      }
+      rmSync(path, { force: true }); // stale: its owner is gone
+    }
+  }
+  throw new PipelineError('HCP_ERR_LOCKED', `Could not take the lock for ${what}`, { file: path });
+}
+
+/** Waits (up to `ms`) for a short-lived lock, for the few renames of a commit. */
+export async function withLock<T>(path: string, what: string, fn: () => T, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const lock = acquireLock(path, what);
+      try {
+        return fn();
+      } finally {
+        lock.release();
+      }
+    } catch (e) {
+      if ((e as PipelineError).code !== 'HCP_ERR_LOCKED' || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}

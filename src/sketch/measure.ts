@@ -1,0 +1,64 @@
+/**
+ * Everything the monthly statistics need for one (hospital, month, measure):
+ * exact count, moments, extremes, L/H counts and distinct patients, plus the
+ * quantile sketch. `toJSON`/`fromJSON`/`merge` make it travel and combine.
+ */
+import { addValue, emptyMoments, mergeMoments, type Moments } from './moments.js';
+import { QuantileSketch, type QuantileState } from './quantiles.js';
+
+export interface MeasureSketchState {
+  moments: Moments;
+  min: number;
+  max: number;
+  nLow: number;
+  nHigh: number;
+  /** Distinct patients (exact); summed across hospitals, since patient IDs are scoped by hospital. */
+  nPatients: number;
+  quantiles: QuantileState;
+}
+
+export class MeasureSketch {
+  moments: Moments = emptyMoments();
+  min = Infinity;
+  max = -Infinity;
+  nLow = 0;
+  nHigh = 0;
+  nPatients = 0;
+  quantiles = new QuantileSketch();
+
+  add(x: number, flag: number): void {
+    addValue(this.moments, x);
+    if (x < this.min) this.min = x;
+    if (x > this.max) this.max = x;
+    if (flag === 1) this.nLow++;
+    else if (flag === 3) this.nHigh++;
+    this.quantiles.add(x);
+  }
+
+  /** Merges another sketch in; `nPatients` adds up, so merge only disjoint patient sets. */
+  merge(o: MeasureSketch): void {
+    mergeMoments(this.moments, o.moments);
+    if (o.min < this.min) this.min = o.min;
+    if (o.max > this.max) this.max = o.max;
+    this.nLow += o.nLow;
+    this.nHigh += o.nHigh;
+    this.nPatients += o.nPatients;
+    this.quantiles.merge(o.quantiles);
+  }
+
+  toJSON(): MeasureSketchState {
+    return { moments: { ...this.moments }, min: this.min, max: this.max, nLow: this.nLow, nHigh: this.nHigh, nPatients: this.nPatients, quantiles: this.quantiles.toJSON() };
+  }
+
+  static fromJSON(s: MeasureSketchState): MeasureSketch {
+    const m = new MeasureSketch();
+    m.moments = { ...s.moments };
+    m.min = s.min;
+    m.max = s.max;
+    m.nLow = s.nLow;
+    m.nHigh = s.nHigh;
+    m.nPatients = s.nPatients;
+    m.quantiles = QuantileSketch.fromJSON(s.quantiles);
+    return m;
+  }
+}

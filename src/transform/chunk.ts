@@ -1,0 +1,210 @@
+/**
+ * One chunk, start to finish, as a pure function: parse its records, apply
+ * every row rule, transform accepted rows (units, flags, patient key) and
+ * group them column-wise by (hospital, month). This is all the per-row work
+ * of a run, and it runs in the workers.
+ */
+import type { RowIssue } from '../rules/codes.js';
+import { HOSPITAL_ID } from '../rules/fields.js';
+import { checkRow, emptyCheckedRow, ruleContext, type RuleContext } from '../rules/row.js';
+import { parseRecords, Problem } from '../parse/csv.js';
+import type { Block, ChunkContext, ChunkResult, Rejects } from '../types.js';
+import { hashFields } from './hash.js';
+import { pseudonymiser } from './pseudonym.js';
+
+const PROBLEM_CODE: Record<number, string> = {
+  [Problem.BadQuote]: 'row.bad_quote',
+  [Problem.UnterminatedQuote]: 'row.unterminated_quote',
+  [Problem.InvalidUtf8]: 'row.invalid_utf8',
+};
+
+/** Accumulates one (hospital, month) group in plain arrays, then packs it. */
+class BlockBuilder {
+  day: number[] = [];
+  measure: number[] = [];
+  value: number[] = [];
+  flag: number[] = [];
+  refLow: number[] = [];
+  refHigh: number[] = [];
+  patient: number[] = [];
+  patientIds = new Map<string, number>();
+  patientKeys: string[] = [];
+  srcUnit: number[] = [];
+  srcUnitIds = new Map<string, number>();
+  srcUnits: string[] = [];
+  srcValues: string[] = [];
+  hashHi: number[] = [];
+  hashLo: number[] = [];
+  recStart: number[] = [];
+  line: number[] = [];
+  constructor(readonly hospital: string, readonly month: string) {}
+
+  pack(labs: boolean): Block {
+    const joined = this.srcValues.join('');
+    const srcValueBytes = Buffer.from(joined, 'utf8');
+    const srcValueEnd = new Uint32Array(this.srcValues.length);
+    let end = 0;
+    const ascii = srcValueBytes.length === joined.length;
+    for (let i = 0; i < this.srcValues.length; i++) {
+      end += ascii ? this.srcValues[i].length : Buffer.byteLength(this.srcValues[i]);
+      srcValueEnd[i] = end;
+    }
+    return {
+      hospital: this.hospital,
+      month: this.month,
+      n: this.day.length,
+      day: Int32Array.from(this.day),
+      measure: Uint8Array.from(this.measure),
+      value: Float64Array.from(this.value),
+      flag: Uint8Array.from(this.flag),
+      refLow: labs ? Float64Array.from(this.refLow) : new Float64Array(0),
+      refHigh: labs ? Float64Array.from(this.refHigh) : new Float64Array(0),
+      patient: Uint32Array.from(this.patient),
+      patientKeys: this.patientKeys,
+      srcUnit: Uint16Array.from(this.srcUnit),
+      srcUnits: this.srcUnits,
+      // A copy: small Buffers share a pooled slab, which must not be transferred.
+      srcValueBytes: new Uint8Array(srcValueBytes),
+      srcValueEnd,
+      hashHi: Uint32Array.from(this.hashHi),
+      hashLo: Uint32Array.from(this.hashLo),
+      recStart: Uint32Array.from(this.recStart),
+      line: Uint32Array.from(this.line),
+    };
+  }
+}
+
+/** Per-context state a worker keeps between chunks (rule tables, key cache). */
+export interface ChunkProcessor {
+  (bytes: Uint8Array, seq: number): ChunkResult;
+}
+
+export function chunkProcessor(ctx: ChunkContext): ChunkProcessor {
+  const rules: RuleContext = ruleContext(ctx.dataset, ctx.asOfDay, ctx.period);
+  const pseudo = pseudonymiser(ctx.key);
+  const labs = ctx.dataset === 'labs';
+  const nRequired = ctx.index.length;
+  return (bytes, seq) => processChunk(bytes, seq, ctx, rules, pseudo, labs, nRequired);
+}
+
+function processChunk(
+  bytes: Uint8Array,
+  seq: number,
+  ctx: ChunkContext,
+  rules: RuleContext,
+  pseudo: (h: string, p: string) => string,
+  labs: boolean,
+  nRequired: number,
+): ChunkResult {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const t0 = performance.now();
+  const groups = new Map<string, BlockBuilder>();
+  const rejects: Rejects = { line: [], codes: [], hospital: [], fields: [], raw: [] };
+  const filled = new Array<number>(nRequired).fill(0);
+  const f = new Array<string>(nRequired).fill('');
+  const row = emptyCheckedRow();
+  const issues: RowIssue[] = [];
+  const hash = new Uint32Array(2);
+  let rows = 0;
+  let defaultedRanges = 0;
+  let rulesMs = 0;
+
+  const reject = (fields: string[], line: number, codes: string, raw: string) => {
+    const h = fields.length > ctx.index[0] ? fields[ctx.index[0]].trim() : '';
+    rejects.line.push(line);
+    rejects.codes.push(codes);
+    rejects.hospital.push(HOSPITAL_ID.test(h) ? h : '__invalid__');
+    rejects.fields.push(fields.slice());
+    rejects.raw.push(raw);
+  };
+
+  const { lines, blankLines } = parseRecords(buf, 0, buf.length, (r) => {
+    rows++;
+    const fields = r.fields;
+    const countOk = fields.length === ctx.columnCount;
+    if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
+      const code = !countOk && r.problem === Problem.None ? 'row.field_count' : PROBLEM_CODE[r.problem];
+      let end = r.end;
+      if (end > r.start && buf[end - 1] === 0x0a) end--;
+      if (end > r.start && buf[end - 1] === 0x0d) end--;
+      const raw = buf.toString(r.problem === Problem.InvalidUtf8 ? 'latin1' : 'utf8', r.start, end);
+      reject(fields, r.line, code, raw);
+      return;
+    }
+    for (let i = 0; i < nRequired; i++) {
+      const v = fields[ctx.index[i]].trim();
+      f[i] = v;
+      if (v !== '') filled[i]++;
+    }
+    issues.length = 0;
+    // Timing every row would cost more than the rules; sample one row in 32.
+    let ok: boolean;
+    if ((rows & 31) === 0) {
+      const ta = performance.now();
+      ok = checkRow(rules, f, row, issues);
+      rulesMs += (performance.now() - ta) * 32;
+    } else ok = checkRow(rules, f, row, issues);
+    if (r.problem === Problem.BadQuote) issues.unshift({ code: 'row.bad_quote', field: '' });
+    if (!ok || issues.length > 0) {
+      reject(fields, r.line, issues.map((i) => i.code).join(';'), '');
+      return;
+    }
+    // Duplicate detection hashes every field of the row, extras included.
+    const all = fields.length === nRequired ? f : fields.map((x) => x.trim());
+    hashFields(all, hash);
+    const gk = `${row.hospitalId}\u0000${row.month}`;
+    let g = groups.get(gk);
+    if (!g) {
+      g = new BlockBuilder(row.hospitalId, row.month);
+      groups.set(gk, g);
+    }
+    g.day.push(row.day);
+    g.measure.push(row.measure);
+    g.value.push(row.value);
+    g.flag.push(row.flag);
+    if (labs) {
+      g.refLow.push(row.refLow);
+      g.refHigh.push(row.refHigh);
+      if (row.defaultedRange) defaultedRanges++;
+    }
+    const key = pseudo(row.hospitalId, row.patientId);
+    let pi = g.patientIds.get(key);
+    if (pi === undefined) {
+      pi = g.patientKeys.length;
+      g.patientIds.set(key, pi);
+      g.patientKeys.push(key);
+    }
+    g.patient.push(pi);
+    let ui = g.srcUnitIds.get(row.sourceUnit);
+    if (ui === undefined) {
+      ui = g.srcUnits.length;
+      g.srcUnitIds.set(row.sourceUnit, ui);
+      g.srcUnits.push(row.sourceUnit);
+    }
+    g.srcUnit.push(ui);
+    g.srcValues.push(row.sourceValue);
+    g.hashHi.push(hash[0]);
+    g.hashLo.push(hash[1]);
+    g.recStart.push(r.start);
+    g.line.push(r.line);
+  });
+  const t1 = performance.now();
+  // Blocks in a deterministic order: by hospital, then month.
+  const blocks = [...groups.values()]
+    .sort((a, b) => (a.hospital < b.hospital ? -1 : a.hospital > b.hospital ? 1 : a.month < b.month ? -1 : a.month > b.month ? 1 : 0))
+    .map((g) => g.pack(labs));
+  const t2 = performance.now();
+  return {
+    kind: 'chunk-result',
+    seq,
+    lines,
+    blankLines,
+    rows,
+    blocks,
+    rejects,
+    filled,
+    defaultedRanges,
+    timings: { parse: Math.max(0, t1 - t0 - rulesMs), rules: Math.min(rulesMs, t1 - t0), transform: t2 - t1 },
+    bytes,
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * Messages that cross the worker boundary: plain data only (typed arrays,
+ * strings, plain objects), declared in one place. Class instances do not
+ * survive postMessage; sketches travel as their `toJSON` state.
+ */
+import type { Dataset } from './registry.js';
+import type { MeasureSketchState } from './sketch/measure.js';
+
+/** What a worker needs to check and transform rows of one file. */
+export interface ChunkContext {
+  readonly dataset: Dataset;
+  /** For each required column (COLUMNS order), its index in the file's header. */
+  readonly index: readonly number[];
+  readonly columnCount: number;
+  readonly asOfDay: number;
+  readonly period: { first: number; last: number } | null;
+  /** The pseudonymisation key; lives only in memory, never logged. */
+  readonly key: string;
+}
+
+export interface ChunkTask {
+  readonly kind: 'chunk';
+  readonly seq: number;
+  readonly ctx: ChunkContext;
+  /** The chunk's bytes; transferred, and transferred back with the result. */
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * The accepted rows of one (hospital, month) from one chunk, column-wise.
+ * Strings that repeat (patient keys, source units) are dictionary-encoded;
+ * source values are packed UTF-8 bytes with end offsets.
+ */
+export interface Block {
+  readonly hospital: string;
+  readonly month: string;
+  readonly n: number;
+  readonly day: Int32Array;
+  readonly measure: Uint8Array;
+  readonly value: Float64Array;
+  readonly flag: Uint8Array;
+  /** Labs only (NaN = open bound); empty arrays for vitals. */
+  readonly refLow: Float64Array;
+  readonly refHigh: Float64Array;
+  readonly patient: Uint32Array;
+  readonly patientKeys: string[];
+  readonly srcUnit: Uint16Array;
+  readonly srcUnits: string[];
+  readonly srcValueBytes: Uint8Array;
+  readonly srcValueEnd: Uint32Array;
+  /** 64-bit row hash over every trimmed field (duplicate detection). */
+  readonly hashHi: Uint32Array;
+  readonly hashLo: Uint32Array;
+  /** Record start byte offset within the chunk, and its line relative to the chunk. */
+  readonly recStart: Uint32Array;
+  readonly line: Uint32Array;
+}
+
+/** Rejected rows of one chunk, in input order. */
+export interface Rejects {
+  /** Line of the record's start, relative to the chunk (0-based). */
+  readonly line: number[];
+  /** `;`-separated rule codes. */
+  readonly codes: string[];
+  /** Partition: the row's hospital_id if valid, else `__invalid__`. */
+  readonly hospital: string[];
+  /** The record's fields as read (untrimmed), for the quarantine file. */
+  readonly fields: string[][];
+  /** The record's raw text when it could not be split into the header's fields, else ''. */
+  readonly raw: string[];
+}
+
+export interface StageTimings {
+  parse: number;
+  rules: number;
+  transform: number;
+}
+
+export interface ChunkResult {
+  readonly kind: 'chunk-result';
+  readonly seq: number;
+  /** LFs in the chunk. */
+  readonly lines: number;
+  readonly blankLines: number;
+  /** Records (rows) read, blank lines excluded. */
+  readonly rows: number;
+  readonly blocks: Block[];
+  readonly rejects: Rejects;
+  /** Non-empty (after trimming) count per required column, over every row read. */
+  readonly filled: number[];
+  /** Labs rows whose empty reference range fell back to the default. */
+  readonly defaultedRanges: number;
+  readonly timings: StageTimings;
+  readonly bytes: Uint8Array;
+}
+
+/** A batch of one (hospital, month) partition to encode as one Parquet row group. */
+export interface EncodeTask {
+  readonly kind: 'encode';
+  readonly dataset: Dataset;
+  readonly hospital: string;
+  readonly month: string;
+  readonly blocks: Block[];
+  /** Per block: row indices rejected as duplicates (sorted), or null. */
+  readonly drop: (Uint32Array | null)[];
+}
+
+export interface EncodeResult {
+  readonly kind: 'encode-result';
+  readonly rows: number;
+  /** Column-chunk bytes of one row group; offsets in `rowGroup` are relative to byte 0 here. */
+  readonly bytes: Uint8Array;
+  readonly rowGroup: unknown;
+  /** Per measure index present in the batch. */
+  readonly sketches: { measure: number; state: MeasureSketchState; patients: string[] }[];
+  /** Systolic/diastolic pairs (same patient and date) seen in the batch, and how many had systolic <= diastolic. */
+  readonly bpPairs: number;
+  readonly bpViolations: number;
+  readonly timings: { sketch: number; parquet_encode: number };
+}
+
+export type WorkerTask = ChunkTask | EncodeTask;
+export type WorkerResult = ChunkResult | EncodeResult;

@@ -1,0 +1,450 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CHUNK_DURATION_BUCKETS,
+  createMetrics,
+  groupPath,
+  pushMetrics,
+  serveMetrics,
+  writeMetricsFile,
+  type PipelineMetrics,
+} from '../src/metrics/index.js';
+
+// --- helpers ------------------------------------------------------------------
+
+interface ParsedSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Minimal parser for the text exposition format; throws on a malformed line. */
+function parseExposition(text: string): { samples: ParsedSample[]; types: Map<string, string> } {
+  const samples: ParsedSample[] = [];
+  const types = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const type = /^# TYPE (\S+) (counter|gauge|histogram|summary|untyped)$/.exec(line);
+    if (type) {
+      types.set(type[1]!, type[2]!);
+      continue;
+    }
+    if (line.startsWith('# HELP ')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`malformed exposition line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    }
+    const raw = m[3]!;
+    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw);
+    // prom-client prints NaN as "Nan"; Prometheus parses it case-insensitively.
+    if (Number.isNaN(value) && raw.toLowerCase() !== 'nan') throw new Error(`bad value: ${line}`);
+    samples.push({ name: m[1]!, labels, value });
+  }
+  return { samples, types };
+}
+
+function valueOf(samples: ParsedSample[], name: string, labels: Record<string, string>): number | undefined {
+  return samples.find(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v) &&
+      Object.keys(s.labels).length === Object.keys(labels).length,
+  )?.value;
+}
+
+/** A run over two hospitals of vitals and one of labs, with known counts. */
+function recordKnownRun(m: PipelineMetrics): void {
+  m.addRows('vitals', 'H1', 'accepted', 90);
+  m.addRows('vitals', 'H1', 'rejected', 10);
+  m.addRows('vitals', 'H1', 'accepted', 5); // counters add up
+  m.addRows('vitals', 'H2', 'accepted', 40);
+  m.addRows('vitals', 'H2', 'rejected', 2);
+  m.addRows('labs', 'H1', 'accepted', 30);
+  m.addRows('labs', '__invalid__', 'rejected', 3);
+  m.addRejectedByRule('vitals', 'value.out_of_range', 7, 'H1');
+  m.addRejectedByRule('vitals', 'date.invalid', 4, 'H1');
+  m.addRejectedByRule('vitals', 'value.out_of_range', 2, 'H2');
+  m.addRejectedByRule('labs', 'hospital_id.invalid', 3, '__invalid__');
+  m.addRejectedByRule('vitals', 'unit.not_allowed', 1); // no hospital given
+  m.addBytesRead('vitals', 4096);
+  m.addBytesRead('labs', 1024);
+  m.observeChunkDuration(0.004);
+  m.observeChunkDuration(0.2);
+  m.observeChunkDuration(45); // beyond the last bucket
+  m.setPoolQueueSize(3);
+  m.setPoolUtilization(0.75);
+  m.observeStage('parse', 1.5);
+  m.observeStage('parse', 0.5); // per-chunk calls add up
+  m.observeStage('write', 0.25);
+  m.setQualityGate('vitals', 'H1', false);
+  m.setQualityGate('vitals', 'H2', true);
+  m.setQualityGate('labs', 'H1', true);
+  m.setLastSuccess('vitals', 'H2', 1_700_000_000);
+  m.setLastSuccess('labs', 'H1', 1_700_000_100);
+}
+
+async function listen(server: Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  const port = await listen(s);
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+// --- registry -----------------------------------------------------------------
+
+describe('createMetrics', () => {
+  it('holds exactly the recorded values', async () => {
+    const m = createMetrics({ collectDefault: false });
+    recordKnownRun(m);
+    const { samples, types } = parseExposition(await m.registry.metrics());
+
+    expect([...types.keys()].sort()).toEqual([
+      'hcp_bytes_read_total',
+      'hcp_chunk_duration_seconds',
+      'hcp_last_success_timestamp_seconds',
+      'hcp_pool_queue_size',
+      'hcp_pool_utilization',
+      'hcp_quality_gate_passed',
+      'hcp_rejected_rows_total',
+      'hcp_rows_total',
+      'hcp_stage_duration_seconds',
+    ]);
+    expect(types.get('hcp_chunk_duration_seconds')).toBe('histogram');
+    expect(types.get('hcp_rows_total')).toBe('counter');
+
+    const rows = samples.filter((s) => s.name === 'hcp_rows_total');
+    expect(rows.map((s) => [s.labels.dataset, s.labels.hospital_id, s.labels.outcome, s.value]).sort()).toEqual(
+      [
+        ['labs', 'H1', 'accepted', 30],
+        ['labs', '__invalid__', 'rejected', 3],
+        ['vitals', 'H1', 'accepted', 95],
+        ['vitals', 'H1', 'rejected', 10],
+        ['vitals', 'H2', 'accepted', 40],
+        ['vitals', 'H2', 'rejected', 2],
+      ].sort(),
+    );
+    // {dataset, rule} only: the hospital never becomes a label here.
+    expect(
+      samples.filter((s) => s.name === 'hcp_rejected_rows_total').map((s) => [s.labels, s.value]),
+    ).toEqual(
+      expect.arrayContaining([
+        [{ dataset: 'vitals', rule: 'value.out_of_range' }, 9],
+        [{ dataset: 'vitals', rule: 'date.invalid' }, 4],
+        [{ dataset: 'vitals', rule: 'unit.not_allowed' }, 1],
+        [{ dataset: 'labs', rule: 'hospital_id.invalid' }, 3],
+      ]),
+    );
+    expect(samples.filter((s) => s.name === 'hcp_rejected_rows_total')).toHaveLength(4);
+
+    expect.soft(valueOf(samples, 'hcp_bytes_read_total', { dataset: 'vitals' })).toBe(4096);
+    expect.soft(valueOf(samples, 'hcp_bytes_read_total', { dataset: 'labs' })).toBe(1024);
+    expect.soft(valueOf(samples, 'hcp_pool_queue_size', {})).toBe(3);
+    expect.soft(valueOf(samples, 'hcp_pool_utilization', {})).toBe(0.75);
+    expect.soft(valueOf(samples, 'hcp_stage_duration_seconds', { stage: 'parse' })).toBe(2);
+    expect.soft(valueOf(samples, 'hcp_stage_duration_seconds', { stage: 'write' })).toBe(0.25);
+    expect.soft(valueOf(samples, 'hcp_quality_gate_passed', { dataset: 'vitals', hospital_id: 'H1' })).toBe(0);
+    expect.soft(valueOf(samples, 'hcp_quality_gate_passed', { dataset: 'vitals', hospital_id: 'H2' })).toBe(1);
+    expect.soft(valueOf(samples, 'hcp_last_success_timestamp_seconds', { dataset: 'labs', hospital_id: 'H1' })).toBe(
+      1_700_000_100,
+    );
+    expect.soft(valueOf(samples, 'hcp_chunk_duration_seconds_count', {})).toBe(3);
+    expect.soft(valueOf(samples, 'hcp_chunk_duration_seconds_sum', {})).toBeCloseTo(45.204, 9);
+    expect.soft(valueOf(samples, 'hcp_chunk_duration_seconds_bucket', { le: '0.005' })).toBe(1);
+    expect.soft(valueOf(samples, 'hcp_chunk_duration_seconds_bucket', { le: '30' })).toBe(2);
+    expect.soft(valueOf(samples, 'hcp_chunk_duration_seconds_bucket', { le: '+Inf' })).toBe(3);
+  });
+
+  it('uses chunk buckets from 1 ms to 30 s', () => {
+    expect(CHUNK_DURATION_BUCKETS[0]).toBe(0.001);
+    expect(CHUNK_DURATION_BUCKETS.at(-1)).toBe(30);
+    expect([...CHUNK_DURATION_BUCKETS].sort((a, b) => a - b)).toEqual(CHUNK_DURATION_BUCKETS);
+  });
+
+  it('collects the default process metrics unless told not to', async () => {
+    expect(await createMetrics().registry.metrics()).toMatch(/^process_cpu_seconds_total /m);
+    expect(await createMetrics({ collectDefault: false }).registry.metrics()).not.toMatch(/process_cpu/);
+  });
+
+  it.each([
+    ['addRows', (m: PipelineMetrics) => m.addRows('vitals', 'H1', 'accepted', -1)],
+    ['addRows NaN', (m: PipelineMetrics) => m.addRows('vitals', 'H1', 'accepted', Number.NaN)],
+    ['addRejectedByRule', (m: PipelineMetrics) => m.addRejectedByRule('vitals', 'date.invalid', -2)],
+    ['addBytesRead', (m: PipelineMetrics) => m.addBytesRead('vitals', Infinity)],
+  ])('rejects a bad count in %s', (_, call) => {
+    expect(() => call(createMetrics({ collectDefault: false }))).toThrow(RangeError);
+  });
+});
+
+// --- serve --------------------------------------------------------------------
+
+describe('serveMetrics', () => {
+  it('answers GET /metrics on 127.0.0.1 with the hcp_ series (port 0)', async () => {
+    const m = createMetrics();
+    recordKnownRun(m);
+    const server = await serveMetrics(m, 0);
+    try {
+      expect(server.port).toBeGreaterThan(0);
+      const res = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      const { samples } = parseExposition(await res.text());
+      expect(valueOf(samples, 'hcp_rows_total', { dataset: 'vitals', hospital_id: 'H1', outcome: 'accepted' })).toBe(95);
+      expect(samples.some((s) => s.name === 'process_cpu_seconds_total')).toBe(true);
+      expect((await fetch(`http://127.0.0.1:${server.port}/other`)).status).toBe(404);
+    } finally {
+      await server.close();
+    }
+    await expect(fetch(`http://127.0.0.1:${server.port}/metrics`)).rejects.toThrow();
+  });
+});
+
+// --- textfile -------------------------------------------------------------------
+
+describe('writeMetricsFile', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hcp-textfile-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes the hcp_ series atomically and the file parses', async () => {
+    const m = createMetrics();
+    recordKnownRun(m);
+    const path = join(dir, 'pipeline.prom');
+    await writeFile(path, 'old content\n');
+    await writeMetricsFile(m, path);
+
+    const { samples, types } = parseExposition(await readFile(path, 'utf8'));
+    expect([...types.keys()].every((n) => n.startsWith('hcp_'))).toBe(true);
+    expect(valueOf(samples, 'hcp_rows_total', { dataset: 'labs', hospital_id: '__invalid__', outcome: 'rejected' })).toBe(3);
+    expect(await readdir(dir)).toEqual(['pipeline.prom']); // no temp file left
+  });
+
+  it('leaves the previous file and no temp file behind when the write fails', async () => {
+    const m = createMetrics({ collectDefault: false });
+    const target = join(dir, 'busy.prom');
+    await mkdir(join(target, 'child'), { recursive: true }); // rename over a non-empty dir fails
+    await expect(writeMetricsFile(m, target)).rejects.toThrow();
+    expect((await readdir(dir)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+});
+
+// --- push -----------------------------------------------------------------------
+
+interface Captured {
+  method: string;
+  path: string;
+  contentType: string | undefined;
+  body: string;
+}
+
+describe('pushMetrics', () => {
+  let server: Server;
+  let base: string;
+  const captured: Captured[] = [];
+  /** What the fake gateway answers to GET /api/v1/metrics. */
+  let existingGroups: unknown[] = [];
+  let failPathsMatching: RegExp | undefined;
+
+  beforeAll(async () => {
+    server = createServer(async (req, res) => {
+      const body = await readBody(req);
+      if (req.method === 'GET' && req.url === '/api/v1/metrics') {
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end(
+          JSON.stringify({ status: 'success', data: existingGroups }),
+        );
+        return;
+      }
+      captured.push({ method: req.method!, path: req.url!, contentType: req.headers['content-type'], body });
+      if (failPathsMatching?.test(req.url!)) {
+        res.writeHead(400).end('pushed metrics are invalid or inconsistent with existing metrics');
+        return;
+      }
+      res.writeHead(200).end();
+    });
+    base = `http://127.0.0.1:${await listen(server)}`;
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('PUTs one group per hospital, each holding only its own series', async () => {
+    captured.length = 0;
+    existingGroups = [];
+    const m = createMetrics();
+    recordKnownRun(m);
+    const logs: string[] = [];
+    const result = await pushMetrics(
+      m,
+      `${base}/`,
+      [
+        { dataset: 'vitals', hospitalIds: ['H1', 'H2'] },
+        { dataset: 'labs', hospitalIds: ['H1', '__invalid__'] },
+      ],
+      (msg) => logs.push(msg),
+    );
+    expect(result).toEqual({ ok: true });
+    expect(logs).toEqual([]);
+
+    expect(captured.map((c) => `${c.method} ${c.path}`)).toEqual([
+      'PUT /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/H1',
+      'PUT /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/H2',
+      'PUT /metrics/job/healthcare_pipeline/dataset/labs/hospital_id/H1',
+      'PUT /metrics/job/healthcare_pipeline/dataset/labs/hospital_id/__invalid__',
+    ]);
+    const groups = captured.map((c) => {
+      const [, dataset, hospital] = /dataset\/([^/]+)\/hospital_id\/([^/]+)$/.exec(c.path)!;
+      expect(c.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+      return { dataset: dataset!, hospital: hospital!, samples: parseExposition(c.body).samples };
+    });
+
+    for (const g of groups) {
+      // The gateway rejects grouping labels that disagree with the group.
+      for (const s of g.samples) {
+        if (s.labels.hospital_id !== undefined) expect(s.labels.hospital_id).toBe(g.hospital);
+        if (s.labels.dataset !== undefined) expect(s.labels.dataset).toBe(g.dataset);
+        expect(s.labels.job).toBeUndefined();
+      }
+    }
+    const [vH1, vH2, lH1, lInvalid] = groups.map((g) => g.samples);
+
+    expect(valueOf(vH1!, 'hcp_rows_total', { dataset: 'vitals', hospital_id: 'H1', outcome: 'accepted' })).toBe(95);
+    expect(valueOf(vH2!, 'hcp_rows_total', { dataset: 'vitals', hospital_id: 'H2', outcome: 'rejected' })).toBe(2);
+    expect(valueOf(lInvalid!, 'hcp_rows_total', { dataset: 'labs', hospital_id: '__invalid__', outcome: 'rejected' })).toBe(3);
+
+    // Rejections by rule: each hospital its own; unattributed ones with the dataset's first group.
+    const rules = (ss: ParsedSample[]): Array<[string, number]> =>
+      ss.filter((s) => s.name === 'hcp_rejected_rows_total').map((s) => [s.labels.rule!, s.value]);
+    expect(rules(vH1!).sort()).toEqual([['date.invalid', 4], ['unit.not_allowed', 1], ['value.out_of_range', 7]]);
+    expect(rules(vH2!)).toEqual([['value.out_of_range', 2]]);
+    expect(rules(lH1!)).toEqual([]);
+    expect(rules(lInvalid!)).toEqual([['hospital_id.invalid', 3]]);
+    for (const s of [...vH1!, ...vH2!].filter((x) => x.name === 'hcp_rejected_rows_total')) {
+      expect(Object.keys(s.labels).sort()).toEqual(['dataset', 'rule']);
+    }
+
+    // Dataset-level series: the dataset's first group only.
+    expect(valueOf(vH1!, 'hcp_bytes_read_total', { dataset: 'vitals' })).toBe(4096);
+    expect(valueOf(lH1!, 'hcp_bytes_read_total', { dataset: 'labs' })).toBe(1024);
+    expect(vH2!.some((s) => s.name === 'hcp_bytes_read_total')).toBe(false);
+    expect(lInvalid!.some((s) => s.name === 'hcp_bytes_read_total')).toBe(false);
+
+    // Run-level series (stages, chunks, pool, process): the run's first group only.
+    const runLevel = ['hcp_stage_duration_seconds', 'hcp_chunk_duration_seconds_count', 'hcp_pool_utilization', 'process_cpu_seconds_total'];
+    for (const name of runLevel) {
+      expect(vH1!.some((s) => s.name === name)).toBe(true);
+      for (const other of [vH2!, lH1!, lInvalid!]) expect(other.some((s) => s.name === name)).toBe(false);
+    }
+    expect(valueOf(vH1!, 'hcp_stage_duration_seconds', { stage: 'parse' })).toBe(2);
+
+    // Every recorded row is pushed exactly once.
+    const pushedRows = groups.flatMap((g) => g.samples).filter((s) => s.name === 'hcp_rows_total');
+    expect(pushedRows.reduce((a, s) => a + s.value, 0)).toBe(95 + 10 + 40 + 2 + 30 + 3);
+  });
+
+  it('keeps the run-level series with the first group across push calls', async () => {
+    captured.length = 0;
+    const m = createMetrics({ collectDefault: false });
+    recordKnownRun(m);
+    expect((await pushMetrics(m, base, { dataset: 'vitals', hospitalIds: ['H2', 'H1'] })).ok).toBe(true);
+    expect((await pushMetrics(m, base, { dataset: 'labs', hospitalIds: ['H1', '__invalid__'] })).ok).toBe(true);
+    const withStages = captured.filter((c) => c.body.includes('hcp_stage_duration_seconds{'));
+    expect(withStages.map((c) => c.path)).toEqual(['/metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/H2']);
+  });
+
+  it('carries the previous last-success time forward for a group that did not succeed', async () => {
+    captured.length = 0;
+    existingGroups = [
+      {
+        labels: { job: 'healthcare_pipeline', dataset: 'vitals', hospital_id: 'H1' },
+        hcp_last_success_timestamp_seconds: {
+          type: 'GAUGE',
+          metrics: [{ labels: { dataset: 'vitals', hospital_id: 'H1', job: 'healthcare_pipeline' }, value: '1.69e+09' }],
+        },
+      },
+      {
+        labels: { job: 'other_job', dataset: 'vitals', hospital_id: 'H3' },
+        hcp_last_success_timestamp_seconds: { metrics: [{ value: '5' }] },
+      },
+    ];
+    const m = createMetrics({ collectDefault: false });
+    recordKnownRun(m); // H1 failed its gate and has no last success in this run
+    expect(await pushMetrics(m, base, { dataset: 'vitals', hospitalIds: ['H1', 'H2', 'H3'] })).toEqual({ ok: true });
+    const [h1, h2, h3] = captured.map((c) => parseExposition(c.body).samples);
+    const last = 'hcp_last_success_timestamp_seconds';
+    expect(valueOf(h1!, last, { dataset: 'vitals', hospital_id: 'H1' })).toBe(1.69e9);
+    expect(valueOf(h2!, last, { dataset: 'vitals', hospital_id: 'H2' })).toBe(1_700_000_000); // this run's
+    expect(h3!.some((s) => s.name === last)).toBe(false); // another job's value is not ours
+    existingGroups = [];
+  });
+
+  it('warns about hospitals with series but no group', async () => {
+    captured.length = 0;
+    const m = createMetrics({ collectDefault: false });
+    recordKnownRun(m);
+    const logs: string[] = [];
+    expect((await pushMetrics(m, base, { dataset: 'vitals', hospitalIds: ['H1'] }, (s) => logs.push(s))).ok).toBe(true);
+    expect(captured).toHaveLength(1);
+    expect(logs.join('\n')).toContain('vitals/H2');
+  });
+
+  it('reports a rejected group as ok:false and still pushes the others', async () => {
+    captured.length = 0;
+    failPathsMatching = /hospital_id\/H2$/;
+    const m = createMetrics({ collectDefault: false });
+    recordKnownRun(m);
+    const logs: string[] = [];
+    const result = await pushMetrics(m, base, { dataset: 'vitals', hospitalIds: ['H1', 'H2'] }, (s) => logs.push(s));
+    failPathsMatching = undefined;
+    expect(result.ok).toBe(false);
+    expect(result.error).toContain('HTTP 400');
+    expect(result.error).toContain('hospital_id/H2');
+    expect(captured).toHaveLength(2);
+    expect(logs.some((l) => l.includes('failed'))).toBe(true);
+  });
+
+  it('returns ok:false and does not throw when nothing listens', async () => {
+    const m = createMetrics();
+    recordKnownRun(m);
+    const logs: string[] = [];
+    const port = await closedPort();
+    const result = await pushMetrics(m, `http://127.0.0.1:${port}`, { dataset: 'vitals', hospitalIds: ['H1', 'H2'] }, (s) =>
+      logs.push(s),
+    );
+    expect(result.ok).toBe(false);
+    expect(result.error).toMatch(/ECONNREFUSED/);
+    expect(logs.length).toBeGreaterThan(0);
+  });
+
+  it('returns ok:false for a malformed URL', async () => {
+    const result = await pushMetrics(createMetrics({ collectDefault: false }), 'not a url', { dataset: 'v', hospitalIds: ['H1'] }, () => {});
+    expect(result.ok).toBe(false);
+  });
+
+  it.each([
+    ['vitals', 'H1', '/metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/H1'],
+    ['labs', '__invalid__', '/metrics/job/healthcare_pipeline/dataset/labs/hospital_id/__invalid__'],
+    ['vitals', 'a b', '/metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/a%20b'],
+    ['vitals', 'a/b', '/metrics/job/healthcare_pipeline/dataset/vitals/hospital_id@base64/YS9i'],
+    ['vitals', '', '/metrics/job/healthcare_pipeline/dataset/vitals/hospital_id@base64/='],
+  ])('groupPath(%j, %j)', (dataset, hospital, path) => {
+    expect(groupPath(dataset, hospital)).toBe(path);
+  });
+});

@@ -1,0 +1,385 @@
+/**
+ * End to end: a real Pushgateway + Prometheus (scripts/monitoring-services.sh),
+ * the real engine on the bundled sample data, then the numbers Prometheus holds
+ * against the run's ledger, promtool on every config, every PromQL expression
+ * of the dashboard and the alerts, and no patient ID in any label.
+ *
+ * Skipped (with the reason) only where the Prometheus binaries cannot be
+ * installed; the script installs them on Debian (CI).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const SCRIPT = join(REPO, 'scripts/monitoring-services.sh');
+const CLI = join(REPO, 'dist/src/cli.js');
+const DASHBOARD = join(REPO, 'monitoring/grafana/dashboards/healthcare-pipeline.json');
+const ALERTS = join(REPO, 'monitoring/alerts.yml');
+const INPUTS = { vitals: join(REPO, 'data/vitals_2024.csv'), labs: join(REPO, 'data/lab_results_2024.csv') } as const;
+const EXIT_UNAVAILABLE = 4; // monitoring-services.sh: binaries cannot be installed
+const JOB = 'healthcare_pipeline';
+
+type Ledger = Record<string, { accepted: number; rejected: number; read: number }>;
+
+interface Services {
+  PUSHGATEWAY_URL: string;
+  PROMETHEUS_URL: string;
+  PROMETHEUS_CONFIG: string;
+  PROMTOOL: string;
+}
+
+let work = '';
+let servicesDir = '';
+let skipReason: string | undefined;
+let services: Services;
+let metricsFile = '';
+let ledger: Ledger = {};
+
+// --- helpers ------------------------------------------------------------------
+
+function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO, env: opts.env ?? process.env, stdio: 'pipe' });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+function parseEnvFile(text: string): Record<string, string> {
+  return Object.fromEntries(
+    text
+      .split('\n')
+      .map((l) => /^([A-Z_]+)=(.*)$/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => [m[1]!, m[2]!]),
+  );
+}
+
+interface PromVector {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+async function promQuery(expr: string): Promise<{ status: string; error?: string; data?: { resultType: string; result: unknown } }> {
+  const url = `${services.PROMETHEUS_URL}/api/v1/query?query=${encodeURIComponent(expr)}`;
+  const res = await fetch(url);
+  return (await res.json()) as { status: string; error?: string; data?: { resultType: string; result: unknown } };
+}
+
+function resultSize(r: { data?: { resultType: string; result: unknown } }): number {
+  const result = r.data?.result;
+  if (Array.isArray(result)) return result.length;
+  return result === undefined ? 0 : 1; // scalar or string
+}
+
+async function poll<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Tolerant RFC 4180 reader: records as arrays of fields (quotes, embedded newlines). */
+function csvRecords(text: string): string[][] {
+  const records: string[][] = [];
+  let field = '';
+  let record: string[] = [];
+  let inQuotes = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (inQuotes) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') inQuotes = false;
+      else field += c;
+    } else if (c === '"') inQuotes = true;
+    else if (c === ',') {
+      record.push(field);
+      field = '';
+    } else if (c === '\n' || c === '\r') {
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      record.push(field);
+      records.push(record);
+      record = [];
+      field = '';
+    } else field += c;
+  }
+  if (field !== '' || record.length > 0) records.push([...record, field]);
+  return records;
+}
+
+async function patientIds(): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for (const path of Object.values(INPUTS)) {
+    const [header, ...rows] = csvRecords((await readFile(path, 'utf8')).replace(/^\uFEFF/, ''));
+    const col = (header ?? []).findIndex((h) => h.trim().toLowerCase() === 'patient_id');
+    expect(col, `${path} has a patient_id column`).toBeGreaterThanOrEqual(0);
+    for (const r of rows) {
+      const v = r[col]?.trim();
+      if (v) ids.add(v);
+    }
+  }
+  return ids;
+}
+
+function labelValues(exposition: string): Set<string> {
+  const values = new Set<string>();
+  for (const line of exposition.split('\n')) {
+    if (line.startsWith('#')) continue;
+    for (const m of line.matchAll(/[a-zA-Z_][a-zA-Z0-9_]*="((?:[^"\\]|\\.)*)"/g)) values.add(m[1]!);
+  }
+  return values;
+}
+
+/**
+ * The run's rows per dataset, from the last stdout line (the JSON summary)
+ * and `_manifest.json`; both must agree.
+ */
+function ledgerFrom(summary: unknown, source: string): Ledger {
+  const out: Ledger = {};
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (node === null || typeof node !== 'object') return;
+    const o = node as Record<string, unknown>;
+    const rows = o.rows as Record<string, unknown> | undefined;
+    if (
+      (o.dataset === 'vitals' || o.dataset === 'labs') &&
+      rows &&
+      typeof rows.accepted === 'number' &&
+      typeof rows.rejected === 'number' &&
+      typeof rows.read === 'number'
+    ) {
+      const prev = out[o.dataset] ?? { accepted: 0, rejected: 0, read: 0 };
+      out[o.dataset] = {
+        accepted: prev.accepted + rows.accepted,
+        rejected: prev.rejected + rows.rejected,
+        read: prev.read + rows.read,
+      };
+      return; // do not count the per-hospital entries below it again
+    }
+    Object.values(o).forEach(visit);
+  };
+  visit(summary);
+  expect(Object.keys(out).sort(), `per-dataset rows in ${source}`).toEqual(['labs', 'vitals']);
+  return out;
+}
+
+// --- setup --------------------------------------------------------------------
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'hcp-monitoring-'));
+  servicesDir = join(work, 'services');
+  const started = await run('bash', [SCRIPT, 'start', servicesDir], { timeoutMs: 600_000 });
+  if (started.code === EXIT_UNAVAILABLE) {
+    skipReason = `Prometheus/Pushgateway not installable here: ${started.stderr.trim()}`;
+    return;
+  }
+  if (started.code !== 0) throw new Error(`monitoring-services.sh start failed (${started.code}):\n${started.stderr}`);
+  services = parseEnvFile(await readFile(join(servicesDir, 'services.env'), 'utf8')) as unknown as Services;
+
+  for (const f of [CLI, ...Object.values(INPUTS)]) {
+    if (!existsSync(f)) throw new Error(`${f} is missing: build the engine (npm run build) and bundle the sample data`);
+  }
+  const out = join(work, 'out');
+  await mkdir(out);
+  metricsFile = join(work, 'textfile', 'healthcare_pipeline.prom');
+  await mkdir(join(work, 'textfile'));
+  const engine = await run(
+    process.execPath,
+    [CLI, 'run', '--out', out, '--pushgateway', services.PUSHGATEWAY_URL, '--metrics-file', metricsFile, '--no-progress'],
+    { env: { ...process.env, HCP_PSEUDONYM_KEY: 'monitoring-integration-test-key' }, timeoutMs: 120_000 },
+  );
+  // 3 = a quality gate failed: still a complete run with metrics.
+  if (engine.code !== 0 && engine.code !== 3) {
+    throw new Error(`engine exited ${engine.code}:\n${engine.stderr.slice(-3000)}`);
+  }
+  const lastLine = engine.stdout.trim().split('\n').at(-1) ?? '';
+  const fromSummary = ledgerFrom(JSON.parse(lastLine), 'stdout summary');
+  const fromManifest = ledgerFrom(JSON.parse(await readFile(join(out, '_manifest.json'), 'utf8')), '_manifest.json');
+  expect(fromManifest).toEqual(fromSummary);
+  ledger = fromSummary;
+}, 600_000);
+
+afterAll(async () => {
+  if (servicesDir) await run('bash', [SCRIPT, 'stop', servicesDir], { timeoutMs: 60_000 });
+  if (work) await rm(work, { recursive: true, force: true });
+}, 120_000);
+
+// --- tests --------------------------------------------------------------------
+
+describe('monitoring against a real Pushgateway and Prometheus', () => {
+  it('Prometheus holds the run ledger: sum by (dataset, outcome) (hcp_rows_total)', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    for (const [dataset, l] of Object.entries(ledger)) expect(l.read, dataset).toBe(l.accepted + l.rejected);
+    const expected = Object.entries(ledger)
+      .flatMap(([dataset, l]) => [`${dataset} accepted ${l.accepted}`, `${dataset} rejected ${l.rejected}`])
+      .sort();
+    const expr = `sum by (dataset, outcome) (hcp_rows_total{job="${JOB}"})`;
+    let got: string[] = [];
+    await poll(
+      'Prometheus to scrape the pushed run',
+      async () => {
+        const r = await promQuery(expr);
+        got = ((r.data?.result ?? []) as PromVector[])
+          .map((v) => `${v.metric.dataset} ${v.metric.outcome} ${Number(v.value[1])}`)
+          .sort();
+        return got.join('|') === expected.join('|') ? true : undefined;
+      },
+    ).catch(() => undefined);
+    expect(got).toEqual(expected);
+  });
+
+  it('the Pushgateway holds one group per (dataset, hospital), each with its own rows only', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    const res = await fetch(`${services.PUSHGATEWAY_URL}/api/v1/metrics`);
+    const groups = ((await res.json()) as { data: Array<Record<string, unknown>> }).data;
+    const ours = groups.filter((g) => (g.labels as Record<string, string>).job === JOB);
+    expect(ours.length).toBeGreaterThan(0);
+    for (const g of ours) {
+      const labels = g.labels as Record<string, string>;
+      expect(Object.keys(labels).sort()).toEqual(['dataset', 'hospital_id', 'job']);
+      expect(labels.hospital_id).toMatch(/^([A-Za-z0-9_-]{1,32})$/);
+      const rows = g.hcp_rows_total as { metrics: Array<{ labels: Record<string, string> }> } | undefined;
+      for (const s of rows?.metrics ?? []) {
+        expect(s.labels.hospital_id).toBe(labels.hospital_id);
+        expect(s.labels.dataset).toBe(labels.dataset);
+      }
+    }
+    // Run-level series (stage durations) sit in exactly one group.
+    const withStages = ours.filter((g) => g.hcp_stage_duration_seconds !== undefined);
+    expect(withStages.length).toBeLessThanOrEqual(1);
+  });
+
+  it('promtool accepts the generated and the committed configs, the rules and the textfile', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    const promtool = services.PROMTOOL;
+    const checks: Array<[string, string[], string?]> = [
+      ['generated config', ['check', 'config', services.PROMETHEUS_CONFIG]],
+      ['committed config', ['check', 'config', join(REPO, 'monitoring/prometheus.yml')]],
+      ['alert rules', ['check', 'rules', ALERTS]],
+      ['metrics textfile', ['check', 'metrics'], await readFile(metricsFile, 'utf8')],
+    ];
+    for (const [what, args, input] of checks) {
+      const r = await run(promtool, args, { input });
+      expect(r.code, `promtool ${args.join(' ')} (${what}):\n${r.stdout}${r.stderr}`).toBe(0);
+    }
+    const text = await readFile(metricsFile, 'utf8');
+    expect(text).toMatch(/^hcp_rows_total\{/m);
+  });
+
+  it('every PromQL expression of the dashboard and the alerts evaluates; row panels have data', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    // Grafana variables → values Prometheus understands.
+    const vars: Record<string, string> = {
+      job: JOB,
+      dataset: '.*',
+      hospital: '.*',
+      __rate_interval: '1m',
+      __interval: '15s',
+      __range: '1h',
+      datasource: 'prometheus',
+    };
+    const substitute = (expr: string): string =>
+      expr.replace(/\$\{(\w+)(?::\w+)?\}|\$(\w+)/g, (whole, a?: string, b?: string) => {
+        const v = vars[(a ?? b)!];
+        if (v === undefined) throw new Error(`unknown dashboard variable ${whole} in ${expr}`);
+        return v;
+      });
+
+    const dashboard = JSON.parse(await readFile(DASHBOARD, 'utf8')) as Record<string, unknown>;
+    const exprs: string[] = [];
+    const walk = (n: unknown): void => {
+      if (Array.isArray(n)) return n.forEach(walk);
+      if (n && typeof n === 'object') {
+        for (const [k, v] of Object.entries(n)) {
+          if (k === 'expr' && typeof v === 'string') exprs.push(v);
+          else walk(v);
+        }
+      }
+    };
+    walk(dashboard.panels);
+    expect(exprs.length).toBeGreaterThanOrEqual(10);
+    // Template variables: label_values(selector, label) → count by (label) (selector).
+    const templating = (dashboard.templating as { list: Array<{ type: string; definition?: string }> }).list;
+    const varExprs = templating
+      .filter((t) => t.type === 'query')
+      .map((t) => {
+        const m = /^label_values\((.*),\s*(\w+)\)$/.exec(t.definition ?? '');
+        expect(m, `variable query ${t.definition}`).not.toBeNull();
+        return `count by (${m![2]}) (${m![1]})`;
+      });
+
+    for (const raw of [...exprs, ...varExprs]) {
+      const expr = substitute(raw);
+      const mustHaveData = /hcp_rows_total/.test(expr);
+      // Rates need two scrapes; give them a few seconds.
+      await poll(
+        `${expr} to ${mustHaveData ? 'return data' : 'evaluate'}`,
+        async () => {
+          const r = await promQuery(expr);
+          if (r.status !== 'success') throw new Error(`${r.error}`);
+          return !mustHaveData || resultSize(r) > 0 ? true : undefined;
+        },
+        10_000,
+      );
+    }
+
+    // Alert rules: as Prometheus loaded them from monitoring/alerts.yml.
+    const alertsText = await readFile(ALERTS, 'utf8');
+    const declared = [...alertsText.matchAll(/^\s*- alert:\s*(\S+)/gm)].map((m) => m[1]!);
+    const rules = await poll('the alert rules to be evaluated', async () => {
+      const res = await fetch(`${services.PROMETHEUS_URL}/api/v1/rules`);
+      const body = (await res.json()) as {
+        data: { groups: Array<{ rules: Array<{ name: string; query: string; health: string; lastError?: string }> }> };
+      };
+      const all = body.data.groups.flatMap((g) => g.rules);
+      return all.length === declared.length && all.every((r) => r.health !== 'unknown') ? all : undefined;
+    });
+    expect(rules.map((r) => r.name).sort()).toEqual([...declared].sort());
+    for (const r of rules) {
+      expect(r.health, `${r.name}: ${r.lastError ?? ''}`).toBe('ok');
+      const q = await promQuery(r.query);
+      expect(q.status, `${r.name}: ${q.error ?? ''}`).toBe('success');
+    }
+  });
+
+  it('no label value in the Pushgateway or the textfile is a patient ID from the input', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    const ids = await patientIds();
+    expect(ids.size).toBeGreaterThan(0);
+    const gateway = await (await fetch(`${services.PUSHGATEWAY_URL}/metrics`)).text();
+    expect(gateway).toMatch(/^hcp_rows_total\{/m);
+    for (const [where, text] of [
+      ['pushgateway', gateway],
+      ['textfile', await readFile(metricsFile, 'utf8')],
+    ] as const) {
+      const leaked = [...labelValues(text)].filter(
+        (v) => ids.has(v) || [...ids].some((id) => id.length >= 6 && v.includes(id)),
+      );
+      expect(leaked, `patient IDs in ${where} labels`).toEqual([]);
+    }
+  });
+});
