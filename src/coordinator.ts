@@ -19,7 +19,7 @@
  *   sketches/…/hospital_id=H.json, _manifests/…  ─► ledger check ─► atomic commit per hospital
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync, realpathSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, rmdirSync, rmSync, statSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { PipelineError } from './errors.js';
@@ -352,6 +352,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   } finally {
     rmSync(staging, { recursive: true, force: true });
     lock.release();
+    removeIfEmpty(join(out, '_staging'));
+    removeIfEmpty(join(out, '_locks'));
   }
   const commitMs = performance.now() - tc;
 
@@ -378,6 +380,15 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     },
     durationMs: round(performance.now() - started),
   };
+}
+
+/** Removes a directory only if it is empty (another run may be using it). */
+function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    /* not empty, or already gone */
+  }
 }
 
 const round = (ms: number) => Math.round(ms * 10) / 10;

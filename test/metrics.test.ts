@@ -385,14 +385,34 @@ describe('pushMetrics', () => {
       },
     ];
     const m = createMetrics({ collectDefault: false });
-    recordKnownRun(m); // H1 failed its gate and has no last success in this run
+    for (const h of ['H1', 'H2', 'H3']) m.addRows('vitals', h, 'accepted', 1);
+    m.setQualityGate('vitals', 'H1', false); // failed: no last success in this run
+    m.setLastSuccess('vitals', 'H2', 1_700_000_000);
     expect(await pushMetrics(m, base, { dataset: 'vitals', hospitalIds: ['H1', 'H2', 'H3'] })).toEqual({ ok: true });
+    expect(captured.map((c) => c.method)).toEqual(['PUT', 'PUT', 'PUT']);
     const [h1, h2, h3] = captured.map((c) => parseExposition(c.body).samples);
     const last = 'hcp_last_success_timestamp_seconds';
     expect(valueOf(h1!, last, { dataset: 'vitals', hospital_id: 'H1' })).toBe(1.69e9);
     expect(valueOf(h2!, last, { dataset: 'vitals', hospital_id: 'H2' })).toBe(1_700_000_000); // this run's
     expect(h3!.some((s) => s.name === last)).toBe(false); // another job's value is not ours
     existingGroups = [];
+  });
+
+  it('only annotates (POST) groups without rows in this run, e.g. from the report command', async () => {
+    captured.length = 0;
+    const m = createMetrics(); // with process metrics: they must not reach those groups
+    m.setQualityGate('vitals', 'H1', false);
+    m.setQualityGate('vitals', 'H2', true);
+    m.setLastSuccess('vitals', 'H2', 1_700_000_000);
+    m.observeStage('report', 0.5);
+    expect(await pushMetrics(m, base, { dataset: 'vitals', hospitalIds: ['H1', 'H2'] })).toEqual({ ok: true });
+    expect(captured.map((c) => `${c.method} ${c.path}`)).toEqual([
+      'POST /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/H1',
+      'POST /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/H2',
+    ]);
+    const [h1, h2] = captured.map((c) => parseExposition(c.body).samples);
+    expect(h1!.map((s) => s.name)).toEqual(['hcp_quality_gate_passed']); // POST keeps the old last success
+    expect(h2!.map((s) => s.name).sort()).toEqual(['hcp_last_success_timestamp_seconds', 'hcp_quality_gate_passed']);
   });
 
   it('warns about hospitals with series but no group', async () => {
