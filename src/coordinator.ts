@@ -28,7 +28,7 @@ import { RowHashSet } from './merge/dedupe.js';
 import { Partitions } from './merge/partitions.js';
 import { planCuts } from './parse/cutter.js';
 import { parseHeader, type Header } from './parse/header.js';
-import { parseRecords } from './parse/csv.js';
+import { parseRecords, parseText } from './parse/csv.js';
 import type { Pool } from './pool.js';
 import { COLUMNS, type Dataset, MEASURES } from './registry.js';
 import { commitHospital, type HospitalOutcome } from './sinks/commit.js';
@@ -199,6 +199,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         const t1 = performance.now();
         timings.quarantine += t1 - t0;
         const chunk = Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
+        let text: string | null | undefined; // the decoded chunk, made only if a duplicate needs it
         for (const b of r.blocks) {
           const td = performance.now();
           let drop: number[] | null = null;
@@ -206,8 +207,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
             if (!seen.add(b.hashHi[i], b.hashLo[i])) {
               (drop ??= []).push(i);
               // A later copy of an accepted row: quarantine it as read.
-              let fields: string[] = [];
-              parseRecords(chunk, b.recStart[i], recordEnd(chunk, b.recStart[i]), (rec) => (fields = rec.fields.slice()));
+              const fields = recordFieldsAt(chunk, r.decoding, b.recStart[i], (text ??= r.decoding === 'utf8' ? chunk.toString('utf8') : null));
               const a = hospitalAcc(b.hospital);
               a.rejected++;
               a.rejectsByRule['duplicate.exact'] = (a.rejectsByRule['duplicate.exact'] ?? 0) + 1;
@@ -393,15 +393,32 @@ function removeIfEmpty(dir: string): void {
 
 const round = (ms: number) => Math.round(ms * 10) / 10;
 
+/**
+ * The fields of the record at `pos` in a chunk, as read: `pos` is a byte
+ * offset, or a string offset in the UTF-8-decoded chunk when the worker
+ * parsed it as text (ChunkResult.decoding).
+ */
+function recordFieldsAt(chunk: Buffer, decoding: ChunkResult['decoding'], pos: number, text: string | null): string[] {
+  let fields: string[] = [];
+  if (decoding === 'utf8' && text !== null) {
+    parseText(text.slice(pos, recordEnd(text, pos)), (rec) => (fields = rec.fields.slice()));
+  } else {
+    parseRecords(chunk, pos, recordEnd(chunk, pos), (rec) => (fields = rec.fields.slice()));
+  }
+  return fields;
+}
+
 /** End of the record that starts at `start` (after its LF), honouring quotes. */
-function recordEnd(buf: Buffer, start: number): number {
+function recordEnd(s: Buffer | string, start: number): number {
   let inQuote = false;
-  for (let i = start; i < buf.length; i++) {
-    const c = buf[i];
+  const len = s.length;
+  const at = typeof s === 'string' ? (i: number) => s.charCodeAt(i) : (i: number) => s[i];
+  for (let i = start; i < len; i++) {
+    const c = at(i);
     if (c === 0x22) inQuote = !inQuote;
     else if (c === 0x0a && !inQuote) return i + 1;
   }
-  return buf.length;
+  return len;
 }
 
 function rereadRange(file: string, offset: number, length: number): Buffer {

@@ -43,15 +43,17 @@ export interface Block {
   readonly refLow: Float64Array;
   readonly refHigh: Float64Array;
   readonly patient: Uint32Array;
-  readonly patientKeys: string[];
+  /** Distinct patient keys of the block, 16 bytes each (the 32 hex chars, packed). */
+  readonly patientKeyBytes: Uint8Array;
   readonly srcUnit: Uint16Array;
   readonly srcUnits: string[];
-  readonly srcValueBytes: Uint8Array;
+  /** Source values joined into one string, with each value's end offset. */
+  readonly srcValues: string;
   readonly srcValueEnd: Uint32Array;
   /** 64-bit row hash over every trimmed field (duplicate detection). */
   readonly hashHi: Uint32Array;
   readonly hashLo: Uint32Array;
-  /** Record start byte offset within the chunk, and its line relative to the chunk. */
+  /** Record start offset within the chunk (see ChunkResult.decoding), and its line relative to the chunk. */
   readonly recStart: Uint32Array;
   readonly line: Uint32Array;
 }
@@ -86,6 +88,8 @@ export interface ChunkResult {
   readonly rows: number;
   readonly blocks: Block[];
   readonly rejects: Rejects;
+  /** How record offsets (`recStart`) are to be read: `utf8` = offsets in the UTF-8-decoded chunk, else byte offsets. */
+  readonly decoding: 'latin1' | 'utf8' | 'bytes';
   /** Non-empty (after trimming) count per required column, over every row read. */
   readonly filled: number[];
   /** Labs rows whose empty reference range fell back to the default. */
@@ -112,7 +116,8 @@ export interface EncodeResult {
   readonly bytes: Uint8Array;
   readonly rowGroup: unknown;
   /** Per measure index present in the batch. */
-  readonly sketches: { measure: number; state: MeasureSketchState; patients: string[] }[];
+  /** Per measure: its sketch and the batch's distinct patient keys, 16 bytes each. */
+  readonly sketches: { measure: number; state: MeasureSketchState; patients: Uint8Array }[];
   /** Systolic/diastolic pairs (same patient and date) seen in the batch, and how many had systolic <= diastolic. */
   readonly bpPairs: number;
   readonly bpViolations: number;

@@ -24,9 +24,12 @@ function buffersOf(r: ChunkResult | EncodeResult): ArrayBuffer[] {
   if (r.kind === 'chunk-result') {
     add(r.bytes);
     for (const b of r.blocks) {
-      for (const a of [b.day, b.measure, b.value, b.flag, b.refLow, b.refHigh, b.patient, b.srcUnit, b.srcValueBytes, b.srcValueEnd, b.hashHi, b.hashLo, b.recStart, b.line]) add(a);
+      for (const a of [b.day, b.measure, b.value, b.flag, b.refLow, b.refHigh, b.patient, b.patientKeyBytes, b.srcUnit, b.srcValueEnd, b.hashHi, b.hashLo, b.recStart, b.line]) add(a);
     }
-  } else add(r.bytes);
+  } else {
+    add(r.bytes);
+    for (const s of r.sketches) add(s.patients);
+  }
   return [...seen];
 }
 

@@ -21,7 +21,8 @@ interface Partition {
   rows: number;
   file: PartitionFile | null;
   sketches: Map<number, MeasureSketch>;
-  patients: Map<number, Set<string>>;
+  /** Per measure: a bitset over the hospital's patient index. */
+  patients: Map<number, Bitset>;
 }
 
 export interface PartitionTotals {
@@ -33,6 +34,8 @@ export interface PartitionTotals {
 
 export class Partitions {
   private parts = new Map<string, Partition>();
+  /** Per hospital: patient key (16 bytes as a latin1 string) → dense id, for the distinct-patient bitsets. */
+  private patientIds = new Map<string, Map<string, number>>();
   private inFlight: { part: Partition; result: Promise<EncodeResult> }[] = [];
   private buffered = 0;
   bpPairs = 0;
@@ -107,11 +110,24 @@ export class Partitions {
       if (have) have.merge(s);
       else part.sketches.set(measure, s);
       let set = part.patients.get(measure);
-      if (!set) part.patients.set(measure, (set = new Set()));
-      for (const k of patients) set.add(k);
+      if (!set) part.patients.set(measure, (set = new Bitset()));
+      const index = this.patientIndex(part.hospital);
+      const view = Buffer.from(patients.buffer, patients.byteOffset, patients.byteLength);
+      for (let off = 0; off < view.length; off += 16) {
+        const k = view.toString('latin1', off, off + 16);
+        let id = index.get(k);
+        if (id === undefined) index.set(k, (id = index.size));
+        set.add(id);
+      }
     }
     this.bpPairs += r.bpPairs;
     this.bpViolations += r.bpViolations;
+  }
+
+  private patientIndex(hospital: string): Map<string, number> {
+    let m = this.patientIds.get(hospital);
+    if (!m) this.patientIds.set(hospital, (m = new Map()));
+    return m;
   }
 
   /** Flushes everything, applies every pending result and closes the files. */
@@ -122,7 +138,7 @@ export class Partitions {
     const t0 = performance.now();
     for (const p of all) {
       p.file?.close();
-      for (const [m, set] of p.patients) p.sketches.get(m)!.nPatients = set.size;
+      for (const [m, set] of p.patients) p.sketches.get(m)!.nPatients = set.count();
       p.patients.clear();
     }
     this.timings.write += performance.now() - t0;
@@ -143,3 +159,26 @@ export class Partitions {
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** A growable bitset with a population count: distinct patients per (partition, measure). */
+class Bitset {
+  private words = new Uint32Array(64);
+  add(i: number): void {
+    const w = i >>> 5;
+    if (w >= this.words.length) {
+      const bigger = new Uint32Array(Math.max(w + 1, this.words.length * 2));
+      bigger.set(this.words);
+      this.words = bigger;
+    }
+    this.words[w] |= 1 << (i & 31);
+  }
+  count(): number {
+    let n = 0;
+    for (let x of this.words) {
+      x -= (x >>> 1) & 0x55555555;
+      x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+      n += (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+    }
+    return n;
+  }
+}

@@ -184,3 +184,159 @@ export function csvField(s: string): string {
   if (/[",\r\n]/.test(s) || s.trim() !== s) return `"${s.replace(/"/g, '""')}"`;
   return s;
 }
+
+/** A record found by `parseText`; `fields` is reused between records (copy what you keep). */
+export interface TextRecord {
+  fields: string[];
+  /** Offsets of the record in the text. */
+  start: number;
+  end: number;
+  line: number;
+  problem: Problem;
+}
+
+/**
+ * The same grammar as `parseRecords`, over an already decoded string: the
+ * hot path for chunks that are valid UTF-8 (one native decode per chunk
+ * instead of one per field; see docs/PERFORMANCE.md). Offsets are string
+ * offsets. Unquoted fields are plain `slice`s.
+ */
+export function parseText(text: string, onRecord: (r: TextRecord) => void): { lines: number; blankLines: number } {
+  const end = text.length;
+  let pos = 0;
+  let line = 0;
+  let blankLines = 0;
+  const fields: string[] = [];
+  const rec: TextRecord = { fields, start: 0, end: 0, line: 0, problem: Problem.None };
+  // Fast path: a line with no quote in it is split with indexOf; the next
+  // quote's position is tracked so the check costs nothing per line.
+  let nextQuote = text.indexOf('"');
+  if (nextQuote === -1) nextQuote = end;
+  while (pos < end) {
+    if (nextQuote < pos) {
+      nextQuote = text.indexOf('"', pos);
+      if (nextQuote === -1) nextQuote = end;
+    }
+    let lineEnd = text.indexOf('\n', pos);
+    if (lineEnd === -1) lineEnd = end;
+    if (nextQuote > lineEnd && lineEnd > pos) {
+      let stop = lineEnd;
+      if (text.charCodeAt(stop - 1) === CR) stop--;
+      if (stop > pos) {
+        let nf = 0;
+        let p = pos;
+        for (;;) {
+          const comma = text.indexOf(',', p);
+          if (comma === -1 || comma >= stop) {
+            fields[nf++] = text.slice(p, stop);
+            break;
+          }
+          fields[nf++] = text.slice(p, comma);
+          p = comma + 1;
+        }
+        fields.length = nf;
+        rec.start = pos;
+        rec.end = lineEnd < end ? lineEnd + 1 : end;
+        rec.line = line;
+        rec.problem = Problem.None;
+        pos = rec.end;
+        if (lineEnd < end) line++;
+        onRecord(rec);
+        continue;
+      }
+    }
+    let c = text.charCodeAt(pos);
+    if (c === LF || (c === CR && (pos + 1 === end || text.charCodeAt(pos + 1) === LF))) {
+      pos += c === LF ? 1 : Math.min(2, end - pos);
+      line++;
+      blankLines++;
+      continue;
+    }
+    const recStart = pos;
+    const recLine = line;
+    let problem: Problem = Problem.None;
+    let nf = 0;
+    for (;;) {
+      if (pos < end && text.charCodeAt(pos) === QUOTE) {
+        pos++;
+        let value = '';
+        let closed = false;
+        for (;;) {
+          const q = text.indexOf('"', pos);
+          if (q === -1) {
+            value += text.slice(pos);
+            line += countChar(text, LF, pos, end);
+            pos = end;
+            break;
+          }
+          line += countChar(text, LF, pos, q);
+          value += text.slice(pos, q);
+          if (q + 1 < end && text.charCodeAt(q + 1) === QUOTE) {
+            value += '"';
+            pos = q + 2;
+            continue;
+          }
+          pos = q + 1;
+          closed = true;
+          break;
+        }
+        if (!closed) {
+          if (problem === Problem.None) problem = Problem.UnterminatedQuote;
+          fields[nf++] = value;
+          break;
+        }
+        let after = pos;
+        while (after < end) {
+          c = text.charCodeAt(after);
+          if (c === COMMA || c === LF) break;
+          after++;
+        }
+        const tail = after > pos && text.charCodeAt(after - 1) === CR && (after === end || text.charCodeAt(after) === LF) ? after - 1 : after;
+        if (tail > pos) {
+          if (problem === Problem.None) problem = Problem.BadQuote;
+          value += text.slice(pos, tail);
+        }
+        fields[nf++] = value;
+        pos = after;
+      } else {
+        let i = pos;
+        let sawQuote = false;
+        for (; i < end; i++) {
+          c = text.charCodeAt(i);
+          if (c === COMMA || c === LF) break;
+          if (c === QUOTE) sawQuote = true;
+        }
+        const stop = i > pos && text.charCodeAt(i - 1) === CR && (i === end || text.charCodeAt(i) === LF) ? i - 1 : i;
+        fields[nf++] = text.slice(pos, stop);
+        if (sawQuote && problem === Problem.None) problem = Problem.BadQuote;
+        pos = i;
+      }
+      if (pos >= end) break;
+      if (text.charCodeAt(pos) === COMMA) {
+        pos++;
+        if (pos >= end) {
+          fields[nf++] = '';
+          break;
+        }
+        continue;
+      }
+      pos++; // LF
+      line++;
+      break;
+    }
+    fields.length = nf;
+    rec.start = recStart;
+    rec.end = pos;
+    rec.line = recLine;
+    rec.problem = problem;
+    onRecord(rec);
+  }
+  return { lines: line, blankLines };
+}
+
+function countChar(text: string, code: number, from: number, to: number): number {
+  let n = 0;
+  const ch = String.fromCharCode(code);
+  for (let i = text.indexOf(ch, from); i !== -1 && i < to; i = text.indexOf(ch, i + 1)) n++;
+  return n;
+}

@@ -32,6 +32,7 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const refLow = labs ? new Array<number | null>(n) : [];
   const refHigh = labs ? new Array<number | null>(n) : [];
   const sketches = new Map<number, { sketch: MeasureSketch; patients: Set<string> }>();
+  const hex = (bytes: Uint8Array, i: number) => Buffer.from(bytes.buffer, bytes.byteOffset + i * 16, 16).toString('hex');
   const bp = new Map<string, number>();
   let bpPairs = 0;
   let bpViolations = 0;
@@ -41,14 +42,16 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
     const blk = task.blocks[b];
     const drop = task.drop[b];
     let d = 0;
-    const src = Buffer.from(blk.srcValueBytes.buffer, blk.srcValueBytes.byteOffset, blk.srcValueBytes.byteLength);
+    const src = blk.srcValues;
+    const keys = new Array<string>(blk.patientKeyBytes.length / 16);
+    for (let k = 0; k < keys.length; k++) keys[k] = hex(blk.patientKeyBytes, k);
     for (let i = 0; i < blk.n; i++) {
       if (drop && d < drop.length && drop[d] === i) {
         d++;
         continue;
       }
       const m = blk.measure[i];
-      const key = blk.patientKeys[blk.patient[i]];
+      const key = keys[blk.patient[i]];
       const v = blk.value[i];
       const f = blk.flag[i];
       patientKey[o] = key;
@@ -56,7 +59,7 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
       type[o] = specs[m].name;
       value[o] = v;
       unit[o] = specs[m].canonicalUnit;
-      srcValue[o] = src.toString('utf8', i === 0 ? 0 : blk.srcValueEnd[i - 1], blk.srcValueEnd[i]);
+      srcValue[o] = src.slice(i === 0 ? 0 : blk.srcValueEnd[i - 1], blk.srcValueEnd[i]);
       srcUnit[o] = blk.srcUnits[blk.srcUnit[i]];
       flag[o] = FLAG_TEXT[f];
       if (labs) {
@@ -92,10 +95,13 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const columns: Record<string, ArrayLike<unknown>> = labs
     ? { hospital_id: hospital, patient_key: patientKey, test_date: day, month, test_type: type, value, unit, ref_low: refLow, ref_high: refHigh, flag, source_value: srcValue, source_unit: srcUnit }
     : { hospital_id: hospital, patient_key: patientKey, measurement_date: day, month, vital_type: type, value, unit, source_value: srcValue, source_unit: srcUnit, flag };
-  const writer = new ByteWriter(Math.max(1024, n * 16));
+  const writer = new ByteWriter(Math.max(1024, n * 24));
+  // Min/max statistics only where readers prune on them (dates, values): string
+  // statistics cost a sort-order pass per column and buy little here.
+  const withStats = new Set(['measurement_date', 'test_date', 'value']);
   const pq = new ParquetWriter({ writer, schema: curatedSchema(task.dataset) as never, codec: 'SNAPPY', createdBy: 'healthcare-pipeline' });
   pq.write({
-    columnData: Object.entries(columns).map(([name, data]) => ({ name, data: data as never, offsetIndex: false })),
+    columnData: Object.entries(columns).map(([name, data]) => ({ name, data: data as never, offsetIndex: false, statistics: withStats.has(name) })),
     rowGroupSize: Math.max(1, n),
   });
   const rowGroup = relocate(pq.row_groups[0], -4n);
@@ -110,7 +116,11 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
     rowGroup,
     sketches: measures.map((m) => {
       const s = sketches.get(m)!;
-      return { measure: m, state: s.sketch.toJSON(), patients: [...s.patients].sort() };
+      const packed = new Uint8Array(s.patients.size * 16);
+      const view = Buffer.from(packed.buffer);
+      let j = 0;
+      for (const k of s.patients) view.write(k, 16 * j++, 16, 'hex');
+      return { measure: m, state: s.sketch.toJSON(), patients: packed };
     }),
     bpPairs,
     bpViolations,

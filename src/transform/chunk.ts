@@ -7,7 +7,7 @@
 import type { RowIssue } from '../rules/codes.js';
 import { HOSPITAL_ID } from '../rules/fields.js';
 import { checkRow, emptyCheckedRow, ruleContext, type RuleContext } from '../rules/row.js';
-import { parseRecords, Problem } from '../parse/csv.js';
+import { parseRecords, parseText, Problem, regionEncoding } from '../parse/csv.js';
 import type { Block, ChunkContext, ChunkResult, Rejects } from '../types.js';
 import { hashFields } from './hash.js';
 import { pseudonymiser } from './pseudonym.js';
@@ -40,13 +40,10 @@ class BlockBuilder {
   constructor(readonly hospital: string, readonly month: string) {}
 
   pack(labs: boolean): Block {
-    const joined = this.srcValues.join('');
-    const srcValueBytes = Buffer.from(joined, 'utf8');
     const srcValueEnd = new Uint32Array(this.srcValues.length);
     let end = 0;
-    const ascii = srcValueBytes.length === joined.length;
     for (let i = 0; i < this.srcValues.length; i++) {
-      end += ascii ? this.srcValues[i].length : Buffer.byteLength(this.srcValues[i]);
+      end += this.srcValues[i].length;
       srcValueEnd[i] = end;
     }
     return {
@@ -60,11 +57,10 @@ class BlockBuilder {
       refLow: labs ? Float64Array.from(this.refLow) : new Float64Array(0),
       refHigh: labs ? Float64Array.from(this.refHigh) : new Float64Array(0),
       patient: Uint32Array.from(this.patient),
-      patientKeys: this.patientKeys,
+      patientKeyBytes: packHex(this.patientKeys),
       srcUnit: Uint16Array.from(this.srcUnit),
       srcUnits: this.srcUnits,
-      // A copy: small Buffers share a pooled slab, which must not be transferred.
-      srcValueBytes: new Uint8Array(srcValueBytes),
+      srcValues: this.srcValues.join(''),
       srcValueEnd,
       hashHi: Uint32Array.from(this.hashHi),
       hashLo: Uint32Array.from(this.hashLo),
@@ -72,6 +68,14 @@ class BlockBuilder {
       line: Uint32Array.from(this.line),
     };
   }
+}
+
+/** Packs 32-hex-char keys into 16 bytes each: typed arrays cross threads without per-string copies. */
+function packHex(keys: string[]): Uint8Array {
+  const out = new Uint8Array(keys.length * 16);
+  const view = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  for (let i = 0; i < keys.length; i++) view.write(keys[i], i * 16, 16, 'hex');
+  return out;
 }
 
 /** Per-context state a worker keeps between chunks (rule tables, key cache). */
@@ -118,17 +122,13 @@ function processChunk(
     rejects.raw.push(raw);
   };
 
-  const { lines, blankLines } = parseRecords(buf, 0, buf.length, (r) => {
+  const onRecord = (r: { fields: string[]; start: number; end: number; line: number; problem: Problem }) => {
     rows++;
     const fields = r.fields;
     const countOk = fields.length === ctx.columnCount;
     if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
       const code = !countOk && r.problem === Problem.None ? 'row.field_count' : PROBLEM_CODE[r.problem];
-      let end = r.end;
-      if (end > r.start && buf[end - 1] === 0x0a) end--;
-      if (end > r.start && buf[end - 1] === 0x0d) end--;
-      const raw = buf.toString(r.problem === Problem.InvalidUtf8 ? 'latin1' : 'utf8', r.start, end);
-      reject(fields, r.line, code, raw);
+      reject(fields, r.line, code, rawRecord(r.start, r.end));
       return;
     }
     for (let i = 0; i < nRequired; i++) {
@@ -152,11 +152,16 @@ function processChunk(
     // Duplicate detection hashes every field of the row, extras included.
     const all = fields.length === nRequired ? f : fields.map((x) => x.trim());
     hashFields(all, hash);
-    const gk = `${row.hospitalId}\u0000${row.month}`;
-    let g = groups.get(gk);
-    if (!g) {
-      g = new BlockBuilder(row.hospitalId, row.month);
-      groups.set(gk, g);
+    // Rows of one hospital and month tend to come together: check the last group first.
+    let g: BlockBuilder | null | undefined = last;
+    if (!g || g.hospital !== row.hospitalId || g.month !== row.month) {
+      const gk = `${row.hospitalId}\u0000${row.month}`;
+      g = groups.get(gk);
+      if (!g) {
+        g = new BlockBuilder(row.hospitalId, row.month);
+        groups.set(gk, g);
+      }
+      last = g;
     }
     g.day.push(row.day);
     g.measure.push(row.measure);
@@ -187,7 +192,17 @@ function processChunk(
     g.hashLo.push(hash[1]);
     g.recStart.push(r.start);
     g.line.push(r.line);
-  });
+  };
+  // One native decode per chunk, then string slicing (docs/PERFORMANCE.md);
+  // chunks with invalid UTF-8 take the byte parser, which checks each record.
+  const enc = regionEncoding(buf, 0, buf.length);
+  const text = enc === 'mixed' ? null : enc === 'latin1' ? buf.toString('latin1') : buf.toString('utf8');
+  const rawRecord = (start: number, end: number): string => {
+    const raw = text !== null ? text.slice(start, end) : buf.toString('latin1', start, end);
+    return raw.replace(/\r?\n$/, '');
+  };
+  let last: BlockBuilder | null = null;
+  const { lines, blankLines } = text !== null ? parseText(text, onRecord) : parseRecords(buf, 0, buf.length, onRecord);
   const t1 = performance.now();
   // Blocks in a deterministic order: by hospital, then month.
   const blocks = [...groups.values()]
@@ -202,6 +217,7 @@ function processChunk(
     rows,
     blocks,
     rejects,
+    decoding: enc === 'mixed' ? 'bytes' : enc,
     filled,
     defaultedRanges,
     timings: { parse: Math.max(0, t1 - t0 - rulesMs), rules: Math.min(rulesMs, t1 - t0), transform: t2 - t1 },
