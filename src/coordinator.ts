@@ -31,7 +31,7 @@ import { parseHeader, type Header } from './parse/header.js';
 import { parseRecords, parseText } from './parse/csv.js';
 import type { Pool } from './pool.js';
 import { COLUMNS, type Dataset, MEASURES } from './registry.js';
-import { commitHospital, type HospitalOutcome } from './sinks/commit.js';
+import { commitHospital, writeInputManifest, type HospitalOutcome } from './sinks/commit.js';
 import { QuarantineFile } from './sinks/quarantine.js';
 import { acquireLock } from './sinks/lock.js';
 import type { ChunkContext, ChunkResult } from './types.js';
@@ -126,6 +126,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   const scope = cfg.period ?? 'all';
   const warnings: string[] = [];
   if (!header) warnings.push(`${input}: empty file (no header, zero rows)`);
+  else if (size <= header.dataOffset) warnings.push(`${input}: header only (zero rows)`);
   else if (header.extras.length > 0) warnings.push(`${input}: extra column(s) ignored: ${header.extras.join(', ')}`);
 
   const lock = acquireLock(join(out, '_locks', `${dataset}.${scope}.${partitionName(input)}.lock`), `${dataset} partition of ${input}`);
@@ -356,6 +357,17 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     removeIfEmpty(join(out, '_locks'));
   }
   const commitMs = performance.now() - tc;
+
+  // A record of the input itself, so the report can mention files that had no hospital at all.
+  writeInputManifest(out, dataset, scope, partitionName(input), {
+    input,
+    scope,
+    committed_at: new Date().toISOString(),
+    rows: { read: rowsRead, accepted: curated, rejected },
+    blank_lines: blankLines,
+    hospitals: outcomes.map((o) => o.hospital_id),
+    warnings,
+  });
 
   const pt = partitions.timings;
   return {

@@ -15,6 +15,10 @@
  * Prometheus then sees every series with its group's dataset and hospital_id,
  * and sums over groups never count a run-level series twice.
  *
+ * Hospitals with series but missing from the caller's list (the `ALL` rollup
+ * of the report's dataset-level gates) get a group of their own after the
+ * listed ones: nothing recorded is dropped.
+ *
  * A group for which this run counted rows is owned by it: it is replaced
  * (PUT), so a rerun replaces its partition's numbers. A group without rows in
  * this run (the `report` command adding gate results to groups that `process`
@@ -63,12 +67,16 @@ export function groupPath(dataset: string, hospitalId: string): string {
 
 const key = (dataset: string, hospitalId: string): string => `${dataset}\u0000${hospitalId}`;
 
-/** Normalise the `groups` argument: a list, hospitals deduplicated, empty ones dropped. */
+/** Normalise the `groups` argument: a list with one entry per dataset, hospitals deduplicated. */
 export function normaliseGroups(groups: PushGroups | readonly PushGroups[]): PushGroups[] {
   const list: readonly PushGroups[] = Array.isArray(groups) ? groups : [groups as PushGroups];
-  return list
-    .map((g) => ({ dataset: g.dataset, hospitalIds: [...new Set(g.hospitalIds)] }))
-    .filter((g) => g.hospitalIds.length > 0);
+  const byDataset = new Map<string, Set<string>>();
+  for (const g of list) {
+    const set = byDataset.get(g.dataset) ?? new Set<string>();
+    for (const h of g.hospitalIds) set.add(h);
+    byDataset.set(g.dataset, set);
+  }
+  return [...byDataset].map(([dataset, hospitals]) => ({ dataset, hospitalIds: [...hospitals] }));
 }
 
 /** The (dataset, hospital) pairs for which the families hold row counts. */
@@ -80,16 +88,6 @@ export function groupsWithRows(families: readonly Family[]): Set<string> {
     }
   }
   return found;
-}
-
-/** The first group of `groups` that holds rows of this run, if any. */
-export function firstGroupWithRows(families: readonly Family[], groups: readonly PushGroups[]): GroupRef | undefined {
-  const withRows = groupsWithRows(families);
-  for (const g of groups) {
-    const h = g.hospitalIds.find((x) => withRows.has(key(g.dataset, x)));
-    if (h !== undefined) return { dataset: g.dataset, hospitalId: h };
-  }
-  return undefined;
 }
 
 interface Scope {
@@ -113,18 +111,19 @@ function scopeOf(labels: Sample['labels']): Scope {
 
 /**
  * Split families into Pushgateway groups (see the module comment).
- * @param runHome the group that gets the run-level series (none if undefined).
+ * @param home the group that gets the run-level series, when an earlier push
+ *   of the same run chose it; else the first group with rows is chosen.
  * @param rejects per (dataset, hospital or '', rule) rejection counts that
  *   replace the registry's hcp_rejected_rows_total samples, when known.
- * @returns the payloads in call order, and `dataset/hospital` pairs that have
- *   series but no group in `groups` (not pushed).
+ * @returns the payloads (listed groups in call order, then the unlisted ones)
+ *   and the run's home group, if it has one.
  */
 export function splitIntoGroups(
   families: readonly Family[],
   groups: readonly PushGroups[],
-  runHome: GroupRef | undefined,
+  home: GroupRef | undefined,
   rejects?: ReadonlyMap<string, number>,
-): { payloads: GroupPayload[]; unpushed: string[] } {
+): { payloads: GroupPayload[]; runHome: GroupRef | undefined } {
   const scoped: Array<{ family: Family; samples: ScopedSample[] }> = families.map((family) => {
     if (family.name === REJECTED_BY_RULE && rejects) {
       const samples = [...rejects].map(([k, value]): ScopedSample => {
@@ -140,11 +139,31 @@ export function splitIntoGroups(
   });
   const withRows = groupsWithRows(families);
 
+  // Listed hospitals first (the first is the dataset's home), then the others
+  // that have series in a listed dataset.
+  const extra = new Map<string, Set<string>>(groups.map((g) => [g.dataset, new Set<string>()]));
+  for (const { samples } of scoped) {
+    for (const { scope } of samples) {
+      if (scope.hospitalId !== undefined && scope.dataset !== undefined) extra.get(scope.dataset)?.add(scope.hospitalId);
+    }
+  }
+  const complete = groups.map((g) => ({
+    dataset: g.dataset,
+    hospitalIds: [...g.hospitalIds, ...[...extra.get(g.dataset)!].filter((h) => !g.hospitalIds.includes(h)).sort()],
+  }));
+
+  let runHome = home;
+  for (const g of runHome ? [] : complete) {
+    const h = g.hospitalIds.find((x) => withRows.has(key(g.dataset, x)));
+    if (h !== undefined) {
+      runHome = { dataset: g.dataset, hospitalId: h };
+      break;
+    }
+  }
+
   const payloads: GroupPayload[] = [];
-  const targets = new Set<string>();
-  for (const g of groups) {
+  for (const g of complete) {
     g.hospitalIds.forEach((hospitalId, i) => {
-      targets.add(key(g.dataset, hospitalId));
       const replace = withRows.has(key(g.dataset, hospitalId));
       const isDatasetHome = i === 0;
       const isRunHome = replace && runHome?.dataset === g.dataset && runHome.hospitalId === hospitalId;
@@ -161,15 +180,5 @@ export function splitIntoGroups(
       payloads.push({ dataset: g.dataset, hospitalId, replace, families: fams });
     });
   }
-
-  // Hospitals with series but no group in this call: say so, never guess.
-  const datasets = new Set(groups.map((g) => g.dataset));
-  const unpushed = new Set<string>();
-  for (const { samples } of scoped) {
-    for (const { scope } of samples) {
-      if (scope.hospitalId === undefined || scope.dataset === undefined || !datasets.has(scope.dataset)) continue;
-      if (!targets.has(key(scope.dataset, scope.hospitalId))) unpushed.add(`${scope.dataset}/${scope.hospitalId}`);
-    }
-  }
-  return { payloads, unpushed: [...unpushed].sort() };
+  return { payloads, runHome };
 }

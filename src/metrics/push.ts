@@ -13,8 +13,8 @@
  */
 import type { Family } from './exposition.js';
 import { renderFamilies, TEXT_CONTENT_TYPE } from './exposition.js';
-import type { GroupRef, PushGroups } from './grouping.js';
-import { firstGroupWithRows, groupPath, normaliseGroups, PUSH_JOB, splitIntoGroups } from './grouping.js';
+import type { PushGroups } from './grouping.js';
+import { groupPath, normaliseGroups, PUSH_JOB, splitIntoGroups } from './grouping.js';
 import type { PipelineMetrics } from './registry.js';
 import { metricsInternals } from './registry.js';
 
@@ -86,11 +86,8 @@ export async function pushMetrics(
     const base = new URL(url).href.replace(/\/+$/, '');
     const families = (await m.registry.getMetricsAsJSON()) as unknown as Family[];
     const state = metricsInternals(m);
-    const runHome: GroupRef | undefined = state?.runHome ?? firstGroupWithRows(families, list);
-    if (state && runHome) state.runHome = runHome;
-
-    const { payloads, unpushed } = splitIntoGroups(families, list, runHome, state?.rejectsByHospital);
-    if (unpushed.length > 0) warn(`series of ${unpushed.join(', ')} not pushed: not in the push groups`);
+    const { payloads, runHome } = splitIntoGroups(families, list, state?.runHome, state?.rejectsByHospital);
+    if (state && runHome) state.runHome = runHome; // later pushes of this run leave run-level series there
     if (payloads.length === 0) warn('no hospital groups given: nothing pushed');
 
     let lookup: LastSuccessLookup | undefined;

@@ -151,3 +151,18 @@ function emptyDir(staging: string, name: string): string {
   mkdirSync(p, { recursive: true });
   return p;
 }
+
+/** `_manifests/<dataset>/inputs/<partition>.<scope>.json`: one input file's ledger and warnings. */
+export interface InputManifest {
+  input: string;
+  scope: string;
+  committed_at: string;
+  rows: { read: number; accepted: number; rejected: number };
+  blank_lines: number;
+  hospitals: string[];
+  warnings: string[];
+}
+
+export function writeInputManifest(out: string, dataset: Dataset, scope: string, name: string, m: InputManifest): void {
+  writeJsonAtomic(join(out, '_manifests', dataset, 'inputs', `${name}.${scope}.json`), m);
+}

@@ -101,7 +101,9 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const withStats = new Set(['measurement_date', 'test_date', 'value']);
   const pq = new ParquetWriter({ writer, schema: curatedSchema(task.dataset) as never, codec: 'SNAPPY', createdBy: 'healthcare-pipeline' });
   pq.write({
-    columnData: Object.entries(columns).map(([name, data]) => ({ name, data: data as never, offsetIndex: false, statistics: withStats.has(name) })),
+    // Dictionary encoding for every column, unconditionally: curated columns repeat
+    // heavily, and forcing it skips the writer's sampling pass (docs/decisions/0001).
+    columnData: Object.entries(columns).map(([name, data]) => ({ name, data: data as never, offsetIndex: false, statistics: withStats.has(name), encoding: 'RLE_DICTIONARY' as const })),
     rowGroupSize: Math.max(1, n),
   });
   const rowGroup = relocate(pq.row_groups[0], -4n);

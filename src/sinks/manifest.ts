@@ -43,6 +43,14 @@ export function writeRootManifest(out: string, report: QualityReport, extra: Rec
     }
     datasets[d] = { hospitals };
   }
+  // Per input file, from its own manifest (files with zero rows included);
+  // the per-hospital sums above must agree with it.
+  for (const i of report.inputs) {
+    const k = `${i.dataset}\u0000${i.input}\u0000${i.scope}`;
+    const fromHospitals = ledger.get(k) ?? { read: 0, accepted: 0, rejected: 0 };
+    const agree = fromHospitals.read === i.rows.read && fromHospitals.accepted === i.rows.accepted && fromHospitals.rejected === i.rows.rejected;
+    ledger.set(k, { dataset: i.dataset, input: i.input, ...i.rows, holds: agree && i.rows.read === i.rows.accepted + i.rows.rejected });
+  }
   const files = [...ledger.values()];
   writeJsonAtomic(join(out, '_manifest.json'), {
     version: 1,

@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATASETS, type Dataset } from '../registry.js';
 import { RULES } from '../rules/codes.js';
-import type { HospitalManifest, ScopeEntry } from './commit.js';
+import type { HospitalManifest, InputManifest, ScopeEntry } from './commit.js';
 import { writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { computeStats, readSketches, type StatRow } from './stats.js';
 
@@ -51,6 +51,8 @@ export interface Shift {
 
 export interface QualityReport {
   generated_at: string;
+  /** Every input file committed, with its ledger and file-level warnings (empty file, header only, extra columns). */
+  inputs: (InputManifest & { dataset: Dataset })[];
   max_reject_rate: number;
   passed: boolean;
   gates: Gate[];
@@ -163,8 +165,17 @@ export function buildReport(out: string, maxRejectRate: number): QualityReport {
     const files = readSketches(out, dataset);
     if (files.length > 0) allShifts.push(...shifts(dataset, computeStats(dataset, files).filter((r) => r.hospital_id !== 'ALL')));
   }
+  const inputs: QualityReport['inputs'] = [];
+  for (const dataset of DATASETS) {
+    const dir = join(out, '_manifests', dataset, 'inputs');
+    if (!existsSync(dir)) continue;
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.json')).sort()) {
+      inputs.push({ dataset, ...(JSON.parse(readFileSync(join(dir, f), 'utf8')) as InputManifest) });
+    }
+  }
   return {
     generated_at: new Date().toISOString(),
+    inputs,
     max_reject_rate: maxRejectRate,
     passed: gates.every((g) => g.passed),
     gates,
@@ -191,7 +202,7 @@ export function reportHtml(r: QualityReport): string {
   const shiftRows = r.distribution_shifts
     .map((s) => `<tr><td>${esc(s.dataset)}</td><td>${esc(s.hospital_id)}</td><td>${esc(s.measure)}</td><td>${esc(s.previous_month)} → ${esc(s.month)}</td><td>${s.median_shift_iqr.toFixed(2)}</td></tr>`)
     .join('\n');
-  const warnings = [...new Set(r.hospitals.flatMap((h) => h.warnings.concat(h.demo_key ? ['Pseudonymised with the built-in demo key: set HCP_PSEUDONYM_KEY for real data.'] : [])))];
+  const warnings = [...new Set(r.inputs.flatMap((i) => i.warnings).concat(r.hospitals.flatMap((h) => h.warnings.concat(h.demo_key ? ['Pseudonymised with the built-in demo key: set HCP_PSEUDONYM_KEY for real data.'] : []))))];
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Data quality report</title>
 <style>body{font:14px system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(-n+2),th{text-align:left}tr.fail{background:#fde2e2}.banner{padding:.6rem 1rem;border-radius:4px;font-weight:600}.pass{background:#e3f6e5}.failb{background:#fde2e2}</style></head>

@@ -8,8 +8,9 @@ import { QuantileSketch, type QuantileState } from './quantiles.js';
 
 export interface MeasureSketchState {
   moments: Moments;
-  min: number;
-  max: number;
+  /** null when the sketch is empty (JSON has no Infinity). */
+  min: number | null;
+  max: number | null;
   nLow: number;
   nHigh: number;
   /** Distinct patients (exact); summed across hospitals, since patient IDs are scoped by hospital. */
@@ -47,14 +48,15 @@ export class MeasureSketch {
   }
 
   toJSON(): MeasureSketchState {
-    return { moments: { ...this.moments }, min: this.min, max: this.max, nLow: this.nLow, nHigh: this.nHigh, nPatients: this.nPatients, quantiles: this.quantiles.toJSON() };
+    const empty = this.moments.n === 0;
+    return { moments: { ...this.moments }, min: empty ? null : this.min, max: empty ? null : this.max, nLow: this.nLow, nHigh: this.nHigh, nPatients: this.nPatients, quantiles: this.quantiles.toJSON() };
   }
 
   static fromJSON(s: MeasureSketchState): MeasureSketch {
     const m = new MeasureSketch();
     m.moments = { ...s.moments };
-    m.min = s.min;
-    m.max = s.max;
+    m.min = s.min ?? Infinity;
+    m.max = s.max ?? -Infinity;
     m.nLow = s.nLow;
     m.nHigh = s.nHigh;
     m.nPatients = s.nPatients;
