@@ -179,7 +179,9 @@ ensure_bins
 
 pg_port=$(free_port)
 pg_addr=127.0.0.1:$pg_port
-"$PUSHGATEWAY" --web.listen-address="$pg_addr" >"$workdir/pushgateway.log" 2>&1 </dev/null &
+# In memory only: Debian's default persistence file is shared by every instance.
+"$PUSHGATEWAY" --web.listen-address="$pg_addr" --persistence.file="" \
+  >"$workdir/pushgateway.log" 2>&1 </dev/null &
 pg_pid=$!
 
 prom_port=$(free_port)

@@ -205,20 +205,22 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           const td = performance.now();
           let drop: number[] | null = null;
           for (let i = 0; i < b.n; i++) {
-            if (!seen.add(b.hashHi[i], b.hashLo[i])) {
+            if (!seen.add(b.hash[2 * i], b.hash[2 * i + 1])) {
               (drop ??= []).push(i);
               // A later copy of an accepted row: quarantine it as read.
-              const fields = recordFieldsAt(chunk, r.decoding, b.recStart[i], (text ??= r.decoding === 'utf8' ? chunk.toString('utf8') : null));
+              const fields = recordFieldsAt(chunk, r.decoding, b.pos[2 * i], (text ??= r.decoding === 'utf8' ? chunk.toString('utf8') : null));
               const a = hospitalAcc(b.hospital);
               a.rejected++;
               a.rejectsByRule['duplicate.exact'] = (a.rejectsByRule['duplicate.exact'] ?? 0) + 1;
               rejectsByRule['duplicate.exact'] = (rejectsByRule['duplicate.exact'] ?? 0) + 1;
-              quarantine(b.hospital).add(base + b.line[i], 'duplicate.exact', fields, '');
+              quarantine(b.hospital).add(base + b.pos[2 * i + 1], 'duplicate.exact', fields, '');
             }
           }
           hospitalAcc(b.hospital).read += b.n;
           timings.dedupe += performance.now() - td;
-          await partitions.add(b, drop ? Uint32Array.from(drop) : null);
+          // The encode task needs neither fingerprints nor positions.
+          const { hash: _h, pos: _p, ...block } = b;
+          await partitions.add(block, drop ? Uint32Array.from(drop) : null);
         }
         lineBase += r.lines;
         if (metrics) {

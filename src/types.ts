@@ -27,35 +27,36 @@ export interface ChunkTask {
 }
 
 /**
- * The accepted rows of one (hospital, month) from one chunk, column-wise.
- * Strings that repeat (patient keys, source units) are dictionary-encoded;
- * source values are packed UTF-8 bytes with end offsets.
+ * The accepted rows of one (hospital, month), column-wise: what an encode
+ * task needs. Strings that repeat (patient keys, source units) are
+ * dictionary-encoded; source values are one joined string with end offsets.
+ * Few arrays per block on purpose: a chunk yields one block per partition.
  */
 export interface Block {
   readonly hospital: string;
   readonly month: string;
   readonly n: number;
   readonly day: Int32Array;
-  readonly measure: Uint8Array;
+  /** measure index | flag << 8 | source-unit index << 16 */
+  readonly code: Uint32Array;
   readonly value: Float64Array;
-  readonly flag: Uint8Array;
-  /** Labs only (NaN = open bound); empty arrays for vitals. */
-  readonly refLow: Float64Array;
-  readonly refHigh: Float64Array;
+  /** Labs: reference range per row, [low, high] pairs (NaN = open bound); empty for vitals. */
+  readonly ref: Float64Array;
   readonly patient: Uint32Array;
   /** Distinct patient keys of the block, 16 bytes each (the 32 hex chars, packed). */
   readonly patientKeyBytes: Uint8Array;
-  readonly srcUnit: Uint16Array;
   readonly srcUnits: string[];
   /** Source values joined into one string, with each value's end offset. */
   readonly srcValues: string;
   readonly srcValueEnd: Uint32Array;
-  /** 64-bit row hash over every trimmed field (duplicate detection). */
-  readonly hashHi: Uint32Array;
-  readonly hashLo: Uint32Array;
-  /** Record start offset within the chunk (see ChunkResult.decoding), and its line relative to the chunk. */
-  readonly recStart: Uint32Array;
-  readonly line: Uint32Array;
+}
+
+/** A block as a chunk task returns it: plus what the coordinator needs for duplicates. */
+export interface ChunkBlock extends Block {
+  /** 64-bit row fingerprints over every trimmed field, [hi, lo] pairs. */
+  readonly hash: Uint32Array;
+  /** [record start, line] pairs: the start offset (see ChunkResult.decoding) and line relative to the chunk. */
+  readonly pos: Uint32Array;
 }
 
 /** Rejected rows of one chunk, in input order. */
@@ -86,7 +87,7 @@ export interface ChunkResult {
   readonly blankLines: number;
   /** Records (rows) read, blank lines excluded. */
   readonly rows: number;
-  readonly blocks: Block[];
+  readonly blocks: ChunkBlock[];
   readonly rejects: Rejects;
   /** How record offsets (`recStart`) are to be read: `utf8` = offsets in the UTF-8-decoded chunk, else byte offsets. */
   readonly decoding: 'latin1' | 'utf8' | 'bytes';

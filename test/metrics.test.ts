@@ -415,14 +415,20 @@ describe('pushMetrics', () => {
     expect(h2!.map((s) => s.name).sort()).toEqual(['hcp_last_success_timestamp_seconds', 'hcp_quality_gate_passed']);
   });
 
-  it('warns about hospitals with series but no group', async () => {
+  it('gives hospitals missing from the list (e.g. the ALL rollup) a group of their own', async () => {
     captured.length = 0;
     const m = createMetrics({ collectDefault: false });
     recordKnownRun(m);
+    m.setQualityGate('vitals', 'ALL', true);
     const logs: string[] = [];
     expect((await pushMetrics(m, base, { dataset: 'vitals', hospitalIds: ['H1'] }, (s) => logs.push(s))).ok).toBe(true);
-    expect(captured).toHaveLength(1);
-    expect(logs.join('\n')).toContain('vitals/H2');
+    expect(captured.map((c) => `${c.method} ${c.path}`)).toEqual([
+      'PUT /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/H1',
+      'POST /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/ALL', // gate only: annotated
+      'PUT /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/H2', // has rows: owned by this run
+    ]);
+    expect(parseExposition(captured[1]!.body).samples.map((s) => s.name)).toEqual(['hcp_quality_gate_passed']);
+    expect(logs).toEqual([]);
   });
 
   it('reports a rejected group as ok:false and still pushes the others', async () => {

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMetrics, pushMetrics, STAGES } from '../src/metrics/index.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const SCRIPT = join(REPO, 'scripts/monitoring-services.sh');
@@ -24,7 +25,18 @@ const INPUTS = { vitals: join(REPO, 'data/vitals_2024.csv'), labs: join(REPO, 'd
 const EXIT_UNAVAILABLE = 4; // monitoring-services.sh: binaries cannot be installed
 const JOB = 'healthcare_pipeline';
 
-type Ledger = Record<string, { accepted: number; rejected: number; read: number }>;
+interface Rows {
+  read: number;
+  accepted: number;
+  rejected: number;
+}
+/** Rows of the run by dataset, and by `dataset hospital_id`. */
+interface Ledger {
+  datasets: Record<string, Rows>;
+  hospitals: Record<string, Rows>;
+  /** `dataset hospital_id` pairs with a failed quality gate. */
+  failedGates: string[];
+}
 
 interface Services {
   PUSHGATEWAY_URL: string;
@@ -38,7 +50,7 @@ let servicesDir = '';
 let skipReason: string | undefined;
 let services: Services;
 let metricsFile = '';
-let ledger: Ledger = {};
+let ledger: Ledger = { datasets: {}, hospitals: {}, failedGates: [] };
 
 // --- helpers ------------------------------------------------------------------
 
@@ -154,37 +166,45 @@ function labelValues(exposition: string): Set<string> {
   return values;
 }
 
+const addRows = (a: Rows | undefined, b: Rows): Rows => ({
+  read: (a?.read ?? 0) + b.read,
+  accepted: (a?.accepted ?? 0) + b.accepted,
+  rejected: (a?.rejected ?? 0) + b.rejected,
+});
+
 /**
- * The run's rows per dataset, from the last stdout line (the JSON summary)
- * and `_manifest.json`; both must agree.
+ * The run's ledger from the last stdout line (the JSON summary):
+ * `datasets.<d>.rows`, `datasets.<d>.hospital_rows[]`, `gates.failed[]`.
  */
-function ledgerFrom(summary: unknown, source: string): Ledger {
-  const out: Ledger = {};
-  const visit = (node: unknown): void => {
-    if (Array.isArray(node)) return node.forEach(visit);
-    if (node === null || typeof node !== 'object') return;
-    const o = node as Record<string, unknown>;
-    const rows = o.rows as Record<string, unknown> | undefined;
-    if (
-      (o.dataset === 'vitals' || o.dataset === 'labs') &&
-      rows &&
-      typeof rows.accepted === 'number' &&
-      typeof rows.rejected === 'number' &&
-      typeof rows.read === 'number'
-    ) {
-      const prev = out[o.dataset] ?? { accepted: 0, rejected: 0, read: 0 };
-      out[o.dataset] = {
-        accepted: prev.accepted + rows.accepted,
-        rejected: prev.rejected + rows.rejected,
-        read: prev.read + rows.read,
-      };
-      return; // do not count the per-hospital entries below it again
-    }
-    Object.values(o).forEach(visit);
-  };
-  visit(summary);
-  expect(Object.keys(out).sort(), `per-dataset rows in ${source}`).toEqual(['labs', 'vitals']);
+function ledgerFromSummary(summary: Record<string, any>): Ledger {
+  const out: Ledger = { datasets: {}, hospitals: {}, failedGates: [] };
+  for (const [d, s] of Object.entries<Record<string, any>>(summary.datasets ?? {})) {
+    out.datasets[d] = { read: s.rows.read, accepted: s.rows.accepted, rejected: s.rows.rejected };
+    for (const h of s.hospital_rows ?? []) out.hospitals[`${d} ${h.hospital_id}`] = addRows(undefined, h.rows);
+  }
+  out.failedGates = [...new Set<string>((summary.gates?.failed ?? []).map((g: any) => `${g.dataset} ${g.hospital_id}`))].sort();
   return out;
+}
+
+/** The same from `_manifest.json`: `ledger[]` per file, `datasets.<d>.hospitals.<h>.<scope>.rows`. */
+function ledgerFromManifest(manifest: Record<string, any>): Omit<Ledger, 'failedGates'> {
+  const out: Omit<Ledger, 'failedGates'> = { datasets: {}, hospitals: {} };
+  for (const f of manifest.ledger ?? []) out.datasets[f.dataset] = addRows(out.datasets[f.dataset], f);
+  for (const [d, ds] of Object.entries<Record<string, any>>(manifest.datasets ?? {})) {
+    for (const [h, scopes] of Object.entries<Record<string, any>>(ds.hospitals ?? {})) {
+      for (const e of Object.values<Record<string, any>>(scopes)) {
+        out.hospitals[`${d} ${h}`] = addRows(out.hospitals[`${d} ${h}`], e.rows);
+      }
+    }
+  }
+  return out;
+}
+
+/** Instant vector → `label1 label2 …` → value. */
+function vectorMap(result: unknown, labels: string[]): Record<string, number> {
+  return Object.fromEntries(
+    (result as PromVector[]).map((v) => [labels.map((l) => v.metric[l]).join(' '), Number(v.value[1])]),
+  );
 }
 
 // --- setup --------------------------------------------------------------------
@@ -217,10 +237,11 @@ beforeAll(async () => {
     throw new Error(`engine exited ${engine.code}:\n${engine.stderr.slice(-3000)}`);
   }
   const lastLine = engine.stdout.trim().split('\n').at(-1) ?? '';
-  const fromSummary = ledgerFrom(JSON.parse(lastLine), 'stdout summary');
-  const fromManifest = ledgerFrom(JSON.parse(await readFile(join(out, '_manifest.json'), 'utf8')), '_manifest.json');
-  expect(fromManifest).toEqual(fromSummary);
-  ledger = fromSummary;
+  ledger = ledgerFromSummary(JSON.parse(lastLine) as Record<string, any>);
+  const fromManifest = ledgerFromManifest(JSON.parse(await readFile(join(out, '_manifest.json'), 'utf8')) as Record<string, any>);
+  expect(Object.keys(ledger.datasets).sort(), 'datasets in the summary').toEqual(['labs', 'vitals']);
+  expect(fromManifest.datasets, '_manifest.json ledger vs stdout summary').toEqual(ledger.datasets);
+  expect(fromManifest.hospitals, '_manifest.json hospitals vs stdout summary').toEqual(ledger.hospitals);
 }, 600_000);
 
 afterAll(async () => {
@@ -233,23 +254,53 @@ afterAll(async () => {
 describe('monitoring against a real Pushgateway and Prometheus', () => {
   it('Prometheus holds the run ledger: sum by (dataset, outcome) (hcp_rows_total)', async (ctx) => {
     if (skipReason) ctx.skip(skipReason);
-    for (const [dataset, l] of Object.entries(ledger)) expect(l.read, dataset).toBe(l.accepted + l.rejected);
-    const expected = Object.entries(ledger)
-      .flatMap(([dataset, l]) => [`${dataset} accepted ${l.accepted}`, `${dataset} rejected ${l.rejected}`])
-      .sort();
+    const expected: Record<string, number> = {};
+    for (const [d, l] of Object.entries(ledger.datasets)) {
+      expect(l.read, d).toBe(l.accepted + l.rejected);
+      expected[`${d} accepted`] = l.accepted;
+      expected[`${d} rejected`] = l.rejected;
+    }
     const expr = `sum by (dataset, outcome) (hcp_rows_total{job="${JOB}"})`;
-    let got: string[] = [];
-    await poll(
-      'Prometheus to scrape the pushed run',
-      async () => {
-        const r = await promQuery(expr);
-        got = ((r.data?.result ?? []) as PromVector[])
-          .map((v) => `${v.metric.dataset} ${v.metric.outcome} ${Number(v.value[1])}`)
-          .sort();
-        return got.join('|') === expected.join('|') ? true : undefined;
-      },
-    ).catch(() => undefined);
+    let got: Record<string, number> = {};
+    await poll('Prometheus to scrape the pushed run', async () => {
+      got = vectorMap((await promQuery(expr)).data?.result ?? [], ['dataset', 'outcome']);
+      return JSON.stringify(Object.entries(got).sort()) === JSON.stringify(Object.entries(expected).sort()) ? true : undefined;
+    }).catch(() => undefined);
     expect(got).toEqual(expected);
+  });
+
+  it('and per hospital: sum by (dataset, hospital_id, outcome) (hcp_rows_total)', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    const expected: Record<string, number> = {};
+    for (const [dh, l] of Object.entries(ledger.hospitals)) {
+      if (l.accepted > 0) expected[`${dh} accepted`] = l.accepted;
+      if (l.rejected > 0) expected[`${dh} rejected`] = l.rejected;
+    }
+    const r = await promQuery(`sum by (dataset, hospital_id, outcome) (hcp_rows_total{job="${JOB}"}) > 0`);
+    expect(vectorMap(r.data?.result ?? [], ['dataset', 'hospital_id', 'outcome'])).toEqual(expected);
+  });
+
+  it('the gate and reject-rate alerts fire for exactly the hospitals that earned them', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    // As the engine's reject_rate gate: per hospital but __invalid__, and per dataset as ALL.
+    const high = (l: Rows): boolean => l.read > 0 && l.rejected / l.read > 0.05;
+    const highReject = [
+      ...Object.entries(ledger.hospitals).filter(([dh, l]) => !dh.endsWith(' __invalid__') && high(l)),
+      ...Object.entries(ledger.datasets).filter(([, l]) => high(l)).map(([d, l]) => [`${d} ALL`, l] as const),
+    ]
+      .map(([dh]) => dh)
+      .sort();
+    const firing = async (alert: string): Promise<string[]> => {
+      const r = await promQuery(`ALERTS{alertname="${alert}",alertstate="firing"}`);
+      return Object.keys(vectorMap(r.data?.result ?? [], ['dataset', 'hospital_id'])).sort();
+    };
+    // Rules are evaluated every second; give them a few rounds.
+    await poll('the alerts to settle', async () => {
+      const [gate, reject] = await Promise.all([firing('HcpQualityGateFailed'), firing('HcpRejectRateHigh')]);
+      return gate.join() === ledger.failedGates.join() && reject.join() === highReject.join() ? true : undefined;
+    }, 10_000).catch(() => undefined);
+    expect(await firing('HcpQualityGateFailed')).toEqual(ledger.failedGates);
+    expect(await firing('HcpRejectRateHigh')).toEqual(highReject);
   });
 
   it('the Pushgateway holds one group per (dataset, hospital), each with its own rows only', async (ctx) => {
@@ -268,9 +319,13 @@ describe('monitoring against a real Pushgateway and Prometheus', () => {
         expect(s.labels.dataset).toBe(labels.dataset);
       }
     }
-    // Run-level series (stage durations) sit in exactly one group.
+    const pushed = ours.map((g) => `${(g.labels as Record<string, string>).dataset} ${(g.labels as Record<string, string>).hospital_id}`);
+    expect(pushed).toEqual(expect.arrayContaining(Object.keys(ledger.hospitals)));
+    // Run-level series (stage durations) sit in exactly one group, one per stage.
     const withStages = ours.filter((g) => g.hcp_stage_duration_seconds !== undefined);
-    expect(withStages.length).toBeLessThanOrEqual(1);
+    expect(withStages).toHaveLength(1);
+    const stages = (withStages[0]!.hcp_stage_duration_seconds as { metrics: Array<{ labels: Record<string, string> }> }).metrics;
+    expect(stages.map((s) => s.labels.stage).sort()).toEqual([...STAGES].sort());
   });
 
   it('promtool accepts the generated and the committed configs, the rules and the textfile', async (ctx) => {
@@ -381,5 +436,42 @@ describe('monitoring against a real Pushgateway and Prometheus', () => {
       );
       expect(leaked, `patient IDs in ${where} labels`).toEqual([]);
     }
+  });
+  // Last: it adds a dataset of its own to the gateway.
+  it('the alerts fire on a probe run with known failures', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    const d = 'alert_probe';
+    const m = createMetrics({ collectDefault: false });
+    m.addRows(d, 'HOK', 'accepted', 99);
+    m.addRows(d, 'HOK', 'rejected', 1);
+    m.setQualityGate(d, 'HOK', true);
+    m.setLastSuccess(d, 'HOK', Date.now() / 1000);
+    m.addRows(d, 'HBAD', 'accepted', 50);
+    m.addRows(d, 'HBAD', 'rejected', 50);
+    m.setQualityGate(d, 'HBAD', false);
+    m.setLastSuccess(d, 'HBAD', Date.now() / 1000 - 40 * 86400);
+    m.setQualityGate(d, 'ALL', false);
+    expect(await pushMetrics(m, services.PUSHGATEWAY_URL, { dataset: d, hospitalIds: ['HOK', 'HBAD'] })).toEqual({ ok: true });
+
+    const expected: Record<string, string[]> = {
+      HcpQualityGateFailed: ['ALL', 'HBAD'],
+      HcpRejectRateHigh: ['ALL', 'HBAD'], // ALL: 51 of 200 rows
+      HcpNoSuccessfulRun35d: ['HBAD'],
+    };
+    const firing = async (): Promise<Record<string, string[]>> => {
+      const r = await promQuery(`ALERTS{alertstate="firing",dataset="${d}"}`);
+      const out: Record<string, string[]> = {};
+      for (const v of (r.data?.result ?? []) as PromVector[]) {
+        (out[v.metric.alertname!] ??= []).push(v.metric.hospital_id!);
+      }
+      for (const list of Object.values(out)) list.sort();
+      return out;
+    };
+    let got: Record<string, string[]> = {};
+    await poll('the probe alerts to fire', async () => {
+      got = await firing();
+      return JSON.stringify(got, Object.keys(got).sort()) === JSON.stringify(expected, Object.keys(expected).sort()) ? true : undefined;
+    }).catch(() => undefined);
+    expect(got).toEqual(expected);
   });
 });

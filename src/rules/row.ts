@@ -54,48 +54,56 @@ const FIELD = {
  * order. Pushes every failed rule onto `issues` and returns true when there
  * is none (then `out` holds the curated values).
  */
+/** Records a failed rule (a plain function, not a closure per row). */
+function add(issues: RowIssue[], code: RuleCode, field: string): void {
+  issues.push({ code, field });
+}
+
 export function checkRow(ctx: RuleContext, f: readonly string[], out: CheckedRow, issues: RowIssue[]): boolean {
   const before = issues.length;
-  const add = (code: RuleCode, field: string) => issues.push({ code, field });
   const names = FIELD[ctx.dataset];
-  const [hospitalId, dateText, patientId, typeText, valueText] = f;
+  const hospitalId = f[0];
+  const dateText = f[1];
+  const patientId = f[2];
+  const typeText = f[3];
+  const valueText = f[4];
   const unitText = ctx.dataset === 'vitals' ? f[5] : f[6];
 
-  if (hospitalId === '') add('hospital_id.missing', 'hospital_id');
-  else if (!HOSPITAL_ID.test(hospitalId)) add('hospital_id.invalid', 'hospital_id');
+  if (hospitalId === '') add(issues, 'hospital_id.missing', 'hospital_id');
+  else if (!HOSPITAL_ID.test(hospitalId)) add(issues, 'hospital_id.invalid', 'hospital_id');
 
-  if (patientId === '') add('patient_id.missing', 'patient_id');
-  else if (!PATIENT_ID.test(patientId)) add('patient_id.invalid', 'patient_id');
+  if (patientId === '') add(issues, 'patient_id.missing', 'patient_id');
+  else if (!PATIENT_ID.test(patientId)) add(issues, 'patient_id.invalid', 'patient_id');
 
   const day = dateText === '' ? NaN : parseIsoDate(dateText);
-  if (dateText === '') add('date.missing', names.date);
-  else if (Number.isNaN(day)) add('date.invalid', names.date);
+  if (dateText === '') add(issues, 'date.missing', names.date);
+  else if (Number.isNaN(day)) add(issues, 'date.invalid', names.date);
   else {
-    if (day > ctx.asOfDay) add('date.in_future', names.date);
-    if (ctx.period && (day < ctx.period.first || day > ctx.period.last)) add('date.outside_period', names.date);
+    if (day > ctx.asOfDay) add(issues, 'date.in_future', names.date);
+    if (ctx.period && (day < ctx.period.first || day > ctx.period.last)) add(issues, 'date.outside_period', names.date);
   }
 
   const typeCode = ctx.dataset === 'vitals' ? 'vital_type' : 'test_type';
   const measure = ctx.measures.byName.get(typeText);
-  if (typeText === '') add(`${typeCode}.missing`, names.type);
-  else if (measure === undefined) add(`${typeCode}.unknown`, names.type);
+  if (typeText === '') add(issues, `${typeCode}.missing`, names.type);
+  else if (measure === undefined) add(issues, `${typeCode}.unknown`, names.type);
 
   const raw = valueText === '' ? NaN : parseDecimal(valueText);
-  if (valueText === '') add('value.missing', names.value);
-  else if (Number.isNaN(raw)) add('value.invalid', names.value);
+  if (valueText === '') add(issues, 'value.missing', names.value);
+  else if (Number.isNaN(raw)) add(issues, 'value.invalid', names.value);
 
   let convert: ((x: number) => number) | undefined;
-  if (unitText === '') add('unit.missing', 'unit');
+  if (unitText === '') add(issues, 'unit.missing', 'unit');
   else if (measure !== undefined) {
     convert = ctx.measures.unitFor(measure, unitText);
-    if (!convert) add('unit.not_allowed', 'unit');
+    if (!convert) add(issues, 'unit.not_allowed', 'unit');
   }
 
   let value = NaN;
   if (convert && !Number.isNaN(raw) && measure !== undefined) {
     value = convert(raw);
     const [lo, hi] = ctx.measures.specs[measure].plausible;
-    if (!(value >= lo && value <= hi)) add('value.out_of_range', names.value);
+    if (!(value >= lo && value <= hi)) add(issues, 'value.out_of_range', names.value);
   }
 
   let range: RefRange | null = null;
@@ -105,7 +113,7 @@ export function checkRow(ctx: RuleContext, f: readonly string[], out: CheckedRow
     if (text === '') defaulted = true;
     else {
       range = parseRefRange(text);
-      if (!range) add('reference_range.invalid', 'reference_range');
+      if (!range) add(issues, 'reference_range.invalid', 'reference_range');
     }
   }
 

@@ -50,21 +50,24 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
         d++;
         continue;
       }
-      const m = blk.measure[i];
+      const c = blk.code[i];
+      const m = c & 0xff;
       const key = keys[blk.patient[i]];
       const v = blk.value[i];
-      const f = blk.flag[i];
+      const f = (c >>> 8) & 0xff;
       patientKey[o] = key;
       day[o] = blk.day[i];
       type[o] = specs[m].name;
       value[o] = v;
       unit[o] = specs[m].canonicalUnit;
       srcValue[o] = src.slice(i === 0 ? 0 : blk.srcValueEnd[i - 1], blk.srcValueEnd[i]);
-      srcUnit[o] = blk.srcUnits[blk.srcUnit[i]];
+      srcUnit[o] = blk.srcUnits[c >>> 16];
       flag[o] = FLAG_TEXT[f];
       if (labs) {
-        refLow[o] = Number.isNaN(blk.refLow[i]) ? null : blk.refLow[i];
-        refHigh[o] = Number.isNaN(blk.refHigh[i]) ? null : blk.refHigh[i];
+        const lo = blk.ref[2 * i];
+        const hi = blk.ref[2 * i + 1];
+        refLow[o] = Number.isNaN(lo) ? null : lo;
+        refHigh[o] = Number.isNaN(hi) ? null : hi;
       }
       let s = sketches.get(m);
       if (!s) {

@@ -8,7 +8,7 @@ import type { RowIssue } from '../rules/codes.js';
 import { HOSPITAL_ID } from '../rules/fields.js';
 import { checkRow, emptyCheckedRow, ruleContext, type RuleContext } from '../rules/row.js';
 import { parseRecords, parseText, Problem, regionEncoding } from '../parse/csv.js';
-import type { Block, ChunkContext, ChunkResult, Rejects } from '../types.js';
+import type { ChunkBlock, ChunkContext, ChunkResult, Rejects } from '../types.js';
 import { hashFields } from './hash.js';
 import { pseudonymiser } from './pseudonym.js';
 
@@ -21,25 +21,20 @@ const PROBLEM_CODE: Record<number, string> = {
 /** Accumulates one (hospital, month) group in plain arrays, then packs it. */
 class BlockBuilder {
   day: number[] = [];
-  measure: number[] = [];
+  code: number[] = [];
   value: number[] = [];
-  flag: number[] = [];
-  refLow: number[] = [];
-  refHigh: number[] = [];
+  ref: number[] = [];
   patient: number[] = [];
   patientIds = new Map<string, number>();
   patientKeys: string[] = [];
-  srcUnit: number[] = [];
   srcUnitIds = new Map<string, number>();
   srcUnits: string[] = [];
   srcValues: string[] = [];
-  hashHi: number[] = [];
-  hashLo: number[] = [];
-  recStart: number[] = [];
-  line: number[] = [];
+  hash: number[] = [];
+  pos: number[] = [];
   constructor(readonly hospital: string, readonly month: string) {}
 
-  pack(labs: boolean): Block {
+  pack(): ChunkBlock {
     const srcValueEnd = new Uint32Array(this.srcValues.length);
     let end = 0;
     for (let i = 0; i < this.srcValues.length; i++) {
@@ -51,21 +46,16 @@ class BlockBuilder {
       month: this.month,
       n: this.day.length,
       day: Int32Array.from(this.day),
-      measure: Uint8Array.from(this.measure),
+      code: Uint32Array.from(this.code),
       value: Float64Array.from(this.value),
-      flag: Uint8Array.from(this.flag),
-      refLow: labs ? Float64Array.from(this.refLow) : new Float64Array(0),
-      refHigh: labs ? Float64Array.from(this.refHigh) : new Float64Array(0),
+      ref: Float64Array.from(this.ref),
       patient: Uint32Array.from(this.patient),
       patientKeyBytes: packHex(this.patientKeys),
-      srcUnit: Uint16Array.from(this.srcUnit),
       srcUnits: this.srcUnits,
       srcValues: this.srcValues.join(''),
       srcValueEnd,
-      hashHi: Uint32Array.from(this.hashHi),
-      hashLo: Uint32Array.from(this.hashLo),
-      recStart: Uint32Array.from(this.recStart),
-      line: Uint32Array.from(this.line),
+      hash: Uint32Array.from(this.hash),
+      pos: Uint32Array.from(this.pos),
     };
   }
 }
@@ -164,12 +154,9 @@ function processChunk(
       last = g;
     }
     g.day.push(row.day);
-    g.measure.push(row.measure);
     g.value.push(row.value);
-    g.flag.push(row.flag);
     if (labs) {
-      g.refLow.push(row.refLow);
-      g.refHigh.push(row.refHigh);
+      g.ref.push(row.refLow, row.refHigh);
       if (row.defaultedRange) defaultedRanges++;
     }
     const key = pseudo(row.hospitalId, row.patientId);
@@ -186,12 +173,10 @@ function processChunk(
       g.srcUnitIds.set(row.sourceUnit, ui);
       g.srcUnits.push(row.sourceUnit);
     }
-    g.srcUnit.push(ui);
+    g.code.push(row.measure | (row.flag << 8) | (ui << 16));
     g.srcValues.push(row.sourceValue);
-    g.hashHi.push(hash[0]);
-    g.hashLo.push(hash[1]);
-    g.recStart.push(r.start);
-    g.line.push(r.line);
+    g.hash.push(hash[0], hash[1]);
+    g.pos.push(r.start, r.line);
   };
   // One native decode per chunk, then string slicing (docs/PERFORMANCE.md);
   // chunks with invalid UTF-8 take the byte parser, which checks each record.
@@ -207,7 +192,7 @@ function processChunk(
   // Blocks in a deterministic order: by hospital, then month.
   const blocks = [...groups.values()]
     .sort((a, b) => (a.hospital < b.hospital ? -1 : a.hospital > b.hospital ? 1 : a.month < b.month ? -1 : a.month > b.month ? 1 : 0))
-    .map((g) => g.pack(labs));
+    .map((g) => g.pack());
   const t2 = performance.now();
   return {
     kind: 'chunk-result',
