@@ -28,7 +28,7 @@ import { RowHashSet } from './merge/dedupe.js';
 import { Partitions } from './merge/partitions.js';
 import { planCuts } from './parse/cutter.js';
 import { parseHeader, type Header } from './parse/header.js';
-import { parseRecords, parseText } from './parse/csv.js';
+import { findRecordEnd, parseRecords, parseText } from './parse/csv.js';
 import type { Pool } from './pool.js';
 import { COLUMNS, type Dataset, MEASURES } from './registry.js';
 import { commitHospital, writeInputManifest, type HospitalOutcome } from './sinks/commit.js';
@@ -415,24 +415,13 @@ const round = (ms: number) => Math.round(ms * 10) / 10;
 function recordFieldsAt(chunk: Buffer, decoding: ChunkResult['decoding'], pos: number, text: string | null): string[] {
   let fields: string[] = [];
   if (decoding === 'utf8' && text !== null) {
-    parseText(text.slice(pos, recordEnd(text, pos)), (rec) => (fields = rec.fields.slice()));
+    const end = findRecordEnd(text, pos, text.length);
+    parseText(text.slice(pos, end === -1 ? text.length : end), (rec) => (fields = rec.fields.slice()));
   } else {
-    parseRecords(chunk, pos, recordEnd(chunk, pos), (rec) => (fields = rec.fields.slice()));
+    const end = findRecordEnd(chunk, pos, chunk.length);
+    parseRecords(chunk, pos, end === -1 ? chunk.length : end, (rec) => (fields = rec.fields.slice()));
   }
   return fields;
-}
-
-/** End of the record that starts at `start` (after its LF), honouring quotes. */
-function recordEnd(s: Buffer | string, start: number): number {
-  let inQuote = false;
-  const len = s.length;
-  const at = typeof s === 'string' ? (i: number) => s.charCodeAt(i) : (i: number) => s[i];
-  for (let i = start; i < len; i++) {
-    const c = at(i);
-    if (c === 0x22) inQuote = !inQuote;
-    else if (c === 0x0a && !inQuote) return i + 1;
-  }
-  return len;
 }
 
 function rereadRange(file: string, offset: number, length: number): Buffer {

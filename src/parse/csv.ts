@@ -64,8 +64,10 @@ export function parseRecords(
   while (pos < end) {
     // Blank line: skip, count.
     if (buf[pos] === LF || (buf[pos] === CR && pos + 1 < end && buf[pos + 1] === LF) || (buf[pos] === CR && pos + 1 === end)) {
+      // A lone CR at the very end is a blank line without a LF.
+      const lf = buf[pos] === LF || pos + 1 < end;
       pos = buf[pos] === LF ? pos + 1 : Math.min(pos + 2, end);
-      line++;
+      if (lf) line++;
       blankLines++;
       continue;
     }
@@ -167,15 +169,34 @@ export function countLF(buf: Buffer, from: number, to: number): number {
   return n;
 }
 
-/** Where the record starting at `pos` ends (after its LF), honouring quotes. */
-function scanRecordEnd(buf: Buffer, pos: number, end: number): number {
+/**
+ * Where the record starting at `pos` ends: the offset just past its LF,
+ * honouring quotes, or -1 when there is no such LF before `end`. Works on
+ * bytes and on decoded text alike (the same scan the cutter's parity rule
+ * describes, for one record).
+ */
+export function findRecordEnd(src: Buffer | string, pos: number, end: number): number {
   let inQuote = false;
+  if (typeof src === 'string') {
+    for (let i = pos; i < end; i++) {
+      const c = src.charCodeAt(i);
+      if (c === QUOTE) inQuote = !inQuote;
+      else if (c === LF && !inQuote) return i + 1;
+    }
+    return -1;
+  }
   for (let i = pos; i < end; i++) {
-    const c = buf[i];
+    const c = src[i];
     if (c === QUOTE) inQuote = !inQuote;
     else if (c === LF && !inQuote) return i + 1;
   }
-  return end;
+  return -1;
+}
+
+/** Like findRecordEnd, but the end of the region counts as the end of the record. */
+function scanRecordEnd(buf: Buffer, pos: number, end: number): number {
+  const e = findRecordEnd(buf, pos, end);
+  return e === -1 ? end : e;
 }
 
 /** Encodes one field for CSV output: quoted only when it must be. */
@@ -247,8 +268,9 @@ export function parseText(text: string, onRecord: (r: TextRecord) => void): { li
     }
     let c = text.charCodeAt(pos);
     if (c === LF || (c === CR && (pos + 1 === end || text.charCodeAt(pos + 1) === LF))) {
+      const lf = c === LF || pos + 1 < end;
       pos += c === LF ? 1 : Math.min(2, end - pos);
-      line++;
+      if (lf) line++;
       blankLines++;
       continue;
     }

@@ -6,10 +6,8 @@
 import { isUtf8 } from 'node:buffer';
 import { PipelineError } from '../errors.js';
 import { COLUMNS, type Dataset } from '../registry.js';
-import { parseRecords, Problem } from './csv.js';
+import { findRecordEnd, parseRecords, Problem } from './csv.js';
 
-const LF = 0x0a;
-const QUOTE = 0x22;
 const BOM = [0xef, 0xbb, 0xbf];
 
 export interface Header {
@@ -24,17 +22,6 @@ export interface Header {
   readonly lines: number;
 }
 
-/** Offset just past the first record's LF (honouring quotes), or -1 if the record may continue. */
-export function firstRecordEnd(buf: Buffer, from: number, len: number): number {
-  let inQuote = false;
-  for (let i = from; i < len; i++) {
-    const c = buf[i];
-    if (c === QUOTE) inQuote = !inQuote;
-    else if (c === LF && !inQuote) return i + 1;
-  }
-  return -1;
-}
-
 export function bomLength(buf: Buffer): number {
   return buf.length >= 3 && buf[0] === BOM[0] && buf[1] === BOM[1] && buf[2] === BOM[2] ? 3 : 0;
 }
@@ -47,7 +34,7 @@ export function bomLength(buf: Buffer): number {
 export function parseHeader(dataset: Dataset, head: Buffer, file: string, atEof: boolean): Header | null {
   const start = bomLength(head);
   if (head.length === start) return null;
-  let end = firstRecordEnd(head, start, head.length);
+  let end = findRecordEnd(head, start, head.length);
   if (end === -1) {
     if (!atEof) throw new PipelineError('HCP_ERR_BAD_HEADER', 'Header record is too long or has an unclosed quote', { file, line: 1 });
     end = head.length;
