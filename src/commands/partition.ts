@@ -11,7 +11,7 @@ import { parseRecords } from '../parse/csv.js';
 import { planCuts } from '../parse/cutter.js';
 import { bomLength } from '../parse/header.js';
 import type { Dataset } from '../registry.js';
-import { HOSPITAL_ID } from '../rules/fields.js';
+import { INVALID_HOSPITAL, isValidHospitalId } from '../rules/fields.js';
 
 export interface PartitionSummary {
   dataset: Dataset;
@@ -61,7 +61,7 @@ export function partitionFile(dataset: Dataset, input: string, landing: string, 
         parseRecords(buf.subarray(0, cut), from, cut, (r) => {
           rows++;
           const h = (r.fields[header.index[0]] ?? '').trim();
-          const o = target(HOSPITAL_ID.test(h) ? h : '__invalid__');
+          const o = target(isValidHospitalId(h) ? h : INVALID_HOSPITAL);
           o.rows++;
           const bytes = buf.subarray(r.start, r.end);
           o.buf.push(Buffer.from(bytes));

@@ -9,7 +9,7 @@ export const RULES = {
   'row.unterminated_quote': 'A quoted field is never closed (or runs past the maximum record size).',
   'row.bad_quote': 'A quote appears inside an unquoted field, or text follows a closing quote.',
   'hospital_id.missing': 'hospital_id is empty.',
-  'hospital_id.invalid': 'hospital_id does not match ^[A-Za-z0-9_-]{1,32}$.',
+  'hospital_id.invalid': 'hospital_id does not match ^[A-Za-z0-9_-]{1,32}$, or is a reserved name (ALL, __invalid__).',
   'patient_id.missing': 'patient_id is empty.',
   'patient_id.invalid': 'patient_id does not match ^[A-Za-z0-9_-]{1,64}$.',
   'date.missing': 'The date is empty.',

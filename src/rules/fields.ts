@@ -6,6 +6,17 @@
  */
 
 export const HOSPITAL_ID = /^[A-Za-z0-9_-]{1,32}$/;
+/** The partition of rows whose hospital_id is invalid. */
+export const INVALID_HOSPITAL = '__invalid__';
+/** The rollup rows' hospital_id in the statistics. */
+export const ALL_HOSPITALS = 'ALL';
+/** Names the pipeline itself gives meaning to: a row may not claim them. */
+const RESERVED_HOSPITALS = new Set([INVALID_HOSPITAL, ALL_HOSPITALS]);
+
+/** A hospital_id that may become a partition directory: the pattern, and not a reserved name. */
+export function isValidHospitalId(h: string): boolean {
+  return HOSPITAL_ID.test(h) && !RESERVED_HOSPITALS.has(h);
+}
 export const PATIENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
 

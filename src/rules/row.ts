@@ -6,7 +6,7 @@
  */
 import { COLUMNS, type Dataset, indexMeasures, MEASURES, type MeasureIndex } from '../registry.js';
 import type { RowIssue, RuleCode } from './codes.js';
-import { flagFor, FLAG_NONE, HOSPITAL_ID, parseDecimal, parseIsoDate, parseRefRange, PATIENT_ID, type RefRange } from './fields.js';
+import { flagFor, FLAG_NONE, isValidHospitalId, parseDecimal, parseIsoDate, parseRefRange, PATIENT_ID, type RefRange } from './fields.js';
 
 export interface RuleContext {
   readonly dataset: Dataset;
@@ -70,7 +70,7 @@ export function checkRow(ctx: RuleContext, f: readonly string[], out: CheckedRow
   const unitText = ctx.dataset === 'vitals' ? f[5] : f[6];
 
   if (hospitalId === '') add(issues, 'hospital_id.missing', 'hospital_id');
-  else if (!HOSPITAL_ID.test(hospitalId)) add(issues, 'hospital_id.invalid', 'hospital_id');
+  else if (!isValidHospitalId(hospitalId)) add(issues, 'hospital_id.invalid', 'hospital_id');
 
   if (patientId === '') add(issues, 'patient_id.missing', 'patient_id');
   else if (!PATIENT_ID.test(patientId)) add(issues, 'patient_id.invalid', 'patient_id');

@@ -58,7 +58,7 @@ export function rowSchema(dataset: Dataset, ctx: SchemaContext) {
     const valueKey = dataset === 'vitals' ? 'value' : 'result_value';
 
     if (r.hospital_id === '') fail('hospital_id.missing', 'hospital_id');
-    else if (!ID32.test(r.hospital_id)) fail('hospital_id.invalid', 'hospital_id');
+    else if (!ID32.test(r.hospital_id) || r.hospital_id === 'ALL' || r.hospital_id === '__invalid__') fail('hospital_id.invalid', 'hospital_id');
     if (r.patient_id === '') fail('patient_id.missing', 'patient_id');
     else if (!ID64.test(r.patient_id)) fail('patient_id.invalid', 'patient_id');
 

@@ -4,7 +4,7 @@
  * ones by rename, the manifest last. The scope is the run's --period month
  * (replace that month only) or `all` (replace the hospital's whole partition).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../registry.js';
 import type { MeasureSketch, MeasureSketchState } from '../sketch/measure.js';
@@ -126,8 +126,9 @@ export async function commitHospital(c: CommitInput): Promise<HospitalOutcome> {
 
     // Data first, then sketches, then the manifest entry that vouches for them.
     if (scope === 'all') {
+      // No accepted rows (e.g. the __invalid__ partition): no curated directory at all.
       if (existsSync(stagedCurated)) replacePath(stagedCurated, curatedDir);
-      else replacePath(emptyDir(staging, 'empty-curated'), curatedDir);
+      else rmSync(curatedDir, { recursive: true, force: true });
       replacePath(stagedQuarantine, quarantineDir);
     } else {
       const stagedMonth = join(stagedCurated, `month=${scope}`);
@@ -146,11 +147,6 @@ function sortKeys<T>(o: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-function emptyDir(staging: string, name: string): string {
-  const p = join(staging, `${name}-${Math.random().toString(36).slice(2)}`);
-  mkdirSync(p, { recursive: true });
-  return p;
-}
 
 /** `_manifests/<dataset>/inputs/<partition>.<scope>.json`: one input file's ledger and warnings. */
 export interface InputManifest {

@@ -5,7 +5,7 @@
  * of a run, and it runs in the workers.
  */
 import type { RowIssue } from '../rules/codes.js';
-import { HOSPITAL_ID } from '../rules/fields.js';
+import { INVALID_HOSPITAL, isValidHospitalId } from '../rules/fields.js';
 import { checkRow, emptyCheckedRow, ruleContext, type RuleContext } from '../rules/row.js';
 import { parseRecords, parseText, Problem, regionEncoding } from '../parse/csv.js';
 import type { ChunkBlock, ChunkContext, ChunkResult, Rejects } from '../types.js';
@@ -107,7 +107,7 @@ function processChunk(
     const h = fields.length > ctx.index[0] ? fields[ctx.index[0]].trim() : '';
     rejects.line.push(line);
     rejects.codes.push(codes);
-    rejects.hospital.push(HOSPITAL_ID.test(h) ? h : '__invalid__');
+    rejects.hospital.push(isValidHospitalId(h) ? h : INVALID_HOSPITAL);
     rejects.fields.push(fields.slice());
     rejects.raw.push(raw);
   };

@@ -54,7 +54,7 @@ def read_rows(dataset: str, path: str, command: str) -> tuple[list[str], list[di
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip().lower() for h in (reader.fieldnames or [])]
-        missing = [c for c in REQUIRED[dataset] if c not in header]
+        missing = [c for c in (["hospital_id"] if command == "partition" else REQUIRED[dataset]) if c not in header]
         if missing:
             fail(command, 2, "HCP_ERR_MISSING_COLUMN", f"{path}: missing required column '{missing[0]}'")
         return list(reader.fieldnames or []), list(reader)
@@ -99,7 +99,8 @@ def main() -> None:
             fail(command, 2, "HCP_ERR_NO_KEY", "HCP_PSEUDONYM_KEY is not set and --require-key was given")
         dataset = opts["dataset"]
         _, rows = read_rows(dataset, opts["input"], command)
-        hospital = rows[0]["hospital_id"] if rows else "none"
+        first = rows[0]["hospital_id"].strip() if rows else "none"
+        hospital = first if HOSPITAL_ID.match(first) else "__invalid__"
         sketch = Path(opts["out"]) / "sketches" / dataset / f"hospital_id={hospital}.json"
         sketch.parent.mkdir(parents=True, exist_ok=True)
         sketch.write_text(json.dumps({"n": len(rows), "period": opts.get("period")}))

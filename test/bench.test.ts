@@ -1,0 +1,93 @@
+/**
+ * Keeps `npm run bench` working: runs it at a tiny size into a temporary
+ * directory and checks the report has every section and row. No timing is
+ * asserted — benchmarks are not timed tests.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const PYTHON = 'bench/.venv/bin/python';
+const withPandas = existsSync(PYTHON);
+const ROWS = 2000;
+
+describe('bench (tiny size)', () => {
+  const out = mkdtempSync(join(tmpdir(), 'hcp-bench-test-'));
+  const docsBefore = existsSync('docs/PERFORMANCE.md') ? readFileSync('docs/PERFORMANCE.md', 'utf8') : null;
+  let stdout = '';
+  let md = '';
+  let results: Record<string, any> = {};
+
+  beforeAll(() => {
+    if (!existsSync('dist/bench/run.js') || !existsSync('dist/src/cli.js')) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
+    const args = ['dist/bench/run.js', '--rows', String(ROWS), '--sizes', `500,${ROWS}`, '--chunk-sizes', '65536,2097152', '--out', out];
+    if (!withPandas) args.push('--skip-pandas');
+    stdout = execFileSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    md = readFileSync(join(out, 'PERFORMANCE.md'), 'utf8');
+    results = JSON.parse(readFileSync(join(out, `results-${ROWS}.json`), 'utf8'));
+  }, 600_000);
+
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  it('writes the report to --out, never to docs/ at a tiny size', () => {
+    expect(stdout.trim().split('\n').at(-1)).toBe(join(out, 'PERFORMANCE.md'));
+    const docsAfter = existsSync('docs/PERFORMANCE.md') ? readFileSync('docs/PERFORMANCE.md', 'utf8') : null;
+    expect(docsAfter).toBe(docsBefore);
+  });
+
+  it('keeps the hand-written method section and the summary table', () => {
+    expect(md).toContain('<!-- bench:method:start -->');
+    expect(md).toContain('<!-- bench:method:end -->');
+    expect(md).toMatch(/## Results at a glance[\s\S]*\| 2,000 \|/);
+    expect(md).toContain(`<!-- bench:results:${ROWS}:start -->`);
+  });
+
+  it.each([
+    'throughput vs DuckDB (same job, 2 threads)',
+    'throughput vs pandas + pandera',
+    '2 workers vs 1 worker',
+    'peak RSS at 2,000 rows',
+    'peak RSS flat in input size (500 → 2,000 rows)',
+    'per-stage timings in the run summary',
+    'parquet_encode share of stage time',
+  ])('has the target row "%s"', (name) => {
+    expect(md).toContain(`| ${name} |`);
+  });
+
+  it('compares the engine with the read floor, DuckDB and (with its venv) pandas', () => {
+    expect(md).toMatch(/\| read floor: newline count, 1 MiB reads \| 2,000 \|/);
+    expect(md).toMatch(/\| engine, 2 workers \(process \+ stats\) \| 2,000 \|/);
+    expect(md).toMatch(/\| DuckDB v[\d.]+ SQL, 2 threads \| 2,000 \|/);
+    if (withPandas) expect(md).toMatch(/\| pandas [\d.]+ \+ pandera [\d.]+ \| 2,000 \|/);
+    else expect(md).toContain('pandas + pandera not run');
+  });
+
+  it('has the scaling tables: workers, chunk sizes, input sizes', () => {
+    expect(md).toMatch(/### Scaling with workers[\s\S]*\n\| 1 \|[^\n]*\n\| 2 \|/);
+    expect(md).toMatch(/### Chunk size[\s\S]*\n\| 64 KiB \|[^\n]*\n\| 2 MiB \|/);
+    expect(md).toMatch(/### Scaling with input size[\s\S]*\n\| 500 \|[^\n]*\n\| 2,000 \|/);
+  });
+
+  it.each(['read', 'parse', 'rules', 'transform', 'dedupe', 'sketch', 'parquet_encode', 'write'])('shows the engine stage "%s"', (stage) => {
+    expect(md).toMatch(new RegExp(`\\n${stage} +[█ ]+ [\\d,]+ ms \\(`));
+    expect(results.engine.timings[stage]).toEqual(expect.any(Number));
+  });
+
+  it('writes the SVG charts it links to', () => {
+    for (const chart of ['compare', 'workers', 'rss', 'stages']) {
+      const file = `performance/rows-${ROWS}-${chart}.svg`;
+      expect(md).toContain(`](${file})`);
+      expect(readFileSync(join(out, file), 'utf8')).toMatch(/^<svg [\s\S]*<\/svg>\n$/);
+    }
+  });
+
+  it('every tool accounts for every input row (curated + rejected = read)', () => {
+    for (const tool of ['engine', 'duckdb', ...(withPandas ? ['pandas'] : [])]) {
+      expect(results[tool].accepted + results[tool].rejected, tool).toBe(ROWS);
+    }
+    // Same rules, same rows: pandas and the engine reject exactly the same rows.
+    if (withPandas) expect(results.pandas.rejected).toBe(results.engine.rejected);
+  });
+});

@@ -1,0 +1,441 @@
+"""Unit tests of dags/hcp_airflow: no scheduler, the fake engine where a process is needed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from hcp_airflow import cli, partitions, pseudonym_key, steps
+from hcp_airflow.config import Settings, load_settings, plan_run, run_month
+
+KEY = "k3y-that-must-never-leak-5f2a"
+
+
+# --- config -----------------------------------------------------------------
+
+
+def test_settings_defaults():
+    s = load_settings({}, repo_dir=REPO)
+    assert s.cli == ("node", str(REPO / "dist" / "src" / "cli.js"))
+    assert s.output_dir == REPO / "output" / "airflow"
+    assert s.landing_dir is None
+    assert s.pushgateway is None
+    assert s.max_active_hospitals == 2
+    assert s.workers is None
+    assert s.pool is None
+
+
+def test_settings_from_env(tmp_path):
+    s = load_settings(
+        {
+            "HCP_CLI": "npx --yes 'healthcare pipeline'",
+            "HCP_OUTPUT_DIR": "out/af",  # relative: to the repo, not the cwd
+            "HCP_LANDING_DIR": str(tmp_path),
+            "HCP_PUSHGATEWAY": " http://pgw:9091 ",
+            "HCP_MAX_ACTIVE_HOSPITALS": "4",
+            "HCP_WORKERS": "3",
+            "HCP_POOL": "hcp",
+        },
+        repo_dir=REPO,
+    )
+    assert s.cli == ("npx", "--yes", "healthcare pipeline")
+    assert s.output_dir == REPO / "out" / "af"
+    assert s.landing_dir == tmp_path
+    assert s.pushgateway == "http://pgw:9091"
+    assert (s.max_active_hospitals, s.workers, s.pool) == (4, 3, "hcp")
+
+
+@pytest.mark.parametrize("name", ["HCP_MAX_ACTIVE_HOSPITALS", "HCP_WORKERS"])
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_settings_reject_bad_integers_naming_the_variable(name, value):
+    with pytest.raises(ValueError, match=name):
+        load_settings({name: value}, repo_dir=REPO)
+
+
+@pytest.mark.parametrize(
+    "max_active, workers, cpus, expected",
+    [
+        (2, None, 2, 1),
+        (2, None, 8, 4),
+        (4, None, 2, 1),  # never below one
+        (1, None, 16, 16),
+        (2, 3, 64, 3),  # HCP_WORKERS wins
+    ],
+)
+def test_workers_per_task_is_a_share_of_the_machine(max_active, workers, cpus, expected):
+    s = load_settings({}, repo_dir=REPO)
+    s = Settings(**{**s.__dict__, "max_active_hospitals": max_active, "workers": workers})
+    assert s.workers_per_task(cpu_count=cpus) == expected
+
+
+MARCH = datetime(2024, 3, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "requested, interval_start, landing, expected",
+    [
+        (None, MARCH, None, None),  # no landing dir: the whole sample
+        (None, None, None, None),
+        (None, MARCH, Path("/landing"), "2024-03"),  # the data interval's month
+        ("2023-12", MARCH, Path("/landing"), "2023-12"),  # the param wins
+        ("2023-12", MARCH, None, "2023-12"),  # a month of the sample
+    ],
+)
+def test_run_month(requested, interval_start, landing, expected):
+    assert run_month(requested, interval_start, landing) == expected
+
+
+@pytest.mark.parametrize("bad", ["2024-13", "2024-3", "24-03", "2024-03-01", "../x"])
+def test_run_month_rejects_bad_months(bad):
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        run_month(bad, MARCH, None)
+
+
+def test_run_month_needs_an_interval_with_a_landing_dir():
+    with pytest.raises(ValueError, match="month"):
+        run_month(None, None, Path("/landing"))
+
+
+def test_plan_for_the_sample(tmp_path):
+    s = load_settings({"HCP_OUTPUT_DIR": str(tmp_path)}, repo_dir=REPO)
+    plan = plan_run(s, None)
+    assert plan.key == "sample" and plan.period is None
+    assert plan.inputs == {"vitals": REPO / "data/vitals_2024.csv", "labs": REPO / "data/lab_results_2024.csv"}
+    assert plan.out == tmp_path / "sample"
+    assert plan.landing == tmp_path / "_landing" / "sample"
+
+
+def test_plan_for_a_landing_month_is_stable(tmp_path):
+    s = load_settings({"HCP_OUTPUT_DIR": str(tmp_path / "o"), "HCP_LANDING_DIR": str(tmp_path / "l")}, repo_dir=REPO)
+    plan = plan_run(s, "2024-03")
+    assert plan.inputs == {"vitals": tmp_path / "l/2024-03/vitals.csv", "labs": tmp_path / "l/2024-03/lab_results.csv"}
+    assert (plan.key, plan.period, plan.out) == ("2024-03", "2024-03", tmp_path / "o/2024-03")
+    assert plan_run(s, "2024-03") == plan  # a rerun writes to the same place
+    assert json.loads(json.dumps(plan.to_dict()))["out"] == str(tmp_path / "o/2024-03")
+
+
+# --- cli: commands, summaries, exit codes -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        ({}, []),
+        ({"dataset": "vitals", "input": Path("/a b.csv")}, ["--dataset", "vitals", "--input", "/a b.csv"]),
+        ({"require_key": True, "period": None, "progress": False}, ["--require-key"]),
+        ({"max_reject_rate": 0.1, "workers": 2}, ["--max-reject-rate", "0.1", "--workers", "2"]),
+    ],
+)
+def test_build_command(options, expected):
+    assert cli.build_command(("node", "cli.js"), "process", options) == ["node", "cli.js", "process", *expected]
+
+
+@pytest.mark.parametrize(
+    "stdout, expected",
+    [
+        ('noise\n{"command":"x","status":"ok"}\n', {"command": "x", "status": "ok"}),
+        ('{"command":"x"}\n\n  \n', {"command": "x"}),
+        ("", None),
+        ("not json\n", None),
+        ('{"a":1}\ntrailing text\n', None),  # the summary must be last
+        ("[1, 2]\n", None),
+    ],
+)
+def test_parse_summary(stdout, expected):
+    assert cli.parse_summary(stdout) == expected
+
+
+@pytest.mark.parametrize(
+    "returncode, exc_type, fatal",
+    [
+        (2, cli.EngineFatalError, True),
+        (3, cli.EngineFatalError, True),
+        (1, cli.EngineError, False),
+        (4, cli.EngineError, False),  # unknown codes: assume transient
+        (-signal.SIGKILL, cli.EngineError, False),
+        (-signal.SIGTERM, cli.EngineError, False),
+    ],
+)
+def test_exit_code_to_exception(returncode, exc_type, fatal):
+    error = cli.classify_exit(returncode, "process", "error: boom")
+    assert type(error) is exc_type
+    assert isinstance(error, AirflowException)
+    # AirflowFailException = fail now, no retries; anything else is retried.
+    assert isinstance(error, AirflowFailException) is fatal
+
+
+def test_exit_zero_is_success():
+    assert cli.classify_exit(0, "process", "") is None
+
+
+def test_signal_is_named():
+    assert "SIGKILL" in str(cli.classify_exit(-signal.SIGKILL, "process", ""))
+
+
+def test_engine_env_strips_airflow_secrets_and_stray_keys():
+    base = {
+        "PATH": "/bin",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://u:p@h/db",
+        "AIRFLOW_CONN_X": "x://",
+        "AIRFLOW_VAR_HCP_PSEUDONYM_KEY": KEY,
+        "HCP_PSEUDONYM_KEY": KEY,
+        "HCP_OUTPUT_DIR": "/o",
+    }
+    assert cli.engine_env(base) == {"PATH": "/bin", "HCP_OUTPUT_DIR": "/o"}
+    assert cli.engine_env(base, "other")["HCP_PSEUDONYM_KEY"] == "other"
+
+
+def test_run_engine_returns_the_summary_and_relays_stderr(fake_cli, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    vitals = _csv(tmp_path / "v.csv", VITALS_HEADER, ["H01,2024-03-01,P1,heart_rate,72,bpm"])
+    summary = cli.run_engine(fake_cli, "validate", {"dataset": "vitals", "input": vitals}, env=dict(os.environ))
+    assert summary == {"command": "validate", "status": "ok", "dataset": "vitals"}
+    assert "[engine] validate: starting" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "knob, exc_type, fatal, message",
+    [
+        ({"FAKE_CLI_EXIT": "validate=2"}, cli.EngineFatalError, True, "HCP_ERR_FORCED: forced exit 2"),
+        ({"FAKE_CLI_EXIT": "validate=3"}, cli.EngineFatalError, True, "quality gate failed"),
+        ({"FAKE_CLI_EXIT": "validate=1"}, cli.EngineError, False, "forced exit 1"),
+        ({"FAKE_CLI_SIGNAL": "validate"}, cli.EngineError, False, "SIGKILL"),
+    ],
+)
+def test_run_engine_failures(fake_cli, tmp_path, caplog, knob, exc_type, fatal, message):
+    vitals = _csv(tmp_path / "v.csv", VITALS_HEADER, [])
+    with pytest.raises(exc_type) as info:
+        cli.run_engine(fake_cli, "validate", {"dataset": "vitals", "input": vitals}, env={**os.environ, **knob})
+    assert isinstance(info.value, AirflowFailException) is fatal
+    assert message in str(info.value)
+    assert info.value.__cause__ is None  # no chained subprocess traceback
+
+
+def test_run_engine_message_is_the_engines(fake_cli, tmp_path, caplog):
+    """The engine's own words reach the task log and the exception."""
+    caplog.set_level(logging.INFO)
+    broken = _csv(tmp_path / "v.csv", "hospital_id,measurement_date,patient_id,vital_type,unit", [])
+    with pytest.raises(AirflowFailException, match="missing required column 'value'"):
+        cli.run_engine(fake_cli, "validate", {"dataset": "vitals", "input": broken}, env=dict(os.environ))
+    assert "[engine] error: " in caplog.text
+
+
+def test_run_engine_without_summary_fails_fast(tmp_path):
+    script = tmp_path / "quiet.py"
+    script.write_text("print('done, no json')\n")
+    with pytest.raises(AirflowFailException, match="no JSON summary"):
+        cli.run_engine(("python3", str(script)), "stats", {}, env=dict(os.environ))
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (("node", "/nonexistent/dist/src/cli.js"), "npm run build"),
+        (("/nonexistent/bin/engine",), "cannot start the engine"),
+    ],
+)
+def test_missing_engine_fails_fast(argv, match):
+    with pytest.raises(AirflowFailException, match=match):
+        cli.run_engine(argv, "stats", {}, env=dict(os.environ))
+
+
+# --- partitions -----------------------------------------------------------------
+
+
+def _part(landing: Path, dataset: str, hospital: str, rows: int) -> dict:
+    return {"hospital_id": hospital, "path": str(landing / dataset / f"hospital_id={hospital}.csv"), "rows": rows}
+
+
+def test_hospitals_from_partitions_merges_and_sorts(tmp_path):
+    summaries = {
+        "vitals": {"rows_read": 6, "partitions": [_part(tmp_path, "vitals", h, n) for h, n in
+                                                  [("H02", 2), ("H01", 3), ("__invalid__", 1)]]},
+        "labs": {"rows_read": 4, "partitions": [_part(tmp_path, "labs", h, n) for h, n in [("H03", 1), ("H01", 3)]]},
+    }
+    hospitals = partitions.hospitals_from_partitions(summaries, tmp_path)
+    assert [h["hospital_id"] for h in hospitals] == ["H01", "H02", "H03", "__invalid__"]
+    assert hospitals[0]["files"] == {
+        "vitals": str(tmp_path / "vitals/hospital_id=H01.csv"),
+        "labs": str(tmp_path / "labs/hospital_id=H01.csv"),
+    }
+    assert hospitals[0]["rows"] == {"vitals": 3, "labs": 3}
+    assert set(hospitals[1]["files"]) == {"vitals"}  # a hospital with no labs: nothing to process there
+    assert json.loads(json.dumps(hospitals)) == hospitals  # XCom-safe
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda s, d: s["vitals"]["partitions"][0].update(hospital_id="../etc"), "unsafe hospital_id"),
+        (lambda s, d: s["vitals"]["partitions"][0].update(hospital_id=""), "unsafe hospital_id"),
+        (lambda s, d: s["vitals"]["partitions"][0].update(path="/tmp/elsewhere.csv"), "outside"),
+        (lambda s, d: s["vitals"].update(rows_read=99), "lost rows"),
+        (lambda s, d: s["vitals"]["partitions"].append(dict(s["vitals"]["partitions"][0])), "twice"),
+        (lambda s, d: s["vitals"].pop("partitions"), "no 'partitions'"),
+    ],
+)
+def test_hospitals_from_partitions_rejects_bad_summaries(tmp_path, mutate, match):
+    summaries = {"vitals": {"rows_read": 2, "partitions": [_part(tmp_path, "vitals", "H01", 2)]}}
+    mutate(summaries, tmp_path)
+    with pytest.raises(AirflowFailException, match=match):
+        partitions.hospitals_from_partitions(summaries, tmp_path)
+
+
+# --- pseudonymisation key -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "variable, connection, env, expected",
+    [
+        ("from-var", "from-conn", "from-env", ("from-var", "variable")),
+        (None, "from-conn", "from-env", ("from-conn", "connection")),
+        (None, None, "from-env", ("from-env", "env")),
+        (None, None, None, (None, "none")),
+        ("", None, "from-env", ("from-env", "env")),
+    ],
+)
+def test_resolve_key_order(monkeypatch, variable, connection, env, expected):
+    monkeypatch.setattr(pseudonym_key, "_from_variable", lambda: variable)
+    monkeypatch.setattr(pseudonym_key, "_from_connection", lambda: connection)
+    environ = {"HCP_PSEUDONYM_KEY": env} if env else {}
+    assert pseudonym_key.resolve_key(environ) == expected
+
+
+def test_resolve_key_reads_an_airflow_variable_from_the_environment(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_HCP_PSEUDONYM_KEY", "var-key")
+    assert pseudonym_key.resolve_key({}) == ("var-key", "variable")
+
+
+def test_resolve_key_without_airflow(monkeypatch):
+    assert pseudonym_key.resolve_key({"HCP_PSEUDONYM_KEY": "e"}, use_airflow=False) == ("e", "env")
+
+
+# --- steps, end to end against the fake engine -------------------------------------
+
+VITALS_HEADER = "hospital_id,measurement_date,patient_id,vital_type,value,unit"
+LABS_HEADER = "hospital_id,test_date,patient_id,test_type,result_value,reference_range,unit"
+
+
+def _csv(path: Path, header: str, rows: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+@pytest.fixture
+def month_settings(tmp_path, fake_cli, monkeypatch):
+    """Settings for landing month 2024-03 with the fake engine, recording its calls."""
+    landing = tmp_path / "landing"
+    _csv(landing / "2024-03/vitals.csv", VITALS_HEADER,
+         ["H01,2024-03-01,P1,heart_rate,72,bpm", "H02,2024-03-02,P2,heart_rate,80,bpm",
+          "bad id!,2024-03-02,P3,heart_rate,80,bpm"])
+    _csv(landing / "2024-03/lab_results.csv", LABS_HEADER, ["H01,2024-03-01,P1,glucose,90,70-100,mg/dL"])
+    monkeypatch.setenv("FAKE_CLI_RECORD", str(tmp_path / "calls.jsonl"))
+    monkeypatch.setattr(pseudonym_key, "_from_variable", lambda: None)
+    monkeypatch.setattr(pseudonym_key, "_from_connection", lambda: None)
+    return load_settings({"HCP_CLI": " ".join(fake_cli), "HCP_LANDING_DIR": str(landing),
+                          "HCP_OUTPUT_DIR": str(tmp_path / "out")}, repo_dir=REPO)
+
+
+def _calls(tmp_path: Path) -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+
+
+def test_partition_step_lists_every_hospital_including_invalid(month_settings):
+    plan = plan_run(month_settings, "2024-03")
+    stale = plan.landing / "vitals" / "hospital_id=GONE.csv"
+    _csv(stale, VITALS_HEADER, [])
+    hospitals = steps.partition(month_settings, plan)
+    assert [h["hospital_id"] for h in hospitals] == ["H01", "H02", "__invalid__"]
+    assert not stale.exists()  # a rerun starts from a clean landing dir
+
+
+def test_partition_step_fails_fast_on_a_missing_input(month_settings):
+    plan = plan_run(month_settings, "2024-04")
+    with pytest.raises(AirflowFailException, match="missing"):
+        steps.partition(month_settings, plan)
+
+
+def test_key_reaches_process_through_the_environment_only(month_settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("HCP_PSEUDONYM_KEY", KEY)
+    plan = plan_run(month_settings, "2024-03")
+    for hospital in steps.partition(month_settings, plan):
+        steps.transform(month_settings, plan, steps.validate(month_settings, hospital))
+    steps.statistics(month_settings, plan)
+    steps.quality_report(month_settings, plan, 0.2)
+    calls = _calls(tmp_path)
+    assert {c["argv"][1] for c in calls} == {"partition", "validate", "process", "stats", "report"}
+    for call in calls:
+        assert not any(KEY in arg for arg in call["argv"]), call["argv"]
+        # Only the pseudonymising command gets the key at all.
+        assert call["key"] == (KEY if call["argv"][1] == "process" else None)
+    process = [c["argv"] for c in calls if c["argv"][1] == "process"]
+    assert len(process) == 4  # H01 vitals+labs, H02 vitals, __invalid__ vitals
+    for argv in process:
+        assert "--require-key" in argv
+        assert argv[argv.index("--period") + 1] == "2024-03"
+        assert argv[argv.index("--out") + 1] == str(plan.out)
+    report = [c["argv"] for c in calls if c["argv"][1] == "report"][0]
+    assert report[report.index("--max-reject-rate") + 1] == "0.2"
+
+
+def test_transform_without_key_fails_fast(month_settings):
+    plan = plan_run(month_settings, "2024-03")
+    hospital = steps.partition(month_settings, plan)[0]
+    with pytest.raises(AirflowFailException, match="HCP_PSEUDONYM_KEY"):
+        steps.transform(month_settings, plan, hospital)
+
+
+def test_pushgateway_is_passed_when_configured(month_settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("HCP_PSEUDONYM_KEY", KEY)
+    settings = Settings(**{**month_settings.__dict__, "pushgateway": "http://pgw:9091"})
+    plan = plan_run(settings, "2024-03")
+    steps.transform(settings, plan, steps.partition(settings, plan)[0])
+    argv = [c["argv"] for c in _calls(tmp_path) if c["argv"][1] == "process"][0]
+    assert argv[argv.index("--pushgateway") + 1] == "http://pgw:9091"
+
+
+def test_on_failure_callback_logs_one_line(caplog):
+    class TI:
+        task_id, map_index, try_number = "hospital.validate", 3, 1
+
+    class Dag:
+        dag_id = "healthcare_processing"
+
+    steps.on_failure({"ti": TI(), "dag": Dag(), "run_id": "r1", "exception": ValueError("boom")})
+    assert "task=hospital.validate[3] try=1 cause=boom" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "params, interval_start, landing, expected_key",
+    [
+        ({"month": None}, MARCH, None, "sample"),
+        ({"month": "2024-05"}, MARCH, None, "2024-05"),
+        ({"month": None}, MARCH, "landing", "2024-03"),
+    ],
+)
+def test_plan_for_context(tmp_path, params, interval_start, landing, expected_key):
+    env = {"HCP_OUTPUT_DIR": str(tmp_path)} | ({"HCP_LANDING_DIR": str(tmp_path / landing)} if landing else {})
+    s = load_settings(env, repo_dir=REPO)
+    assert steps.plan_for(s, {"params": params, "data_interval_start": interval_start}).key == expected_key
+
+
+@pytest.mark.parametrize(
+    "params, interval_start",
+    [
+        ({"month": "2024-13"}, MARCH),  # bad month
+        ({"month": None}, None),  # landing dir, manual run without a data interval
+    ],
+)
+def test_plan_for_context_fails_fast(tmp_path, params, interval_start):
+    s = load_settings({"HCP_LANDING_DIR": str(tmp_path)}, repo_dir=REPO)
+    with pytest.raises(AirflowFailException):
+        steps.plan_for(s, {"params": params, "data_interval_start": interval_start})

@@ -1,0 +1,334 @@
+/**
+ * Shared test helpers: run the built CLI, temporary directories, an
+ * error-code assertion, a DuckDB connection for reference queries, and a
+ * few small readers (RFC 4180 via fast-csv, rank-error checks).
+ *
+ * The CLI tests run `node dist/src/cli.js`: build first (`npx tsc -p tsconfig.json`).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { parseString } from 'fast-csv';
+import { expect } from 'vitest';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** The built CLI; HCP_CLI points the tests at another build (e.g. a private outDir while dist/ is being rebuilt). */
+export const CLI = process.env.HCP_CLI ?? join(ROOT, 'dist', 'src', 'cli.js');
+export const DATA = join(ROOT, 'data');
+/** The key every CLI test runs with unless it says otherwise. */
+export const TEST_KEY = 'test-key-0123456789';
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** The last non-empty stdout line parsed as JSON (null when it is not JSON). */
+  json: Record<string, any> | null;
+  ms: number;
+}
+
+export interface CliOptions {
+  /** Environment overrides; a value of `undefined` removes the variable. */
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  timeoutMs?: number;
+}
+
+/** Throws a helpful message when the CLI has not been built. */
+export function assertBuilt(): void {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npx tsc -p tsconfig.json" before these tests`);
+}
+
+/** Runs `node dist/src/cli.js ...args`, with HCP_PSEUDONYM_KEY set to TEST_KEY unless overridden. */
+export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  assertBuilt();
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, HCP_PSEUDONYM_KEY: TEST_KEY, NO_COLOR: '1', ...opts.env })) {
+    if (v !== undefined) env[k] = v;
+  }
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const stdout = Buffer.concat(out).toString('utf8');
+      const stderr = Buffer.concat(err).toString('utf8');
+      resolve({ code, signal, stdout, stderr, json: lastJsonLine(stdout), ms: performance.now() - started });
+    });
+  });
+}
+
+/** The last non-empty line of `text` parsed as JSON, or null. */
+export function lastJsonLine(text: string): Record<string, any> | null {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  if (lines.length === 0) return null;
+  try {
+    const v = JSON.parse(lines[lines.length - 1]);
+    return typeof v === 'object' && v !== null ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Formats a CLI result for assertion messages. */
+export const describeRun = (r: CliResult) => `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\n--- stderr ---\n${r.stderr.slice(-4000)}\n--- stdout ---\n${r.stdout.slice(-4000)}`;
+
+// ------------------------------------------------------------------ temp dirs
+
+const made: string[] = [];
+
+/** A fresh temporary directory, removed by `removeTempDirs()` (kept when HCP_KEEP_TMP is set). */
+export function tempDir(prefix = 'hcp-test-'): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
+}
+
+export function removeTempDirs(): void {
+  if (process.env.HCP_KEEP_TMP) return;
+  while (made.length > 0) rmSync(made.pop()!, { recursive: true, force: true });
+}
+
+/** Every file under `dir` (recursively), as paths relative to `dir`, sorted. */
+export function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(relative(dir, p));
+    }
+  };
+  if (existsSync(dir)) walk(dir);
+  return out.sort();
+}
+
+export const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
+
+// ------------------------------------------------------------------ errors
+
+/**
+ * Asserts that `fn` throws (or rejects with) an error whose `code` is `code`;
+ * match on the code, never on the class. Returns the error.
+ */
+export async function expectErrorCode(fn: () => unknown, code: string): Promise<Error & { code: string }> {
+  let caught: unknown = undefined;
+  let threw = false;
+  try {
+    await fn();
+  } catch (e) {
+    threw = true;
+    caught = e;
+  }
+  expect(threw, `expected an error with code ${code}, but nothing was thrown`).toBe(true);
+  expect((caught as { code?: unknown })?.code, `error: ${(caught as Error)?.message}`).toBe(code);
+  return caught as Error & { code: string };
+}
+
+/** Synchronous variant of expectErrorCode, for pure functions. */
+export function expectErrorCodeSync(fn: () => unknown, code: string): Error & { code: string } {
+  let caught: unknown = undefined;
+  let threw = false;
+  try {
+    fn();
+  } catch (e) {
+    threw = true;
+    caught = e;
+  }
+  expect(threw, `expected an error with code ${code}, but nothing was thrown`).toBe(true);
+  expect((caught as { code?: unknown })?.code, `error: ${(caught as Error)?.message}`).toBe(code);
+  return caught as Error & { code: string };
+}
+
+// ------------------------------------------------------------------ DuckDB
+
+let duck: Promise<DuckDBConnection> | null = null;
+
+/** One in-memory DuckDB connection per test file. */
+export function duckdb(): Promise<DuckDBConnection> {
+  duck ??= DuckDBInstance.create(':memory:').then((i) => i.connect());
+  return duck;
+}
+
+/** Runs SQL and returns rows as plain JS objects; BIGINTs become numbers, DATEs `YYYY-MM-DD` strings. */
+export async function query<T = Record<string, any>>(sql: string): Promise<T[]> {
+  const c = await duckdb();
+  const r = await c.runAndReadAll(sql);
+  const names = r.columnNames();
+  const types = r.columnTypes().map((t) => t.toString());
+  return r.getRowObjectsJS().map((row) => {
+    const o: Record<string, unknown> = {};
+    names.forEach((n, i) => {
+      const v = (row as Record<string, unknown>)[n];
+      if (typeof v === 'bigint') o[n] = Number(v);
+      else if (v instanceof Date && types[i] === 'DATE') o[n] = v.toISOString().slice(0, 10);
+      else o[n] = v;
+    });
+    return o as T;
+  });
+}
+
+/** SQL string literal. */
+export const sqlStr = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
+/** `read_parquet` over every curated part file of a dataset (no hive columns added). */
+export const curatedScan = (out: string, dataset: string) =>
+  `read_parquet(${sqlStr(join(out, 'curated', dataset, '*', '*', '*.parquet'))}, hive_partitioning = false, filename = true)`;
+
+/** `read_csv` of a CSV with every column as VARCHAR (quarantine, stats). */
+export const csvScan = (path: string) => `read_csv(${sqlStr(path)}, header = true, all_varchar = true, delim = ',', quote = '"', escape = '"')`;
+
+// ------------------------------------------------------------------ CSV
+
+/** Parses CSV text with fast-csv (an independent RFC 4180 parser); blank lines are dropped. */
+export function fastCsv(text: string): Promise<string[][]> {
+  return new Promise((resolve, reject) => {
+    const rows: string[][] = [];
+    parseString(text, { headers: false })
+      .on('data', (r: string[]) => {
+        if (r.length > 0) rows.push(r);
+      })
+      .on('error', reject)
+      .on('end', () => resolve(rows));
+  });
+}
+
+/** Reads a CSV file with a header into objects (fast-csv). */
+export async function readCsvObjects(path: string): Promise<Record<string, string>[]> {
+  const [head, ...rows] = await fastCsv(readFileSync(path, 'utf8'));
+  return rows.map((r) => Object.fromEntries(head.map((h, i) => [h, r[i] ?? ''])));
+}
+
+/** Every rejects*.csv of a dataset's quarantine, parsed, with the hospital partition it sits in. */
+export async function readQuarantine(out: string, dataset: string): Promise<(Record<string, string> & { partition: string })[]> {
+  const root = join(out, 'quarantine', dataset);
+  const rows: (Record<string, string> & { partition: string })[] = [];
+  for (const f of listFiles(root).filter((p) => /rejects[^/]*\.csv$/.test(p))) {
+    const partition = f.split('/')[0].replace(/^hospital_id=/, '');
+    for (const r of await readCsvObjects(join(root, f))) rows.push({ ...r, partition });
+  }
+  return rows;
+}
+
+// ------------------------------------------------------------------ statistics
+
+/** SPEC §4 rank tolerance. */
+export const RANK_TOL = 0.005;
+
+/** Checks the SPEC §4 rank condition for q̂ over sorted values; returns a message when it fails, else null. */
+export function rankError(sorted: ArrayLike<number>, q: number, p: number, tol = RANK_TOL): string | null {
+  const n = sorted.length;
+  let lt = 0;
+  let le = 0;
+  // Binary searches: first index >= q, first index > q.
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const m = (lo + hi) >>> 1;
+    if (sorted[m] < q) lo = m + 1;
+    else hi = m;
+  }
+  lt = lo;
+  lo = 0;
+  hi = n;
+  while (lo < hi) {
+    const m = (lo + hi) >>> 1;
+    if (sorted[m] <= q) lo = m + 1;
+    else hi = m;
+  }
+  le = lo;
+  const eps = 1e-12;
+  if (lt / n > p + tol + eps || le / n < p - tol - eps) return `p=${p} q=${q}: count(v<q)/n=${lt / n}, count(v<=q)/n=${le / n} (n=${n})`;
+  return null;
+}
+
+/** |a − b| ≤ rel·max(|a|,|b|) + abs. */
+export function close(a: number, b: number, rel = 1e-9, abs = 0): boolean {
+  return Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b)) + abs;
+}
+
+/** A small deterministic PRNG (mulberry32) for test data. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A small independent RFC 4180 reader that also reports the 1-based
+ * physical line each record starts on (header = line 1). Blank lines are
+ * skipped; a trailing CR before LF is dropped.
+ */
+export function csvRecords(text: string): { line: number; fields: string[] }[] {
+  const out: { line: number; fields: string[] }[] = [];
+  let fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  let inQuotes = false;
+  let line = 1;
+  let start = 1;
+  let empty = true;
+  const endRecord = () => {
+    const last = quoted ? field : field.replace(/\r$/, '');
+    if (!(empty && fields.length === 0 && last === '' && !quoted)) {
+      fields.push(last);
+      out.push({ line: start, fields });
+    }
+    fields = [];
+    field = '';
+    quoted = false;
+    empty = true;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inQuotes) {
+      if (c === '"') {
+        if (text[i + 1] === '"') {
+          field += '"';
+          i++;
+        } else inQuotes = false;
+      } else {
+        if (c === '\n') line++;
+        field += c;
+      }
+      continue;
+    }
+    if (c === '"') {
+      inQuotes = true;
+      quoted = true;
+      empty = false;
+    } else if (c === ',') {
+      fields.push(quoted ? field : field.replace(/\r$/, ''));
+      field = '';
+      quoted = false;
+      empty = false;
+    } else if (c === '\n') {
+      endRecord();
+      line++;
+      start = line;
+    } else {
+      if (c !== '\r') empty = false;
+      field += c;
+    }
+  }
+  if (!empty || field !== '' || fields.length > 0) endRecord();
+  return out;
+}

@@ -1,0 +1,447 @@
+/**
+ * Malformed inputs and bad usage through the CLI (`process`): each case
+ * either fails cleanly — the SPEC §6 exit code, one `error: ...` line on
+ * stderr and no stack trace, a JSON summary with status "error" and the
+ * HCP_ERR_* code — or exits 0 with the bad rows quarantined and the ledger
+ * holding (rows read = curated + quarantined, counted independently).
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { preflight } from '../src/coordinator.js';
+import { type CliResult, curatedScan, describeRun, expectErrorCode, isDir, listFiles, prng, query, readQuarantine, removeTempDirs, runCli, tempDir } from './helpers.js';
+
+afterAll(removeTempDirs);
+
+const HEADER = 'hospital_id,measurement_date,patient_id,vital_type,value,unit';
+const GOOD = ['H001,2024-01-05,P1,heart_rate,72,bpm', 'H001,2024-01-06,P2,temperature,98.6,F', 'H002,2024-02-07,P3,weight,150,lb'];
+const csv = (...lines: string[]) => lines.join('\n') + '\n';
+const OPTS = ['--workers', '1', '--as-of', '2024-12-31', '--no-progress'];
+
+interface Run {
+  dir: string;
+  input: string;
+  out: string;
+  r: CliResult;
+}
+
+/** Writes `content` as the input (or uses the path `content` returns) and runs `process` on it. */
+async function processInput(content: string | Buffer | ((dir: string) => string), extra: string[] = [], env?: Record<string, string | undefined>, name = 'input.csv'): Promise<Run> {
+  const dir = tempDir('hcp-bad-');
+  let input = join(dir, name);
+  if (typeof content === 'function') input = content(dir);
+  else writeFileSync(input, content);
+  const out = join(dir, 'out');
+  const r = await runCli(['process', '--dataset', 'vitals', '--input', input, '--out', out, ...OPTS, ...extra], { env });
+  return { dir, input, out, r };
+}
+
+/** A clean failure: exit code, one `error:` line, no stack trace, JSON status "error" with the code. */
+function expectCleanError(r: CliResult, exit: number, code: string, message?: RegExp) {
+  expect(r.code, describeRun(r)).toBe(exit);
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  const errors = lines.filter((l) => l.startsWith('error: '));
+  expect(errors, r.stderr).toHaveLength(1);
+  expect(r.stderr).not.toMatch(/^\s+at /m);
+  expect(r.json).toMatchObject({ status: 'error', exit_code: exit, error: { code } });
+  if (message) {
+    expect(errors[0]).toMatch(message);
+    expect(r.json!.error.message).toMatch(message);
+  }
+}
+
+/** Exit 0 and rows read = curated (DuckDB over the Parquet) + quarantined (parsed rejects files). */
+async function expectLedger(run: Run, rows?: { read: number; accepted: number; rejected: number }, foreignLocks: string[] = []) {
+  const { r, out } = run;
+  expect(r.code, describeRun(r)).toBe(0);
+  expect(r.json).toMatchObject({ status: 'ok', exit_code: 0 });
+  const s = r.json!.rows as { read: number; accepted: number; rejected: number };
+  const parts = listFiles(join(out, 'curated', 'vitals')).length;
+  const curated = parts === 0 ? 0 : (await query(`SELECT count(*) AS n FROM ${curatedScan(out, 'vitals')}`))[0].n;
+  const rejected = (await readQuarantine(out, 'vitals')).length;
+  expect({ read: s.read, curated, rejected }).toEqual({ read: curated + rejected, curated: s.accepted, rejected: s.rejected });
+  if (rows) expect(s).toEqual(rows);
+  // Nothing left behind (but other runs' locks).
+  expect(isDir(join(out, '_staging'))).toBe(false);
+  expect(listFiles(join(out, '_locks'))).toEqual(foreignLocks);
+}
+
+const rejects = async (out: string) =>
+  (await readQuarantine(out, 'vitals'))
+    .sort((a, b) => Number(a.line_number) - Number(b.line_number))
+    .map((x) => Object.assign(x, { line: Number(x.line_number) }) as Record<string, string> & { partition: string; line: number });
+
+// ------------------------------------------------------------------ file-level errors
+
+const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d]), Buffer.from('IHDR'), Buffer.alloc(64, 7)]);
+const random = (() => {
+  const r = prng(99);
+  const b = Buffer.alloc(4096);
+  for (let i = 0; i < b.length; i++) b[i] = i % 97 === 0 ? 0 : Math.floor(r() * 256);
+  return b;
+})();
+
+describe('unusable files and bad usage: exit 2, one error line, JSON error code', () => {
+  it.each<[string, string | Buffer | ((dir: string) => string), string[], string, RegExp]>([
+    ['missing column', csv('hospital_id,measurement_date,patient_id,vital_type,unit', 'H001,2024-01-05,P1,heart_rate,bpm'), [], 'HCP_ERR_BAD_HEADER', /value/],
+    ['labs header given as vitals', csv('hospital_id,test_date,patient_id,test_type,result_value,reference_range,unit'), [], 'HCP_ERR_BAD_HEADER', /measurement_date/],
+    ['semicolon delimiter', csv(HEADER.replace(/,/g, ';'), GOOD[0].replace(/,/g, ';')), [], 'HCP_ERR_BAD_HEADER', /delimiter/],
+    ['PNG bytes', png, [], 'HCP_ERR_NOT_CSV', /UTF-8|binary/],
+    ['random bytes with NULs', random, [], 'HCP_ERR_NOT_CSV', /UTF-8|binary/],
+    ['missing file', (dir) => join(dir, 'nope.csv'), [], 'HCP_ERR_INPUT_MISSING', /nope\.csv/],
+    [
+      'a directory',
+      (dir) => {
+        mkdirSync(join(dir, 'adir.csv'));
+        return join(dir, 'adir.csv');
+      },
+      [],
+      'HCP_ERR_INPUT_UNREADABLE',
+      /directory/,
+    ],
+    ['--workers 0', csv(HEADER, ...GOOD), ['--workers', '0'], 'HCP_ERR_USAGE', /--workers/],
+    ['--chunk-size abc', csv(HEADER, ...GOOD), ['--chunk-size', 'abc'], 'HCP_ERR_USAGE', /--chunk-size/],
+    ['--chunk-size 10 (below the minimum)', csv(HEADER, ...GOOD), ['--chunk-size', '10'], 'HCP_ERR_USAGE', /--chunk-size/],
+    ['--period 2024-13', csv(HEADER, ...GOOD), ['--period', '2024-13'], 'HCP_ERR_USAGE', /--period/],
+    ['--as-of 2024-02-30', csv(HEADER, ...GOOD), ['--as-of', '2024-02-30'], 'HCP_ERR_USAGE', /--as-of/],
+    ['--max-reject-rate 2', csv(HEADER, ...GOOD), ['--max-reject-rate', '2'], 'HCP_ERR_USAGE', /--max-reject-rate/],
+    ['an unknown option', csv(HEADER, ...GOOD), ['--bogus'], 'HCP_ERR_USAGE', /bogus/],
+  ])('%s', async (_name, content, extra, code, message) => {
+    const run = await processInput(content, extra);
+    expectCleanError(run.r, 2, code, message);
+    // Nothing written: no curated data, no quarantine, no staging left.
+    expect(listFiles(run.out).filter((f) => !f.startsWith('_locks/'))).toEqual([]);
+    expect(isDir(join(run.out, 'curated'))).toBe(false);
+  });
+
+  it('--require-key without HCP_PSEUDONYM_KEY', async () => {
+    const run = await processInput(csv(HEADER, ...GOOD), ['--require-key'], { HCP_PSEUDONYM_KEY: undefined });
+    expectCleanError(run.r, 2, 'HCP_ERR_KEY_MISSING', /HCP_PSEUDONYM_KEY/);
+    expect(isDir(join(run.out, 'curated'))).toBe(false);
+  });
+
+  it('--require-key with an empty HCP_PSEUDONYM_KEY', async () => {
+    const run = await processInput(csv(HEADER, ...GOOD), ['--require-key'], { HCP_PSEUDONYM_KEY: '' });
+    expectCleanError(run.r, 2, 'HCP_ERR_KEY_MISSING');
+  });
+
+  it('--dataset must be vitals or labs', async () => {
+    const dir = tempDir('hcp-bad-');
+    writeFileSync(join(dir, 'x.csv'), csv(HEADER, ...GOOD));
+    const r = await runCli(['process', '--dataset', 'blood', '--input', join(dir, 'x.csv'), '--out', join(dir, 'out')]);
+    expectCleanError(r, 2, 'HCP_ERR_USAGE', /--dataset/);
+  });
+
+  it('process without --input names the option', async () => {
+    const r = await runCli(['process', '--dataset', 'vitals', '--out', tempDir()]);
+    expectCleanError(r, 2, 'HCP_ERR_USAGE', /--input/);
+  });
+
+  it.each(['stats', 'report'])('%s on an output directory with nothing processed', async (command) => {
+    const r = await runCli([command, '--out', tempDir()]);
+    expectCleanError(r, 2, 'HCP_ERR_NO_SKETCHES');
+  });
+
+  it('a failed quality gate: run exits 3, status gate_failed, no _SUCCESS, the report still written', async () => {
+    const dir = tempDir('hcp-bad-');
+    const vitals = join(dir, 'v.csv');
+    const labs = join(dir, 'l.csv');
+    writeFileSync(vitals, csv(HEADER, ...GOOD, 'H001,2024-01-05,P9,heart_rate,abc,bpm'));
+    writeFileSync(labs, csv('hospital_id,test_date,patient_id,test_type,result_value,reference_range,unit', 'H001,2024-01-05,P1,glucose,90,70-100,mg/dL'));
+    const out = join(dir, 'out');
+    const r = await runCli(['run', '--vitals', vitals, '--labs', labs, '--out', out, '--max-reject-rate', '0.1', ...OPTS]);
+    expect(r.code, describeRun(r)).toBe(3);
+    expect(r.json).toMatchObject({ status: 'gate_failed', exit_code: 3, gates: { passed: false } });
+    expect(r.json!.gates.failed.some((g: { gate: string; hospital_id: string }) => g.gate === 'reject_rate' && g.hospital_id === 'H001')).toBe(true);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+    expect(existsSync(join(out, 'quality', 'report.json'))).toBe(true);
+  });
+
+  it('an unknown command', async () => {
+    const r = await runCli(['frobnicate']);
+    expectCleanError(r, 2, 'HCP_ERR_USAGE', /frobnicate/);
+  });
+
+  it('without HCP_PSEUDONYM_KEY (and no --require-key) process uses the demo key and warns loudly', async () => {
+    const run = await processInput(csv(HEADER, ...GOOD), [], { HCP_PSEUDONYM_KEY: undefined });
+    await expectLedger(run);
+    expect(run.r.stderr).toMatch(/WARNING.*HCP_PSEUDONYM_KEY/);
+    const m = JSON.parse(readFileSync(join(run.out, '_manifests', 'vitals', 'hospital_id=H001.json'), 'utf8'));
+    expect(m.scopes.all.demo_key).toBe(true);
+  });
+});
+
+describe('preflight (in process): file-level errors carry their code', () => {
+  it.each<[string, (dir: string) => string, string]>([
+    ['missing file', (dir) => join(dir, 'nope.csv'), 'HCP_ERR_INPUT_MISSING'],
+    ['directory', (dir) => dir, 'HCP_ERR_INPUT_UNREADABLE'],
+    ['PNG bytes', (dir) => (writeFileSync(join(dir, 'x.csv'), png), join(dir, 'x.csv')), 'HCP_ERR_NOT_CSV'],
+    ['missing column', (dir) => (writeFileSync(join(dir, 'x.csv'), csv('hospital_id,value')), join(dir, 'x.csv')), 'HCP_ERR_BAD_HEADER'],
+  ])('%s → %s', async (_name, make, code) => {
+    const e = await expectErrorCode(() => preflight('vitals', make(tempDir('hcp-bad-'))), code);
+    expect((e as unknown as { exitCode: number }).exitCode).toBe(2);
+  });
+
+  it('a readable file gives its header and size', () => {
+    const dir = tempDir('hcp-bad-');
+    writeFileSync(join(dir, 'x.csv'), csv(HEADER, ...GOOD));
+    const { header, size } = preflight('vitals', join(dir, 'x.csv'));
+    expect(header!.index).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(size).toBe(csv(HEADER, ...GOOD).length);
+  });
+});
+
+// ------------------------------------------------------------------ usable files: exit 0, rows quarantined
+
+describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds', () => {
+  it('empty file: zero rows and a warning', async () => {
+    const run = await processInput(Buffer.alloc(0));
+    await expectLedger(run, { read: 0, accepted: 0, rejected: 0 });
+    expect(run.r.json!.warnings.join(' ')).toMatch(/empty/);
+    expect(run.r.stderr).toMatch(/WARNING/);
+  });
+
+  it('header only: zero rows', async () => {
+    const run = await processInput(csv(HEADER));
+    await expectLedger(run, { read: 0, accepted: 0, rejected: 0 });
+  });
+
+  it('header only, no newline: zero rows', async () => {
+    const run = await processInput(HEADER);
+    await expectLedger(run, { read: 0, accepted: 0, rejected: 0 });
+  });
+
+  // SPEC §1: a header-only file is valid input "with zero rows (a warning in the report)".
+  it('header only: the summary carries a warning', async () => {
+    const run = await processInput(csv(HEADER));
+    expect(run.r.code).toBe(0);
+    expect(run.r.json!.warnings.length).toBeGreaterThan(0);
+  });
+
+  // SPEC §1 wants the empty-file / header-only warning "in the report", although such a file
+  // has no hospital partition to carry it.
+  it.each([
+    ['empty file', ''],
+    ['header-only file', csv(HEADER)],
+  ])('%s: `run` puts a warning about it in the quality report', async (_name, content) => {
+    const dir = tempDir('hcp-bad-');
+    const input = join(dir, 'empty_vitals.csv');
+    writeFileSync(input, content);
+    const labs = join(dir, 'labs.csv');
+    writeFileSync(labs, csv('hospital_id,test_date,patient_id,test_type,result_value,reference_range,unit', 'H001,2024-01-05,P1,glucose,90,70-100,mg/dL'));
+    const out = join(dir, 'out');
+    const r = await runCli(['run', '--vitals', input, '--labs', labs, '--out', out, ...OPTS]);
+    expect(r.code, describeRun(r)).toBe(0);
+    const report = readFileSync(join(out, 'quality', 'report.json'), 'utf8');
+    expect(report).toContain('empty_vitals.csv');
+    // ...and the root ledger lists the file, with zero rows.
+    const manifest = JSON.parse(readFileSync(join(out, '_manifest.json'), 'utf8'));
+    expect(manifest.ledger.find((l: { input: string }) => l.input === input)).toMatchObject({ read: 0, accepted: 0, rejected: 0, holds: true });
+  });
+
+  it('reordered columns: the same curated values as the canonical order', async () => {
+    const order = [5, 3, 0, 4, 2, 1];
+    const reorder = (line: string) => {
+      const f = line.split(',');
+      return order.map((i) => f[i]).join(',');
+    };
+    const normal = await processInput(csv(HEADER, ...GOOD, 'H001,2024-01-05,P9,heart_rate,abc,bpm'));
+    const shuffled = await processInput(csv(reorder(HEADER), ...GOOD.map(reorder), reorder('H001,2024-01-05,P9,heart_rate,abc,bpm')));
+    await expectLedger(normal, { read: 4, accepted: 3, rejected: 1 });
+    await expectLedger(shuffled, { read: 4, accepted: 3, rejected: 1 });
+    const rows = (out: string) => query(`SELECT * EXCLUDE (filename) FROM ${curatedScan(out, 'vitals')} ORDER BY hospital_id, measurement_date, vital_type`);
+    expect(await rows(shuffled.out)).toEqual(await rows(normal.out));
+    const q = await rejects(shuffled.out);
+    expect(q).toHaveLength(1);
+    expect(q[0]).toMatchObject({ reason_codes: 'value.invalid', value: 'abc', patient_id: 'P9', line: 5 });
+  });
+
+  it('extra column: ignored, with a warning naming it', async () => {
+    const run = await processInput(csv(`${HEADER},device_note`, ...GOOD.map((l) => `${l},monitor 3`)));
+    await expectLedger(run, { read: 3, accepted: 3, rejected: 0 });
+    expect(run.r.json!.warnings.join(' ')).toMatch(/device_note/);
+    expect(run.r.stderr).toMatch(/WARNING.*device_note/);
+    const cols = await query(`DESCRIBE SELECT * FROM ${curatedScan(run.out, 'vitals')}`);
+    expect(cols.map((c) => c.column_name)).not.toContain('device_note');
+  });
+
+  it('BOM and CRLF line ends', async () => {
+    const run = await processInput('\uFEFF' + [HEADER, ...GOOD].join('\r\n') + '\r\n');
+    await expectLedger(run, { read: 3, accepted: 3, rejected: 0 });
+    const units = await query(`SELECT DISTINCT source_unit FROM ${curatedScan(run.out, 'vitals')} ORDER BY 1`);
+    expect(units.map((u) => u.source_unit)).toEqual(['F', 'bpm', 'lb']);
+  });
+
+  it('no newline at the end of the file: the last row counts', async () => {
+    const run = await processInput([HEADER, ...GOOD].join('\n'));
+    await expectLedger(run, { read: 3, accepted: 3, rejected: 0 });
+  });
+
+  it('blank lines are skipped and line numbers stay physical', async () => {
+    const run = await processInput(csv(HEADER, GOOD[0], '', '', 'H001,2024-01-05,P9,heart_rate,abc,bpm', '   ', GOOD[1]));
+    // A line of spaces is a record with the wrong number of fields, not a blank line.
+    await expectLedger(run, { read: 4, accepted: 2, rejected: 2 });
+    expect((await rejects(run.out)).map((x) => [x.line, x.reason_codes])).toEqual([
+      [5, 'value.invalid'],
+      [6, 'row.field_count'],
+    ]);
+  });
+
+  it('unterminated quote on line 3: that row quarantined, later rows kept', async () => {
+    const run = await processInput(csv(HEADER, GOOD[0], 'H001,2024-01-05,"P2,heart_rate,73,bpm', GOOD[1], 'H002,2024-02-08,"P4",heart_rate,80,bpm', GOOD[2]));
+    await expectLedger(run, { read: 5, accepted: 4, rejected: 1 });
+    const q = await rejects(run.out);
+    expect(q.map((x) => [x.line, x.reason_codes])).toEqual([[3, 'row.unterminated_quote']]);
+    expect(q[0].raw_record).toContain('"P2,heart_rate,73,bpm');
+  });
+
+  it('unterminated quote on the last line', async () => {
+    const run = await processInput(csv(HEADER, ...GOOD, 'H001,2024-01-05,"P2,heart_rate,73,bpm'));
+    await expectLedger(run, { read: 4, accepted: 3, rejected: 1 });
+    expect((await rejects(run.out)).map((x) => [x.line, x.reason_codes])).toEqual([[5, 'row.unterminated_quote']]);
+  });
+
+  it('a quoted field with embedded newlines keeps the physical line numbers of later rows', async () => {
+    const run = await processInput(csv(HEADER, 'H001,2024-01-05,P1,heart_rate,72,"bpm"', 'H001,2024-01-05,"P\n2",heart_rate,72,bpm', 'H001,2024-01-05,P3,heart_rate,abc,bpm'));
+    await expectLedger(run, { read: 3, accepted: 1, rejected: 2 });
+    expect((await rejects(run.out)).map((x) => [x.line, x.reason_codes])).toEqual([
+      [3, 'patient_id.invalid'],
+      [5, 'value.invalid'],
+    ]);
+  });
+
+  it('short and long rows: row.field_count, raw record kept', async () => {
+    const run = await processInput(csv(HEADER, GOOD[0], 'H001,2024-01-05,P2,heart_rate,72', 'H001,2024-01-05,P3,heart_rate,72,bpm,extra', 'H001', GOOD[1]));
+    await expectLedger(run, { read: 5, accepted: 2, rejected: 3 });
+    const q = await rejects(run.out);
+    expect(q.map((x) => [x.line, x.reason_codes])).toEqual([
+      [3, 'row.field_count'],
+      [4, 'row.field_count'],
+      [5, 'row.field_count'],
+    ]);
+    expect(q[0].raw_record).toBe('H001,2024-01-05,P2,heart_rate,72');
+    expect(q[1].raw_record).toBe('H001,2024-01-05,P3,heart_rate,72,bpm,extra');
+  });
+
+  it('a bad quote: row.bad_quote', async () => {
+    const run = await processInput(csv(HEADER, 'H001,2024-01-05,P1,heart_rate,"72" ,bpm', GOOD[0]));
+    await expectLedger(run, { read: 2, accepted: 1, rejected: 1 });
+    expect((await rejects(run.out)).map((x) => x.reason_codes)).toEqual(['row.bad_quote']);
+  });
+
+  it('a 5 MiB field (quoted, and unquoted): quarantined, nothing lost', async () => {
+    const big = 'x'.repeat(5 * 1024 * 1024);
+    const run = await processInput(csv(HEADER, GOOD[0], `H001,2024-01-05,P2,heart_rate,"${big}",bpm`, GOOD[1], `H001,2024-01-05,${big},heart_rate,72,bpm`, GOOD[2]));
+    await expectLedger(run, { read: 5, accepted: 3, rejected: 2 });
+    const q = await rejects(run.out);
+    expect(q.map((x) => [x.line, x.reason_codes])).toEqual([
+      [3, 'value.invalid'],
+      [5, 'patient_id.invalid'],
+    ]);
+    expect(q[0].value).toBe(big);
+  });
+
+  it('NUL bytes in a field: quarantined', async () => {
+    const run = await processInput(csv(HEADER, GOOD[0], 'H001,2024-01-05,P\u00002,heart_rate,72,bpm', 'H001,2024-01-05,P3,heart_rate,7\u00002,bpm', GOOD[1]));
+    await expectLedger(run, { read: 4, accepted: 2, rejected: 2 });
+    expect((await rejects(run.out)).map((x) => [x.line, x.reason_codes])).toEqual([
+      [3, 'patient_id.invalid'],
+      [4, 'value.invalid'],
+    ]);
+  });
+
+  it('invalid UTF-8 in a row: row.invalid_utf8; UTF-8 rows around it are kept', async () => {
+    const content = Buffer.concat([
+      Buffer.from(csv(HEADER, 'H001,2024-01-05,P1,temperature,36.6,°C')),
+      Buffer.from('H001,2024-01-05,P'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from(',heart_rate,72,bpm\n'),
+      Buffer.from(csv('H001,2024-01-06,P3,temperature,36.8,°C')),
+    ]);
+    const run = await processInput(content);
+    await expectLedger(run, { read: 3, accepted: 2, rejected: 1 });
+    expect((await rejects(run.out)).map((x) => [x.line, x.reason_codes])).toEqual([[3, 'row.invalid_utf8']]);
+    const units = await query(`SELECT source_unit, value FROM ${curatedScan(run.out, 'vitals')} ORDER BY value`);
+    expect(units).toEqual([
+      { source_unit: '°C', value: 36.6 },
+      { source_unit: '°C', value: 36.8 },
+    ]);
+  });
+
+  it('path-like hospital IDs: quarantined under hospital_id=__invalid__, no directory outside out/', async () => {
+    const evil = ['../../etc', 'a/b', '..', '/tmp/x', 'H001/../../y', '.hidden', 'C:\\win'];
+    const run = await processInput(csv(HEADER, GOOD[0], ...evil.map((h) => `${h},2024-01-05,P1,heart_rate,72,bpm`)));
+    await expectLedger(run, { read: 1 + evil.length, accepted: 1, rejected: evil.length });
+    const q = await rejects(run.out);
+    expect(q.map((x) => x.partition)).toEqual(evil.map(() => '__invalid__'));
+    expect(q.map((x) => x.hospital_id)).toEqual(evil);
+    expect(q.every((x) => x.reason_codes === 'hospital_id.invalid')).toBe(true);
+    // Everything written stays under out/, in well-named partitions.
+    expect(listFiles(run.dir).filter((f) => !f.startsWith('out/'))).toEqual(['input.csv']);
+    for (const f of listFiles(run.out)) {
+      expect(f).not.toMatch(/\.\.|\\/);
+      for (const part of f.split('/')) if (part.startsWith('hospital_id=')) expect(part).toMatch(/^hospital_id=(H001|__invalid__)(\.json)?$/);
+    }
+    expect(existsSync(join(run.dir, 'etc')) || existsSync(join(run.dir, 'y')) || existsSync('/tmp/x')).toBe(false);
+  });
+});
+
+describe('reserved names', () => {
+  // `ALL` (the rollup) and `__invalid__` (the invalid-ID partition) are reserved names.
+  it('hospital IDs named ALL or __invalid__ cannot collide with the rollup or the invalid partition', async () => {
+    const run = await processInput(csv(HEADER, '__invalid__,2024-01-05,P1,heart_rate,72,bpm', 'ALL,2024-01-05,P2,heart_rate,80,bpm', '../x,2024-01-05,P3,heart_rate,72,bpm', 'H001,2024-01-05,P4,heart_rate,75,bpm'));
+    expect(run.r.code, describeRun(run.r)).toBe(0);
+    await expectLedger(run, { read: 4, accepted: 1, rejected: 3 });
+    const q = await rejects(run.out);
+    expect(q.map((r) => r.reason_codes)).toEqual(['hospital_id.invalid', 'hospital_id.invalid', 'hospital_id.invalid']);
+    const st = await runCli(['stats', '--out', run.out]);
+    expect(st.code, describeRun(st)).toBe(0);
+    const stats = await query(`SELECT hospital_id, month, measure, count(*) AS k FROM read_csv('${join(run.out, 'stats', 'monthly_vitals.csv')}', all_varchar = true) GROUP BY ALL HAVING count(*) > 1`);
+    expect(stats).toEqual([]);
+    expect(isDir(join(run.out, 'curated', 'vitals', 'hospital_id=__invalid__'))).toBe(false);
+  });
+});
+
+// ------------------------------------------------------------------ locks
+
+describe('partition lock', () => {
+  const lockName = (dataset: string, scope: string, input: string) => {
+    const m = /^hospital_id=([A-Za-z0-9_-]{1,32})\.csv$/.exec(input.split('/').pop()!);
+    return `${dataset}.${scope}.${m ? m[1] : createHash('sha256').update(realpathSync(input)).digest('hex').slice(0, 16)}.lock`;
+  };
+
+  const withLock = (name: string, pid: number, scope = 'all') => (dir: string) => {
+    const input = join(dir, name);
+    writeFileSync(input, csv(HEADER, GOOD[0]));
+    mkdirSync(join(dir, 'out', '_locks'), { recursive: true });
+    writeFileSync(join(dir, 'out', '_locks', lockName('vitals', scope, input)), String(pid));
+    return input;
+  };
+
+  it.each(['hospital_id=H001.csv', 'some_export.csv'])('a second process on the same partition (%s) while one holds the lock exits 2', async (name) => {
+    const run = await processInput(withLock(name, process.pid));
+    expectCleanError(run.r, 2, 'HCP_ERR_LOCKED', new RegExp(`pid ${process.pid}`));
+    // The holder's lock is left alone and nothing is written.
+    const locks = listFiles(join(run.out, '_locks'));
+    expect(locks).toEqual([lockName('vitals', 'all', run.input)]);
+    expect(readFileSync(join(run.out, '_locks', locks[0]), 'utf8')).toBe(String(process.pid));
+    expect(isDir(join(run.out, 'curated'))).toBe(false);
+  });
+
+  it('a lock left by a process that no longer exists is taken over', async () => {
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    const pid = Number(dead.stdout);
+    expect(pid).toBeGreaterThan(0);
+    const run = await processInput(withLock('hospital_id=H001.csv', pid));
+    await expectLedger(run, { read: 1, accepted: 1, rejected: 0 });
+  });
+
+  it('a lock on another --period of the same hospital does not block', async () => {
+    const run = await processInput(withLock('hospital_id=H001.csv', process.pid, '2024-02'), ['--period', '2024-01']);
+    // The other run's lock is still there.
+    await expectLedger(run, { read: 1, accepted: 1, rejected: 0 }, ['vitals.2024-02.H001.lock']);
+  });
+});

@@ -1,0 +1,529 @@
+/**
+ * src/parse: the byte-level record parser against fast-csv (an independent
+ * RFC 4180 parser), its problem reports, the cutter (record boundaries in a
+ * stream, simulated at every byte offset the way the coordinator reads),
+ * and the header parser.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as csv from '../src/parse/csv.js';
+import { countLF, csvField, parseRecords, Problem, regionEncoding } from '../src/parse/csv.js';
+import { firstLineEnd, lastRecordCut, planCuts } from '../src/parse/cutter.js';
+import { parseHeader } from '../src/parse/header.js';
+import { curatedScan, describeRun, expectErrorCodeSync, fastCsv, query, readQuarantine, removeTempDirs, runCli, tempDir } from './helpers.js';
+
+afterAll(removeTempDirs);
+
+interface Rec {
+  fields: string[];
+  start: number;
+  end: number;
+  line: number;
+  problem: number;
+}
+
+/** Every record of buf[start, end) as plain data (the parser reuses its record object). */
+function parseAll(buf: Buffer, start = 0, end = buf.length): { recs: Rec[]; lines: number; blankLines: number } {
+  const recs: Rec[] = [];
+  const { lines, blankLines } = parseRecords(buf, start, end, (r) => recs.push({ fields: r.fields.slice(), start: r.start, end: r.end, line: r.line, problem: r.problem }));
+  return { recs, lines, blankLines };
+}
+
+const fieldsOf = (text: string) => parseAll(Buffer.from(text, 'utf8')).recs.map((r) => r.fields);
+
+// ------------------------------------------------------------------ parser vs fast-csv
+
+const ADVERSARIAL: [string, string][] = [
+  ['plain', 'a,b,c\n1,2,3\n'],
+  ['quoted fields', '"a","b","c"\n'],
+  ['doubled quotes', '"he said ""hi""",x\n"""",""""""\n'],
+  ['embedded commas', '"a,b",c,",,,"\n'],
+  ['embedded LF', '"line1\nline2",x\n'],
+  ['embedded CRLF', '"l1\r\nl2",x\r\ny,z\r\n'],
+  ['CRLF line ends', 'a,b\r\nc,d\r\n'],
+  ['mixed LF and CRLF', 'a,b\nc,d\r\ne,f\n'],
+  ['empty fields', ',,\n,a,\na,,\n'],
+  ['empty quoted fields', '"",""\n"",x\n'],
+  ['no trailing newline', 'a,b\nc,d'],
+  ['no trailing newline, quoted last field', 'a,"b"'],
+  ['trailing comma at end of file', 'a,'],
+  ['UTF-8 multibyte', 'é,ü,"日本,語"\n😀,x\n'],
+  ['multibyte inside quotes with newline', '"é\nü",°C\n'],
+  ['spaces kept', ' a , b \n'],
+  ['single column', 'a\nb\n"c"\n'],
+  ['quoted field then CRLF at EOF', '"a"\r\n'],
+  ['long record', `${'x'.repeat(5000)},"${'y,'.repeat(2000)}"\n`],
+];
+
+describe('parseRecords against fast-csv', () => {
+  it.each(ADVERSARIAL)('%s', async (_name, text) => {
+    const ours = parseAll(Buffer.from(text, 'utf8'));
+    expect(ours.recs.every((r) => r.problem === Problem.None)).toBe(true);
+    expect(ours.recs.map((r) => r.fields)).toEqual(await fastCsv(text));
+  });
+
+  it('skips and counts blank lines (LF, CRLF, trailing CR)', () => {
+    const { recs, blankLines, lines } = parseAll(Buffer.from('a,b\n\nc,d\r\n\r\ne,f\n', 'utf8'));
+    expect(recs.map((r) => r.fields)).toEqual([['a', 'b'], ['c', 'd'], ['e', 'f']]);
+    expect(blankLines).toBe(2);
+    expect(lines).toBe(5);
+    // A lone CR at the end of the region is a blank line too (only possible at EOF: the cutter cuts after LFs).
+    const tail = parseAll(Buffer.from('a,b\n\r', 'utf8'));
+    expect(tail.recs.map((r) => r.fields)).toEqual([['a', 'b']]);
+    expect(tail.blankLines).toBe(1);
+  });
+
+  it('reports start, end and 0-based line of each record', () => {
+    const text = 'a,b\n"x\ny",z\r\n\nlast';
+    const buf = Buffer.from(text);
+    const { recs, lines } = parseAll(buf);
+    expect(recs.map((r) => [r.start, r.end, r.line])).toEqual([
+      [0, 4, 0],
+      [4, 13, 1],
+      [14, 18, 4],
+    ]);
+    expect(lines).toBe(4);
+  });
+
+  it('parses a sub-region only', () => {
+    const buf = Buffer.from('skip,me\na,b\nc,d\nskip');
+    const { recs } = parseAll(buf, 8, 16);
+    expect(recs.map((r) => [r.fields, r.start])).toEqual([
+      [['a', 'b'], 8],
+      [['c', 'd'], 12],
+    ]);
+  });
+
+  it('picks the decoder per region', () => {
+    const b = Buffer.from('abc,é');
+    expect(regionEncoding(b, 0, 3)).toBe('latin1');
+    expect(regionEncoding(b, 0, b.length)).toBe('utf8');
+    expect(regionEncoding(Buffer.from([0x61, 0xff]), 0, 2)).toBe('mixed');
+  });
+
+  it('countLF counts LFs in a range', () => {
+    const b = Buffer.from('\na\nb\n\n');
+    expect(countLF(b, 0, b.length)).toBe(4);
+    expect(countLF(b, 1, 3)).toBe(1);
+    expect(countLF(b, 2, 2)).toBe(0);
+  });
+});
+
+// ------------------------------------------------------------------ property: serialise → parse
+
+const CHARS = ['a', 'b', 'Z', '0', ' ', ',', '"', '\n', '\r\n', 'é', '日', '😀', ';', '\t'];
+const fieldArb = fc.array(fc.constantFrom(...CHARS), { maxLength: 8 }).map((a) => a.join(''));
+const recordArb = fc.array(fieldArb, { minLength: 1, maxLength: 6 });
+
+/**
+ * RFC 4180 serialisation: quote when needed (or when asked); a record of one
+ * empty field is `""` so it is not a blank line. `forFastCsv` also quotes a
+ * whitespace-only first field: fast-csv turns an unquoted one into '' (its
+ * quirk, not an RFC 4180 rule).
+ */
+function serialise(records: string[][], quoteAll: boolean[], crlf: boolean[], trailing: boolean, forFastCsv = false): string {
+  return records
+    .map((r, i) => {
+      const line = r
+        .map((f, j) =>
+          quoteAll[i % quoteAll.length] || /[",\r\n]/.test(f) || (r.length === 1 && f === '') || (forFastCsv && j === 0 && f !== '' && f.trim() === '')
+            ? `"${f.replace(/"/g, '""')}"`
+            : f,
+        )
+        .join(',');
+      const eol = crlf[i % crlf.length] ? '\r\n' : '\n';
+      return i < records.length - 1 || trailing ? line + eol : line;
+    })
+    .join('');
+}
+
+describe('parseRecords property', () => {
+  it('gives back the fields of any RFC 4180 serialised records, as fast-csv does', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(recordArb, { minLength: 1, maxLength: 15 }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 4 }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 4 }),
+        fc.boolean(),
+        async (records, quoteAll, crlf, trailing) => {
+          const text = serialise(records, quoteAll, crlf, trailing);
+          const buf = Buffer.from(text, 'utf8');
+          const { recs } = parseAll(buf);
+          expect(recs.map((r) => r.fields)).toEqual(records);
+          expect(recs.every((r) => r.problem === Problem.None)).toBe(true);
+          // Offsets and lines are consistent: each record re-parses alone, and its line counts the LFs before it.
+          for (const r of recs) {
+            expect(parseAll(buf, r.start, r.end).recs.map((x) => x.fields)).toEqual([r.fields]);
+            expect(r.line).toBe(countLF(buf, 0, r.start));
+          }
+          expect(await fastCsv(serialise(records, quoteAll, crlf, trailing, true))).toEqual(records);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('csvField (the quarantine writer) round-trips through fast-csv and parseRecords', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fieldArb, { minLength: 2, maxLength: 5 }), async (fields) => {
+        const line = fields.map(csvField).join(',') + '\n';
+        expect(fieldsOf(line)).toEqual([fields]);
+        expect(await fastCsv(line)).toEqual([fields]);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+// A string-level twin of parseRecords (the UTF-8 hot path), when the module has one.
+const parseText = (csv as unknown as { parseText?: (t: string, cb: (r: Rec) => void) => { lines: number; blankLines: number } }).parseText;
+
+describe.skipIf(!parseText)('parseText agrees with parseRecords on decoded text', () => {
+  const viaText = (text: string) => {
+    const recs: Omit<Rec, 'start' | 'end'>[] = [];
+    const totals = parseText!(text, (r) => recs.push({ fields: r.fields.slice(), line: r.line, problem: r.problem }));
+    return { recs, ...totals };
+  };
+  const viaBytes = (text: string) => {
+    const { recs, lines, blankLines } = parseAll(Buffer.from(text, 'utf8'));
+    return { recs: recs.map(({ fields, line, problem }) => ({ fields, line, problem })), lines, blankLines };
+  };
+
+  it.each(ADVERSARIAL)('%s', (_name, text) => {
+    expect(viaText(text)).toEqual(viaBytes(text));
+  });
+
+  it.each(['a"b,c\n', '"a"b,c\n', '"a" ,c\n', 'a,"abc\nmore\n', 'a,b\n\n\r\nc\n\r', '"x"\r\n,\n'])('problem case %j', (text) => {
+    expect(viaText(text)).toEqual(viaBytes(text));
+  });
+
+  it('property: same records, lines and problems for any text over the CSV alphabet', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...CHARS, '\r', '""'), { maxLength: 60 }), (parts) => {
+        const text = parts.join('');
+        expect(viaText(text)).toEqual(viaBytes(text));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+// ------------------------------------------------------------------ problems
+
+const bytes = (...parts: (string | number[])[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
+
+describe('parseRecords problems', () => {
+  it.each<[string, Buffer, number[]]>([
+    ['unterminated quote at end of region', bytes('a,"abc\nmore,lines\n'), [Problem.UnterminatedQuote]],
+    ['quote inside an unquoted field', bytes('a"b,c\n'), [Problem.BadQuote]],
+    ['text after a closing quote', bytes('"a"b,c\n'), [Problem.BadQuote]],
+    ['space after a closing quote', bytes('"a" ,c\n'), [Problem.BadQuote]],
+    ['CR before LF after a closing quote is fine', bytes('"a"\r\nb\n'), [Problem.None, Problem.None]],
+    ['invalid byte 0xFF', bytes('a,', [0xff], '\nok,é\n'), [Problem.InvalidUtf8, Problem.None]],
+    ['truncated multibyte sequence', bytes('x,', [0xc3], '\né,y\n'), [Problem.InvalidUtf8, Problem.None]],
+    ['overlong encoding', bytes('x,', [0xc0, 0xaf], '\n'), [Problem.InvalidUtf8]],
+    ['UTF-16 surrogate in UTF-8', bytes('x,', [0xed, 0xa0, 0x80], '\n'), [Problem.InvalidUtf8]],
+    ['invalid UTF-8 inside a quoted multi-line field', bytes('"a', [0xfe], '\nb",c\nd,e\n'), [Problem.InvalidUtf8, Problem.None]],
+  ])('%s', (_name, buf, problems) => {
+    expect(parseAll(buf).recs.map((r) => r.problem)).toEqual(problems);
+  });
+
+  it('an unterminated quote swallows the rest of the region as one record (the cutter limits the region)', () => {
+    const { recs } = parseAll(bytes('1,ok\n2,"broken\n3,after\n'));
+    expect(recs).toHaveLength(2);
+    expect(recs[1].problem).toBe(Problem.UnterminatedQuote);
+    expect(recs[1].fields).toEqual(['2', 'broken\n3,after\n']);
+  });
+
+  it('a record with invalid UTF-8 keeps the other records of the region decoded as UTF-8', () => {
+    const { recs } = parseAll(bytes('é,1\n', [0x80], ',2\nü,3\n'));
+    expect(recs.map((r) => [r.fields[0], r.problem])).toEqual([
+      ['é', Problem.None],
+      ['\u0080', Problem.InvalidUtf8],
+      ['ü', Problem.None],
+    ]);
+  });
+
+  it('never throws on arbitrary bytes and accounts for every LF', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (u8) => {
+        const buf = Buffer.from(u8);
+        const { recs, lines, blankLines } = parseAll(buf);
+        expect(lines).toBe(countLF(buf, 0, buf.length));
+        // Records tile the region apart from blank lines.
+        let covered = 0;
+        for (const r of recs) covered += r.end - r.start;
+        expect(covered).toBeLessThanOrEqual(buf.length);
+        expect(recs.length + blankLines).toBeLessThanOrEqual(lines + 1);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+// ------------------------------------------------------------------ cutter
+
+describe('lastRecordCut / firstLineEnd', () => {
+  it.each<[string, string, number, boolean]>([
+    ['no LF', 'abc', 0, false],
+    ['after the last LF', 'a,b\nc,d\ne', 8, false],
+    ['LF at the end', 'a,b\n', 4, false],
+    ['LF inside quotes is not a cut', 'a\n"b\nc', 2, true],
+    ['closed quotes with LF inside', 'a\n"b\nc",d\ne', 10, false],
+    ['open quote from the start', '"a\nb\nc', 0, true],
+    ['doubled quotes keep parity', 'a,"x""y"\nb,"""\nc', 9, true],
+  ])('%s', (_name, text, cut, open) => {
+    const b = Buffer.from(text);
+    expect(lastRecordCut(b, b.length)).toEqual({ cut, openQuote: open });
+  });
+
+  it('honours len (bytes past it are not seen)', () => {
+    const b = Buffer.from('a\nb\n"c\nd"\n');
+    expect(lastRecordCut(b, 5)).toEqual({ cut: 4, openQuote: true });
+    expect(lastRecordCut(b, 3)).toEqual({ cut: 2, openQuote: false });
+  });
+
+  it('firstLineEnd', () => {
+    expect(firstLineEnd(Buffer.from('ab\ncd\n'), 6)).toBe(3);
+    expect(firstLineEnd(Buffer.from('abcd'), 4)).toBe(4);
+    expect(firstLineEnd(Buffer.from('ab\ncd\n'), 2)).toBe(2);
+  });
+});
+
+interface AbsRec {
+  fields: string[];
+  start: number;
+  line: number;
+  problem: number;
+}
+
+/**
+ * The coordinator's read loop over `file`, with reads ending at `splits`
+ * (increasing, each < file.length) and a last read to EOF: plan cuts, parse
+ * each piece, and report records with absolute offsets and lines.
+ */
+function simulate(file: Buffer, splits: number[], maxRecordBytes = 1 << 20): AbsRec[] {
+  const out: AbsRec[] = [];
+  let pending = Buffer.alloc(0);
+  let pendingOffset = 0;
+  let lineBase = 0;
+  const ends = [...splits, file.length];
+  let pos = 0;
+  for (const end of ends) {
+    const buf = Buffer.concat([pending, file.subarray(pos, end)]);
+    pos = end;
+    const atEof = pos >= file.length;
+    const { cuts, consumed } = planCuts(buf, buf.length, atEof, maxRecordBytes);
+    expect(consumed).toBe(cuts.length ? cuts[cuts.length - 1] : 0);
+    let from = 0;
+    for (const cut of cuts) {
+      expect(cut).toBeGreaterThan(from);
+      const piece = Buffer.from(buf.subarray(from, cut));
+      const { recs, lines } = parseAll(piece);
+      for (const r of recs) out.push({ fields: r.fields, start: pendingOffset + from + r.start, line: lineBase + r.line, problem: r.problem });
+      lineBase += lines;
+      from = cut;
+    }
+    pending = Buffer.from(buf.subarray(consumed));
+    pendingOffset += consumed;
+    if (atEof) {
+      expect(pending.length).toBe(0);
+      break;
+    }
+  }
+  return out;
+}
+
+const wholeFile = (file: Buffer): AbsRec[] => parseAll(file).recs.map((r) => ({ fields: r.fields, start: r.start, line: r.line, problem: r.problem }));
+
+// Quotes, doubled quotes, embedded commas and newlines (LF and CRLF), CRLF ends, empty fields, multibyte, blank line, no final LF.
+const GOOD = Buffer.from(
+  'hospital_id,value,note\r\n' +
+    'H1,"7,2","a ""q"" b"\n' +
+    'H2,,"multi\nline\r\nfield"\r\n' +
+    '"H3","",é日😀\n' +
+    '\n' +
+    'H4,"""",x\n' +
+    'H5,1,"ends\n"',
+  'utf8',
+);
+
+describe('planCuts: the coordinator read loop at every split', () => {
+  const reference = wholeFile(GOOD);
+
+  it('the reference parse is clean', () => {
+    expect(reference.map((r) => r.fields[0])).toEqual(['hospital_id', 'H1', 'H2', 'H3', 'H4', 'H5']);
+    expect(reference.every((r) => r.problem === Problem.None)).toBe(true);
+  });
+
+  it('one split at every byte offset gives exactly the whole-file records', () => {
+    for (let k = 1; k <= GOOD.length; k++) expect(simulate(GOOD, k < GOOD.length ? [k] : []), `split at ${k}`).toEqual(reference);
+  });
+
+  it('two splits at every pair of offsets give exactly the whole-file records', () => {
+    for (let i = 1; i < GOOD.length; i++) {
+      for (let j = i + 1; j < GOOD.length; j++) expect(simulate(GOOD, [i, j]), `splits at ${i}, ${j}`).toEqual(reference);
+    }
+  });
+
+  it('tiny reads (1..7 bytes at a time) give the whole-file records', () => {
+    for (let step = 1; step <= 7; step++) {
+      const splits: number[] = [];
+      for (let k = step; k < GOOD.length; k += step) splits.push(k);
+      expect(simulate(GOOD, splits), `step ${step}`).toEqual(reference);
+    }
+  });
+
+  it('property: random files and random splits give the whole-file records', () => {
+    fc.assert(
+      fc.property(fc.array(recordArb, { minLength: 1, maxLength: 10 }), fc.array(fc.boolean(), { minLength: 1, maxLength: 3 }), fc.array(fc.nat(), { maxLength: 4 }), (records, crlf, rawSplits) => {
+        const file = Buffer.from(serialise(records, [false], crlf, true), 'utf8');
+        const splits = [...new Set(rawSplits.map((s) => 1 + (s % Math.max(1, file.length - 1))))].filter((s) => s < file.length).sort((a, b) => a - b);
+        expect(simulate(file, splits)).toEqual(wholeFile(file));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+// Line 3 opens a quote that is never closed; later lines (one with a balanced quoted field) must be recovered.
+const BROKEN = Buffer.from('id,name\n1,ok\n2,"broken\n3,after\n4,"quoted, fine"\r\n5,last\n', 'utf8');
+
+describe('planCuts: an unterminated quote', () => {
+  const reference = simulate(BROKEN, []);
+
+  it('is rejected as one record of one line and the following lines are recovered', () => {
+    expect(reference.map((r) => [r.line + 1, r.fields, r.problem])).toEqual([
+      [1, ['id', 'name'], Problem.None],
+      [2, ['1', 'ok'], Problem.None],
+      [3, ['2', 'broken\n'], Problem.UnterminatedQuote],
+      [4, ['3', 'after'], Problem.None],
+      [5, ['4', 'quoted, fine'], Problem.None],
+      [6, ['5', 'last'], Problem.None],
+    ]);
+  });
+
+  it('gives the same records for a split at every byte offset', () => {
+    for (let k = 1; k < BROKEN.length; k++) expect(simulate(BROKEN, [k]), `split at ${k}`).toEqual(reference);
+  });
+
+  it('gives the same records for every pair of splits', () => {
+    for (let i = 1; i < BROKEN.length; i++) for (let j = i + 1; j < BROKEN.length; j++) expect(simulate(BROKEN, [i, j]), `splits at ${i}, ${j}`).toEqual(reference);
+  });
+
+  it('an open quote longer than maxRecordBytes is given up on before EOF, and scanning resumes on the next line', () => {
+    const lines = ['h,v', '1,"never closed'];
+    for (let i = 0; i < 40; i++) lines.push(`${i},row${i}`);
+    const file = Buffer.from(lines.join('\n') + '\n');
+    const splits: number[] = [];
+    for (let k = 16; k < file.length; k += 16) splits.push(k);
+    const recs = simulate(file, splits, 64);
+    expect(recs[1]).toMatchObject({ line: 1, problem: Problem.UnterminatedQuote });
+    expect(recs[1].fields).toEqual(['1', 'never closed\n']);
+    expect(recs.slice(2).map((r) => r.fields)).toEqual(lines.slice(2).map((l) => l.split(',')));
+    expect(recs.slice(2).every((r) => r.problem === Problem.None)).toBe(true);
+  });
+
+  it('at EOF, an open quote on the last line becomes its own record', () => {
+    const file = Buffer.from('a,b\nc,"d\n');
+    const { cuts, consumed } = planCuts(file, file.length, true, 1 << 20);
+    expect(cuts).toEqual([4, 9]);
+    expect(consumed).toBe(9);
+  });
+
+  it('before EOF, an open quote shorter than maxRecordBytes stays pending', () => {
+    const file = Buffer.from('a,b\nc,"d\ne\n');
+    expect(planCuts(file, file.length, false, 1 << 20)).toEqual({ cuts: [4], consumed: 4 });
+  });
+});
+
+describe('coordinator: unterminated quote through the CLI', () => {
+  it('quarantines line 3 as row.unterminated_quote and curates the later rows', async () => {
+    const dir = tempDir();
+    const input = join(dir, 'vitals.csv');
+    writeFileSync(
+      input,
+      [
+        'hospital_id,measurement_date,patient_id,vital_type,value,unit',
+        'H001,2024-01-05,P1,heart_rate,72,bpm',
+        'H001,2024-01-05,"P2,heart_rate,73,bpm',
+        'H001,2024-01-05,P3,heart_rate,74,bpm',
+        'H001,2024-01-06,"P4",heart_rate,75,bpm',
+        'H001,2024-01-07,P5,heart_rate,76,bpm',
+        '',
+      ].join('\n'),
+    );
+    const out = join(dir, 'out');
+    const r = await runCli(['process', '--dataset', 'vitals', '--input', input, '--out', out, '--workers', '1', '--as-of', '2024-12-31']);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.json?.rows).toEqual({ read: 5, accepted: 4, rejected: 1 });
+    const q = await readQuarantine(out, 'vitals');
+    expect(q.map((x) => [x.line_number, x.reason_codes])).toEqual([['3', 'row.unterminated_quote']]);
+    const curated = await query(`SELECT source_value FROM ${curatedScan(out, 'vitals')} ORDER BY source_value`);
+    expect(curated.map((x) => x.source_value)).toEqual(['72', '74', '75', '76']);
+  });
+});
+
+// ------------------------------------------------------------------ header
+
+const VITALS_HEADER = 'hospital_id,measurement_date,patient_id,vital_type,value,unit';
+const LABS_HEADER = 'hospital_id,test_date,patient_id,test_type,result_value,reference_range,unit';
+
+describe('parseHeader', () => {
+  it.each<[string, 'vitals' | 'labs', string | Buffer, { index: number[]; extras: string[]; dataOffset?: number; lines?: number; first?: string }]>([
+    ['canonical vitals', 'vitals', `${VITALS_HEADER}\nH1,...`, { index: [0, 1, 2, 3, 4, 5], extras: [], dataOffset: VITALS_HEADER.length + 1, lines: 1 }],
+    ['canonical labs', 'labs', `${LABS_HEADER}\n`, { index: [0, 1, 2, 3, 4, 5, 6], extras: [] }],
+    ['reordered columns', 'vitals', 'unit,value,vital_type,patient_id,measurement_date,hospital_id\n', { index: [5, 4, 3, 2, 1, 0], extras: [] }],
+    ['extra columns', 'vitals', 'note,hospital_id,measurement_date,patient_id,vital_type,value,unit,device\n', { index: [1, 2, 3, 4, 5, 6], extras: ['note', 'device'] }],
+    ['case and whitespace in names', 'vitals', ' Hospital_ID , MEASUREMENT_DATE,patient_id ,Vital_Type,VALUE,\tunit\n', { index: [0, 1, 2, 3, 4, 5], extras: [], first: 'Hospital_ID' }],
+    ['UTF-8 BOM', 'vitals', `\uFEFF${VITALS_HEADER}\n`, { index: [0, 1, 2, 3, 4, 5], extras: [], dataOffset: 3 + VITALS_HEADER.length + 1, first: 'hospital_id' }],
+    ['CRLF', 'vitals', `${VITALS_HEADER}\r\nH1`, { index: [0, 1, 2, 3, 4, 5], extras: [], dataOffset: VITALS_HEADER.length + 2 }],
+    ['quoted names', 'vitals', `${VITALS_HEADER.split(',').map((c) => `"${c}"`).join(',')}\n`, { index: [0, 1, 2, 3, 4, 5], extras: [] }],
+    ['quoted newline in an extra column name', 'vitals', `${VITALS_HEADER},"a\nb"\nH1`, { index: [0, 1, 2, 3, 4, 5], extras: ['a\nb'], lines: 2 }],
+    ['no newline at EOF', 'vitals', VITALS_HEADER, { index: [0, 1, 2, 3, 4, 5], extras: [], dataOffset: VITALS_HEADER.length }],
+  ])('%s', (_name, dataset, text, want) => {
+    const buf = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+    const h = parseHeader(dataset, buf, 'f.csv', true)!;
+    expect(h.index).toEqual(want.index);
+    expect(h.extras).toEqual(want.extras);
+    if (want.dataOffset !== undefined) expect(h.dataOffset).toBe(want.dataOffset);
+    if (want.lines !== undefined) expect(h.lines).toBe(want.lines);
+    if (want.first !== undefined) expect(h.names[0]).toBe(want.first);
+  });
+
+  it.each([
+    ['empty file', Buffer.alloc(0)],
+    ['BOM only', Buffer.from([0xef, 0xbb, 0xbf])],
+  ])('%s → null (zero rows)', (_name, buf) => {
+    expect(parseHeader('vitals', buf, 'f.csv', true)).toBeNull();
+  });
+
+  const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52]);
+  it.each<[string, 'vitals' | 'labs', Buffer, string, RegExp]>([
+    ['missing column', 'vitals', Buffer.from('hospital_id,measurement_date,patient_id,vital_type,unit\n'), 'HCP_ERR_BAD_HEADER', /value/],
+    ['labs header for vitals', 'vitals', Buffer.from(`${LABS_HEADER}\n`), 'HCP_ERR_BAD_HEADER', /measurement_date/],
+    ['semicolon delimiter', 'vitals', Buffer.from(`${VITALS_HEADER.replace(/,/g, ';')}\n`), 'HCP_ERR_BAD_HEADER', /delimiter/],
+    ['tab delimiter', 'vitals', Buffer.from(`${VITALS_HEADER.replace(/,/g, '\t')}\n`), 'HCP_ERR_BAD_HEADER', /delimiter/],
+    ['duplicate column', 'vitals', Buffer.from(`${VITALS_HEADER},VALUE\n`), 'HCP_ERR_BAD_HEADER', /value/],
+    ['malformed quoting', 'vitals', Buffer.from(`"hospital_id"x,${VITALS_HEADER}\n`), 'HCP_ERR_BAD_HEADER', /quot/],
+    ['PNG bytes', 'vitals', png, 'HCP_ERR_NOT_CSV', /binary|UTF-8/],
+    ['NUL bytes', 'vitals', Buffer.from(`hospital_id\0,x\n`), 'HCP_ERR_NOT_CSV', /binary|UTF-8/],
+    ['invalid UTF-8 in the header', 'vitals', Buffer.concat([Buffer.from('hospital_id,'), Buffer.from([0xff]), Buffer.from('\n')]), 'HCP_ERR_NOT_CSV', /UTF-8/],
+  ])('%s → %s', (_name, dataset, buf, code, message) => {
+    const e = expectErrorCodeSync(() => parseHeader(dataset, buf, 'f.csv', true), code);
+    expect(e.message).toMatch(message);
+  });
+
+  it('a header with no LF that is not the whole file is an error (too long or an open quote)', () => {
+    expectErrorCodeSync(() => parseHeader('vitals', Buffer.from(`"${VITALS_HEADER}`), 'f.csv', false), 'HCP_ERR_BAD_HEADER');
+  });
+
+  it('names the missing column in the error context', () => {
+    const e = expectErrorCodeSync(() => parseHeader('labs', Buffer.from('hospital_id,test_date,patient_id,test_type,result_value,unit\n'), 'f.csv', true), 'HCP_ERR_BAD_HEADER') as unknown as {
+      context: { column: string; line: number };
+    };
+    expect(e.context).toMatchObject({ column: 'reference_range', line: 1 });
+  });
+});

@@ -1,0 +1,428 @@
+/**
+ * src/sketch: moments (Welford / Chan merge), the quantile sketch (exact
+ * histogram, then t-digest) against the SPEC §4 rank tolerance — single and
+ * merged from many parts — determinism, JSON round trips, and MeasureSketch
+ * merge = sketch of the union.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { MeasureSketch } from '../src/sketch/measure.js';
+import { addValue, emptyMoments, mergeMoments, stddev, type Moments } from '../src/sketch/moments.js';
+import { MAX_DISTINCT, QuantileSketch, QUANTILES } from '../src/sketch/quantiles.js';
+import { TDigest } from '../src/sketch/tdigest.js';
+import { close, prng, rankError } from './helpers.js';
+
+// ------------------------------------------------------------------ reference maths
+
+/** Exact mean and sample stddev by two passes (Kahan-summed), the reference for 1e-9. */
+function exactMoments(xs: number[]): { n: number; mean: number; sd: number | null } {
+  const n = xs.length;
+  let s = 0;
+  let c = 0;
+  for (const x of xs) {
+    const y = x - c;
+    const t = s + y;
+    c = t - s - y;
+    s = t;
+  }
+  const mean = s / n;
+  let ss = 0;
+  c = 0;
+  for (const x of xs) {
+    const y = (x - mean) * (x - mean) - c;
+    const t = ss + y;
+    c = t - ss - y;
+    ss = t;
+  }
+  return { n, mean, sd: n < 2 ? null : Math.sqrt(ss / (n - 1)) };
+}
+
+const momentsOf = (xs: number[]): Moments => {
+  const m = emptyMoments();
+  for (const x of xs) addValue(m, x);
+  return m;
+};
+
+/** A measurement-like value: up to 2 decimals, in a clinical range. */
+const measurement = fc.integer({ min: -50_000, max: 500_000 }).map((i) => i / 100);
+
+function expectMomentsClose(m: Moments, xs: number[]) {
+  const ref = exactMoments(xs);
+  const scale = Math.max(1, ...xs.map(Math.abs));
+  expect(m.n).toBe(ref.n);
+  expect(close(m.mean, ref.mean, 1e-9, 1e-12 * scale), `mean ${m.mean} vs ${ref.mean}`).toBe(true);
+  const sd = stddev(m);
+  if (ref.sd === null) expect(sd).toBeNull();
+  else expect(close(sd!, ref.sd, 1e-9, 1e-12 * scale), `stddev ${sd} vs ${ref.sd}`).toBe(true);
+}
+
+// ------------------------------------------------------------------ moments
+
+describe('moments', () => {
+  it.each<[number[], number, number | null]>([
+    [[], 0, null],
+    [[5], 5, null],
+    [[1, 2, 3, 4], 2.5, Math.sqrt(5 / 3)],
+    [[2, 4, 4, 4, 5, 5, 7, 9], 5, Math.sqrt(32 / 7)],
+    [[1e9 + 4, 1e9 + 7, 1e9 + 13, 1e9 + 16], 1e9 + 10, Math.sqrt(30)],
+  ])('%j → mean %d, stddev %d', (xs, mean, sd) => {
+    const m = momentsOf(xs);
+    expect(m.n).toBe(xs.length);
+    if (xs.length) expect(close(m.mean, mean, 1e-12)).toBe(true);
+    const s = stddev(m);
+    if (sd === null) expect(s).toBeNull();
+    else expect(close(s!, sd, 1e-9)).toBe(true);
+  });
+
+  it('property: merge(A, B) ≈ moments(A ∪ B) within 1e-9 relative', () => {
+    fc.assert(
+      fc.property(fc.array(measurement, { maxLength: 300 }), fc.array(measurement, { maxLength: 300 }), (a, b) => {
+        fc.pre(a.length + b.length > 0);
+        const m = momentsOf(a);
+        mergeMoments(m, momentsOf(b));
+        expectMomentsClose(m, [...a, ...b]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('property: merging many parts in any grouping ≈ the whole', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(measurement, { maxLength: 60 }), { minLength: 1, maxLength: 50 }), (parts) => {
+        const all = parts.flat();
+        fc.pre(all.length > 0);
+        const left = emptyMoments();
+        for (const p of parts) mergeMoments(left, momentsOf(p));
+        expectMomentsClose(left, all);
+        // A tree of merges (pairs) gives the same within tolerance.
+        let level = parts.map(momentsOf);
+        while (level.length > 1) {
+          const next: Moments[] = [];
+          for (let i = 0; i < level.length; i += 2) {
+            const m = { ...level[i] };
+            if (i + 1 < level.length) mergeMoments(m, level[i + 1]);
+            next.push(m);
+          }
+          level = next;
+        }
+        expectMomentsClose(level[0], all);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('merging an empty state is the identity, both ways', () => {
+    const a = momentsOf([1, 2, 3]);
+    const before = { ...a };
+    mergeMoments(a, emptyMoments());
+    expect(a).toEqual(before);
+    const e = emptyMoments();
+    mergeMoments(e, before);
+    expect(e).toEqual(before);
+  });
+
+  it('a fixed merge order is bit-for-bit reproducible', () => {
+    const parts = [[1.1, 2.2], [3.3], [4.4, 5.5, 6.6]];
+    const run = () => {
+      const m = emptyMoments();
+      for (const p of parts) mergeMoments(m, momentsOf(p));
+      return m;
+    };
+    expect(run()).toEqual(run());
+  });
+});
+
+// ------------------------------------------------------------------ quantiles
+
+function expectRanks(sketch: { quantile(p: number): number | null }, values: number[], ps: readonly number[] = QUANTILES) {
+  const sorted = Float64Array.from(values).sort();
+  for (const p of ps) {
+    const q = sketch.quantile(p);
+    expect(q).not.toBeNull();
+    expect(rankError(sorted, q!, p)).toBeNull();
+  }
+}
+
+const PS = [0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1];
+
+/** Integer-ish vitals (few distinct values): the exact-histogram path. */
+function discreteData(n: number, seed: number): number[] {
+  const r = prng(seed);
+  return Array.from({ length: n }, () => Math.round(60 + 40 * (r() + r() + r() - 1.5)));
+}
+
+/** Continuous, skewed values with far more than MAX_DISTINCT distinct values: the t-digest path. */
+function continuousData(n: number, seed: number): number[] {
+  const r = prng(seed);
+  return Array.from({ length: n }, () => {
+    // Log-normal-ish with a heavy right tail and a point mass.
+    const u = r();
+    if (u < 0.05) return 5.5;
+    const g = Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+    return Math.round(Math.exp(4 + 0.6 * g) * 1e6) / 1e6;
+  });
+}
+
+describe('QuantileSketch: exact histogram path', () => {
+  it.each<[number[], number, number]>([
+    [[1, 2, 3, 4], 0.5, 2],
+    [[1, 2, 3, 4], 0.25, 1],
+    [[1, 2, 3, 4], 0.26, 2],
+    [[1, 2, 3, 4], 1, 4],
+    [[1, 2, 3, 4], 0, 1],
+    [[5, 5, 5, 9], 0.75, 5],
+    [[5, 5, 5, 9], 0.76, 9],
+    [[7], 0.05, 7],
+  ])('%j p=%d → %d (inverted CDF)', (xs, p, want) => {
+    const s = new QuantileSketch();
+    for (const x of xs) s.add(x);
+    expect(s.exact).toBe(true);
+    expect(s.quantile(p)).toBe(want);
+  });
+
+  it('an empty sketch has no quantiles', () => {
+    expect(new QuantileSketch().quantile(0.5)).toBeNull();
+  });
+
+  it('meets the rank tolerance, single and merged from 50 parts', () => {
+    const values = discreteData(20_000, 1);
+    const single = new QuantileSketch();
+    for (const v of values) single.add(v);
+    expect(single.exact).toBe(true);
+    expectRanks(single, values, PS);
+
+    const merged = new QuantileSketch();
+    for (let i = 0; i < 50; i++) {
+      const part = new QuantileSketch();
+      for (let j = i; j < values.length; j += 50) part.add(values[j]);
+      merged.merge(part);
+    }
+    expect(merged.exact).toBe(true);
+    expect(merged.toJSON()).toEqual(single.toJSON());
+    expectRanks(merged, values, PS);
+  });
+
+  it('property: exact quantiles for any small data set (rank error 0)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 1, maxLength: 200 }), fc.constantFrom(...PS), (xs, p) => {
+        const s = new QuantileSketch();
+        for (const x of xs) s.add(x);
+        expect(rankError(Float64Array.from(xs).sort(), s.quantile(p)!, p, 0)).toBeNull();
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('QuantileSketch: t-digest path (> MAX_DISTINCT distinct values)', () => {
+  it(`switches to a t-digest past ${MAX_DISTINCT} distinct values`, () => {
+    const s = new QuantileSketch();
+    for (let i = 0; i <= MAX_DISTINCT; i++) s.add(i);
+    expect(s.exact).toBe(false);
+    expect(s.toJSON().kind).toBe('tdigest');
+  });
+
+  it.each([
+    ['uniform', (n: number, seed: number) => { const r = prng(seed); return Array.from({ length: n }, () => r() * 1000); }],
+    ['skewed with a point mass', continuousData],
+    ['sorted ascending', (n: number) => Array.from({ length: n }, (_, i) => i / 7)],
+    ['sorted descending', (n: number) => Array.from({ length: n }, (_, i) => (n - i) / 7)],
+    ['two clusters', (n: number, seed: number) => { const r = prng(seed); return Array.from({ length: n }, () => (r() < 0.3 ? 10 + r() : 1000 + r() * 5)); }],
+  ])('%s: single sketch meets the rank tolerance', (_name, gen) => {
+    const values = gen(50_000, 7);
+    const s = new QuantileSketch();
+    for (const v of values) s.add(v);
+    expect(s.exact).toBe(false);
+    expectRanks(s, values, PS);
+  });
+
+  it.each([
+    ['50 parts, each small (exact) — their union is not', 50, 120],
+    ['50 parts, each already a t-digest', 50, 6000],
+    ['7 uneven parts', 7, 9000],
+  ])('%s: merged sketch meets the rank tolerance', (_name, parts, perPart) => {
+    const values = continuousData(parts * perPart, 11);
+    const merged = new QuantileSketch();
+    const sizes: number[] = [];
+    for (let i = 0; i < parts; i++) {
+      const part = new QuantileSketch();
+      // Uneven, contiguous parts (a month split across chunks).
+      const from = i * perPart;
+      const to = _name.startsWith('7') ? from + Math.floor(perPart * (0.2 + (1.6 * i) / (parts - 1))) : from + perPart;
+      const slice = values.slice(from, Math.min(to, values.length));
+      sizes.push(slice.length);
+      for (const v of slice) part.add(v);
+      merged.merge(part);
+    }
+    const used = values.slice(0, sizes.reduce((a, b) => a + b, 0));
+    expect(merged.exact).toBe(false);
+    expect(new Set(used).size).toBeGreaterThan(MAX_DISTINCT);
+    expectRanks(merged, used, PS);
+  });
+
+  it('merging a histogram into a t-digest and a t-digest into a histogram both work', () => {
+    const big = continuousData(30_000, 3);
+    const small = discreteData(3000, 4);
+    const a = new QuantileSketch();
+    for (const v of big) a.add(v);
+    const b = new QuantileSketch();
+    for (const v of small) b.add(v);
+    const ab = QuantileSketch.fromJSON(a.toJSON());
+    ab.merge(QuantileSketch.fromJSON(b.toJSON()));
+    const ba = QuantileSketch.fromJSON(b.toJSON());
+    ba.merge(QuantileSketch.fromJSON(a.toJSON()));
+    expectRanks(ab, [...big, ...small], PS);
+    expectRanks(ba, [...big, ...small], PS);
+  });
+
+  it('a t-digest keeps exact extremes (p=0 and p=1 are min and max)', () => {
+    const values = continuousData(20_000, 5);
+    const s = new QuantileSketch();
+    for (const v of values) s.add(v);
+    expect(s.quantile(0)).toBe(Math.min(...values));
+    expect(s.quantile(1)).toBe(Math.max(...values));
+  });
+
+  it('TDigest alone: weighted adds count as repeated values; count is the total weight', () => {
+    const t = new TDigest();
+    const values: number[] = [];
+    const r = prng(9);
+    for (let i = 0; i < 8000; i++) {
+      const x = Math.round(r() * 1e6) / 1e3;
+      const w = 1 + (i % 3);
+      t.add(x, w);
+      for (let k = 0; k < w; k++) values.push(x);
+    }
+    expect(t.count).toBe(values.length);
+    expectRanks(t, values, PS);
+    expect(new TDigest().quantile(0.5)).toBeNull();
+  });
+});
+
+describe('determinism and serialisation', () => {
+  const build = (values: number[], parts: number) => {
+    const merged = new QuantileSketch();
+    for (let i = 0; i < parts; i++) {
+      const p = new QuantileSketch();
+      for (let j = i; j < values.length; j += parts) p.add(values[j]);
+      merged.merge(p);
+    }
+    return merged;
+  };
+
+  it.each([
+    ['exact', discreteData(10_000, 21)],
+    ['t-digest', continuousData(40_000, 22)],
+  ])('%s: same inputs in the same order give identical JSON', (_name, values) => {
+    expect(JSON.stringify(build(values, 13).toJSON())).toBe(JSON.stringify(build(values, 13).toJSON()));
+    const m1 = new MeasureSketch();
+    const m2 = new MeasureSketch();
+    for (const v of values) {
+      m1.add(v, 2);
+      m2.add(v, 2);
+    }
+    expect(JSON.stringify(m1.toJSON())).toBe(JSON.stringify(m2.toJSON()));
+  });
+
+  it('the exact histogram does not depend on insertion order', () => {
+    const values = discreteData(5000, 23);
+    const a = new QuantileSketch();
+    const b = new QuantileSketch();
+    for (const v of values) a.add(v);
+    for (const v of [...values].reverse()) b.add(v);
+    expect(JSON.stringify(a.toJSON())).toBe(JSON.stringify(b.toJSON()));
+  });
+
+  it.each([
+    ['empty', [] as number[]],
+    ['exact', discreteData(1000, 31)],
+    ['t-digest', continuousData(20_000, 32)],
+  ])('%s: toJSON/fromJSON round trip (through JSON text) keeps state and quantiles', (_name, values) => {
+    const s = new QuantileSketch();
+    for (const v of values) s.add(v);
+    const json = JSON.stringify(s.toJSON());
+    const back = QuantileSketch.fromJSON(JSON.parse(json));
+    expect(JSON.stringify(back.toJSON())).toBe(json);
+    for (const p of PS) expect(back.quantile(p)).toBe(s.quantile(p));
+
+    const m = new MeasureSketch();
+    values.forEach((v, i) => m.add(v, 1 + (i % 3)));
+    m.nPatients = 17;
+    const mj = JSON.stringify(m.toJSON());
+    const mb = MeasureSketch.fromJSON(JSON.parse(mj));
+    expect(JSON.stringify(mb.toJSON())).toBe(mj);
+  });
+
+  it('a merge after a round trip equals a merge without one', () => {
+    const a = continuousData(10_000, 41);
+    const b = continuousData(10_000, 42);
+    const sa = new QuantileSketch();
+    const sb = new QuantileSketch();
+    a.forEach((v) => sa.add(v));
+    b.forEach((v) => sb.add(v));
+    const direct = QuantileSketch.fromJSON(sa.toJSON());
+    direct.merge(QuantileSketch.fromJSON(sb.toJSON()));
+    const viaText = QuantileSketch.fromJSON(JSON.parse(JSON.stringify(sa.toJSON())));
+    viaText.merge(QuantileSketch.fromJSON(JSON.parse(JSON.stringify(sb.toJSON()))));
+    expect(JSON.stringify(viaText.toJSON())).toBe(JSON.stringify(direct.toJSON()));
+  });
+});
+
+// ------------------------------------------------------------------ MeasureSketch
+
+describe('MeasureSketch', () => {
+  const FLAG_L = 1;
+  const FLAG_N = 2;
+  const FLAG_H = 3;
+  const point = fc.record({ v: measurement, flag: fc.constantFrom(0, FLAG_L, FLAG_N, FLAG_H) });
+
+  it('property: merge(sketch(A), sketch(B)) = sketch(A ∪ B) for n, min, max, nLow, nHigh; mean/stddev within 1e-9', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(point, { minLength: 1, maxLength: 80 }), { minLength: 1, maxLength: 12 }), (parts) => {
+        const all = new MeasureSketch();
+        const merged = new MeasureSketch();
+        for (const part of parts) {
+          const s = new MeasureSketch();
+          for (const { v, flag } of part) {
+            s.add(v, flag);
+            all.add(v, flag);
+          }
+          s.nPatients = part.length; // disjoint patient sets: counts add up
+          merged.merge(MeasureSketch.fromJSON(JSON.parse(JSON.stringify(s.toJSON()))));
+        }
+        const flat = parts.flat();
+        expect(merged.moments.n).toBe(flat.length);
+        expect(merged.min).toBe(all.min);
+        expect(merged.max).toBe(all.max);
+        expect(merged.nLow).toBe(flat.filter((x) => x.flag === FLAG_L).length);
+        expect(merged.nHigh).toBe(flat.filter((x) => x.flag === FLAG_H).length);
+        expect(merged.nPatients).toBe(flat.length);
+        if (flat.length > 0) {
+          expect(merged.min).toBe(Math.min(...flat.map((x) => x.v)));
+          expect(merged.max).toBe(Math.max(...flat.map((x) => x.v)));
+          expectMomentsClose(merged.moments, flat.map((x) => x.v));
+          // Exact histograms: the merged quantiles equal the union's.
+          for (const p of QUANTILES) expect(merged.quantiles.quantile(p)).toBe(all.quantiles.quantile(p));
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  // min/max of an empty sketch are ±Infinity, which JSON would turn into null (and `null < x` is true).
+  it('an empty sketch survives a JSON round trip and merges in as the identity', () => {
+    const s = new MeasureSketch();
+    [5, 7].forEach((v) => s.add(v, FLAG_N));
+    const empty = MeasureSketch.fromJSON(JSON.parse(JSON.stringify(new MeasureSketch().toJSON())));
+    s.merge(empty);
+    expect([s.min, s.max]).toEqual([5, 7]);
+  });
+
+  it('an empty sketch merged in changes nothing', () => {
+    const s = new MeasureSketch();
+    [3, 1, 2].forEach((v) => s.add(v, FLAG_N));
+    const before = JSON.stringify(s.toJSON());
+    s.merge(new MeasureSketch());
+    expect(JSON.stringify(s.toJSON())).toBe(before);
+  });
+});
