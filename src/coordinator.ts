@@ -24,7 +24,7 @@ import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { PipelineError } from './errors.js';
 import type { Logger } from './log.js';
-import { RowHashSet } from './merge/dedupe.js';
+import { FingerprintSet } from './merge/dedupe.js';
 import { Partitions } from './merge/partitions.js';
 import { planCuts } from './parse/cutter.js';
 import { parseHeader, type Header } from './parse/header.js';
@@ -168,7 +168,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         key: cfg.key,
       };
       const firstLine = header.lines + 1;
-      const seen = new RowHashSet();
+      const seen = new FingerprintSet(2, 1 << 16);
       let lineBase = 0;
       const inFlight: Promise<ChunkResult>[] = [];
       const maxInFlight = pool.threads * 2;
@@ -205,7 +205,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           const td = performance.now();
           let drop: number[] | null = null;
           for (let i = 0; i < b.n; i++) {
-            if (!seen.add(b.hash[2 * i], b.hash[2 * i + 1])) {
+            if (!seen.add(b.hash, 2 * i)) {
               (drop ??= []).push(i);
               // A later copy of an accepted row: quarantine it as read.
               const fields = recordFieldsAt(chunk, r.decoding, b.pos[2 * i], (text ??= r.decoding === 'utf8' ? chunk.toString('utf8') : null));

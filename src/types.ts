@@ -28,8 +28,8 @@ export interface ChunkTask {
 
 /**
  * The accepted rows of one (hospital, month), column-wise: what an encode
- * task needs. Strings that repeat (patient keys, source units) are
- * dictionary-encoded; source values are one joined string with end offsets.
+ * task needs. Source units are dictionary-encoded; patient keys and source
+ * values are joined strings (fixed width, and with end offsets).
  * Few arrays per block on purpose: a chunk yields one block per partition.
  */
 export interface Block {
@@ -42,9 +42,8 @@ export interface Block {
   readonly value: Float64Array;
   /** Labs: reference range per row, [low, high] pairs (NaN = open bound); empty for vitals. */
   readonly ref: Float64Array;
-  readonly patient: Uint32Array;
-  /** Distinct patient keys of the block, 16 bytes each (the 32 hex chars, packed). */
-  readonly patientKeyBytes: Uint8Array;
+  /** Patient keys (32 hex chars each), joined: one string crosses threads, not one per row. */
+  readonly patientKeys: string;
   readonly srcUnits: string[];
   /** Source values joined into one string, with each value's end offset. */
   readonly srcValues: string;
@@ -99,15 +98,11 @@ export interface ChunkResult {
   readonly bytes: Uint8Array;
 }
 
-/** A batch of one (hospital, month) partition to encode as one Parquet row group. */
+/** A batch of one (hospital, month) partition to encode as one Parquet row group (duplicates already dropped). */
 export interface EncodeTask {
   readonly kind: 'encode';
   readonly dataset: Dataset;
-  readonly hospital: string;
-  readonly month: string;
-  readonly blocks: Block[];
-  /** Per block: row indices rejected as duplicates (sorted), or null. */
-  readonly drop: (Uint32Array | null)[];
+  readonly block: Block;
 }
 
 export interface EncodeResult {
@@ -117,8 +112,8 @@ export interface EncodeResult {
   readonly bytes: Uint8Array;
   readonly rowGroup: unknown;
   /** Per measure index present in the batch. */
-  /** Per measure: its sketch and the batch's distinct patient keys, 16 bytes each. */
-  readonly sketches: { measure: number; state: MeasureSketchState; patients: Uint8Array }[];
+  /** Per measure: its sketch and the batch's distinct patient keys, 4 words (128 bits) each. */
+  readonly sketches: { measure: number; state: MeasureSketchState; patients: Uint32Array }[];
   /** Systolic/diastolic pairs (same patient and date) seen in the batch, and how many had systolic <= diastolic. */
   readonly bpPairs: number;
   readonly bpViolations: number;

@@ -24,7 +24,7 @@ function buffersOf(r: ChunkResult | EncodeResult): ArrayBuffer[] {
   if (r.kind === 'chunk-result') {
     add(r.bytes);
     for (const b of r.blocks) {
-      for (const a of [b.day, b.code, b.value, b.ref, b.patient, b.patientKeyBytes, b.srcValueEnd, b.hash, b.pos]) add(a);
+      for (const a of [b.day, b.code, b.value, b.ref, b.srcValueEnd, b.hash, b.pos]) add(a);
     }
   } else {
     add(r.bytes);

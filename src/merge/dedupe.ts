@@ -1,37 +1,54 @@
 /**
- * The set of row fingerprints seen so far in a run: an open-addressing hash
- * set over two Uint32Arrays (8 bytes a slot, grown at 70% load), so
- * duplicate detection costs about 11–23 bytes per distinct accepted row and
- * no per-row object. This is the one piece of state that grows with the
- * input (docs/PERFORMANCE.md).
+ * A set of fixed-width fingerprints (2 or 4 uint32 words) in one open-
+ * addressing table (grown at 70% load), with no per-entry object. Used for
+ * exact-duplicate detection (64-bit row fingerprints: 8 bytes a slot, about
+ * 11–23 bytes per distinct accepted row — the one piece of state that grows
+ * with the input, docs/PERFORMANCE.md) and for distinct patients (the
+ * 128-bit patient keys themselves, so the count is exact).
  */
-export class RowHashSet {
-  /** Slot i is [2i] = hi, [2i + 1] = lo, adjacent so a probe touches one cache line. */
+export class FingerprintSet {
+  /** Slot i holds words [w·i, w·i + w); adjacent, so a probe touches one cache line. */
   private table: Uint32Array;
   private mask: number;
+  /** The all-zero fingerprint, which cannot live in the table (zero marks an empty slot). */
+  private hasZero = false;
   size = 0;
 
-  constructor(initialCapacity = 1 << 16) {
+  constructor(private readonly width: 2 | 4 = 2, initialCapacity = 1 << 10) {
     let cap = 1;
     while (cap < initialCapacity) cap <<= 1;
-    this.table = new Uint32Array(2 * cap);
+    this.table = new Uint32Array(width * cap);
     this.mask = cap - 1;
   }
 
-  /** Adds (hi, lo); returns false when it was already present. */
-  add(hi: number, lo: number): boolean {
-    if (hi === 0 && lo === 0) lo = 1; // (0, 0) marks an empty slot
+  /** Adds the fingerprint at words[at, at + width); returns false when it was already present. */
+  add(words: ArrayLike<number>, at = 0): boolean {
+    const w = this.width;
     const t = this.table;
-    let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
+    let zero = true;
+    for (let k = 0; k < w; k++) if (words[at + k] !== 0) zero = false;
+    if (zero) {
+      if (this.hasZero) return false;
+      this.hasZero = true;
+      this.size++;
+      return true;
+    }
+    let i = (words[at] ^ Math.imul(words[at + 1], 0x9e3779b1)) & this.mask;
     for (;;) {
-      const h = t[2 * i];
-      const l = t[2 * i + 1];
-      if (h === 0 && l === 0) break;
-      if (h === hi && l === lo) return false;
+      const s = w * i;
+      let empty = true;
+      let same = true;
+      for (let k = 0; k < w; k++) {
+        const v = t[s + k];
+        if (v !== 0) empty = false;
+        if (v !== words[at + k]) same = false;
+      }
+      if (empty) break;
+      if (same) return false;
       i = (i + 1) & this.mask;
     }
-    t[2 * i] = hi;
-    t[2 * i + 1] = lo;
+    const s = w * i;
+    for (let k = 0; k < w; k++) t[s + k] = words[at + k];
     this.size++;
     if (this.size * 10 > (this.mask + 1) * 7) this.grow();
     return true;
@@ -42,19 +59,24 @@ export class RowHashSet {
   }
 
   private grow(): void {
+    const w = this.width;
     const old = this.table;
     const cap = (this.mask + 1) * 2;
-    this.table = new Uint32Array(2 * cap);
+    this.table = new Uint32Array(w * cap);
     this.mask = cap - 1;
     const t = this.table;
-    for (let j = 0; j < old.length; j += 2) {
-      const hi = old[j];
-      const lo = old[j + 1];
-      if (hi === 0 && lo === 0) continue;
-      let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
-      while (t[2 * i] !== 0 || t[2 * i + 1] !== 0) i = (i + 1) & this.mask;
-      t[2 * i] = hi;
-      t[2 * i + 1] = lo;
+    for (let j = 0; j < old.length; j += w) {
+      let empty = true;
+      for (let k = 0; k < w; k++) if (old[j + k] !== 0) empty = false;
+      if (empty) continue;
+      let i = (old[j] ^ Math.imul(old[j + 1], 0x9e3779b1)) & this.mask;
+      for (;;) {
+        let free = true;
+        for (let k = 0; k < w; k++) if (t[w * i + k] !== 0) free = false;
+        if (free) break;
+        i = (i + 1) & this.mask;
+      }
+      for (let k = 0; k < w; k++) t[w * i + k] = old[j + k];
     }
   }
 }

@@ -10,32 +10,23 @@ import { mkdirSync } from 'node:fs';
 import type { Dataset } from '../registry.js';
 import { MeasureSketch } from '../sketch/measure.js';
 import type { Block, EncodeResult } from '../types.js';
+import { BatchBuilder } from './batch.js';
+import { FingerprintSet } from './dedupe.js';
 import { PartitionFile } from '../sinks/parquet.js';
 import type { Pool } from '../pool.js';
 
 interface Partition {
   hospital: string;
   month: string;
-  blocks: Block[];
-  drop: (Uint32Array | null)[];
-  rows: number;
+  batch: BatchBuilder;
   file: PartitionFile | null;
   sketches: Map<number, MeasureSketch>;
-  /** Per measure: a bitset over the hospital's patient index. */
-  patients: Map<number, Bitset>;
-}
-
-export interface PartitionTotals {
-  hospital: string;
-  month: string;
-  rows: number;
-  path: string | null;
+  /** Per measure: the distinct patient keys seen so far. */
+  patients: Map<number, FingerprintSet>;
 }
 
 export class Partitions {
   private parts = new Map<string, Partition>();
-  /** Per hospital: patient key (16 bytes as a latin1 string) → dense id, for the distinct-patient bitsets. */
-  private patientIds = new Map<string, Map<string, number>>();
   private inFlight: { part: Partition; result: Promise<EncodeResult> }[] = [];
   private buffered = 0;
   bpPairs = 0;
@@ -56,36 +47,27 @@ export class Partitions {
     const key = `${block.hospital}\u0000${block.month}`;
     let p = this.parts.get(key);
     if (!p) {
-      p = { hospital: block.hospital, month: block.month, blocks: [], drop: [], rows: 0, file: null, sketches: new Map(), patients: new Map() };
+      p = { hospital: block.hospital, month: block.month, batch: new BatchBuilder(block.hospital, block.month, this.dataset === 'labs'), file: null, sketches: new Map(), patients: new Map() };
       this.parts.set(key, p);
     }
-    const kept = block.n - (drop?.length ?? 0);
-    if (kept === 0) return;
-    p.blocks.push(block);
-    p.drop.push(drop);
-    p.rows += kept;
-    this.buffered += kept;
-    if (p.rows >= this.rowGroupRows) await this.flush(p);
+    const before = p.batch.rows;
+    p.batch.append(block, drop);
+    this.buffered += p.batch.rows - before;
+    if (p.batch.rows >= this.rowGroupRows) await this.flush(p);
     // Bound memory: flush the biggest partitions while too many rows wait.
     while (this.buffered > this.maxBufferedRows) {
       let biggest: Partition | null = null;
-      for (const q of this.parts.values()) if (!biggest || q.rows > biggest.rows) biggest = q;
-      if (!biggest || biggest.rows === 0) break;
+      for (const q of this.parts.values()) if (!biggest || q.batch.rows > biggest.batch.rows) biggest = q;
+      if (!biggest || biggest.batch.rows === 0) break;
       await this.flush(biggest);
     }
   }
 
   private async flush(p: Partition): Promise<void> {
-    if (p.rows === 0) return;
-    const blocks = p.blocks;
-    const drop = p.drop;
-    this.buffered -= p.rows;
-    p.blocks = [];
-    p.drop = [];
-    p.rows = 0;
-    const result = this.pool.run<EncodeResult>(() => ({
-      task: { kind: 'encode', dataset: this.dataset, hospital: p.hospital, month: p.month, blocks, drop },
-    }));
+    if (p.batch.rows === 0) return;
+    this.buffered -= p.batch.rows;
+    const block = p.batch.take();
+    const result = this.pool.run<EncodeResult>(() => ({ task: { kind: 'encode', dataset: this.dataset, block } }));
     result.catch(() => {}); // observed when applied
     this.inFlight.push({ part: p, result });
     while (this.inFlight.length > this.maxInFlight) await this.applyNext();
@@ -110,24 +92,11 @@ export class Partitions {
       if (have) have.merge(s);
       else part.sketches.set(measure, s);
       let set = part.patients.get(measure);
-      if (!set) part.patients.set(measure, (set = new Bitset()));
-      const index = this.patientIndex(part.hospital);
-      const view = Buffer.from(patients.buffer, patients.byteOffset, patients.byteLength);
-      for (let off = 0; off < view.length; off += 16) {
-        const k = view.toString('latin1', off, off + 16);
-        let id = index.get(k);
-        if (id === undefined) index.set(k, (id = index.size));
-        set.add(id);
-      }
+      if (!set) part.patients.set(measure, (set = new FingerprintSet(4, 256)));
+      for (let at = 0; at < patients.length; at += 4) set.add(patients, at);
     }
     this.bpPairs += r.bpPairs;
     this.bpViolations += r.bpViolations;
-  }
-
-  private patientIndex(hospital: string): Map<string, number> {
-    let m = this.patientIds.get(hospital);
-    if (!m) this.patientIds.set(hospital, (m = new Map()));
-    return m;
   }
 
   /** Flushes everything, applies every pending result and closes the files. */
@@ -138,7 +107,7 @@ export class Partitions {
     const t0 = performance.now();
     for (const p of all) {
       p.file?.close();
-      for (const [m, set] of p.patients) p.sketches.get(m)!.nPatients = set.count();
+      for (const [m, set] of p.patients) p.sketches.get(m)!.nPatients = set.size;
       p.patients.clear();
     }
     this.timings.write += performance.now() - t0;
@@ -160,25 +129,3 @@ export class Partitions {
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** A growable bitset with a population count: distinct patients per (partition, measure). */
-class Bitset {
-  private words = new Uint32Array(64);
-  add(i: number): void {
-    const w = i >>> 5;
-    if (w >= this.words.length) {
-      const bigger = new Uint32Array(Math.max(w + 1, this.words.length * 2));
-      bigger.set(this.words);
-      this.words = bigger;
-    }
-    this.words[w] |= 1 << (i & 31);
-  }
-  count(): number {
-    let n = 0;
-    for (let x of this.words) {
-      x -= (x >>> 1) & 0x55555555;
-      x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-      n += (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
-    }
-    return n;
-  }
-}

@@ -18,13 +18,11 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const t0 = performance.now();
   const labs = task.dataset === 'labs';
   const specs = MEASURES[task.dataset];
-  let n = 0;
-  for (let b = 0; b < task.blocks.length; b++) n += task.blocks[b].n - (task.drop[b]?.length ?? 0);
+  const blk = task.block;
+  const n = blk.n;
 
   const patientKey = new Array<string>(n);
-  const day = new Int32Array(n);
   const type = new Array<string>(n);
-  const value = new Float64Array(n);
   const unit = new Array<string>(n);
   const srcValue = new Array<string>(n);
   const srcUnit = new Array<string>(n);
@@ -32,72 +30,58 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const refLow = labs ? new Array<number | null>(n) : [];
   const refHigh = labs ? new Array<number | null>(n) : [];
   const sketches = new Map<number, { sketch: MeasureSketch; patients: Set<string> }>();
-  const hex = (bytes: Uint8Array, i: number) => Buffer.from(bytes.buffer, bytes.byteOffset + i * 16, 16).toString('hex');
-  const bp = new Map<string, number>();
+  // Systolic/diastolic pairing key: (patient, day, which) as one number.
+  const bp = new Map<number, number>();
   let bpPairs = 0;
   let bpViolations = 0;
 
-  let o = 0;
-  for (let b = 0; b < task.blocks.length; b++) {
-    const blk = task.blocks[b];
-    const drop = task.drop[b];
-    let d = 0;
-    const src = blk.srcValues;
-    const keys = new Array<string>(blk.patientKeyBytes.length / 16);
-    for (let k = 0; k < keys.length; k++) keys[k] = hex(blk.patientKeyBytes, k);
-    for (let i = 0; i < blk.n; i++) {
-      if (drop && d < drop.length && drop[d] === i) {
-        d++;
-        continue;
-      }
-      const c = blk.code[i];
-      const m = c & 0xff;
-      const key = keys[blk.patient[i]];
-      const v = blk.value[i];
-      const f = (c >>> 8) & 0xff;
-      patientKey[o] = key;
-      day[o] = blk.day[i];
-      type[o] = specs[m].name;
-      value[o] = v;
-      unit[o] = specs[m].canonicalUnit;
-      srcValue[o] = src.slice(i === 0 ? 0 : blk.srcValueEnd[i - 1], blk.srcValueEnd[i]);
-      srcUnit[o] = blk.srcUnits[c >>> 16];
-      flag[o] = FLAG_TEXT[f];
-      if (labs) {
-        const lo = blk.ref[2 * i];
-        const hi = blk.ref[2 * i + 1];
-        refLow[o] = Number.isNaN(lo) ? null : lo;
-        refHigh[o] = Number.isNaN(hi) ? null : hi;
-      }
-      let s = sketches.get(m);
-      if (!s) {
-        s = { sketch: new MeasureSketch(), patients: new Set() };
-        sketches.set(m, s);
-      }
-      s.sketch.add(v, f);
-      s.patients.add(key);
-      if (!labs && (m === SYSTOLIC || m === DIASTOLIC)) {
-        // Pair systolic with diastolic of the same patient and date.
-        const k = `${key}|${blk.day[i]}|${m === SYSTOLIC ? DIASTOLIC : SYSTOLIC}`;
-        const other = bp.get(k);
-        if (other !== undefined) {
-          bp.delete(k);
-          bpPairs++;
-          const sys = m === SYSTOLIC ? v : other;
-          const dia = m === SYSTOLIC ? other : v;
-          if (sys <= dia) bpViolations++;
-        } else bp.set(`${key}|${blk.day[i]}|${m}`, v);
-      }
-      o++;
+  const src = blk.srcValues;
+  const keys = blk.patientKeys;
+  // Systolic/diastolic pairs are matched per patient: a small id per distinct key.
+  const patientIds = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const c = blk.code[i];
+    const m = c & 0xff;
+    const key = keys.slice(32 * i, 32 * i + 32);
+    const v = blk.value[i];
+    const f = (c >>> 8) & 0xff;
+    patientKey[i] = key;
+    type[i] = specs[m].name;
+    unit[i] = specs[m].canonicalUnit;
+    srcValue[i] = src.slice(i === 0 ? 0 : blk.srcValueEnd[i - 1], blk.srcValueEnd[i]);
+    srcUnit[i] = blk.srcUnits[c >>> 16];
+    flag[i] = FLAG_TEXT[f];
+    if (labs) {
+      const lo = blk.ref[2 * i];
+      const hi = blk.ref[2 * i + 1];
+      refLow[i] = Number.isNaN(lo) ? null : lo;
+      refHigh[i] = Number.isNaN(hi) ? null : hi;
+    }
+    let s = sketches.get(m);
+    if (!s) sketches.set(m, (s = { sketch: new MeasureSketch(), patients: new Set() }));
+    s.sketch.add(v, f);
+    s.patients.add(key);
+    if (!labs && (m === SYSTOLIC || m === DIASTOLIC)) {
+      let p = patientIds.get(key);
+      if (p === undefined) patientIds.set(key, (p = patientIds.size));
+      const base = (p * 65536 + (blk.day[i] & 0xffff)) * 2;
+      const other = bp.get(base + (m === SYSTOLIC ? 0 : 1));
+      if (other !== undefined) {
+        bp.delete(base + (m === SYSTOLIC ? 0 : 1));
+        bpPairs++;
+        const sys = m === SYSTOLIC ? v : other;
+        const dia = m === SYSTOLIC ? other : v;
+        if (sys <= dia) bpViolations++;
+      } else bp.set(base + (m === SYSTOLIC ? 1 : 0), v);
     }
   }
   const t1 = performance.now();
 
-  const hospital = new Array<string>(n).fill(task.hospital);
-  const month = new Array<string>(n).fill(task.month);
+  const hospital = new Array<string>(n).fill(blk.hospital);
+  const month = new Array<string>(n).fill(blk.month);
   const columns: Record<string, ArrayLike<unknown>> = labs
-    ? { hospital_id: hospital, patient_key: patientKey, test_date: day, month, test_type: type, value, unit, ref_low: refLow, ref_high: refHigh, flag, source_value: srcValue, source_unit: srcUnit }
-    : { hospital_id: hospital, patient_key: patientKey, measurement_date: day, month, vital_type: type, value, unit, source_value: srcValue, source_unit: srcUnit, flag };
+    ? { hospital_id: hospital, patient_key: patientKey, test_date: blk.day, month, test_type: type, value: blk.value, unit, ref_low: refLow, ref_high: refHigh, flag, source_value: srcValue, source_unit: srcUnit }
+    : { hospital_id: hospital, patient_key: patientKey, measurement_date: blk.day, month, vital_type: type, value: blk.value, unit, source_value: srcValue, source_unit: srcUnit, flag };
   const writer = new ByteWriter(Math.max(1024, n * 24));
   // Min/max statistics only where readers prune on them (dates, values): string
   // statistics cost a sort-order pass per column and buy little here.
@@ -121,11 +105,11 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
     rowGroup,
     sketches: measures.map((m) => {
       const s = sketches.get(m)!;
-      const packed = new Uint8Array(s.patients.size * 16);
-      const view = Buffer.from(packed.buffer);
+      // The measure's distinct patients in this batch, as 128-bit keys.
+      const words = new Uint32Array(4 * s.patients.size);
       let j = 0;
-      for (const k of s.patients) view.write(k, 16 * j++, 16, 'hex');
-      return { measure: m, state: s.sketch.toJSON(), patients: packed };
+      for (const k of s.patients) for (let q = 0; q < 32; q += 8) words[j++] = parseInt(k.slice(q, q + 8), 16);
+      return { measure: m, state: s.sketch.toJSON(), patients: words };
     }),
     bpPairs,
     bpViolations,

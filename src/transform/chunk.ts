@@ -24,8 +24,6 @@ class BlockBuilder {
   code: number[] = [];
   value: number[] = [];
   ref: number[] = [];
-  patient: number[] = [];
-  patientIds = new Map<string, number>();
   patientKeys: string[] = [];
   srcUnitIds = new Map<string, number>();
   srcUnits: string[] = [];
@@ -49,8 +47,7 @@ class BlockBuilder {
       code: Uint32Array.from(this.code),
       value: Float64Array.from(this.value),
       ref: Float64Array.from(this.ref),
-      patient: Uint32Array.from(this.patient),
-      patientKeyBytes: packHex(this.patientKeys),
+      patientKeys: this.patientKeys.join(''),
       srcUnits: this.srcUnits,
       srcValues: this.srcValues.join(''),
       srcValueEnd,
@@ -58,14 +55,6 @@ class BlockBuilder {
       pos: Uint32Array.from(this.pos),
     };
   }
-}
-
-/** Packs 32-hex-char keys into 16 bytes each: typed arrays cross threads without per-string copies. */
-function packHex(keys: string[]): Uint8Array {
-  const out = new Uint8Array(keys.length * 16);
-  const view = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
-  for (let i = 0; i < keys.length; i++) view.write(keys[i], i * 16, 16, 'hex');
-  return out;
 }
 
 /** Per-context state a worker keeps between chunks (rule tables, key cache). */
@@ -159,14 +148,7 @@ function processChunk(
       g.ref.push(row.refLow, row.refHigh);
       if (row.defaultedRange) defaultedRanges++;
     }
-    const key = pseudo(row.hospitalId, row.patientId);
-    let pi = g.patientIds.get(key);
-    if (pi === undefined) {
-      pi = g.patientKeys.length;
-      g.patientIds.set(key, pi);
-      g.patientKeys.push(key);
-    }
-    g.patient.push(pi);
+    g.patientKeys.push(pseudo(row.hospitalId, row.patientId));
     let ui = g.srcUnitIds.get(row.sourceUnit);
     if (ui === undefined) {
       ui = g.srcUnits.length;
