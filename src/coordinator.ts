@@ -132,6 +132,13 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   const lock = acquireLock(join(out, '_locks', `${dataset}.${scope}.${partitionName(input)}.lock`), `${dataset} partition of ${input}`);
   const staging = join(out, '_staging', `${dataset}-${randomUUID()}`);
   mkdirSync(staging, { recursive: true });
+  /** Drops staging and the lock, on every way out. */
+  const cleanup = () => {
+    rmSync(staging, { recursive: true, force: true });
+    lock.release();
+    removeIfEmpty(join(out, '_staging'));
+    removeIfEmpty(join(out, '_locks'));
+  };
   const partitions = new Partitions(dataset, pool, join(staging, 'curated'), cfg.rowGroupRows, cfg.maxBufferedRows, pool.threads * 2);
   const hospitals = new Map<string, HospitalAcc>();
   const rejectsByRule: Record<string, number> = {};
@@ -141,6 +148,10 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   let blankLines = 0;
   let defaultedRanges = 0;
   let bytesRead = 0;
+  // Every data byte of the file must be dispatched and come back parsed: the
+  // row ledger alone cannot see a chunk that was never parsed.
+  let dispatchedBytes = 0;
+  let parsedBytes = 0;
 
   const hospitalAcc = (h: string): HospitalAcc => {
     let a = hospitals.get(h);
@@ -178,6 +189,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       const apply = async (r: ChunkResult) => {
         const t0 = performance.now();
         rowsRead += r.rows;
+        parsedBytes += r.bytes.byteLength;
         blankLines += r.blankLines;
         defaultedRanges += r.defaultedRanges;
         for (let i = 0; i < filled.length; i++) filled[i] += r.filled[i];
@@ -231,14 +243,17 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
 
       const dispatch = (fileOffset: number, bytes: Buffer) => {
         const mySeq = seq++;
+        // Read the length now: once transferred, the buffer is detached and reads as empty.
+        const length = bytes.length;
+        dispatchedBytes += length;
         let fresh: Buffer | null = bytes;
         const chunkStart = performance.now();
-        const p = pool.run<ChunkResult>(() => {
+        const p = pool.run<ChunkResult>((attempt) => {
           // The first attempt transfers the bytes we read; a retry re-reads them.
-          const data = fresh ?? rereadRange(input, fileOffset, bytes.length);
+          const data = fresh ?? rereadRange(input, fileOffset, length);
           fresh = null;
           const own = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-          return { task: { kind: 'chunk', seq: mySeq, ctx, bytes: own }, transfer: [own.buffer as ArrayBuffer] };
+          return { task: { kind: 'chunk', seq: mySeq, attempt, ctx, bytes: own }, transfer: [own.buffer as ArrayBuffer] };
         });
         p.then(() => metrics?.observeChunkDuration((performance.now() - chunkStart) / 1000), () => {});
         inFlight.push(p);
@@ -294,8 +309,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   } catch (e) {
     await partitions.abandon();
     for (const a of hospitals.values()) a.quarantine?.close();
-    rmSync(staging, { recursive: true, force: true });
-    lock.release();
+    cleanup();
     throw e;
   }
 
@@ -311,9 +325,13 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   }
   let rejected = 0;
   for (const a of hospitals.values()) rejected += a.quarantine?.rows ?? 0;
+  const dataBytes = header ? Math.max(0, size - header.dataOffset) : 0;
+  if (dispatchedBytes !== dataBytes || parsedBytes !== dataBytes) {
+    cleanup();
+    throw new PipelineError('HCP_ERR_LEDGER', `Byte ledger mismatch for ${input}: ${dataBytes} data bytes, ${dispatchedBytes} dispatched, ${parsedBytes} parsed`, { file: input });
+  }
   if (rowsRead !== curated + rejected) {
-    rmSync(staging, { recursive: true, force: true });
-    lock.release();
+    cleanup();
     throw new PipelineError('HCP_ERR_LEDGER', `Ledger mismatch for ${input}: read ${rowsRead} != curated ${curated} + rejected ${rejected}`, { file: input });
   }
 
@@ -353,10 +371,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       for (const [rule, n] of Object.entries(a.rejectsByRule)) metrics?.addRejectedByRule(dataset, rule, n, h);
     }
   } finally {
-    rmSync(staging, { recursive: true, force: true });
-    lock.release();
-    removeIfEmpty(join(out, '_staging'));
-    removeIfEmpty(join(out, '_locks'));
+    cleanup();
   }
   const commitMs = performance.now() - tc;
 

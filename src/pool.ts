@@ -11,7 +11,7 @@ import type { WorkerResult, WorkerTask } from './types.js';
 const WORKER = fileURLToPath(new URL('../workers/pipeline.js', import.meta.url));
 
 export interface Pool {
-  run<R extends WorkerResult>(make: () => { task: WorkerTask; transfer?: ArrayBuffer[] }): Promise<R>;
+  run<R extends WorkerResult>(make: (attempt: number) => { task: WorkerTask; transfer?: ArrayBuffer[] }): Promise<R>;
   readonly threads: number;
   readonly queueSize: number;
   readonly utilization: number;
@@ -28,11 +28,11 @@ export function createPool(threads: number): Pool {
     get utilization() {
       return piscina.utilization;
     },
-    async run<R extends WorkerResult>(make: () => { task: WorkerTask; transfer?: ArrayBuffer[] }): Promise<R> {
+    async run<R extends WorkerResult>(make: (attempt: number) => { task: WorkerTask; transfer?: ArrayBuffer[] }): Promise<R> {
       let first: unknown;
       let kind = '';
       for (let attempt = 0; attempt < 2; attempt++) {
-        const { task, transfer } = make();
+        const { task, transfer } = make(attempt);
         kind = task.kind;
         try {
           return (await piscina.run(task, { transferList: transfer })) as R;

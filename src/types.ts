@@ -21,6 +21,8 @@ export interface ChunkContext {
 export interface ChunkTask {
   readonly kind: 'chunk';
   readonly seq: number;
+  /** 0 for the first try, 1 for the retry after a failure. */
+  readonly attempt: number;
   readonly ctx: ChunkContext;
   /** The chunk's bytes; transferred, and transferred back with the result. */
   readonly bytes: Uint8Array;

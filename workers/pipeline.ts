@@ -33,7 +33,15 @@ function buffersOf(r: ChunkResult | EncodeResult): ArrayBuffer[] {
   return [...seen];
 }
 
+/**
+ * Fault injection for the tests (test/faults.test.ts): HCP_FAULT_CHUNK=<seq>
+ * ends this worker thread abruptly on the first attempt of that chunk;
+ * HCP_FAULT_CHUNK=<seq>:always on every attempt.
+ */
+const fault = /^(\d+)(:always)?$/.exec(process.env.HCP_FAULT_CHUNK ?? '');
+
 export default function run(task: WorkerTask) {
+  if (fault && task.kind === 'chunk' && task.seq === Number(fault[1]) && (fault[2] || task.attempt === 0)) process.exit(70);
   const result = task.kind === 'chunk' ? processorFor(task.ctx)(task.bytes, task.seq) : encodeBatch(task);
   return move({
     get [transferableSymbol]() {

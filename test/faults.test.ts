@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DATA, removeTempDirs, runCli, tempDir } from './helpers.js';
+
+afterAll(removeTempDirs);
+
+const VITALS = join(DATA, 'vitals_2024.csv');
+// Small chunks, so the file is many chunks and the faulty one is in the middle.
+const OPTS = ['--chunk-size', '4096', '--workers', '2', '--no-progress'];
+
+/** Every file under `dir` (relative path → sha256), to compare outputs byte for byte. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else out[relative(dir, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Manifests carry timestamps; everything else must be identical. */
+const dataFiles = (snap: Record<string, string>) => Object.fromEntries(Object.entries(snap).filter(([k]) => !k.startsWith('_manifests')));
+
+describe('a worker that crashes', () => {
+  it('once: its chunk is retried and the output is the same as without the crash', async () => {
+    const clean = join(tempDir(), 'out');
+    const faulty = join(tempDir(), 'out');
+    const a = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', clean, ...OPTS]);
+    const b = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', faulty, ...OPTS], { env: { HCP_FAULT_CHUNK: '3' } });
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.json!.rows).toEqual(a.json!.rows);
+    expect(b.json!.rows.read).toBe(readFileSync(VITALS, 'utf8').trimEnd().split('\n').length - 1);
+    expect(dataFiles(snapshot(faulty))).toEqual(dataFiles(snapshot(clean)));
+  });
+
+  it('twice on the same chunk: the run fails cleanly (exit 1) and the previous good output stays', async () => {
+    const out = join(tempDir(), 'out');
+    const good = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS]);
+    expect(good.code, good.stderr).toBe(0);
+    const before = snapshot(out);
+    const bad = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS], { env: { HCP_FAULT_CHUNK: '3:always' } });
+    expect(bad.code).toBe(1);
+    expect(bad.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_WORKER' } });
+    expect(bad.stderr).toMatch(/^error: A worker failed twice/m);
+    expect(bad.stderr).not.toMatch(/^\s+at /m);
+    expect(snapshot(out)).toEqual(before);
+    expect(existsSync(join(out, '_staging'))).toBe(false);
+    expect(existsSync(join(out, '_locks'))).toBe(false);
+  });
+});
