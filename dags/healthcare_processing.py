@@ -5,22 +5,24 @@ Runs the TypeScript engine (`HCP_CLI`, default `node dist/src/cli.js`) over one
 month of hospital vitals and lab results:
 
 ```
-partition ──> hospital[H].validate ──> hospital[H].transform ──> statistics ──> quality_report
-  (split by      (one mapped instance per hospital,               (merge        (report + gates,
-   hospital)      named by hospital_id)                            sketches)     _SUCCESS)
+partition ──> hospital.validate ──> hospital.transform ──> statistics ──> quality_report
+ split both     one mapped instance per hospital,           merge the       report, gates,
+ files by       named by hospital_id (__invalid__ =          per-hospital    _manifest.json,
+ hospital_id    rows with a bad ID, quarantined)             sketches        _SUCCESS
 ```
 
-* **Input**: with `HCP_LANDING_DIR` set, `{HCP_LANDING_DIR}/{YYYY-MM}/vitals.csv` and
+* **Input**: with `HCP_LANDING_DIR`, `{HCP_LANDING_DIR}/{YYYY-MM}/vitals.csv` and
   `lab_results.csv` for the month of the run's data interval (or the `month` param),
-  filtered with `--period`. Without it, the bundled `data/*_2024.csv` as one batch.
-* **Output**: `{HCP_OUTPUT_DIR}/{YYYY-MM or sample}/` (curated, quarantine, sketches,
-  stats, quality); split files under `{HCP_OUTPUT_DIR}/_landing/{YYYY-MM or sample}/`.
+  with `--period YYYY-MM`. Without it, the bundled `data/*_2024.csv` as one batch.
+* **Output**: `{HCP_OUTPUT_DIR}/{YYYY-MM|sample}/` (default `output/airflow/`); split
+  files in `{HCP_OUTPUT_DIR}/_landing/{YYYY-MM|sample}/`. Stable paths: a rerun, or
+  clearing one hospital, replaces exactly those partitions.
 * **Failures**: engine exit 2 (unusable input) and 3 (quality gate) fail at once;
   exit 1 and signals are retried.
 * **Key**: Variable or Connection `hcp_pseudonym_key`, else env `HCP_PSEUDONYM_KEY`;
-  passed through the environment only, with `--require-key`.
+  reaches the engine through its environment only; `--require-key`.
 
-See docs/AIRFLOW.md.
+Details: docs/AIRFLOW.md.
 """
 
 from __future__ import annotations
@@ -31,25 +33,21 @@ import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task, task_group
 
 from hcp_airflow import steps
-from hcp_airflow.config import load_settings, plan_run, run_month
+from hcp_airflow.config import load_settings
 
+# Environment only, no I/O: this file is parsed every few seconds.
 SETTINGS = load_settings()
 
 CURATED = Asset(name="hcp_curated", uri="x-hcp://healthcare/curated", group="healthcare")
 STATISTICS = Asset(name="hcp_monthly_statistics", uri="x-hcp://healthcare/monthly_statistics", group="healthcare")
 
+# Mapped per-hospital tasks: at most max_active_hospitals at once per run, each
+# with --workers = its share of the cores (see Settings.workers_per_task).
 PER_HOSPITAL = {
     "max_active_tis_per_dagrun": SETTINGS.max_active_hospitals,
     "map_index_template": "{{ task.op_kwargs['hospital']['hospital_id'] }}",
     **({"pool": SETTINGS.pool} if SETTINGS.pool else {}),
 }
-
-
-def _plan():
-    """This run's paths, from its month param or data interval."""
-    ctx = get_current_context()
-    month = run_month(ctx["params"].get("month"), ctx.get("data_interval_start"), SETTINGS.landing_dir)
-    return plan_run(SETTINGS, month)
 
 
 @dag(
@@ -70,16 +68,25 @@ def _plan():
         "on_failure_callback": steps.on_failure,
     },
     params={
-        "month": Param(None, type=["null", "string"], pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
-                       description="YYYY-MM to process instead of the data interval's month"),
-        "max_reject_rate": Param(None, type=["null", "number"], minimum=0, maximum=1,
-                                 description="quality gate; empty for the engine default (0.05)"),
+        "month": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            description="YYYY-MM to process instead of the data interval's month",
+        ),
+        "max_reject_rate": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            description="Quality gate: max share of rejected rows per hospital (empty: engine default 0.05)",
+        ),
     },
 )
 def healthcare_processing():
     @task(execution_timeout=timedelta(minutes=30))
     def partition() -> list[dict]:
-        return steps.partition(SETTINGS, _plan())
+        return steps.partition(SETTINGS, steps.plan_for(SETTINGS, get_current_context()))
 
     @task_group(group_id="hospital")
     def per_hospital(hospital: dict):
@@ -89,27 +96,29 @@ def healthcare_processing():
 
         @task(execution_timeout=timedelta(hours=2), outlets=[CURATED], **PER_HOSPITAL)
         def transform(hospital: dict) -> dict:
-            plan = _plan()
+            ctx = get_current_context()
+            plan = steps.plan_for(SETTINGS, ctx)
             result = steps.transform(SETTINGS, plan, hospital)
-            get_current_context()["outlet_events"][CURATED].extra = {
-                "run": plan.key, "hospital_id": hospital["hospital_id"], "out": str(plan.out)}
+            ctx["outlet_events"][CURATED].extra = {"run": plan.key, "hospital_id": hospital["hospital_id"]}
             return result
 
-        transform(validate(hospital))
+        # Keyword arguments, so map_index_template can read op_kwargs['hospital'].
+        transform(hospital=validate(hospital=hospital))
 
     @task(execution_timeout=timedelta(minutes=30), outlets=[STATISTICS])
     def statistics() -> dict:
-        plan = _plan()
+        ctx = get_current_context()
+        plan = steps.plan_for(SETTINGS, ctx)
         steps.statistics(SETTINGS, plan)
-        get_current_context()["outlet_events"][STATISTICS].extra = {
-            "run": plan.key, "stats_dir": str(plan.out / "stats")}
+        ctx["outlet_events"][STATISTICS].extra = {"run": plan.key, "stats_dir": str(plan.out / "stats")}
         return {"run": plan.key, "stats_dir": str(plan.out / "stats")}
 
     @task(execution_timeout=timedelta(minutes=30))
     def quality_report() -> dict:
         ctx = get_current_context()
-        steps.quality_report(SETTINGS, _plan(), ctx["params"].get("max_reject_rate"))
-        return {"report": str(_plan().out / "quality" / "report.json")}
+        plan = steps.plan_for(SETTINGS, ctx)
+        steps.quality_report(SETTINGS, plan, ctx["params"].get("max_reject_rate"))
+        return {"run": plan.key, "report": str(plan.out / "quality" / "report.json")}
 
     per_hospital.expand(hospital=partition()) >> statistics() >> quality_report()
 

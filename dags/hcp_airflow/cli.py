@@ -180,8 +180,7 @@ def run_engine(
     summary = parse_summary(stdout)
     error = classify_exit(returncode, command, _engine_message(summary, list(tail)))
     if error is not None:
-        logger.error("%s", error)
-        raise error
+        raise error  # Airflow logs it, with the engine's message, as the task's failure
     if summary is None:
         raise EngineFatalError(f"engine `{command}` exited 0 but printed no JSON summary on stdout")
     if summary.get("status") not in (None, "ok"):

@@ -60,7 +60,7 @@ class RunPlan:
     period: str | None  # passed as --period
     inputs: dict[str, Path]  # dataset -> combined input file
     landing: Path  # where `partition` writes the per-hospital files
-    out: Path  # the engine's --out for this run
+    out: Path  # the engine's --out: one directory for every month (``--period`` replaces only its month)
 
     def to_dict(self) -> dict:
         return {
@@ -129,7 +129,10 @@ def run_month(requested: str | None, interval_start, landing_dir: Path | None) -
     if landing_dir is None:
         return None
     if interval_start is None:
-        raise ValueError("HCP_LANDING_DIR is set but the run has no data interval; pass the 'month' param")
+        raise ValueError(
+            "HCP_LANDING_DIR is set but this run has no data interval (a manual run?): "
+            'trigger it with the month param, e.g. --conf \'{"month": "2024-03"}\''
+        )
     return f"{interval_start.year:04d}-{interval_start.month:02d}"
 
 
@@ -146,5 +149,7 @@ def plan_run(settings: Settings, month: str | None) -> RunPlan:
         period=month,
         inputs=inputs,
         landing=settings.output_dir / "_landing" / key,
-        out=settings.output_dir / key,
+        # One output for all months: a --period run replaces only its month of each
+        # hospital, and the report can compare a month with the one before it.
+        out=settings.output_dir,
     )

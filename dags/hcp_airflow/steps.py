@@ -15,11 +15,24 @@ import shutil
 from airflow.sdk.exceptions import AirflowFailException
 
 from hcp_airflow.cli import engine_env, run_engine
-from hcp_airflow.config import RunPlan, Settings
+from hcp_airflow.config import RunPlan, Settings, plan_run, run_month
 from hcp_airflow.partitions import hospitals_from_partitions
 from hcp_airflow.pseudonym_key import mask, resolve_key
 
 log = logging.getLogger(__name__)
+
+
+def plan_for(settings: Settings, context) -> RunPlan:
+    """This run's paths, from its ``month`` param or its data interval.
+
+    A bad month, or a landing dir with no month to read (a manual run in
+    Airflow 3 may have no data interval), fails the task without retries.
+    """
+    try:
+        month = run_month(context["params"].get("month"), context.get("data_interval_start"), settings.landing_dir)
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None
+    return plan_run(settings, month)
 
 
 def partition(settings: Settings, plan: RunPlan) -> list[dict]:
@@ -95,7 +108,8 @@ def statistics(settings: Settings, plan: RunPlan) -> dict:
 
 def quality_report(settings: Settings, plan: RunPlan, max_reject_rate: float | None) -> dict:
     """Write the quality report; a failed gate (exit 3) fails the run, unretried."""
-    options = {"out": plan.out, "max_reject_rate": max_reject_rate}
+    # The report pushes gate results and last-success times, so the alerts see them.
+    options = {"out": plan.out, "max_reject_rate": max_reject_rate, "pushgateway": settings.pushgateway}
     return run_engine(settings.cli, "report", options, env=engine_env(os.environ), cwd=settings.repo_dir)
 
 

@@ -9,7 +9,9 @@ Airflow's DAG processor does, so tests import ``hcp_airflow`` directly.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +23,7 @@ DAGS = REPO / "dags"
 FAKE_CLI = Path(__file__).resolve().parent / "fake_cli.py"
 
 _HOME = tempfile.mkdtemp(prefix="hcp-airflow-home-")
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["AIRFLOW_HOME"] = _HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)

@@ -25,6 +25,11 @@ REQUIRED = {
     "labs": ["hospital_id", "test_date", "patient_id", "test_type", "result_value", "reference_range", "unit"],
 }
 HOSPITAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+RESERVED = {"ALL", "__invalid__"}
+
+
+def safe_hospital(h: str) -> str:
+    return h if HOSPITAL_ID.match(h) and h not in RESERVED else "__invalid__"
 
 
 def summary(command: str, **fields) -> None:
@@ -79,7 +84,7 @@ def main() -> None:
         groups: dict[str, list[dict]] = {}
         for row in rows:
             h = row["hospital_id"].strip()
-            groups.setdefault(h if HOSPITAL_ID.match(h) else "__invalid__", []).append(row)
+            groups.setdefault(safe_hospital(h), []).append(row)
         target = Path(opts["landing"]) / dataset
         target.mkdir(parents=True, exist_ok=True)
         parts = []
@@ -99,8 +104,7 @@ def main() -> None:
             fail(command, 2, "HCP_ERR_NO_KEY", "HCP_PSEUDONYM_KEY is not set and --require-key was given")
         dataset = opts["dataset"]
         _, rows = read_rows(dataset, opts["input"], command)
-        first = rows[0]["hospital_id"].strip() if rows else "none"
-        hospital = first if HOSPITAL_ID.match(first) else "__invalid__"
+        hospital = safe_hospital(rows[0]["hospital_id"].strip()) if rows else "none"
         sketch = Path(opts["out"]) / "sketches" / dataset / f"hospital_id={hospital}.json"
         sketch.parent.mkdir(parents=True, exist_ok=True)
         sketch.write_text(json.dumps({"n": len(rows), "period": opts.get("period")}))

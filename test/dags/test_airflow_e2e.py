@@ -41,6 +41,7 @@ AIRFLOW = Path(sys.executable).with_name("airflow")
 DAG_ID = "healthcare_processing"
 SAMPLE = {"vitals": REPO / "data" / "vitals_2024.csv", "labs": REPO / "data" / "lab_results_2024.csv"}
 HOSPITAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+RESERVED_HOSPITALS = {"ALL", "__invalid__"}  # the rollup row and the quarantine partition
 QUANTILES = {"p05": 0.05, "p25": 0.25, "p50": 0.50, "p75": 0.75, "p95": 0.95, "p99": 0.99}
 RANK_TOLERANCE = 0.005  # SPEC section 4
 
@@ -120,7 +121,7 @@ def hospitals_in(paths) -> set[str]:
     for path in paths:
         for row in _rows(path):
             h = (row.get("hospital_id") or "").strip()
-            found.add(h if HOSPITAL_ID.match(h) else "__invalid__")
+            found.add(h if HOSPITAL_ID.match(h) and h not in RESERVED_HOSPITALS else "__invalid__")
     return found
 
 
@@ -243,7 +244,7 @@ def sample_run(tmp_path_factory, key):
         cwd=REPO, env={**airflow.env, "HCP_PSEUDONYM_KEY": key}, capture_output=True, text=True, timeout=600,
     )
     assert direct.returncode == 0, f"engine run failed ({direct.returncode}):\n{direct.stderr[-4000:]}"
-    return airflow, run, tmp / "out" / "sample", tmp / "direct"
+    return airflow, run, tmp / "out", tmp / "direct"
 
 
 @needs_engine
@@ -284,6 +285,30 @@ def test_no_key_or_patient_id_in_airflow_logs(sample_run, key):
     ids = patient_ids_in(SAMPLE.values())
     assert len(ids) > 50, "expected the sample's patient IDs"
     assert find_tokens(logs, ids) == set()
+
+
+def _snapshot(out: Path) -> dict[str, bytes]:
+    """Curated, quarantine and statistics files: what a rerun must reproduce byte for byte."""
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for sub in ("curated", "quarantine", "stats")
+        for p in sorted((out / sub).rglob("*"))
+        if p.is_file()
+    }
+
+
+@needs_engine
+def test_rerun_replaces_the_same_outputs(sample_run, key):
+    """Idempotent: a second run of the same batch rewrites the same files with the same bytes."""
+    airflow, first, out, _ = sample_run
+    assert first.returncode == 0, _explain(first)
+    before = _snapshot(out)
+    assert any(name.startswith("curated/") for name in before)
+    again = airflow.dags_test({"HCP_OUTPUT_DIR": str(out.parent), "HCP_PSEUDONYM_KEY": key})
+    assert again.returncode == 0 and again.state == "success", _explain(again)
+    after = _snapshot(out)
+    assert sorted(after) == sorted(before)
+    assert [name for name in before if before[name] != after[name]] == []
 
 
 @needs_engine
@@ -349,7 +374,7 @@ def test_dag_wiring_with_the_fake_engine(tmp_path):
     )
     assert run.returncode == 0 and run.state == "success", _explain(run)
     assert sorted(t["rendered_map_index"] for t in run.ti("hospital.transform")) == ["H01", "H02", "H03", "__invalid__"]
-    assert (tmp_path / "out" / "2024-03" / "_SUCCESS").exists()
+    assert (tmp_path / "out" / "_SUCCESS").exists()
     recorded = [json.loads(line) for line in calls.read_text().splitlines()]
     assert all(key not in " ".join(c["argv"]) for c in recorded)
     assert {c["key"] for c in recorded if c["argv"][1] == "process"} == {key}

@@ -30,6 +30,11 @@ def test_no_import_errors():
     assert DAGBAG.import_errors == {}
 
 
+def test_no_warnings_while_parsing():
+    """Deprecated Airflow 2 idioms (schedule_interval, execution_date...) warn here first."""
+    assert DAGBAG.captured_warnings == {}
+
+
 def test_expected_dags_present():
     assert DAG_IDS == ["healthcare_processing"]
 

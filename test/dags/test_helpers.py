@@ -109,7 +109,7 @@ def test_plan_for_the_sample(tmp_path):
     plan = plan_run(s, None)
     assert plan.key == "sample" and plan.period is None
     assert plan.inputs == {"vitals": REPO / "data/vitals_2024.csv", "labs": REPO / "data/lab_results_2024.csv"}
-    assert plan.out == tmp_path / "sample"
+    assert plan.out == tmp_path
     assert plan.landing == tmp_path / "_landing" / "sample"
 
 
@@ -117,9 +117,9 @@ def test_plan_for_a_landing_month_is_stable(tmp_path):
     s = load_settings({"HCP_OUTPUT_DIR": str(tmp_path / "o"), "HCP_LANDING_DIR": str(tmp_path / "l")}, repo_dir=REPO)
     plan = plan_run(s, "2024-03")
     assert plan.inputs == {"vitals": tmp_path / "l/2024-03/vitals.csv", "labs": tmp_path / "l/2024-03/lab_results.csv"}
-    assert (plan.key, plan.period, plan.out) == ("2024-03", "2024-03", tmp_path / "o/2024-03")
+    assert (plan.key, plan.period, plan.out) == ("2024-03", "2024-03", tmp_path / "o")
     assert plan_run(s, "2024-03") == plan  # a rerun writes to the same place
-    assert json.loads(json.dumps(plan.to_dict()))["out"] == str(tmp_path / "o/2024-03")
+    assert json.loads(json.dumps(plan.to_dict()))["out"] == str(tmp_path / "o")
 
 
 # --- cli: commands, summaries, exit codes -------------------------------------
