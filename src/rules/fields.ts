@@ -53,6 +53,12 @@ export function parseIsoDate(s: string): number {
   return daysFromCivil(y, m, d);
 }
 
+/** `YYYY-MM` for a month index (year × 12 + month − 1). */
+export function monthOf(monthIndex: number): string {
+  const y = Math.floor(monthIndex / 12);
+  return `${String(y).padStart(4, '0')}-${String((monthIndex % 12) + 1).padStart(2, '0')}`;
+}
+
 /** Formats a day number as YYYY-MM-DD. */
 export function formatDay(day: number): string {
   return new Date(day * 86_400_000).toISOString().slice(0, 10);

@@ -26,8 +26,8 @@ export interface CheckedRow {
   hospitalId: string;
   patientId: string;
   day: number;
-  /** `YYYY-MM` of the date. */
-  month: string;
+  /** year × 12 + month − 1 of the date: an integer key, so no string is made per row. */
+  monthIndex: number;
   measure: number;
   value: number;
   flag: number;
@@ -40,7 +40,7 @@ export interface CheckedRow {
 }
 
 export function emptyCheckedRow(): CheckedRow {
-  return { hospitalId: '', patientId: '', day: 0, month: '', measure: 0, value: 0, flag: 0, sourceValue: '', sourceUnit: '', refLow: NaN, refHigh: NaN, defaultedRange: false };
+  return { hospitalId: '', patientId: '', day: 0, monthIndex: 0, measure: 0, value: 0, flag: 0, sourceValue: '', sourceUnit: '', refLow: NaN, refHigh: NaN, defaultedRange: false };
 }
 
 /** Field names of the dataset's columns in COLUMNS order (labs call the value `result_value`). */
@@ -123,7 +123,9 @@ export function checkRow(ctx: RuleContext, f: readonly string[], out: CheckedRow
   out.hospitalId = hospitalId;
   out.patientId = patientId;
   out.day = day;
-  out.month = dateText.slice(0, 7);
+  // The date is valid ISO here, so its digits are at fixed places.
+  const d = (i: number) => dateText.charCodeAt(i) - 48;
+  out.monthIndex = (d(0) * 1000 + d(1) * 100 + d(2) * 10 + d(3)) * 12 + d(5) * 10 + d(6) - 1;
   out.measure = measure!;
   out.value = value;
   out.sourceValue = valueText;

@@ -5,7 +5,7 @@
  * of a run, and it runs in the workers.
  */
 import type { RowIssue } from '../rules/codes.js';
-import { INVALID_HOSPITAL, isValidHospitalId } from '../rules/fields.js';
+import { INVALID_HOSPITAL, isValidHospitalId, monthOf } from '../rules/fields.js';
 import { checkRow, emptyCheckedRow, ruleContext, type RuleContext } from '../rules/row.js';
 import { parseRecords, parseText, Problem, regionEncoding } from '../parse/csv.js';
 import type { ChunkBlock, ChunkContext, ChunkResult, Rejects } from '../types.js';
@@ -81,7 +81,7 @@ function processChunk(
 ): ChunkResult {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const t0 = performance.now();
-  const groups = new Map<string, BlockBuilder>();
+  const groups = new Map<string, Map<number, BlockBuilder>>();
   const rejects: Rejects = { line: [], codes: [], hospital: [], fields: [], raw: [] };
   const filled = new Array<number>(nRequired).fill(0);
   const f = new Array<string>(nRequired).fill('');
@@ -131,16 +131,12 @@ function processChunk(
     // Duplicate detection hashes every field of the row, extras included.
     const all = fields.length === nRequired ? f : fields.map((x) => x.trim());
     hashFields(all, hash);
-    // Rows of one hospital and month tend to come together: check the last group first.
-    let g: BlockBuilder | null | undefined = last;
-    if (!g || g.hospital !== row.hospitalId || g.month !== row.month) {
-      const gk = `${row.hospitalId}\u0000${row.month}`;
-      g = groups.get(gk);
-      if (!g) {
-        g = new BlockBuilder(row.hospitalId, row.month);
-        groups.set(gk, g);
-      }
-      last = g;
+    // Groups by hospital, then by an integer month key: no string is built per row.
+    let byMonth = groups.get(row.hospitalId);
+    if (!byMonth) groups.set(row.hospitalId, (byMonth = new Map()));
+    let g = byMonth.get(row.monthIndex);
+    if (!g) {
+      byMonth.set(row.monthIndex, (g = new BlockBuilder(row.hospitalId, monthOf(row.monthIndex))));
     }
     g.day.push(row.day);
     g.value.push(row.value);
@@ -168,11 +164,10 @@ function processChunk(
     const raw = text !== null ? text.slice(start, end) : buf.toString('latin1', start, end);
     return raw.replace(/\r?\n$/, '');
   };
-  let last: BlockBuilder | null = null;
   const { lines, blankLines } = text !== null ? parseText(text, onRecord) : parseRecords(buf, 0, buf.length, onRecord);
   const t1 = performance.now();
   // Blocks in a deterministic order: by hospital, then month.
-  const blocks = [...groups.values()]
+  const blocks = [...groups.values()].flatMap((m) => [...m.values()])
     .sort((a, b) => (a.hospital < b.hospital ? -1 : a.hospital > b.hospital ? 1 : a.month < b.month ? -1 : a.month > b.month ? 1 : 0))
     .map((g) => g.pack());
   const t2 = performance.now();
