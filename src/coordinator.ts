@@ -179,7 +179,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         key: cfg.key,
       };
       const firstLine = header.lines + 1;
-      const seen = new FingerprintSet(2, 1 << 16);
+      // Sized for the file (about 50 bytes a row) so it rarely has to grow mid-run.
+      const seen = new FingerprintSet(2, Math.min(1 << 26, Math.max(1 << 16, Math.ceil((size - header.dataOffset) / 50 / 0.7))));
       let lineBase = 0;
       const inFlight: Promise<ChunkResult>[] = [];
       const maxInFlight = pool.threads * 2;
@@ -217,7 +218,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           const td = performance.now();
           let drop: number[] | null = null;
           for (let i = 0; i < b.n; i++) {
-            if (!seen.add(b.hash, 2 * i)) {
+            if (!seen.add2(b.hash[2 * i], b.hash[2 * i + 1])) {
               (drop ??= []).push(i);
               // A later copy of an accepted row: quarantine it as read.
               const fields = recordFieldsAt(chunk, r.decoding, b.pos[2 * i], (text ??= r.decoding === 'utf8' ? chunk.toString('utf8') : null));

@@ -32,3 +32,17 @@ describe('FingerprintSet behaves as a set of fixed-width keys', () => {
     expect(set.add([0xffffffff, 0, 0, 1])).toBe(false);
   });
 });
+
+describe('add2 (the width-2 fast path) agrees with add', () => {
+  it('on random pairs, zeros included', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 })), { maxLength: 200 }), (pairs) => {
+        const a = new FingerprintSet(2, 2);
+        const b = new FingerprintSet(2, 2);
+        for (const [hi, lo] of pairs) expect(a.add2(hi, lo)).toBe(b.add([hi, lo]));
+        expect(a.size).toBe(b.size);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -21,6 +21,25 @@ export class FingerprintSet {
     this.mask = cap - 1;
   }
 
+  /** `add` for width 2, without the generic word loops: the per-row duplicate check. */
+  add2(hi: number, lo: number): boolean {
+    if (hi === 0 && lo === 0) return this.add([0, 0]);
+    const t = this.table;
+    let i = (hi ^ Math.imul(lo, 0x9e3779b1)) & this.mask;
+    for (;;) {
+      const h = t[2 * i];
+      const l = t[2 * i + 1];
+      if (h === 0 && l === 0) break;
+      if (h === hi && l === lo) return false;
+      i = (i + 1) & this.mask;
+    }
+    t[2 * i] = hi;
+    t[2 * i + 1] = lo;
+    this.size++;
+    if (this.size * 10 > (this.mask + 1) * 7) this.grow();
+    return true;
+  }
+
   /** Adds the fingerprint at words[at, at + width); returns false when it was already present. */
   add(words: ArrayLike<number>, at = 0): boolean {
     const w = this.width;

@@ -14,6 +14,16 @@ import { curatedSchema } from './schema.js';
 const SYSTOLIC = MEASURES.vitals.findIndex((m) => m.name === 'blood_pressure_systolic');
 const DIASTOLIC = MEASURES.vitals.findIndex((m) => m.name === 'blood_pressure_diastolic');
 
+/** The 32-bit number written by 8 hex digits of `s` at `at` (lowercase, as HMAC hex is). */
+function hexWord(s: string, at: number): number {
+  let x = 0;
+  for (let i = at; i < at + 8; i++) {
+    const c = s.charCodeAt(i);
+    x = x * 16 + (c <= 57 ? c - 48 : c - 87);
+  }
+  return x;
+}
+
 export function encodeBatch(task: EncodeTask): EncodeResult {
   const t0 = performance.now();
   const labs = task.dataset === 'labs';
@@ -108,7 +118,7 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
       // The measure's distinct patients in this batch, as 128-bit keys.
       const words = new Uint32Array(4 * s.patients.size);
       let j = 0;
-      for (const k of s.patients) for (let q = 0; q < 32; q += 8) words[j++] = parseInt(k.slice(q, q + 8), 16);
+      for (const k of s.patients) for (let q = 0; q < 32; q += 8) words[j++] = hexWord(k, q);
       return { measure: m, state: s.sketch.toJSON(), patients: words };
     }),
     bpPairs,
