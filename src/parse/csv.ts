@@ -45,9 +45,14 @@ export function regionEncoding(buf: Buffer, start: number, end: number): Encodin
 }
 
 /**
- * Parses every record in buf[start, end). Blank lines (nothing, or only CR)
- * are skipped and counted. Returns the number of LFs in the region and of
- * blank lines skipped.
+ * Parses every record in buf[start, end), with byte offsets. Blank lines
+ * (nothing, or only CR) are skipped and counted. Returns the number of LFs in
+ * the region and of blank lines skipped.
+ *
+ * The region is decoded as Latin-1 (one char per byte, so offsets are byte
+ * offsets) and parsed by `parseText`; outside pure ASCII, each record's bytes
+ * are checked and its fields re-decoded as UTF-8, or the record is reported
+ * as `InvalidUtf8` (its fields keep every byte, as Latin-1).
  */
 export function parseRecords(
   buf: Buffer,
@@ -55,107 +60,21 @@ export function parseRecords(
   end: number,
   onRecord: (r: RecordInfo) => void,
 ): { lines: number; blankLines: number } {
-  const enc = regionEncoding(buf, start, end);
-  let pos = start;
-  let line = 0;
-  let blankLines = 0;
+  const ascii = regionEncoding(buf, start, end) === 'latin1';
   const rec: RecordInfo = { fields: [], start: 0, end: 0, line: 0, problem: Problem.None };
-
-  while (pos < end) {
-    // Blank line: skip, count.
-    if (buf[pos] === LF || (buf[pos] === CR && pos + 1 < end && buf[pos + 1] === LF) || (buf[pos] === CR && pos + 1 === end)) {
-      // A lone CR at the very end is a blank line without a LF.
-      const lf = buf[pos] === LF || pos + 1 < end;
-      pos = buf[pos] === LF ? pos + 1 : Math.min(pos + 2, end);
-      if (lf) line++;
-      blankLines++;
-      continue;
+  return parseText(buf.toString('latin1', start, end), (r) => {
+    rec.start = start + r.start;
+    rec.end = start + r.end;
+    rec.line = r.line;
+    rec.problem = r.problem;
+    rec.fields = r.fields.slice();
+    if (!ascii) {
+      if (isUtf8(buf.subarray(rec.start, rec.end))) {
+        for (let i = 0; i < rec.fields.length; i++) rec.fields[i] = Buffer.from(rec.fields[i], 'latin1').toString('utf8');
+      } else rec.problem = Problem.InvalidUtf8;
     }
-    const recStart = pos;
-    const recLine = line;
-    const fields: string[] = [];
-    let problem: Problem = Problem.None;
-    let decode: Encoding = enc === 'mixed' ? 'latin1' : enc;
-    if (enc === 'mixed') {
-      // Find this record's extent first, to check its bytes alone.
-      const probeEnd = scanRecordEnd(buf, pos, end);
-      if (!isUtf8(buf.subarray(pos, probeEnd))) problem = Problem.InvalidUtf8;
-      else decode = 'utf8';
-    }
-    let done = false;
-    while (!done) {
-      if (pos < end && buf[pos] === QUOTE) {
-        // Quoted field: segments between doubled quotes are joined.
-        pos++;
-        let value = '';
-        for (;;) {
-          const q = buf.indexOf(QUOTE, pos);
-          if (q === -1 || q >= end) {
-            value += buf.toString(decode, pos, end);
-            line += countLF(buf, pos, end);
-            pos = end;
-            if (problem === Problem.None) problem = Problem.UnterminatedQuote;
-            fields.push(value);
-            done = true;
-            break;
-          }
-          line += countLF(buf, pos, q);
-          value += buf.toString(decode, pos, q);
-          if (q + 1 < end && buf[q + 1] === QUOTE) {
-            value += '"';
-            pos = q + 2;
-            continue;
-          }
-          pos = q + 1;
-          break;
-        }
-        if (done) break;
-        // After a closing quote: a delimiter, a line end, or the end of region.
-        let after = pos;
-        while (after < end && buf[after] !== COMMA && buf[after] !== LF) after++;
-        const tail = after > pos && buf[after - 1] === CR && (after === end || buf[after] === LF) ? after - 1 : after;
-        if (tail > pos) {
-          if (problem === Problem.None) problem = Problem.BadQuote;
-          value += buf.toString(decode, pos, tail);
-        }
-        fields.push(value);
-        pos = after;
-      } else {
-        let i = pos;
-        let sawQuote = false;
-        for (; i < end; i++) {
-          const c = buf[i];
-          if (c === COMMA || c === LF) break;
-          if (c === QUOTE) sawQuote = true;
-        }
-        const stop = i > pos && buf[i - 1] === CR && (i === end || buf[i] === LF) ? i - 1 : i;
-        fields.push(buf.toString(decode, pos, stop));
-        if (sawQuote && problem === Problem.None) problem = Problem.BadQuote;
-        pos = i;
-      }
-      if (pos >= end) {
-        done = true;
-      } else if (buf[pos] === COMMA) {
-        pos++;
-        if (pos >= end) {
-          fields.push('');
-          done = true;
-        }
-      } else {
-        // LF ends the record.
-        pos++;
-        line++;
-        done = true;
-      }
-    }
-    rec.fields = fields;
-    rec.start = recStart;
-    rec.end = pos;
-    rec.line = recLine;
-    rec.problem = problem;
     onRecord(rec);
-  }
-  return { lines: line, blankLines };
+  });
 }
 
 /** Counts LF bytes in buf[from, to). */
@@ -191,12 +110,6 @@ export function findRecordEnd(src: Buffer | string, pos: number, end: number): n
     else if (c === LF && !inQuote) return i + 1;
   }
   return -1;
-}
-
-/** Like findRecordEnd, but the end of the region counts as the end of the record. */
-function scanRecordEnd(buf: Buffer, pos: number, end: number): number {
-  const e = findRecordEnd(buf, pos, end);
-  return e === -1 ? end : e;
 }
 
 /** Encodes one field for CSV output: quoted only when it must be. */
