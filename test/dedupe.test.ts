@@ -46,3 +46,21 @@ describe('add2 (the width-2 fast path) agrees with add', () => {
     );
   });
 });
+
+describe('idOf gives dense ids in insertion order', () => {
+  it('against a Map of joined keys, through growth, zero key included', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 4, maxLength: 4 }), { maxLength: 300 }), (keys) => {
+        const set = new FingerprintSet(4, 2, true);
+        const ref = new Map<string, number>();
+        for (const k of keys) {
+          const j = k.join(',');
+          if (!ref.has(j)) ref.set(j, ref.size);
+          expect(set.idOf(k)).toBe(ref.get(j));
+        }
+        expect(set.size).toBe(ref.size);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

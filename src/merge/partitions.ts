@@ -21,14 +21,15 @@ interface Partition {
   batch: BatchBuilder;
   file: PartitionFile | null;
   sketches: Map<number, MeasureSketch>;
-  /** Per measure: the distinct patient keys seen so far. */
-  patients: Map<number, FingerprintSet>;
+  /** Per measure: the distinct patients seen so far, as a bitset over the hospital's patient ids. */
+  patients: Map<number, Bitset>;
 }
 
 export class Partitions {
   private parts = new Map<string, Partition>();
   private inFlight: { part: Partition; result: Promise<EncodeResult> }[] = [];
   private buffered = 0;
+  private patientIndex = new Map<string, FingerprintSet>();
   bpPairs = 0;
   bpViolations = 0;
   timings = { sketch: 0, parquet_encode: 0, write: 0 };
@@ -92,8 +93,12 @@ export class Partitions {
       if (have) have.merge(s);
       else part.sketches.set(measure, s);
       let set = part.patients.get(measure);
-      if (!set) part.patients.set(measure, (set = new FingerprintSet(4, 256)));
-      for (let at = 0; at < patients.length; at += 4) set.add(patients, at);
+      if (!set) part.patients.set(measure, (set = new Bitset()));
+      // One index of 128-bit keys per hospital, a small bitset per (month, measure):
+      // a set of keys per (month, measure) would cost 16+ bytes a patient each.
+      let index = this.patientIndex.get(part.hospital);
+      if (!index) this.patientIndex.set(part.hospital, (index = new FingerprintSet(4, 1024, true)));
+      for (let at = 0; at < patients.length; at += 4) set.add(index.idOf(patients, at));
     }
     this.bpPairs += r.bpPairs;
     this.bpViolations += r.bpViolations;
@@ -107,7 +112,7 @@ export class Partitions {
     const t0 = performance.now();
     for (const p of all) {
       p.file?.close();
-      for (const [m, set] of p.patients) p.sketches.get(m)!.nPatients = set.size;
+      for (const [m, set] of p.patients) p.sketches.get(m)!.nPatients = set.count();
       p.patients.clear();
     }
     this.timings.write += performance.now() - t0;
@@ -129,3 +134,26 @@ export class Partitions {
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+
+/** A growable bitset with a population count. */
+class Bitset {
+  private words = new Uint32Array(8);
+  add(i: number): void {
+    const w = i >>> 5;
+    if (w >= this.words.length) {
+      const bigger = new Uint32Array(Math.max(w + 1, this.words.length * 2));
+      bigger.set(this.words);
+      this.words = bigger;
+    }
+    this.words[w] |= 1 << (i & 31);
+  }
+  count(): number {
+    let n = 0;
+    for (let x of this.words) {
+      x -= (x >>> 1) & 0x55555555;
+      x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+      n += Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+    }
+    return n;
+  }
+}
