@@ -1,0 +1,91 @@
+/**
+ * What one run measures, as a flat list of jobs, and the rounds that run
+ * them. Every round runs every job once, starting one job later than the
+ * previous round, so a slow spell on the shared machine spreads over all
+ * configurations instead of hitting one of them.
+ */
+import { ensureInput, type Input } from './data.js';
+import { int, rowsLabel, secs } from './format.js';
+import { duckdbJob, engineJob, pandasJob, type JobContext, type Sample, type Tool } from './jobs.js';
+import type { BenchOptions } from './options.js';
+
+/** pandas is retried at this size when the full size fails (timeout, out of memory). */
+export const PANDAS_FALLBACK_ROWS = 2_000_000;
+
+export interface Job {
+  /** `main` (engine at the largest worker count, default chunk, --rows), `duckdb`, `pandas`, `w<N>`, `c<bytes>`, `s<rows>`. */
+  readonly key: string;
+  readonly tool: Tool;
+  readonly input: Input;
+  readonly workers: number;
+  readonly chunkSize: number | null;
+  readonly label: string;
+}
+
+/** The jobs of a run; configurations equal to `main` are not repeated. */
+export function planJobs(o: BenchOptions, input: Input, sizeInputs: readonly Input[], pandasInput: Input | null, defaultChunk: number | null): Job[] {
+  const maxW = o.workers[o.workers.length - 1];
+  const engine = (key: string, inp: Input, workers: number, chunkSize: number | null, label: string): Job => ({ key, tool: 'engine', input: inp, workers, chunkSize, label });
+  const jobs: Job[] = [engine('main', input, maxW, null, `engine ${maxW}w`)];
+  if (!o.skipDuckdb) jobs.push({ key: 'duckdb', tool: 'duckdb', input, workers: o.duckdbThreads, chunkSize: null, label: 'DuckDB' });
+  if (pandasInput) jobs.push({ key: 'pandas', tool: 'pandas', input: pandasInput, workers: 1, chunkSize: null, label: 'pandas + pandera' });
+  for (const w of o.workers) if (w !== maxW) jobs.push(engine(`w${w}`, input, w, null, `engine ${w}w`));
+  for (const c of o.chunkSizes) if (c !== defaultChunk) jobs.push(engine(`c${c}`, input, maxW, c, `engine ${maxW}w chunk ${c}`));
+  for (const s of sizeInputs) if (s.rows !== input.rows) jobs.push(engine(`s${s.rows}`, s, maxW, null, `engine ${maxW}w ${rowsLabel(s.rows)} rows`));
+  return jobs;
+}
+
+export interface Rounds {
+  readonly samples: Map<string, Sample[]>;
+  /** The input pandas finally ran on (smaller than --rows after a fallback), or null. */
+  readonly pandasInput: Input | null;
+  readonly pandasReason: string | null;
+  readonly notes: string[];
+}
+
+/** Runs `repeat` rounds of every job; logs each sample. */
+export async function runRounds(ctx: JobContext, o: BenchOptions, jobs: readonly Job[], log: (s: string) => void): Promise<Rounds> {
+  const samples = new Map<string, Sample[]>(jobs.map((j) => [j.key, []]));
+  const notes: string[] = [];
+  let pandasInput: Input | null = jobs.find((j) => j.tool === 'pandas')?.input ?? null;
+  let pandasReason: string | null = pandasInput && pandasInput.rows < o.rows ? `--pandas-rows ${pandasInput.rows}` : null;
+  const describe = (what: string, s: Sample, rows: number) =>
+    log(`${what} (${rowsLabel(rows)}): ${secs(s.wallMs)} s, ${int(rows / (s.wallMs / 1000))} rows/s, peak RSS ${s.maxRssBytes === null ? 'n/a' : int(s.maxRssBytes / 1e6)} MB`);
+
+  for (let r = 0; r < o.repeat; r++) {
+    if (o.repeat > 1) log(`round ${r + 1} of ${o.repeat}`);
+    for (let k = 0; k < jobs.length; k++) {
+      const job = jobs[(k + r) % jobs.length];
+      if (job.tool === 'engine') {
+        const s = await engineJob(ctx, job.input, job.workers, job.chunkSize);
+        describe(job.label, s, job.input.rows);
+        samples.get(job.key)!.push(s);
+      } else if (job.tool === 'duckdb') {
+        const s = await duckdbJob(ctx, job.input);
+        describe(job.label, s, job.input.rows);
+        samples.get(job.key)!.push(s);
+      } else {
+        while (pandasInput) {
+          try {
+            const s = await pandasJob(ctx, pandasInput);
+            describe(job.label, s, pandasInput.rows);
+            samples.get(job.key)!.push(s);
+            break;
+          } catch (e) {
+            const msg = (e as Error).message.split('\n')[0];
+            log(msg);
+            if (pandasInput.rows > PANDAS_FALLBACK_ROWS && samples.get(job.key)!.length === 0) {
+              pandasReason = `it did not finish at ${int(pandasInput.rows)} rows`;
+              notes.push(`pandas + pandera failed at ${int(pandasInput.rows)} rows (${msg}); it was rerun at ${int(PANDAS_FALLBACK_ROWS)} rows and its throughput extrapolated.`);
+              pandasInput = ensureInput(o.out, PANDAS_FALLBACK_ROWS, o.seed, o.hospitals, log, ctx.cli);
+            } else {
+              notes.push(`pandas + pandera failed (${msg}); no pandas result in this run.`);
+              pandasInput = null;
+            }
+          }
+        }
+      }
+    }
+  }
+  return { samples, pandasInput, pandasReason, notes };
+}

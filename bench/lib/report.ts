@@ -1,0 +1,230 @@
+/**
+ * Renders one run's results as a markdown section (tables, ASCII bars,
+ * links to SVG charts) plus the SVG files themselves.
+ */
+import { bytesLabel, int, pct, ratio, rowsLabel, secs } from './format.js';
+import type { Result } from './jobs.js';
+import { asciiBars, table, type Bar } from './markdown.js';
+import { cpuSpeedup, MB, speedup, STAGES, type BenchResults } from './results.js';
+import { barChartSvg } from './svg.js';
+
+const mb = (b: number | null) => (b === null ? 'n/a' : int(b / MB));
+const cpu = (x: Result) => (x.cpuS === null ? 'n/a' : x.cpuS.toFixed(1));
+const cores = (x: Result) => (x.cpuS === null ? 'n/a' : (x.cpuS / (x.wallMs / 1000)).toFixed(2));
+const status = (p: boolean | null) => (p === null ? '—' : p ? '✅ met' : '❌ not met');
+
+/** The headline numbers of a run, kept in a comment so the summary table can be rebuilt from the doc alone. */
+export interface Headline {
+  rows: number;
+  date: string;
+  engine: string;
+  engineRowsPerS: number;
+  vsDuckdb: number | null;
+  vsPandas: number | null;
+  /** The same ratios by CPU time per row. */
+  vsDuckdbCpu?: number | null;
+  vsPandasCpu?: number | null;
+  pandasRows: number | null;
+  workerScaling: number | null;
+  rssMB: number | null;
+  load: string;
+}
+
+export function headline(r: BenchResults): Headline {
+  const w1 = r.workers.find((w) => w.workers === 1);
+  const w2 = r.workers.find((w) => w.workers === 2);
+  return {
+    rows: r.input.rows,
+    date: r.date,
+    engine: `${String(r.versions.engine)} · build ${String(r.versions['engine build (dist fingerprint)'])}`,
+    engineRowsPerS: Math.round(r.engine.rowsPerS),
+    vsDuckdb: round2(speedup(r.engine, r.duckdb)),
+    vsPandas: round2(speedup(r.engine, r.pandas)),
+    vsDuckdbCpu: round2(cpuSpeedup(r.engine, r.duckdb)),
+    vsPandasCpu: round2(cpuSpeedup(r.engine, r.pandas)),
+    pandasRows: r.pandas?.rows ?? null,
+    workerScaling: w1 && w2 ? round2(w2.rowsPerS / w1.rowsPerS) : null,
+    rssMB: r.engine.maxRssBytes === null ? null : Math.round(r.engine.maxRssBytes / MB),
+    load: `${r.machine.loadAtStart[0]} → ${r.loadAtEnd[0]}`,
+  };
+}
+
+const round2 = (x: number | null) => (x === null ? null : Math.round(x * 100) / 100);
+
+export interface Chart {
+  readonly file: string;
+  readonly svg: string;
+}
+
+function toolName(r: BenchResults, x: Result): string {
+  if (x.tool === 'engine') return `engine, ${x.workers} workers (process + stats)`;
+  if (x.tool === 'duckdb') return `DuckDB ${String(x.extra.version ?? '')} SQL, ${String(x.extra.threads ?? r.options.duckdbThreads)} threads`;
+  const v = (x.extra.versions ?? {}) as Record<string, string>;
+  return `pandas ${v.pandas ?? ''} + pandera ${v.pandera ?? ''}`;
+}
+
+const shortName = (x: Result) => (x.tool === 'engine' ? `engine (${x.workers} workers)` : x.tool === 'duckdb' ? `DuckDB (${x.workers ?? 2} threads)` : 'pandas + pandera');
+
+/** SVG charts: the comparison, throughput by workers, peak RSS by input size, stage breakdown. */
+export function charts(r: BenchResults): Chart[] {
+  const prefix = `rows-${r.input.rows}`;
+  const tools = [r.engine, r.duckdb, r.pandas].filter((x): x is Result => x !== null);
+  const out: Chart[] = [
+    {
+      file: `${prefix}-compare.svg`,
+      svg: barChartSvg({
+        title: `Same job, ${rowsLabel(r.input.rows)} vitals rows, same run: throughput`,
+        unit: 'rows/s (higher is better)',
+        bars: tools.map((x) => ({ label: shortName(x), value: x.rowsPerS, text: `${int(x.rowsPerS)} rows/s${x.extrapolatedTo ? ` (at ${rowsLabel(x.rows)})` : ''}` })),
+      }),
+    },
+  ];
+  const w1 = r.workers.find((w) => w.workers === 1);
+  if (r.workers.length > 0) {
+    out.push({
+      file: `${prefix}-workers.svg`,
+      svg: barChartSvg({
+        title: `Throughput vs workers (${rowsLabel(r.input.rows)} rows)`,
+        unit: 'rows/s',
+        bars: r.workers.map((w) => ({ label: `${w.workers} worker${w.workers === 1 ? '' : 's'}`, value: w.rowsPerS, text: `${int(w.rowsPerS)} rows/s${w1 ? ` (${ratio(w.rowsPerS / w1.rowsPerS)})` : ''}` })),
+        ...(w1 && r.workers.some((w) => w.workers === 2) ? { reference: { value: w1.rowsPerS * 1.7, label: '1.7× target' } } : {}),
+      }),
+    });
+  }
+  if (r.sizes.length > 0) {
+    out.push({
+      file: `${prefix}-rss.svg`,
+      svg: barChartSvg({
+        title: 'Engine peak RSS vs input size',
+        unit: 'MB',
+        bars: r.sizes.map((s) => ({ label: `${rowsLabel(s.rows)} rows`, value: (s.maxRssBytes ?? 0) / MB, text: `${mb(s.maxRssBytes)} MB` })),
+        reference: { value: 300, label: '300 MB target' },
+      }),
+    });
+  }
+  out.push({
+    file: `${prefix}-stages.svg`,
+    svg: barChartSvg({
+      title: `Engine stage breakdown (${rowsLabel(r.input.rows)} rows, ms summed over workers)`,
+      unit: 'ms',
+      bars: stageBars(r.engine),
+    }),
+  });
+  return out;
+}
+
+function stageBars(e: Result): Bar[] {
+  const total = STAGES.reduce((a, s) => a + (e.timings[s] ?? 0), 0);
+  return STAGES.map((s) => ({ label: s, value: e.timings[s] ?? 0, text: `${int(e.timings[s] ?? 0)} ms (${total > 0 ? pct((e.timings[s] ?? 0) / total) : 'n/a'})` }));
+}
+
+/** The markdown section for one run (without the markers). */
+export function renderResults(r: BenchResults, svgDir: string): string {
+  const md: string[] = [];
+  const e = r.engine;
+  const h = headline(r);
+  const cmd = r.command;
+  md.push(`## ${int(r.input.rows)} rows — ${r.date.slice(0, 10)}`);
+  md.push('');
+  md.push(
+    `\`${cmd}\` · engine \`${r.versions.engine}\` · ${r.machine.cores} cores (${r.machine.cpu}), ${r.machine.memoryGiB} GiB · Node ${r.machine.node} · ` +
+      `load average ${h.load} · ${(r.elapsedS / 60).toFixed(1)} min · ${new Date(r.date).toISOString().replace('T', ' ').slice(0, 16)} UTC`,
+  );
+  md.push('');
+  const parts = [`**${int(e.rowsPerS)} rows/s** (${e.mbPerS.toFixed(1)} MB/s) with ${e.workers} workers on ${int(r.input.rows)} rows (${int(r.input.bytes / MB)} MB)`];
+  if (h.vsDuckdb !== null) parts.push(`**${ratio(h.vsDuckdb)} DuckDB**`);
+  if (h.vsPandas !== null) parts.push(`**${ratio(h.vsPandas)} pandas + pandera**`);
+  if (h.workerScaling !== null) parts.push(`2 workers ${ratio(h.workerScaling)} one worker`);
+  parts.push(`peak RSS ${mb(e.maxRssBytes)} MB`);
+  md.push(`Engine: ${parts.join('; ')}. Ratios are engine throughput ÷ the other tool's, measured in this run on the same input.`);
+  if (r.input.rows < 1_000_000) md.push('', `> A small run (${int(r.input.rows)} rows) keeps the bench working; start-up dominates, so its ratios say nothing about the targets, which apply at 10M rows.`);
+  md.push('', '### Targets', '');
+  md.push(table(['target', 'threshold', 'measured', ''], r.targets.map((t) => [t.name, t.target, t.measured, status(t.pass)]), ['l', 'l', 'r', 'l']));
+
+  md.push('', '### Engine vs what a user would pick instead', '');
+  const tools = [r.engine, r.duckdb, r.pandas].filter((x): x is Result => x !== null);
+  const rows: string[][] = [['read floor: newline count, 1 MiB reads', int(r.input.rows), secs(r.floor.durationMs), '—', int(r.floor.mbPerS), '—', '—', '—', '—', '—', '—', '—']];
+  for (const x of tools) {
+    rows.push([
+      toolName(r, x) + (x.extrapolatedTo ? ` ¹` : ''),
+      int(x.rows),
+      secs(x.wallMs),
+      int(x.rowsPerS),
+      x.mbPerS.toFixed(1),
+      x.tool === 'engine' ? '1.00×' : ratio(speedup(r.engine, x)),
+      cpu(x),
+      cores(x),
+      x.tool === 'engine' ? '1.00×' : ratio(cpuSpeedup(r.engine, x)),
+      mb(x.maxRssBytes),
+      int(x.accepted),
+      int(x.rejected),
+    ]);
+  }
+  md.push(table(['job', 'rows', 'wall s', 'rows/s', 'MB/s', 'engine ÷ tool', 'CPU s', 'cores busy', 'engine ÷ tool by CPU', 'peak RSS MB', 'curated', 'rejected'], rows));
+  md.push('');
+  md.push(asciiBars(tools.map((x) => ({ label: shortName(x), value: x.rowsPerS, text: `${int(x.rowsPerS)} rows/s` }))));
+  md.push('', `![throughput of the same job](${svgDir}/rows-${r.input.rows}-compare.svg)`);
+  md.push(
+    '',
+    '"engine ÷ tool" compares wall-clock throughput (what the targets mean). "by CPU" compares CPU seconds (user + system) per row: the work each tool spends on a row whatever the number of cores it keeps busy, and less disturbed by other load on the machine. "cores busy" = CPU seconds ÷ wall seconds.',
+  );
+  const share = e.mbPerS / r.floor.mbPerS;
+  md.push(
+    '',
+    `The engine moves ${e.mbPerS.toFixed(1)} MB/s, ${pct(share)} of the read floor (${int(r.floor.mbPerS)} MB/s)${share < 0.2 ? ': the job is bound by CPU, not by reading' : ''}. ` +
+      `Wall times include process start-up for every tool; the engine's is \`process\` + \`stats\` (${secs(Number(e.extra.process_wall_ms))} s + ${secs(Number(e.extra.stats_wall_ms))} s).`,
+  );
+  if (r.options.repeat > 1) {
+    md.push('', `Each configuration ran ${r.options.repeat} times, in rounds that each start one job later; the tables show the median wall time and the largest peak RSS. Wall times of the runs (s): ${tools.map((x) => `${x.tool} ${x.wallMsRuns.map((v) => secs(v)).join(', ')}`).join('; ')}.`);
+  }
+  if (r.pandas?.extrapolatedTo) md.push('', `¹ pandas ran on ${int(r.pandas.rows)} rows (${r.pandas.extra.reason ?? 'see notes'}); its rows/s stands in for ${int(r.pandas.extrapolatedTo)} rows, which flatters pandas (its memory grows with the input).`);
+
+  if (r.workers.length > 0) {
+    md.push('', '### Scaling with workers', '');
+    const w1 = r.workers.find((w) => w.workers === 1);
+    md.push(
+      table(
+        ['workers', 'wall s', 'rows/s', 'vs 1 worker', 'CPU s', 'cores busy', 'peak RSS MB'],
+        r.workers.map((w) => [String(w.workers), secs(w.wallMs), int(w.rowsPerS), w1 ? ratio(w.rowsPerS / w1.rowsPerS) : 'n/a', cpu(w), cores(w), mb(w.maxRssBytes)]),
+      ),
+    );
+    md.push('', `"cores busy" = CPU seconds ÷ wall seconds; the coordinator thread works too, so it can exceed the worker count, up to the machine's ${r.machine.cores} cores.`);
+    md.push('', asciiBars(r.workers.map((w) => ({ label: `${w.workers}w`, value: w.rowsPerS, text: `${int(w.rowsPerS)} rows/s` }))));
+    md.push('', `![throughput vs workers](${svgDir}/rows-${r.input.rows}-workers.svg)`);
+  }
+  if (r.chunks.length > 0) {
+    md.push('', `### Chunk size (${r.engine.workers} workers)`, '');
+    md.push(table(['chunk size', 'wall s', 'rows/s', 'cores busy', 'peak RSS MB'], r.chunks.map((c) => [c.chunkSize === null ? 'default' : bytesLabel(c.chunkSize!), secs(c.wallMs), int(c.rowsPerS), cores(c), mb(c.maxRssBytes)])));
+  }
+  if (r.sizes.length > 0) {
+    md.push('', `### Scaling with input size (${r.engine.workers} workers)`, '');
+    const s0 = r.sizes[0];
+    md.push(
+      table(
+        ['rows', 'MB', 'wall s', 'rows/s', 'peak RSS MB', 'RSS vs smallest'],
+        r.sizes.map((s) => [int(s.rows), int(s.bytes / MB), secs(s.wallMs), int(s.rowsPerS), mb(s.maxRssBytes), s0.maxRssBytes && s.maxRssBytes ? `${s.maxRssBytes >= s0.maxRssBytes ? '+' : ''}${((s.maxRssBytes / s0.maxRssBytes - 1) * 100).toFixed(1)} %` : 'n/a']),
+      ),
+    );
+    md.push('', asciiBars(r.sizes.map((s) => ({ label: rowsLabel(s.rows), value: (s.maxRssBytes ?? 0) / MB, text: `${mb(s.maxRssBytes)} MB` }))));
+    md.push('', `![peak RSS vs input size](${svgDir}/rows-${r.input.rows}-rss.svg)`);
+  }
+
+  md.push('', '### Where the time goes', '');
+  const total = STAGES.reduce((a, s) => a + (e.timings[s] ?? 0), 0);
+  md.push(
+    `Engine stages from the \`process\` summary (\`timings_ms\`), summed over ${e.workers} workers and the coordinator, so they add up to more than the ${secs(Number(e.extra.process_wall_ms))} s wall time (${int(total)} ms in all):`,
+  );
+  md.push('', asciiBars(stageBars(e)));
+  md.push('', `![engine stage breakdown](${svgDir}/rows-${r.input.rows}-stages.svg)`);
+  for (const x of [r.duckdb, r.pandas]) {
+    if (!x) continue;
+    const steps = Object.entries(x.timings);
+    md.push('', `${x.tool === 'duckdb' ? 'DuckDB' : 'pandas + pandera'} steps (wall ms, in order): ${steps.map(([k, v]) => `${k} ${int(v)}`).join(' · ')}.`);
+  }
+
+  md.push('', '### Versions', '');
+  md.push(table(['component', 'version'], Object.entries(r.versions).map(([k, v]) => [k, v ?? 'n/a']), ['l', 'l']));
+  if (r.notes.length > 0) md.push('', '### Notes', '', ...r.notes.map((n) => `- ${n}`));
+  md.push('', `<!-- bench:data ${JSON.stringify(h)} -->`);
+  return md.join('\n');
+}
