@@ -67,7 +67,6 @@ export interface ProcessSummary {
   durationMs: number;
 }
 
-const INVALID = '__invalid__';
 
 interface HospitalAcc {
   read: number;

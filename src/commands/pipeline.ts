@@ -14,7 +14,7 @@ import { createPool } from '../pool.js';
 import type { Dataset } from '../registry.js';
 import { markSuccess, writeRootManifest } from '../sinks/manifest.js';
 import { writeReport, type QualityReport } from '../sinks/report.js';
-import { writeStats, type StatsSummary } from '../sinks/stats.js';
+import { writeStats } from '../sinks/stats.js';
 
 export interface Outcome {
   exitCode: number;

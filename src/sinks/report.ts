@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATASETS, type Dataset } from '../registry.js';
 import { RULES } from '../rules/codes.js';
+import { ALL_HOSPITALS, INVALID_HOSPITAL } from '../rules/fields.js';
 import type { HospitalManifest, InputManifest, ScopeEntry } from './commit.js';
 import { writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { computeStats, readSketches, type StatRow } from './stats.js';
@@ -63,7 +64,6 @@ export interface QualityReport {
 
 /** Shift threshold: the median moved by more than half an IQR of the previous month. */
 export const SHIFT_THRESHOLD = 0.5;
-const INVALID = '__invalid__';
 
 function readManifests(out: string, dataset: Dataset): HospitalManifest[] {
   const dir = join(out, '_manifests', dataset);
@@ -154,16 +154,16 @@ export function buildReport(out: string, maxRejectRate: number): QualityReport {
       const ledger = h.rows.read === h.rows.accepted + h.rows.rejected;
       gates.push({ dataset, hospital_id: h.hospital_id, gate: 'ledger', value: h.rows.read - h.rows.accepted - h.rows.rejected, threshold: 0, passed: ledger });
       // Rows whose hospital_id is invalid are all rejected by definition: they count in the dataset's gate below.
-      if (h.hospital_id !== INVALID) gates.push({ dataset, hospital_id: h.hospital_id, gate: 'reject_rate', value: h.reject_rate, threshold: maxRejectRate, passed: h.reject_rate <= maxRejectRate });
+      if (h.hospital_id !== INVALID_HOSPITAL) gates.push({ dataset, hospital_id: h.hospital_id, gate: 'reject_rate', value: h.reject_rate, threshold: maxRejectRate, passed: h.reject_rate <= maxRejectRate });
     }
     const mine = hospitals.filter((h) => h.dataset === dataset);
     if (mine.length > 0) {
       const read = mine.reduce((s, h) => s + h.rows.read, 0);
       const rate = read ? mine.reduce((s, h) => s + h.rows.rejected, 0) / read : 0;
-      gates.push({ dataset, hospital_id: 'ALL', gate: 'reject_rate', value: rate, threshold: maxRejectRate, passed: rate <= maxRejectRate });
+      gates.push({ dataset, hospital_id: ALL_HOSPITALS, gate: 'reject_rate', value: rate, threshold: maxRejectRate, passed: rate <= maxRejectRate });
     }
     const files = readSketches(out, dataset);
-    if (files.length > 0) allShifts.push(...shifts(dataset, computeStats(dataset, files).filter((r) => r.hospital_id !== 'ALL')));
+    if (files.length > 0) allShifts.push(...shifts(dataset, computeStats(dataset, files).filter((r) => r.hospital_id !== ALL_HOSPITALS)));
   }
   const inputs: QualityReport['inputs'] = [];
   for (const dataset of DATASETS) {

@@ -13,6 +13,7 @@ import { MeasureSketch } from '../sketch/measure.js';
 import { stddev } from '../sketch/moments.js';
 import { QUANTILES } from '../sketch/quantiles.js';
 import { csvField } from '../parse/csv.js';
+import { ALL_HOSPITALS } from '../rules/fields.js';
 import { SKETCH_VERSION, type SketchFile } from './commit.js';
 import { writeFileAtomic } from './fsutil.js';
 
@@ -76,9 +77,9 @@ export function computeStats(dataset: Dataset, files: SketchFile[]): StatRow[] {
   }
   for (const [k, s] of rollup) {
     const [month, measure] = k.split('\u0000');
-    rows.push(statRow(dataset, 'ALL', month, measure, s));
+    rows.push(statRow(dataset, ALL_HOSPITALS, month, measure, s));
   }
-  const hkey = (h: string) => (h === 'ALL' ? '\uffff' : h);
+  const hkey = (h: string) => (h === ALL_HOSPITALS ? '\uffff' : h);
   rows.sort((a, b) => cmp(a.month, b.month) || cmp(a.measure, b.measure) || cmp(hkey(a.hospital_id), hkey(b.hospital_id)));
   return rows;
 }
