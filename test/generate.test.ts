@@ -13,50 +13,10 @@ import { fixed } from '../src/generate/format.js';
 import { Prng } from '../src/generate/prng.js';
 import { COLUMNS, indexMeasures, MEASURES, type Dataset } from '../src/registry.js';
 import { RULE_CODES } from '../src/rules/codes.js';
+import { csvRecords } from './helpers.js';
 
-// ---------------------------------------------------------------- tiny RFC 4180 reader
-
-interface Record {
-  line: number;
-  fields: string[];
-}
-
-/** Splits CSV text into records with the physical line each starts on (header = 1). */
-function readCsv(text: string): Record[] {
-  const out: Record[] = [];
-  let fields: string[] = [];
-  let field = '';
-  let inQuotes = false;
-  let line = 1;
-  let start = 1;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inQuotes) {
-      if (c === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i++;
-        } else inQuotes = false;
-      } else {
-        if (c === '\n') line++;
-        field += c;
-      }
-    } else if (c === '"') inQuotes = true;
-    else if (c === ',') {
-      fields.push(field);
-      field = '';
-    } else if (c === '\n') {
-      fields.push(field);
-      out.push({ line: start, fields });
-      fields = [];
-      field = '';
-      line++;
-      start = line;
-    } else field += c;
-  }
-  if (field !== '' || fields.length > 0) out.push({ line: start, fields: [...fields, field] });
-  return out;
-}
+/** A record with the physical line it starts on (header = 1), from the tests' own CSV reader. */
+type CsvRecord = ReturnType<typeof csvRecords>[number];
 
 // ---------------------------------------------------------------- independent checker
 
@@ -157,15 +117,15 @@ async function run(name: string, opts: Omit<GenerateOptions, 'outDir'>) {
 
 interface Parsed {
   header: string[];
-  records: Record[];
+  records: CsvRecord[];
   labels: Map<number, string[]>;
   text: string;
 }
 
 async function parse(outDir: string, dataset: Dataset, year = 2024): Promise<Parsed> {
   const text = await readFile(join(outDir, dataFileName(dataset, year)), 'utf8');
-  const [head, ...records] = readCsv(text);
-  const labelRecords = readCsv(await readFile(join(outDir, labelsFileName(dataset, year)), 'utf8'));
+  const [head, ...records] = csvRecords(text);
+  const labelRecords = csvRecords(await readFile(join(outDir, labelsFileName(dataset, year)), 'utf8'));
   expect(labelRecords[0].fields).toEqual(['line_number', 'expected_codes']);
   const labels = new Map(labelRecords.slice(1).map((r) => [Number(r.fields[0]), r.fields[1].split(';')] as const));
   return { header: head.fields, records, labels, text };

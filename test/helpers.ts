@@ -125,30 +125,28 @@ export const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
  * match on the code, never on the class. Returns the error.
  */
 export async function expectErrorCode(fn: () => unknown, code: string): Promise<Error & { code: string }> {
-  let caught: unknown = undefined;
-  let threw = false;
   try {
     await fn();
   } catch (e) {
-    threw = true;
-    caught = e;
+    return checkCode(e, code);
   }
-  expect(threw, `expected an error with code ${code}, but nothing was thrown`).toBe(true);
-  expect((caught as { code?: unknown })?.code, `error: ${(caught as Error)?.message}`).toBe(code);
-  return caught as Error & { code: string };
+  return checkCode(NOTHING_THROWN, code);
 }
 
 /** Synchronous variant of expectErrorCode, for pure functions. */
 export function expectErrorCodeSync(fn: () => unknown, code: string): Error & { code: string } {
-  let caught: unknown = undefined;
-  let threw = false;
   try {
     fn();
   } catch (e) {
-    threw = true;
-    caught = e;
+    return checkCode(e, code);
   }
-  expect(threw, `expected an error with code ${code}, but nothing was thrown`).toBe(true);
+  return checkCode(NOTHING_THROWN, code);
+}
+
+const NOTHING_THROWN = Symbol('nothing thrown');
+
+function checkCode(caught: unknown, code: string): Error & { code: string } {
+  expect(caught !== NOTHING_THROWN, `expected an error with code ${code}, but nothing was thrown`).toBe(true);
   expect((caught as { code?: unknown })?.code, `error: ${(caught as Error)?.message}`).toBe(code);
   return caught as Error & { code: string };
 }
