@@ -56,12 +56,3 @@ export class PipelineError extends Error {
 
 /** Shorthands for the common cases, so call sites read as sentences. */
 export const usageError = (message: string, option?: string) => new PipelineError('HCP_ERR_USAGE', message, { option });
-
-/** True when `e` looks like one of ours, even after crossing a thread (plain object with a code). */
-export function hasCode(e: unknown, code: ErrorCode): boolean {
-  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code;
-}
-
-export function exitCodeOf(e: unknown): number {
-  return e instanceof PipelineError ? e.exitCode : EXIT.internal;
-}
