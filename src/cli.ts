@@ -11,6 +11,7 @@ import { partitionFile } from './commands/partition.js';
 import { processCommand, reportCommand, runCommand, statsCommand, type Outcome } from './commands/pipeline.js';
 import { validateFile } from './commands/validate.js';
 import { generate } from './generate/index.js';
+import { installSignalHandlers } from './lifecycle.js';
 
 const SHARED = `Shared options:
   --workers N            worker threads (default: number of cores)
@@ -119,6 +120,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+installSignalHandlers((m) => process.stderr.write(`error: ${m}\n`));
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

@@ -23,6 +23,7 @@ import { closeSync, mkdirSync, openSync, readSync, rmdirSync, rmSync, statSync, 
 import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { PipelineError } from './errors.js';
+import { onInterrupt } from './lifecycle.js';
 import type { Logger } from './log.js';
 import { FingerprintSet } from './merge/dedupe.js';
 import { Partitions } from './merge/partitions.js';
@@ -133,11 +134,13 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   mkdirSync(staging, { recursive: true });
   /** Drops staging and the lock, on every way out. */
   const cleanup = () => {
+    forget();
     rmSync(staging, { recursive: true, force: true });
     lock.release();
     removeIfEmpty(join(out, '_staging'));
     removeIfEmpty(join(out, '_locks'));
   };
+  const forget = onInterrupt(cleanup);
   const partitions = new Partitions(dataset, pool, join(staging, 'curated'), cfg.rowGroupRows, cfg.maxBufferedRows, pool.threads * 2);
   const hospitals = new Map<string, HospitalAcc>();
   const rejectsByRule: Record<string, number> = {};

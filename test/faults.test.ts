@@ -1,8 +1,9 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DATA, removeTempDirs, runCli, tempDir } from './helpers.js';
+import { CLI, DATA, removeTempDirs, runCli, tempDir, TEST_KEY } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -50,6 +51,41 @@ describe('a worker that crashes', () => {
     expect(bad.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_WORKER' } });
     expect(bad.stderr).toMatch(/^error: A worker failed twice/m);
     expect(bad.stderr).not.toMatch(/^\s+at /m);
+    expect(snapshot(out)).toEqual(before);
+    expect(existsSync(join(out, '_staging'))).toBe(false);
+    expect(existsSync(join(out, '_locks'))).toBe(false);
+  });
+});
+
+describe('an interrupted run (SIGTERM, as Airflow sends on timeout)', () => {
+  it('exits 143, removes its staging and lock, and leaves the previous output as it was', async () => {
+    const dir = tempDir();
+    const gen = await runCli(['generate', '--out', dir, '--rows', '400000', '--seed', '9', '--hospitals', '3']);
+    expect(gen.code, gen.stderr).toBe(0);
+    const input = join(dir, 'vitals_2024.csv');
+    const out = join(dir, 'out');
+    const first = await runCli(['process', '--dataset', 'vitals', '--input', input, '--out', out, '--no-progress']);
+    expect(first.code, first.stderr).toBe(0);
+    const before = snapshot(out);
+
+    // Second run of the same partition, killed once its progress line shows it is mid-file.
+    const child = spawn(process.execPath, [CLI, 'process', '--dataset', 'vitals', '--input', input, '--out', out, '--progress'], {
+      env: { ...process.env, HCP_PSEUDONYM_KEY: TEST_KEY },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    let killed = false;
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      if (!killed && /\d+\.\d% /.test(stderr)) {
+        killed = true;
+        child.kill('SIGTERM');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(killed, 'the run finished before it could be interrupted').toBe(true);
+    expect(code).toBe(143);
+    expect(stderr).toMatch(/error: interrupted by SIGTERM/);
     expect(snapshot(out)).toEqual(before);
     expect(existsSync(join(out, '_staging'))).toBe(false);
     expect(existsSync(join(out, '_locks'))).toBe(false);
