@@ -19,7 +19,7 @@
  *   sketches/…/hospital_id=H.json, _manifests/…  ─► ledger check ─► atomic commit per hospital
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readSync, rmdirSync, rmSync, statSync, realpathSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmdirSync, rmSync, statSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { PipelineError } from './errors.js';
@@ -33,6 +33,7 @@ import { findRecordEnd, parseRecords, parseText } from './parse/csv.js';
 import type { Pool } from './pool.js';
 import { COLUMNS, type Dataset, MEASURES } from './registry.js';
 import { commitHospital, writeInputManifest, type HospitalOutcome } from './sinks/commit.js';
+import { readFully } from './sinks/fsutil.js';
 import { QuarantineFile } from './sinks/quarantine.js';
 import { acquireLock } from './sinks/lock.js';
 import type { ChunkContext, ChunkResult } from './types.js';
@@ -78,15 +79,8 @@ interface HospitalAcc {
 
 /** Reads the first bytes of a file: enough to hold the header record. */
 function readHead(fd: number, size: number): Buffer {
-  const want = Math.min(size, 1 << 20);
-  const head = Buffer.alloc(want);
-  let got = 0;
-  while (got < want) {
-    const n = readSync(fd, head, got, want - got, got);
-    if (n === 0) break;
-    got += n;
-  }
-  return head.subarray(0, got);
+  const head = Buffer.alloc(Math.min(size, 1 << 20));
+  return head.subarray(0, readFully(fd, head, 0, head.length, 0));
 }
 
 /** The lock name of an input: its hospital when the file is a partition file, else a hash of its path. */
@@ -273,13 +267,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           // A fresh, unpooled buffer per chunk (it will be transferred): pending tail + new bytes.
           const buf = Buffer.allocUnsafeSlow(pending.length + cfg.chunkSize);
           pending.copy(buf, 0);
-          let got = 0;
-          while (got < cfg.chunkSize) {
-            const n = readSync(fd, buf, pending.length + got, cfg.chunkSize - got, pos);
-            if (n === 0) break;
-            got += n;
-            pos += n;
-          }
+          const got = readFully(fd, buf, pending.length, cfg.chunkSize, pos);
+          pos += got;
           timings.read += performance.now() - tr;
           bytesRead += got;
           metrics?.addBytesRead(dataset, got);
@@ -446,12 +435,7 @@ function rereadRange(file: string, offset: number, length: number): Buffer {
   const fd = openSync(file, 'r');
   try {
     const b = Buffer.allocUnsafeSlow(length);
-    let got = 0;
-    while (got < length) {
-      const n = readSync(fd, b, got, length - got, offset + got);
-      if (n === 0) break;
-      got += n;
-    }
+    readFully(fd, b, 0, length, offset);
     return b;
   } finally {
     closeSync(fd);

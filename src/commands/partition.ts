@@ -3,12 +3,13 @@
  * keeping every record byte for byte (rows with an invalid hospital_id go to
  * `hospital_id=__invalid__.csv`, so they are quarantined, not dropped).
  */
-import { closeSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { preflight } from '../coordinator.js';
 import { PipelineError } from '../errors.js';
 import { parseRecords } from '../parse/csv.js';
 import { planCuts } from '../parse/cutter.js';
+import { readFully } from '../sinks/fsutil.js';
 import { bomLength } from '../parse/header.js';
 import type { Dataset } from '../registry.js';
 import { INVALID_HOSPITAL, isValidHospitalId } from '../rules/fields.js';
@@ -26,7 +27,7 @@ export function partitionFile(dataset: Dataset, input: string, landing: string, 
   if (!header) return { dataset, rows_read: 0, partitions: [] };
   const fd = openSync(input, 'r');
   const headBytes = Buffer.alloc(header.dataOffset);
-  readSync(fd, headBytes, 0, header.dataOffset, 0);
+  readFully(fd, headBytes, 0, header.dataOffset, 0);
   let headerText = headBytes.subarray(bomLength(headBytes));
   if (headerText[headerText.length - 1] !== 0x0a) headerText = Buffer.concat([headerText, Buffer.from('\n')]);
   const outs = new Map<string, { fd: number; rows: number; path: string; buf: Buffer[]; size: number }>();
@@ -51,7 +52,7 @@ export function partitionFile(dataset: Dataset, input: string, landing: string, 
     for (;;) {
       const buf = Buffer.allocUnsafe(pending.length + chunkSize);
       pending.copy(buf, 0);
-      const got = readSync(fd, buf, pending.length, chunkSize, pos);
+      const got = readFully(fd, buf, pending.length, chunkSize, pos);
       pos += got;
       const len = pending.length + got;
       const atEof = got === 0 || pos >= size;

@@ -1,6 +1,6 @@
 /** Small filesystem helpers for atomic output. */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 /** Writes a file atomically: a temp file in the same directory, fsync, rename. */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
@@ -34,3 +34,26 @@ export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
 }
 
+
+/**
+ * Reads `length` bytes at file `position` into buf[at…], looping over short
+ * reads; returns the bytes read (fewer only at end of file).
+ */
+export function readFully(fd: number, buf: Buffer, at: number, length: number, position: number): number {
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, at + got, length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
+/** Every `*.json` file of a directory whose name passes `keep`, parsed, in name order; none if the directory is missing. */
+export function readJsonFiles<T>(dir: string, keep: (name: string) => boolean = (f) => f.endsWith('.json')): { name: string; value: T }[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter(keep)
+    .sort()
+    .map((name) => ({ name, value: JSON.parse(readFileSync(join(dir, name), 'utf8')) as T }));
+}

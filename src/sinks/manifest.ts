@@ -3,12 +3,11 @@
  * after everything else: what was committed for each dataset and hospital,
  * the per-file ledger, the statistics files and the gate results.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATASETS } from '../registry.js';
-import type { HospitalManifest } from './commit.js';
 import { writeFileAtomic, writeJsonAtomic } from './fsutil.js';
-import type { QualityReport } from './report.js';
+import { readManifests, type QualityReport } from './report.js';
 
 export interface FileLedger {
   dataset: string;
@@ -24,11 +23,10 @@ export function writeRootManifest(out: string, report: QualityReport, extra: Rec
   const ledger = new Map<string, FileLedger>();
   let demoKey = false;
   for (const d of DATASETS) {
-    const dir = join(out, '_manifests', d);
-    if (!existsSync(dir)) continue;
+    const manifests = readManifests(out, d);
+    if (manifests.length === 0) continue;
     const hospitals: Record<string, unknown> = {};
-    for (const f of readdirSync(dir).filter((x) => x.endsWith('.json')).sort()) {
-      const m = JSON.parse(readFileSync(join(dir, f), 'utf8')) as HospitalManifest;
+    for (const m of manifests) {
       hospitals[m.hospital_id] = m.scopes;
       for (const [scope, e] of Object.entries(m.scopes)) {
         demoKey ||= e.demo_key;

@@ -5,13 +5,13 @@
  * count vs the previous run, and each measure's shift vs the previous month.
  * Gates (ledger, reject rate) decide the exit code (3 when one fails).
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATASETS, type Dataset } from '../registry.js';
 import { RULES } from '../rules/codes.js';
 import { ALL_HOSPITALS, INVALID_HOSPITAL } from '../rules/fields.js';
 import type { HospitalManifest, InputManifest, ScopeEntry } from './commit.js';
-import { writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import { readJsonFiles, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { computeStats, readSketches, type StatRow } from './stats.js';
 
 export interface Gate {
@@ -65,13 +65,9 @@ export interface QualityReport {
 /** Shift threshold: the median moved by more than half an IQR of the previous month. */
 export const SHIFT_THRESHOLD = 0.5;
 
-function readManifests(out: string, dataset: Dataset): HospitalManifest[] {
-  const dir = join(out, '_manifests', dataset);
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.json'))
-    .sort()
-    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as HospitalManifest);
+/** Every hospital's manifest of a dataset, in hospital order. */
+export function readManifests(out: string, dataset: Dataset): HospitalManifest[] {
+  return readJsonFiles<HospitalManifest>(join(out, '_manifests', dataset)).map((f) => f.value);
 }
 
 function add(into: Record<string, number>, from: Record<string, number>): void {
@@ -167,11 +163,7 @@ export function buildReport(out: string, maxRejectRate: number): QualityReport {
   }
   const inputs: QualityReport['inputs'] = [];
   for (const dataset of DATASETS) {
-    const dir = join(out, '_manifests', dataset, 'inputs');
-    if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir).filter((x) => x.endsWith('.json')).sort()) {
-      inputs.push({ dataset, ...(JSON.parse(readFileSync(join(dir, f), 'utf8')) as InputManifest) });
-    }
+    for (const f of readJsonFiles<InputManifest>(join(out, '_manifests', dataset, 'inputs'))) inputs.push({ dataset, ...f.value });
   }
   return {
     generated_at: new Date().toISOString(),

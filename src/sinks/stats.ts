@@ -4,7 +4,6 @@
  * merging those sketches (no rescan of rows), written as Parquet, CSV and a
  * small-cell-suppressed public CSV.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { PipelineError } from '../errors.js';
@@ -15,7 +14,7 @@ import { QUANTILES } from '../sketch/quantiles.js';
 import { csvField } from '../parse/csv.js';
 import { ALL_HOSPITALS } from '../rules/fields.js';
 import { SKETCH_VERSION, type SketchFile } from './commit.js';
-import { writeFileAtomic } from './fsutil.js';
+import { readJsonFiles, writeFileAtomic } from './fsutil.js';
 
 export const STAT_COLUMNS = [
   'dataset', 'hospital_id', 'month', 'measure', 'unit', 'n', 'n_patients', 'mean', 'stddev', 'min', 'max',
@@ -34,15 +33,10 @@ export interface StatRow {
 /** Reads every hospital's sketch file of a dataset, sorted by hospital. */
 export function readSketches(out: string, dataset: Dataset): SketchFile[] {
   const dir = join(out, 'sketches', dataset);
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => /^hospital_id=.+\.json$/.test(f))
-    .sort()
-    .map((f) => {
-      const s = JSON.parse(readFileSync(join(dir, f), 'utf8')) as SketchFile;
-      if (s.version !== SKETCH_VERSION) throw new PipelineError('HCP_ERR_INTERNAL', `Unsupported sketch version ${s.version} in ${f}`, { file: join(dir, f) });
-      return s;
-    });
+  return readJsonFiles<SketchFile>(dir, (f) => /^hospital_id=.+\.json$/.test(f)).map(({ name, value }) => {
+    if (value.version !== SKETCH_VERSION) throw new PipelineError('HCP_ERR_INTERNAL', `Unsupported sketch version ${value.version} in ${name}`, { file: join(dir, name) });
+    return value;
+  });
 }
 
 function statRow(dataset: Dataset, hospital: string, month: string, measure: string, s: MeasureSketch): StatRow {
