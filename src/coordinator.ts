@@ -26,10 +26,11 @@ import { PipelineError } from './errors.js';
 import { onInterrupt } from './lifecycle.js';
 import type { Logger } from './log.js';
 import { FingerprintSet } from './merge/dedupe.js';
+import { Dictionaries } from './merge/dicts.js';
 import { Partitions } from './merge/partitions.js';
 import { planCuts } from './parse/cutter.js';
 import { parseHeader, type Header } from './parse/header.js';
-import { findRecordEnd, parseRecords, parseText } from './parse/csv.js';
+import { parsedRecordEnd, parseRecords } from './parse/csv.js';
 import type { Pool } from './pool.js';
 import { COLUMNS, type Dataset, MEASURES } from './registry.js';
 import { commitHospital, writeInputManifest, type HospitalOutcome } from './sinks/commit.js';
@@ -135,7 +136,9 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     removeIfEmpty(join(out, '_locks'));
   };
   const forget = onInterrupt(cleanup);
-  const partitions = new Partitions(dataset, pool, join(staging, 'curated'), cfg.rowGroupRows, cfg.maxBufferedRows, pool.threads * 2);
+  // Sized for the file (about 50 bytes a row).
+  const dicts = new Dictionaries(Math.ceil(size / 50));
+  const partitions = new Partitions(dataset, pool, dicts, join(staging, 'curated'), cfg.rowGroupRows, cfg.maxBufferedRows, pool.threads * 2);
   const hospitals = new Map<string, HospitalAcc>();
   const rejectsByRule: Record<string, number> = {};
   const filled = new Array<number>(COLUMNS[dataset].length).fill(0);
@@ -182,7 +185,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       const maxInFlight = pool.threads * 2;
       let seq = 0;
 
-      /** Applies one chunk's result, in order: line numbers, dedupe, quarantine, partitions. */
+      /** Applies one chunk's result, in order: line numbers, dictionaries, dedupe, quarantine, partitions. */
       const apply = async (r: ChunkResult) => {
         const t0 = performance.now();
         rowsRead += r.rows;
@@ -208,28 +211,31 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         }
         const t1 = performance.now();
         timings.quarantine += t1 - t0;
+        // The chunk's new patients and source values get their ids before its rows are kept.
+        const ids = { patients: dicts.publishPatients(r.newPatients), values: dicts.publishValues(r.newValues) };
+        timings.transform += performance.now() - t1;
         const chunk = Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
-        let text: string | null | undefined; // the decoded chunk, made only if a duplicate needs it
-        for (const b of r.blocks) {
+        for (let p = 0; p < r.parts.length; p++) {
+          const from = r.partStart[p];
+          const to = r.partStart[p + 1];
+          const part = partitions.partitionOf(r, p);
+          const hospital = r.parts[p].hospital;
           const td = performance.now();
           let drop: number[] | null = null;
-          for (let i = 0; i < b.n; i++) {
-            if (!seen.add2(b.hash[2 * i], b.hash[2 * i + 1])) {
+          for (let i = from; i < to; i++) {
+            if (!seen.add2(r.fp[2 * i], r.fp[2 * i + 1])) {
               (drop ??= []).push(i);
               // A later copy of an accepted row: quarantine it as read.
-              const fields = recordFieldsAt(chunk, r.decoding, b.pos[2 * i], (text ??= r.decoding === 'utf8' ? chunk.toString('utf8') : null));
-              const a = hospitalAcc(b.hospital);
+              const a = hospitalAcc(hospital);
               a.rejected++;
               a.rejectsByRule['duplicate.exact'] = (a.rejectsByRule['duplicate.exact'] ?? 0) + 1;
               rejectsByRule['duplicate.exact'] = (rejectsByRule['duplicate.exact'] ?? 0) + 1;
-              quarantine(b.hospital).add(base + b.pos[2 * i + 1], 'duplicate.exact', fields, '');
+              quarantine(hospital).add(base + r.pos[2 * i + 1], 'duplicate.exact', recordFieldsAt(chunk, r.pos[2 * i]), '');
             }
           }
-          hospitalAcc(b.hospital).read += b.n;
+          hospitalAcc(hospital).read += to - from;
           timings.dedupe += performance.now() - td;
-          // The encode task needs neither fingerprints nor positions.
-          const { hash: _h, pos: _p, ...block } = b;
-          await partitions.add(block, drop ? Uint32Array.from(drop) : null);
+          await partitions.add(part, r, from, to, drop, ids);
         }
         lineBase += r.lines;
         if (metrics) {
@@ -250,7 +256,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           const data = fresh ?? rereadRange(input, fileOffset, length);
           fresh = null;
           const own = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-          return { task: { kind: 'chunk', seq: mySeq, attempt, ctx, bytes: own }, transfer: [own.buffer as ArrayBuffer] };
+          return { task: { kind: 'chunk', seq: mySeq, attempt, ctx, dicts: dicts.state, bytes: own }, transfer: [own.buffer as ArrayBuffer] };
         });
         p.then(() => metrics?.observeChunkDuration((performance.now() - chunkStart) / 1000), () => {});
         inFlight.push(p);
@@ -414,20 +420,10 @@ function removeIfEmpty(dir: string): void {
 
 const round = (ms: number) => Math.round(ms * 10) / 10;
 
-/**
- * The fields of the record at `pos` in a chunk, as read: `pos` is a byte
- * offset, or a string offset in the UTF-8-decoded chunk when the worker
- * parsed it as text (ChunkResult.decoding).
- */
-function recordFieldsAt(chunk: Buffer, decoding: ChunkResult['decoding'], pos: number, text: string | null): string[] {
+/** The fields of the record starting at byte `pos` of a chunk, as read (for the quarantine file). */
+function recordFieldsAt(chunk: Buffer, pos: number): string[] {
   let fields: string[] = [];
-  if (decoding === 'utf8' && text !== null) {
-    const end = findRecordEnd(text, pos, text.length);
-    parseText(text.slice(pos, end === -1 ? text.length : end), (rec) => (fields = rec.fields.slice()));
-  } else {
-    const end = findRecordEnd(chunk, pos, chunk.length);
-    parseRecords(chunk, pos, end === -1 ? chunk.length : end, (rec) => (fields = rec.fields.slice()));
-  }
+  parseRecords(chunk, pos, parsedRecordEnd(chunk, pos, chunk.length), (rec) => (fields = rec.fields.slice()));
   return fields;
 }
 

@@ -5,6 +5,7 @@
  */
 import type { Dataset } from './registry.js';
 import type { MeasureSketchState } from './sketch/measure.js';
+import type { TableState } from './transform/bytetable.js';
 
 /** What a worker needs to check and transform rows of one file. */
 export interface ChunkContext {
@@ -18,46 +19,46 @@ export interface ChunkContext {
   readonly key: string;
 }
 
+/**
+ * The dictionaries the coordinator shares with the workers (one writer, see
+ * src/transform/bytetable.ts): patients keyed by `hospital_id|patient_id`
+ * (payload: the hospital's dense patient number, then the 128-bit patient
+ * key), and source values (no payload). Rows refer to their entries by id.
+ */
+export interface SharedDicts {
+  readonly patients: TableState;
+  readonly values: TableState;
+}
+
+/** Payload words of a shared patient entry: [dense id within its hospital, key word 0…3]. */
+export const PATIENT_WORDS = 5;
+
+/** Set on a row's patient or source-value reference when it points into the chunk's own new entries. */
+export const PENDING = 0x80000000;
+
 export interface ChunkTask {
   readonly kind: 'chunk';
   readonly seq: number;
   /** 0 for the first try, 1 for the retry after a failure. */
   readonly attempt: number;
   readonly ctx: ChunkContext;
+  readonly dicts: SharedDicts;
   /** The chunk's bytes; transferred, and transferred back with the result. */
   readonly bytes: Uint8Array;
 }
 
 /**
- * The accepted rows of one (hospital, month), column-wise: what an encode
- * task needs. Source units are dictionary-encoded; patient keys and source
- * values are joined strings (fixed width, and with end offsets).
- * Few arrays per block on purpose: a chunk yields one block per partition.
+ * Entries a chunk refers to that were not in the shared dictionaries when it
+ * was processed: keys (UTF-8 bytes, end offsets) and payload words.
  */
-export interface Block {
-  readonly hospital: string;
-  readonly month: string;
-  readonly n: number;
-  readonly day: Int32Array;
-  /** measure index | flag << 8 | source-unit index << 16 */
-  readonly code: Uint32Array;
-  readonly value: Float64Array;
-  /** Labs: reference range per row, [low, high] pairs (NaN = open bound); empty for vitals. */
-  readonly ref: Float64Array;
-  /** Patient keys (32 hex chars each), joined: one string crosses threads, not one per row. */
-  readonly patientKeys: string;
-  readonly srcUnits: string[];
-  /** Source values joined into one string, with each value's end offset. */
-  readonly srcValues: string;
-  readonly srcValueEnd: Uint32Array;
-}
-
-/** A block as a chunk task returns it: plus what the coordinator needs for duplicates. */
-export interface ChunkBlock extends Block {
-  /** 64-bit row fingerprints over every trimmed field, [hi, lo] pairs. */
-  readonly hash: Uint32Array;
-  /** [record start, line] pairs: the start offset (see ChunkResult.decoding) and line relative to the chunk. */
-  readonly pos: Uint32Array;
+export interface NewEntries {
+  readonly count: number;
+  readonly pool: Uint8Array;
+  /** End offset of each key in `pool`. */
+  readonly ends: Uint32Array;
+  readonly hashes: Uint32Array;
+  /** Patients: the 4 key words each; values: empty. */
+  readonly payload: Uint32Array;
 }
 
 /** Rejected rows of one chunk, in input order. */
@@ -80,6 +81,11 @@ export interface StageTimings {
   transform: number;
 }
 
+/**
+ * One chunk's outcome. Accepted rows are column-wise and grouped by
+ * partition: the rows of `parts[i]` are [partStart[i], partStart[i + 1]),
+ * in input order within each partition.
+ */
 export interface ChunkResult {
   readonly kind: 'chunk-result';
   readonly seq: number;
@@ -88,10 +94,26 @@ export interface ChunkResult {
   readonly blankLines: number;
   /** Records (rows) read, blank lines excluded. */
   readonly rows: number;
-  readonly blocks: ChunkBlock[];
+  readonly parts: { hospital: string; month: number }[];
+  readonly partStart: Uint32Array;
+  readonly day: Int32Array;
+  /** measure | flag << 8 | source unit (index into `units`) << 16 */
+  readonly code: Uint32Array;
+  readonly value: Float64Array;
+  /** Labs: [low, high] per row (NaN = open bound); empty for vitals. */
+  readonly ref: Float64Array;
+  /** Shared patient entry id, or PENDING | index into `newPatients`. */
+  readonly patient: Uint32Array;
+  /** Shared source-value entry id, or PENDING | index into `newValues`. */
+  readonly srcValue: Uint32Array;
+  readonly units: string[];
+  /** 64-bit row fingerprints over every trimmed field, [hi, lo] pairs. */
+  readonly fp: Uint32Array;
+  /** [record start byte offset, line relative to the chunk] pairs. */
+  readonly pos: Uint32Array;
+  readonly newPatients: NewEntries;
+  readonly newValues: NewEntries;
   readonly rejects: Rejects;
-  /** How record offsets (`recStart`) are to be read: `utf8` = offsets in the UTF-8-decoded chunk, else byte offsets. */
-  readonly decoding: 'latin1' | 'utf8' | 'bytes';
   /** Non-empty (after trimming) count per required column, over every row read. */
   readonly filled: number[];
   /** Labs rows whose empty reference range fell back to the default. */
@@ -100,11 +122,28 @@ export interface ChunkResult {
   readonly bytes: Uint8Array;
 }
 
-/** A batch of one (hospital, month) partition to encode as one Parquet row group (duplicates already dropped). */
+/** The accepted rows of one (hospital, month) partition waiting to become one Parquet row group (duplicates already dropped). */
+export interface Batch {
+  readonly hospital: string;
+  readonly month: string;
+  readonly n: number;
+  readonly day: Int32Array;
+  /** measure | flag << 8 | source unit (index into `units`) << 16 */
+  readonly code: Uint32Array;
+  readonly value: Float64Array;
+  readonly ref: Float64Array;
+  /** Shared patient entry ids. */
+  readonly patient: Uint32Array;
+  /** Shared source-value entry ids. */
+  readonly srcValue: Uint32Array;
+  readonly units: string[];
+}
+
 export interface EncodeTask {
   readonly kind: 'encode';
   readonly dataset: Dataset;
-  readonly block: Block;
+  readonly batch: Batch;
+  readonly dicts: SharedDicts;
 }
 
 export interface EncodeResult {
@@ -113,9 +152,8 @@ export interface EncodeResult {
   /** Column-chunk bytes of one row group; offsets in `rowGroup` are relative to byte 0 here. */
   readonly bytes: Uint8Array;
   readonly rowGroup: unknown;
-  /** Per measure index present in the batch. */
-  /** Per measure: its sketch and the batch's distinct patient keys, 4 words (128 bits) each. */
-  readonly sketches: { measure: number; state: MeasureSketchState; patients: Uint32Array }[];
+  /** Per measure present in the batch: its sketch. */
+  readonly sketches: { measure: number; state: MeasureSketchState }[];
   /** Systolic/diastolic pairs (same patient and date) seen in the batch, and how many had systolic <= diastolic. */
   readonly bpPairs: number;
   readonly bpViolations: number;

@@ -13,6 +13,10 @@ import { fileURLToPath } from 'node:url';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { parseString } from 'fast-csv';
 import { expect } from 'vitest';
+import { Dictionaries, resolve } from '../src/merge/dicts.js';
+import { ChunkProcessor } from '../src/transform/chunk.js';
+import { wordsToHex } from '../src/transform/sha256.js';
+import { type ChunkContext, type ChunkResult, PATIENT_WORDS } from '../src/types.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The built CLI; HCP_CLI points the tests at another build (e.g. a private outDir while dist/ is being rebuilt). */
@@ -329,4 +333,63 @@ export function csvRecords(text: string): { line: number; fields: string[] }[] {
   }
   if (!empty || field !== '' || fields.length > 0) endRecord();
   return out;
+}
+
+/** One accepted row of a chunk, with its dictionary references resolved. */
+export interface ChunkRow {
+  hospital: string;
+  month: number;
+  day: number;
+  measure: number;
+  flag: number;
+  value: number;
+  refLow: number;
+  refHigh: number;
+  patientKey: string;
+  sourceValue: string;
+  sourceUnit: string;
+  fp: [number, number];
+  start: number;
+  line: number;
+}
+
+/**
+ * Runs chunks through a fresh worker core (empty shared dictionaries, as at
+ * the start of a file) and resolves each accepted row's references, in
+ * partition order as the chunk result lists them.
+ */
+export function runChunks(ctx: ChunkContext, chunks: Uint8Array[]): (ChunkResult & { accepted: ChunkRow[] })[] {
+  const proc = new ChunkProcessor(ctx);
+  const dicts = new Dictionaries(1024);
+  return chunks.map((bytes, seq) => {
+    const copy = new Uint8Array(bytes.length);
+    copy.set(bytes);
+    const r = proc.run(copy, seq, dicts.state);
+    const ids = { patients: dicts.publishPatients(r.newPatients), values: dicts.publishValues(r.newValues) };
+    const accepted: ChunkRow[] = [];
+    for (let p = 0; p < r.parts.length; p++) {
+      for (let i = r.partStart[p]; i < r.partStart[p + 1]; i++) {
+        const pid = resolve(r.patient[i], ids.patients);
+        const vid = resolve(r.srcValue[i], ids.values);
+        const c = r.code[i];
+        accepted.push({
+          hospital: r.parts[p].hospital,
+          month: r.parts[p].month,
+          day: r.day[i],
+          measure: c & 0xff,
+          flag: (c >>> 8) & 0xff,
+          value: r.value[i],
+          refLow: r.ref.length ? r.ref[2 * i] : NaN,
+          refHigh: r.ref.length ? r.ref[2 * i + 1] : NaN,
+          patientKey: wordsToHex(dicts.patients.payload, pid * PATIENT_WORDS + 1, 4),
+          sourceValue: dicts.values.keyString(vid),
+          sourceUnit: r.units[c >>> 16],
+          fp: [r.fp[2 * i], r.fp[2 * i + 1]],
+          start: r.pos[2 * i],
+          line: r.pos[2 * i + 1],
+        });
+      }
+    }
+    return Object.assign(r, { accepted });
+  });
 }

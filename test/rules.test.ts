@@ -12,8 +12,7 @@ import { COLUMNS, type Dataset, MEASURES } from '../src/registry.js';
 import { RULE_CODES, RULES, type RowIssue } from '../src/rules/codes.js';
 import { flagFor, FLAG_H, FLAG_L, FLAG_N, FLAG_NONE, HOSPITAL_ID, monthBounds, monthOf, parseDecimal, parseIsoDate, parseRefRange, PATIENT_ID } from '../src/rules/fields.js';
 import { checkRow, emptyCheckedRow, ruleContext, type CheckedRow } from '../src/rules/row.js';
-import { chunkProcessor } from '../src/transform/chunk.js';
-import { close, curatedScan, describeRun, query, readQuarantine, removeTempDirs, ROOT, runCli, tempDir } from './helpers.js';
+import { close, curatedScan, describeRun, query, readQuarantine, removeTempDirs, ROOT, runChunks, runCli, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -109,7 +108,7 @@ describe('every rule code in RULES has a triggering test', () => {
     const r = runChunk(dataset, bytes);
     expect(r.rows).toBe(1);
     expect(r.rejects.codes).toEqual([code]);
-    expect(r.blocks.reduce((n, b) => n + b.n, 0)).toBe(0);
+    expect(r.accepted).toHaveLength(0);
   });
 
   it('the base rows pass', () => {
@@ -120,17 +119,15 @@ describe('every rule code in RULES has a triggering test', () => {
 
 /** Runs one chunk of data rows (no header) through the worker's pure core. */
 function runChunk(dataset: Dataset, bytes: Buffer, asOf = AS_OF, period: string | null = null) {
-  const process = chunkProcessor({
+  const ctx = {
     dataset,
     index: COLUMNS[dataset].map((_, i) => i),
     columnCount: COLUMNS[dataset].length,
     asOfDay: day(asOf),
     period: period ? monthBounds(period) : null,
     key: 'k',
-  });
-  const copy = new Uint8Array(bytes.length);
-  copy.set(bytes);
-  return process(copy, 0);
+  };
+  return runChunks(ctx, [bytes])[0];
 }
 
 describe('rows failing several rules get every code', () => {
@@ -159,9 +156,8 @@ describe('processChunk: trimming, partitions of rejects, lines', () => {
   it('trims every field before the rules (values, units, ids)', () => {
     const r = runChunk('vitals', Buffer.from(' H001 , 2024-03-15 , P1 , heart_rate , 72 , bpm \n'));
     expect(r.rejects.codes).toEqual([]);
-    expect(r.blocks).toHaveLength(1);
-    expect(r.blocks[0]).toMatchObject({ hospital: 'H001', month: '2024-03', n: 1 });
-    expect(Array.from(r.blocks[0].value)).toEqual([72]);
+    expect(r.accepted).toHaveLength(1);
+    expect(r.accepted[0]).toMatchObject({ hospital: 'H001', month: 2024 * 12 + 2, value: 72, sourceValue: '72', sourceUnit: 'bpm' });
   });
 
   it('rejects carry their line, their partition (__invalid__ for bad hospital ids) and the fields as read', () => {
@@ -528,7 +524,7 @@ describe('numbers', () => {
   it('a value with spaces around it is trimmed, and the trimmed text is the source value', () => {
     const r = runChunk('labs', Buffer.from('H001,2024-03-15,P1,glucose,  90  , 70-100 ,mg/dL\n'));
     expect(r.rejects.codes).toEqual([]);
-    expect(Array.from(r.blocks[0].value)).toEqual([90]);
+    expect(r.accepted.map((a) => [a.value, a.sourceValue, a.refLow, a.refHigh])).toEqual([[90, '90', 70, 100]]);
   });
 });
 

@@ -4,31 +4,27 @@
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { encodeBatch } from '../src/sinks/encode.js';
-import { chunkProcessor, type ChunkProcessor } from '../src/transform/chunk.js';
+import { ChunkProcessor } from '../src/transform/chunk.js';
 import type { ChunkContext, ChunkResult, EncodeResult, WorkerTask } from '../src/types.js';
 
-// Rule tables and the patient-key cache survive between chunks of one file.
-let cached: { id: string; ctx: ChunkContext; run: ChunkProcessor } | null = null;
+// Rule tables, interned fields and caches survive between chunks of one file.
+let cached: { id: string; run: ChunkProcessor } | null = null;
 
 function processorFor(ctx: ChunkContext): ChunkProcessor {
   const id = JSON.stringify([ctx.dataset, ctx.index, ctx.columnCount, ctx.asOfDay, ctx.period]) + ctx.key;
-  if (cached?.id !== id) cached = { id, ctx, run: chunkProcessor(ctx) };
+  if (cached?.id !== id) cached = { id, run: new ChunkProcessor(ctx) };
   return cached.run;
 }
 
 function buffersOf(r: ChunkResult | EncodeResult): ArrayBuffer[] {
   const seen = new Set<ArrayBuffer>();
   const add = (a: ArrayBufferView) => {
-    if (a.byteLength > 0) seen.add(a.buffer as ArrayBuffer);
+    if (a.byteLength > 0 && !(a.buffer instanceof SharedArrayBuffer)) seen.add(a.buffer as ArrayBuffer);
   };
+  add(r.bytes);
   if (r.kind === 'chunk-result') {
-    add(r.bytes);
-    for (const b of r.blocks) {
-      for (const a of [b.day, b.code, b.value, b.ref, b.srcValueEnd, b.hash, b.pos]) add(a);
-    }
-  } else {
-    add(r.bytes);
-    for (const s of r.sketches) add(s.patients);
+    for (const a of [r.partStart, r.day, r.code, r.value, r.ref, r.patient, r.srcValue, r.fp, r.pos]) add(a);
+    for (const e of [r.newPatients, r.newValues]) for (const a of [e.pool, e.ends, e.hashes, e.payload]) add(a);
   }
   return [...seen];
 }
@@ -42,7 +38,7 @@ const fault = /^(\d+)(:always)?$/.exec(process.env.HCP_FAULT_CHUNK ?? '');
 
 export default function run(task: WorkerTask) {
   if (fault && task.kind === 'chunk' && task.seq === Number(fault[1]) && (fault[2] || task.attempt === 0)) process.exit(70);
-  const result = task.kind === 'chunk' ? processorFor(task.ctx)(task.bytes, task.seq) : encodeBatch(task);
+  const result = task.kind === 'chunk' ? processorFor(task.ctx).run(task.bytes, task.seq, task.dicts) : encodeBatch(task);
   return move({
     get [transferableSymbol]() {
       return buffersOf(result);

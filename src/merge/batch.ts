@@ -1,30 +1,62 @@
 /**
- * Accumulates the accepted rows of one (hospital, month) partition, from the
- * blocks of successive chunks, into contiguous columns: one encode task then
- * carries a handful of arrays instead of one set per chunk, and the chunk's
- * own buffers can be freed as soon as it is applied. The source-unit
- * dictionary is per batch; duplicate rows are skipped on the way in.
+ * Accumulates the accepted rows of one (hospital, month) partition, from
+ * the chunks that carry them, into contiguous columns: one encode task then
+ * carries a handful of typed arrays. On the way in, duplicates are skipped,
+ * row references to a chunk's new dictionary entries become published ids,
+ * and each row's patient is marked in its measure's bitset (n_patients).
  */
-import type { Block } from '../types.js';
+import type { Batch, ChunkResult } from '../types.js';
+import { type Dictionaries, resolve } from './dicts.js';
 
-class Column<T extends Int32Array | Uint32Array | Float64Array | Uint8Array> {
+class Column<T extends Int32Array | Uint32Array | Float64Array> {
   data: T;
-  length = 0;
   constructor(private readonly make: (n: number) => T, capacity = 256) {
     this.data = make(capacity);
   }
-  reserve(extra: number): T {
-    if (this.length + extra > this.data.length) {
-      const bigger = this.make(Math.max(this.length + extra, this.data.length * 2));
-      bigger.set(this.data.subarray(0, this.length) as never);
+  reserve(length: number, extra: number): T {
+    if (length + extra > this.data.length) {
+      const bigger = this.make(Math.max(length + extra, this.data.length * 2));
+      bigger.set(this.data.subarray(0, length) as never);
       this.data = bigger;
     }
     return this.data;
   }
-  /** The filled part, right-sized (a copy only when there is slack). */
-  take(): T {
-    return (this.length === this.data.length ? this.data : this.data.slice(0, this.length)) as T;
+  /** The filled part, right-sized. */
+  take(length: number): T {
+    return (length === this.data.length ? this.data : this.data.slice(0, length)) as T;
   }
+}
+
+/** A growable bitset with a population count. */
+export class Bitset {
+  private words = new Uint32Array(8);
+  add(i: number): void {
+    const w = i >>> 5;
+    if (w >= this.words.length) {
+      const bigger = new Uint32Array(Math.max(w + 1, this.words.length * 2));
+      bigger.set(this.words);
+      this.words = bigger;
+    }
+    this.words[w] |= 1 << (i & 31);
+  }
+  count(): number {
+    let n = 0;
+    for (let x of this.words) {
+      x -= (x >>> 1) & 0x55555555;
+      x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+      n += Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+    }
+    return n;
+  }
+  get bytes(): number {
+    return this.words.byteLength;
+  }
+}
+
+/** What a chunk's rows need to be resolved: ids of its new entries once published. */
+export interface ChunkIds {
+  readonly patients: Uint32Array;
+  readonly values: Uint32Array;
 }
 
 export class BatchBuilder {
@@ -32,22 +64,23 @@ export class BatchBuilder {
   private code = new Column((n) => new Uint32Array(n));
   private value = new Column((n) => new Float64Array(n));
   private ref = new Column((n) => new Float64Array(n));
-  private srcValueEnd = new Column((n) => new Uint32Array(n));
-  private keys: string[] = [];
+  private patient = new Column((n) => new Uint32Array(n));
+  private srcValue = new Column((n) => new Uint32Array(n));
   private unitIds = new Map<string, number>();
   private units: string[] = [];
-  private srcValues: string[] = [];
-  private srcLength = 0;
   rows = 0;
 
   constructor(readonly hospital: string, readonly month: string, private readonly labs: boolean) {}
 
-  /** Appends a block's rows, skipping the row indices in `drop` (sorted). */
-  append(b: Block, drop: Uint32Array | null): void {
-    const kept = b.n - (drop?.length ?? 0);
-    if (kept === 0) return;
-    // Remap the block's source-unit dictionary onto the batch's.
-    const unitMap = b.srcUnits.map((u) => {
+  /**
+   * Appends rows [from, to) of a chunk result, skipping those whose index is
+   * in `drop` (sorted), and marks each kept row's patient in `patients[measure]`.
+   */
+  append(r: ChunkResult, from: number, to: number, drop: number[] | null, ids: ChunkIds, dicts: Dictionaries, patients: Bitset[]): void {
+    const kept = to - from - (drop?.length ?? 0);
+    if (kept <= 0) return;
+    // The chunk's unit dictionary onto the batch's.
+    const unitMap = r.units.map((u) => {
       let id = this.unitIds.get(u);
       if (id === undefined) {
         id = this.units.length;
@@ -56,69 +89,51 @@ export class BatchBuilder {
       }
       return id;
     });
-    const day = this.day.reserve(kept);
-    const code = this.code.reserve(kept);
-    const value = this.value.reserve(kept);
-    const ref = this.labs ? this.ref.reserve(2 * kept) : null;
-    const ends = this.srcValueEnd.reserve(kept);
-    let o = this.day.length;
-    if (!drop) {
-      // The common case: every row kept, columns copied in bulk.
-      day.set(b.day, o);
-      value.set(b.value, o);
-      if (ref) ref.set(b.ref, 2 * o);
-      for (let i = 0; i < b.n; i++) {
-        const c = b.code[i];
-        code[o + i] = (c & 0xffff) | (unitMap[c >>> 16] << 16);
-        ends[o + i] = this.srcLength + b.srcValueEnd[i];
+    let o = this.rows;
+    const day = this.day.reserve(o, kept);
+    const code = this.code.reserve(o, kept);
+    const value = this.value.reserve(o, kept);
+    const ref = this.labs ? this.ref.reserve(2 * o, 2 * kept) : null;
+    const patient = this.patient.reserve(o, kept);
+    const srcValue = this.srcValue.reserve(o, kept);
+    let d = 0;
+    for (let i = from; i < to; i++) {
+      if (drop !== null && d < drop.length && drop[d] === i) {
+        d++;
+        continue;
       }
-      this.keys.push(b.patientKeys);
-      this.srcValues.push(b.srcValues);
-      this.srcLength += b.srcValues.length;
-      o += b.n;
-    } else {
-      let d = 0;
-      for (let i = 0; i < b.n; i++) {
-        if (d < drop.length && drop[d] === i) {
-          d++;
-          continue;
-        }
-        day[o] = b.day[i];
-        const c = b.code[i];
-        code[o] = (c & 0xffff) | (unitMap[c >>> 16] << 16);
-        value[o] = b.value[i];
-        if (ref) {
-          ref[2 * o] = b.ref[2 * i];
-          ref[2 * o + 1] = b.ref[2 * i + 1];
-        }
-        this.keys.push(b.patientKeys.slice(32 * i, 32 * i + 32));
-        const start = i === 0 ? 0 : b.srcValueEnd[i - 1];
-        const end = b.srcValueEnd[i];
-        this.srcValues.push(b.srcValues.slice(start, end));
-        this.srcLength += end - start;
-        ends[o] = this.srcLength;
-        o++;
+      const c = r.code[i];
+      const m = c & 0xff;
+      day[o] = r.day[i];
+      code[o] = (c & 0xffff) | (unitMap[c >>> 16] << 16);
+      value[o] = r.value[i];
+      if (ref) {
+        ref[2 * o] = r.ref[2 * i];
+        ref[2 * o + 1] = r.ref[2 * i + 1];
       }
+      const p = resolve(r.patient[i], ids.patients);
+      patient[o] = p;
+      srcValue[o] = resolve(r.srcValue[i], ids.values);
+      (patients[m] ??= new Bitset()).add(dicts.denseId(p));
+      o++;
     }
-    this.day.length = this.code.length = this.value.length = this.srcValueEnd.length = o;
-    if (ref) this.ref.length = 2 * o;
     this.rows = o;
   }
 
-  /** The accumulated rows as one block; the builder is empty afterwards. */
-  take(): Block {
-    const block: Block = {
+  /** The accumulated rows as one batch; the builder is empty afterwards. */
+  take(): Batch {
+    const n = this.rows;
+    const batch: Batch = {
       hospital: this.hospital,
       month: this.month,
-      n: this.rows,
-      day: this.day.take(),
-      code: this.code.take(),
-      value: this.value.take(),
-      ref: this.ref.take(),
-      patientKeys: this.keys.join(''),
-      srcUnits: this.units,
-      srcValues: this.srcValues.join(''),
-      srcValueEnd: this.srcValueEnd.take(),
+      n,
+      day: this.day.take(n),
+      code: this.code.take(n),
+      value: this.value.take(n),
+      ref: this.ref.take(this.labs ? 2 * n : 0),
+      patient: this.patient.take(n),
+      srcValue: this.srcValue.take(n),
+      units: this.units,
     };
     // Fresh, small columns: a partition's next batch may be much smaller, and
     // 240 partitions each keeping its largest capacity would defeat the memory bound.
@@ -126,13 +141,11 @@ export class BatchBuilder {
     this.code = new Column((n) => new Uint32Array(n));
     this.value = new Column((n) => new Float64Array(n));
     this.ref = new Column((n) => new Float64Array(n));
-    this.srcValueEnd = new Column((n) => new Uint32Array(n));
-    this.keys = [];
+    this.patient = new Column((n) => new Uint32Array(n));
+    this.srcValue = new Column((n) => new Uint32Array(n));
     this.unitIds = new Map();
     this.units = [];
-    this.srcValues = [];
-    this.srcLength = 0;
     this.rows = 0;
-    return block;
+    return batch;
   }
 }

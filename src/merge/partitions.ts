@@ -8,10 +8,11 @@
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { Dataset } from '../registry.js';
+import { monthOf } from '../rules/fields.js';
 import { MeasureSketch } from '../sketch/measure.js';
-import type { Block, EncodeResult } from '../types.js';
-import { BatchBuilder } from './batch.js';
-import { FingerprintSet } from './dedupe.js';
+import type { ChunkResult, EncodeResult } from '../types.js';
+import { BatchBuilder, Bitset, type ChunkIds } from './batch.js';
+import type { Dictionaries } from './dicts.js';
 import { PartitionFile } from '../sinks/parquet.js';
 import type { Pool } from '../pool.js';
 
@@ -21,15 +22,14 @@ interface Partition {
   batch: BatchBuilder;
   file: PartitionFile | null;
   sketches: Map<number, MeasureSketch>;
-  /** Per measure: the distinct patients seen so far, as a bitset over the hospital's patient ids. */
-  patients: Map<number, Bitset>;
+  /** Per measure: the distinct patients so far, as a bitset over the hospital's dense patient numbers. */
+  patients: Bitset[];
 }
 
 export class Partitions {
   private parts = new Map<string, Partition>();
   private inFlight: { part: Partition; result: Promise<EncodeResult> }[] = [];
   private buffered = 0;
-  private patientIndex = new Map<string, FingerprintSet>();
   bpPairs = 0;
   bpViolations = 0;
   timings = { sketch: 0, parquet_encode: 0, write: 0 };
@@ -37,24 +37,32 @@ export class Partitions {
   constructor(
     private readonly dataset: Dataset,
     private readonly pool: Pool,
+    private readonly dicts: Dictionaries,
     private readonly stagingCurated: string,
     private readonly rowGroupRows: number,
     private readonly maxBufferedRows: number,
     private readonly maxInFlight: number,
   ) {}
 
-  /** Adds a chunk's block for one partition (after duplicate removal). */
-  async add(block: Block, drop: Uint32Array | null): Promise<void> {
-    const key = `${block.hospital}\u0000${block.month}`;
-    let p = this.parts.get(key);
-    if (!p) {
-      p = { hospital: block.hospital, month: block.month, batch: new BatchBuilder(block.hospital, block.month, this.dataset === 'labs'), file: null, sketches: new Map(), patients: new Map() };
-      this.parts.set(key, p);
+  /** The partition of a chunk's part `p`, created on first sight. */
+  partitionOf(r: ChunkResult, p: number): Partition {
+    const { hospital, month } = r.parts[p];
+    const key = `${hospital}\u0000${month}`;
+    let part = this.parts.get(key);
+    if (!part) {
+      const m = monthOf(month);
+      part = { hospital, month: m, batch: new BatchBuilder(hospital, m, this.dataset === 'labs'), file: null, sketches: new Map(), patients: [] };
+      this.parts.set(key, part);
     }
-    const before = p.batch.rows;
-    p.batch.append(block, drop);
-    this.buffered += p.batch.rows - before;
-    if (p.batch.rows >= this.rowGroupRows) await this.flush(p);
+    return part;
+  }
+
+  /** Adds rows [from, to) of a chunk result to their partition, without the duplicates in `drop`. */
+  async add(part: Partition, r: ChunkResult, from: number, to: number, drop: number[] | null, ids: ChunkIds): Promise<void> {
+    const before = part.batch.rows;
+    part.batch.append(r, from, to, drop, ids, this.dicts, part.patients);
+    this.buffered += part.batch.rows - before;
+    if (part.batch.rows >= this.rowGroupRows) await this.flush(part);
     // Bound memory: flush the biggest partitions while too many rows wait.
     while (this.buffered > this.maxBufferedRows) {
       let biggest: Partition | null = null;
@@ -67,8 +75,10 @@ export class Partitions {
   private async flush(p: Partition): Promise<void> {
     if (p.batch.rows === 0) return;
     this.buffered -= p.batch.rows;
-    const block = p.batch.take();
-    const result = this.pool.run<EncodeResult>(() => ({ task: { kind: 'encode', dataset: this.dataset, block } }));
+    const batch = p.batch.take();
+    const dicts = this.dicts.state;
+    const transfer = [batch.day, batch.code, batch.value, batch.ref, batch.patient, batch.srcValue].filter((a) => a.byteLength > 0).map((a) => a.buffer as ArrayBuffer);
+    const result = this.pool.run<EncodeResult>(() => ({ task: { kind: 'encode', dataset: this.dataset, batch, dicts }, transfer }));
     result.catch(() => {}); // observed when applied
     this.inFlight.push({ part: p, result });
     while (this.inFlight.length > this.maxInFlight) await this.applyNext();
@@ -87,18 +97,11 @@ export class Partitions {
     this.timings.write += performance.now() - t0;
     this.timings.sketch += r.timings.sketch;
     this.timings.parquet_encode += r.timings.parquet_encode;
-    for (const { measure, state, patients } of r.sketches) {
+    for (const { measure, state } of r.sketches) {
       const s = MeasureSketch.fromJSON(state);
       const have = part.sketches.get(measure);
       if (have) have.merge(s);
       else part.sketches.set(measure, s);
-      let set = part.patients.get(measure);
-      if (!set) part.patients.set(measure, (set = new Bitset()));
-      // One index of 128-bit keys per hospital, a small bitset per (month, measure):
-      // a set of keys per (month, measure) would cost 16+ bytes a patient each.
-      let index = this.patientIndex.get(part.hospital);
-      if (!index) this.patientIndex.set(part.hospital, (index = new FingerprintSet(4, 1024, true)));
-      for (let at = 0; at < patients.length; at += 4) set.add(index.idOf(patients, at));
     }
     this.bpPairs += r.bpPairs;
     this.bpViolations += r.bpViolations;
@@ -112,8 +115,11 @@ export class Partitions {
     const t0 = performance.now();
     for (const p of all) {
       p.file?.close();
-      for (const [m, set] of p.patients) p.sketches.get(m)!.nPatients = set.count();
-      p.patients.clear();
+      p.patients.forEach((set, m) => {
+        const s = p.sketches.get(m);
+        if (s) s.nPatients = set.count();
+      });
+      p.patients = [];
     }
     this.timings.write += performance.now() - t0;
   }
@@ -133,27 +139,3 @@ export class Partitions {
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-
-/** A growable bitset with a population count. */
-class Bitset {
-  private words = new Uint32Array(8);
-  add(i: number): void {
-    const w = i >>> 5;
-    if (w >= this.words.length) {
-      const bigger = new Uint32Array(Math.max(w + 1, this.words.length * 2));
-      bigger.set(this.words);
-      this.words = bigger;
-    }
-    this.words[w] |= 1 << (i & 31);
-  }
-  count(): number {
-    let n = 0;
-    for (let x of this.words) {
-      x -= (x >>> 1) & 0x55555555;
-      x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-      n += Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
-    }
-    return n;
-  }
-}

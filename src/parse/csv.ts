@@ -275,3 +275,34 @@ function countChar(text: string, code: number, from: number, to: number): number
   for (let i = text.indexOf(ch, from); i !== -1 && i < to; i = text.indexOf(ch, i + 1)) n++;
   return n;
 }
+
+/**
+ * Where `parseText` ends the record that starts at `pos` (not a blank line),
+ * scanning bytes: the offset just past its LF, or `end`. Unlike
+ * `findRecordEnd` (quote parity, the cutter's rule), this follows the
+ * parser's grammar: a quote opens a quoted field only at a field's start.
+ * The workers' fast path uses it to hand one record to the parser.
+ */
+export function parsedRecordEnd(b: Uint8Array, pos: number, end: number): number {
+  let i = pos;
+  for (;;) {
+    if (i < end && b[i] === QUOTE) {
+      i++;
+      for (;;) {
+        while (i < end && b[i] !== QUOTE) i++;
+        if (i >= end) return end; // unterminated: the record runs to the end
+        if (i + 1 < end && b[i + 1] === QUOTE) {
+          i += 2;
+          continue;
+        }
+        i++;
+        break;
+      }
+    }
+    while (i < end && b[i] !== COMMA && b[i] !== LF) i++;
+    if (i >= end) return end;
+    if (b[i] === LF) return i + 1;
+    i++; // comma
+    if (i >= end) return end;
+  }
+}

@@ -2,82 +2,158 @@
  * The second worker stage: one batch of a (hospital, month) partition, with
  * duplicates already dropped by the coordinator, becomes one Parquet row
  * group (bytes + its metadata, offsets relative to the bytes) and the
- * batch's statistics sketches. Pure apart from the clock.
+ * batch's statistics sketches. Pure apart from the clock; reads patient keys
+ * and source values from the shared dictionaries.
  */
-import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { MEASURES } from '../registry.js';
-import { FLAG_TEXT } from '../rules/fields.js';
+import { FLAG_NONE, FLAG_TEXT } from '../rules/fields.js';
 import { MeasureSketch } from '../sketch/measure.js';
-import type { EncodeResult, EncodeTask } from '../types.js';
-import { curatedSchema } from './schema.js';
+import { ByteTable, type TableState } from '../transform/bytetable.js';
+import { type EncodeResult, type EncodeTask, PATIENT_WORDS } from '../types.js';
+import { Bytes, type ColumnMeta, writeColumnChunk } from './pages.js';
 
 const SYSTOLIC = MEASURES.vitals.findIndex((m) => m.name === 'blood_pressure_systolic');
 const DIASTOLIC = MEASURES.vitals.findIndex((m) => m.name === 'blood_pressure_diastolic');
+const HEX = new TextEncoder().encode('0123456789abcdef');
+const utf8 = new TextEncoder();
 
-/** The 32-bit number written by 8 hex digits of `s` at `at` (lowercase, as HMAC hex is). */
-function hexWord(s: string, at: number): number {
-  let x = 0;
-  for (let i = at; i < at + 8; i++) {
-    const c = s.charCodeAt(i);
-    x = x * 16 + (c <= 57 ? c - 48 : c - 87);
+/**
+ * Dense dictionary indices for 64-bit keys (two 32-bit halves), in order of
+ * first appearance: one open-addressing table, no object per key.
+ */
+class KeyIndex {
+  private slots: Int32Array;
+  private hi: Int32Array;
+  private lo: Int32Array;
+  private mask: number;
+  size = 0;
+  /** The keys, in index order. */
+  keysHi: Int32Array;
+  keysLo: Int32Array;
+
+  constructor(expected: number) {
+    let cap = 16;
+    while (cap < expected * 2) cap *= 2;
+    this.slots = new Int32Array(cap);
+    this.hi = this.keysHi = new Int32Array(cap);
+    this.lo = this.keysLo = new Int32Array(cap);
+    this.mask = cap - 1;
   }
-  return x;
+
+  index(hi: number, lo: number): number {
+    let i = this.slot(hi, lo);
+    for (;;) {
+      const v = this.slots[i];
+      if (v === 0) break;
+      if (this.hi[v - 1] === hi && this.lo[v - 1] === lo) return v - 1;
+      i = (i + 1) & this.mask;
+    }
+    const id = this.size++;
+    this.hi[id] = hi;
+    this.lo[id] = lo;
+    this.slots[i] = id + 1;
+    if (this.size * 2 > this.slots.length) this.grow();
+    return id;
+  }
+
+  private grow(): void {
+    const cap = this.slots.length * 2;
+    const hi = new Int32Array(cap);
+    const lo = new Int32Array(cap);
+    hi.set(this.hi);
+    lo.set(this.lo);
+    this.hi = this.keysHi = hi;
+    this.lo = this.keysLo = lo;
+    this.slots = new Int32Array(cap);
+    this.mask = cap - 1;
+    for (let id = 0; id < this.size; id++) {
+      let i = this.slot(hi[id], lo[id]);
+      while (this.slots[i] !== 0) i = (i + 1) & this.mask;
+      this.slots[i] = id + 1;
+    }
+  }
+
+  private slot(hi: number, lo: number): number {
+    return (Math.imul(hi ^ Math.imul(lo, 0x9e3779b1), 0x85ebca6b) >>> 7) & this.mask;
+  }
+}
+
+// Reads a double's bits without allocating.
+const F64 = new Float64Array(1);
+const U32 = new Int32Array(F64.buffer);
+
+/** A dictionary-encoded double column: indices per non-null value, dictionary of distinct values. */
+function doubleColumn(values: Float64Array, n: number, stride: number, offset: number, optional: boolean) {
+  const index = new KeyIndex(Math.min(n, 4096));
+  const indices = new Uint32Array(n);
+  const defined = optional ? new Uint32Array(n) : null;
+  let nonNull = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const v = values[stride * i + offset];
+    if (v !== v) continue; // NaN: null (an open reference bound)
+    if (defined) defined[i] = 1;
+    F64[0] = v;
+    indices[nonNull++] = index.index(U32[1], U32[0]);
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const dict = new Bytes(8 * index.size + 8);
+  for (let k = 0; k < index.size; k++) {
+    U32[1] = index.keysHi[k];
+    U32[0] = index.keysLo[k];
+    dict.f64(F64[0]);
+  }
+  return { dict, count: index.size, indices, nonNull, defined, min, max };
+}
+
+/** PLAIN BYTE_ARRAY dictionary of strings. */
+function stringDict(strings: readonly string[]): Bytes {
+  const d = new Bytes(64);
+  for (const s of strings) {
+    const b = utf8.encode(s);
+    d.u32(b.length);
+    d.bytes(b);
+  }
+  return d;
+}
+
+let sharedViews: { patients: ByteTable; values: ByteTable; p: TableState; v: TableState } | null = null;
+
+function views(task: EncodeTask): { patients: ByteTable; values: ByteTable } {
+  const { patients, values } = task.dicts;
+  if (!sharedViews || sharedViews.p.slots !== patients.slots || sharedViews.p.pool !== patients.pool || sharedViews.v.slots !== values.slots || sharedViews.v.pool !== values.pool) {
+    sharedViews = { patients: ByteTable.view(patients), values: ByteTable.view(values), p: patients, v: values };
+  }
+  return sharedViews;
 }
 
 export function encodeBatch(task: EncodeTask): EncodeResult {
   const t0 = performance.now();
   const labs = task.dataset === 'labs';
   const specs = MEASURES[task.dataset];
-  const blk = task.block;
-  const n = blk.n;
+  const b = task.batch;
+  const n = b.n;
+  const { patients, values } = views(task);
 
-  const patientKey = new Array<string>(n);
-  const type = new Array<string>(n);
-  const unit = new Array<string>(n);
-  const srcValue = new Array<string>(n);
-  const srcUnit = new Array<string>(n);
-  const flag = new Array<string | null>(n);
-  const refLow = labs ? new Array<number | null>(n) : [];
-  const refHigh = labs ? new Array<number | null>(n) : [];
-  const sketches = new Map<number, { sketch: MeasureSketch; patients: Set<string> }>();
-  // Systolic/diastolic pairing key: (patient, day, which) as one number.
+  // ---- statistics: one sketch per measure; systolic/diastolic pairs of one patient and date.
+  const sketches: (MeasureSketch | undefined)[] = [];
   const bp = new Map<number, number>();
   let bpPairs = 0;
   let bpViolations = 0;
-
-  const src = blk.srcValues;
-  const keys = blk.patientKeys;
-  // Systolic/diastolic pairs are matched per patient: a small id per distinct key.
-  const patientIds = new Map<string, number>();
   for (let i = 0; i < n; i++) {
-    const c = blk.code[i];
+    const c = b.code[i];
     const m = c & 0xff;
-    const key = keys.slice(32 * i, 32 * i + 32);
-    const v = blk.value[i];
-    const f = (c >>> 8) & 0xff;
-    patientKey[i] = key;
-    type[i] = specs[m].name;
-    unit[i] = specs[m].canonicalUnit;
-    srcValue[i] = src.slice(i === 0 ? 0 : blk.srcValueEnd[i - 1], blk.srcValueEnd[i]);
-    srcUnit[i] = blk.srcUnits[c >>> 16];
-    flag[i] = FLAG_TEXT[f];
-    if (labs) {
-      const lo = blk.ref[2 * i];
-      const hi = blk.ref[2 * i + 1];
-      refLow[i] = Number.isNaN(lo) ? null : lo;
-      refHigh[i] = Number.isNaN(hi) ? null : hi;
-    }
-    let s = sketches.get(m);
-    if (!s) sketches.set(m, (s = { sketch: new MeasureSketch(), patients: new Set() }));
-    s.sketch.add(v, f);
-    s.patients.add(key);
+    const v = b.value[i];
+    (sketches[m] ??= new MeasureSketch()).add(v, (c >>> 8) & 0xff);
     if (!labs && (m === SYSTOLIC || m === DIASTOLIC)) {
-      let p = patientIds.get(key);
-      if (p === undefined) patientIds.set(key, (p = patientIds.size));
-      const base = (p * 65536 + (blk.day[i] & 0xffff)) * 2;
-      const other = bp.get(base + (m === SYSTOLIC ? 0 : 1));
+      // (patient entry, day, which) as one number: patients < 2^26, days < 2^16 here.
+      const base = (b.patient[i] * 65536 + (b.day[i] & 0xffff)) * 2;
+      const mine = base + (m === SYSTOLIC ? 0 : 1);
+      const other = bp.get(mine);
       if (other !== undefined) {
-        bp.delete(base + (m === SYSTOLIC ? 0 : 1));
+        bp.delete(mine);
         bpPairs++;
         const sys = m === SYSTOLIC ? v : other;
         const dia = m === SYSTOLIC ? other : v;
@@ -87,40 +163,129 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   }
   const t1 = performance.now();
 
-  const hospital = new Array<string>(n).fill(blk.hospital);
-  const month = new Array<string>(n).fill(blk.month);
-  const columns: Record<string, ArrayLike<unknown>> = labs
-    ? { hospital_id: hospital, patient_key: patientKey, test_date: blk.day, month, test_type: type, value: blk.value, unit, ref_low: refLow, ref_high: refHigh, flag, source_value: srcValue, source_unit: srcUnit }
-    : { hospital_id: hospital, patient_key: patientKey, measurement_date: blk.day, month, vital_type: type, value: blk.value, unit, source_value: srcValue, source_unit: srcUnit, flag };
-  const writer = new ByteWriter(Math.max(1024, n * 24));
-  // Min/max statistics only where readers prune on them (dates, values): string
-  // statistics cost a sort-order pass per column and buy little here.
-  const withStats = new Set(['measurement_date', 'test_date', 'value']);
-  const pq = new ParquetWriter({ writer, schema: curatedSchema(task.dataset) as never, codec: 'SNAPPY', createdBy: 'healthcare-pipeline' });
-  pq.write({
-    // Dictionary encoding for every column, unconditionally: curated columns repeat
-    // heavily, and forcing it skips the writer's sampling pass (docs/decisions/0001).
-    columnData: Object.entries(columns).map(([name, data]) => ({ name, data: data as never, offsetIndex: false, statistics: withStats.has(name), encoding: 'RLE_DICTIONARY' as const })),
-    rowGroupSize: Math.max(1, n),
-  });
-  const rowGroup = relocate(pq.row_groups[0], -4n);
-  const bytes = new Uint8Array(writer.getBuffer().slice(4));
+  // ---- the row group, column by column (curated schema order, src/sinks/schema.ts).
+  const out = new Bytes(Math.max(1 << 12, n * 12));
+  const scratch = new Bytes(64);
+  const columns: ColumnMeta[] = [];
+  const all = (k: number) => new Uint32Array(k);
+  const constant = (name: string, value: string) => columns.push(writeColumnChunk(out, name, 'BYTE_ARRAY', n, stringDict([value]), 1, all(n), n, null, scratch));
+
+  // Dictionary of small codes (measures, units, flags): indices by code, dictionary in first-seen order.
+  const byCode = (name: string, code: (i: number) => number, text: (code: number) => string | null, optional: boolean) => {
+    const seen = new Map<number, number>();
+    const strings: string[] = [];
+    const indices = new Uint32Array(n);
+    const defined = optional ? new Uint32Array(n) : null;
+    let nonNull = 0;
+    for (let i = 0; i < n; i++) {
+      const k = code(i);
+      const s = text(k);
+      if (s === null) continue;
+      if (defined) defined[i] = 1;
+      let d = seen.get(k);
+      if (d === undefined) {
+        d = strings.length;
+        seen.set(k, d);
+        strings.push(s);
+      }
+      indices[nonNull++] = d;
+    }
+    columns.push(writeColumnChunk(out, name, 'BYTE_ARRAY', n, stringDict(strings), strings.length, indices, nonNull, defined, scratch));
+  };
+
+  const patientKeys = () => {
+    const index = new KeyIndex(Math.min(n, 1 << 15));
+    const indices = new Uint32Array(n);
+    for (let i = 0; i < n; i++) indices[i] = index.index(b.patient[i], 0);
+    const dict = new Bytes(36 * index.size + 8);
+    const p = patients.payload;
+    for (let k = 0; k < index.size; k++) {
+      dict.u32(32);
+      dict.reserve(32);
+      const base = index.keysHi[k] * PATIENT_WORDS + 1;
+      for (let w = 0; w < 4; w++) {
+        const x = p[base + w];
+        for (let s = 28; s >= 0; s -= 4) dict.buf[dict.length++] = HEX[(x >>> s) & 15];
+      }
+    }
+    columns.push(writeColumnChunk(out, 'patient_key', 'BYTE_ARRAY', n, dict, index.size, indices, n, null, scratch));
+  };
+
+  const dates = (name: string) => {
+    const index = new KeyIndex(64);
+    const indices = new Uint32Array(n);
+    let min = Infinity;
+    let max = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const d = b.day[i];
+      indices[i] = index.index(d, 0);
+      if (d < min) min = d;
+      if (d > max) max = d;
+    }
+    const dict = new Bytes(4 * index.size + 4);
+    for (let k = 0; k < index.size; k++) dict.i32(index.keysHi[k]);
+    columns.push(writeColumnChunk(out, name, 'INT32', n, dict, index.size, indices, n, null, scratch, n > 0 ? { min, max } : undefined));
+  };
+
+  const doubles = (name: string, src: Float64Array, stride: number, offset: number, optional: boolean, stats: boolean) => {
+    const c = doubleColumn(src, n, stride, offset, optional);
+    columns.push(writeColumnChunk(out, name, 'DOUBLE', n, c.dict, c.count, c.indices, c.nonNull, c.defined, scratch, stats && c.nonNull > 0 ? { min: c.min, max: c.max } : undefined));
+  };
+
+  const sourceValues = () => {
+    const index = new KeyIndex(Math.min(n, 4096));
+    const indices = new Uint32Array(n);
+    for (let i = 0; i < n; i++) indices[i] = index.index(b.srcValue[i], 0);
+    const dict = new Bytes(64);
+    for (let k = 0; k < index.size; k++) {
+      const id = index.keysHi[k];
+      const s = values.offsets[id];
+      const e = values.offsets[id + 1];
+      dict.u32(e - s);
+      dict.bytes(values.pool, s, e);
+    }
+    columns.push(writeColumnChunk(out, 'source_value', 'BYTE_ARRAY', n, dict, index.size, indices, n, null, scratch));
+  };
+
+  const measureName = (i: number) => b.code[i] & 0xff;
+  const flagCode = (i: number) => (b.code[i] >>> 8) & 0xff;
+  const unitCode = (i: number) => b.code[i] >>> 16;
+  const flagText = (f: number) => (f === FLAG_NONE ? null : FLAG_TEXT[f]);
+
+  constant('hospital_id', b.hospital);
+  patientKeys();
+  dates(labs ? 'test_date' : 'measurement_date');
+  constant('month', b.month);
+  byCode(labs ? 'test_type' : 'vital_type', measureName, (m) => specs[m].name, false);
+  doubles('value', b.value, 1, 0, false, true);
+  byCode('unit', measureName, (m) => specs[m].canonicalUnit, false);
+  if (labs) {
+    doubles('ref_low', b.ref, 2, 0, true, false);
+    doubles('ref_high', b.ref, 2, 1, true, false);
+    byCode('flag', flagCode, flagText, false);
+    sourceValues();
+    byCode('source_unit', unitCode, (u) => b.units[u], false);
+  } else {
+    sourceValues();
+    byCode('source_unit', unitCode, (u) => b.units[u], false);
+    byCode('flag', flagCode, flagText, true);
+  }
+  let total = 0n;
+  for (const c of columns) total += c.meta_data.total_uncompressed_size;
+  const rowGroup = { columns, total_byte_size: total, num_rows: BigInt(n), total_compressed_size: total, file_offset: 0n };
+  const bytes = out.buf.slice(0, out.length);
   const t2 = performance.now();
 
-  const measures = [...sketches.keys()].sort((a, b) => a - b);
+  const measures: { measure: number; state: ReturnType<MeasureSketch['toJSON']> }[] = [];
+  sketches.forEach((s, m) => {
+    if (s) measures.push({ measure: m, state: s.toJSON() });
+  });
   return {
     kind: 'encode-result',
     rows: n,
     bytes,
     rowGroup,
-    sketches: measures.map((m) => {
-      const s = sketches.get(m)!;
-      // The measure's distinct patients in this batch, as 128-bit keys.
-      const words = new Uint32Array(4 * s.patients.size);
-      let j = 0;
-      for (const k of s.patients) for (let q = 0; q < 32; q += 8) words[j++] = hexWord(k, q);
-      return { measure: m, state: s.sketch.toJSON(), patients: words };
-    }),
+    sketches: measures,
     bpPairs,
     bpViolations,
     timings: { sketch: t1 - t0, parquet_encode: t2 - t1 },

@@ -1,16 +1,40 @@
 /**
- * One chunk, start to finish, as a pure function: parse its records, apply
- * every row rule, transform accepted rows (units, flags, patient key) and
- * group them column-wise by (hospital, month). This is all the per-row work
- * of a run, and it runs in the workers.
+ * One chunk, start to finish: split its records, apply every row rule,
+ * transform accepted rows (units, flags, patient key) and hand them back
+ * column-wise, grouped by (hospital, month). All the per-row work of a run
+ * happens here, in the workers.
+ *
+ * Two paths, one contract:
+ * - the fast path reads a plain record straight from the bytes (ASCII,
+ *   fields unquoted or simply quoted) and accepts it only when every rule
+ *   passes, with byte-level checks (src/rules/bytes.ts) and interned fields
+ *   (a field's bytes are looked up, never turned into a string);
+ * - everything else — a rule failing, odd quoting, non-ASCII bytes, a wrong
+ *   field count — takes the string path: the parser (src/parse/csv.ts) and
+ *   `checkRow` decide, exactly as they always did, and produce the
+ *   quarantine entry with every failed rule. The fast path never rejects.
+ *
+ * Patient keys and source values are looked up in the dictionaries the
+ * coordinator shares (src/transform/bytetable.ts); what is not there yet is
+ * keyed here (HMAC in JS, src/transform/sha256.ts), cached, and sent back as
+ * the chunk's new entries.
  */
+import { parsedRecordEnd, parseRecords, Problem } from '../parse/csv.js';
+import { type Convert, MEASURES } from '../registry.js';
+import { isIdBytes, isTrimByte, parseDateBytes, parseDecimalBytes } from '../rules/bytes.js';
 import type { RowIssue } from '../rules/codes.js';
-import { INVALID_HOSPITAL, isValidHospitalId, monthOf } from '../rules/fields.js';
-import { checkRow, emptyCheckedRow, ruleContext, type RuleContext } from '../rules/row.js';
-import { parseRecords, parseText, Problem, regionEncoding } from '../parse/csv.js';
-import type { ChunkBlock, ChunkContext, ChunkResult, Rejects } from '../types.js';
-import { hashFields } from './hash.js';
-import { pseudonymiser } from './pseudonym.js';
+import { FLAG_H, FLAG_L, FLAG_N, FLAG_NONE, INVALID_HOSPITAL, isValidHospitalId, parseRefRange, type RefRange } from '../rules/fields.js';
+import { checkRow, type CheckedRow, emptyCheckedRow, ruleContext, type RuleContext } from '../rules/row.js';
+import { type ChunkContext, type ChunkResult, PENDING, type Rejects, type SharedDicts } from '../types.js';
+import { ByteTable, hashBytes, type TableState } from './bytetable.js';
+import { AcceptedRows, ChunkRefs } from './output.js';
+import { hmacSha256, type Hmac } from './sha256.js';
+
+const LF = 10;
+const CR = 13;
+const QUOTE = 34;
+const COMMA = 44;
+const PIPE = 124;
 
 const PROBLEM_CODE: Record<number, string> = {
   [Problem.BadQuote]: 'row.bad_quote',
@@ -18,171 +42,596 @@ const PROBLEM_CODE: Record<number, string> = {
   [Problem.InvalidUtf8]: 'row.invalid_utf8',
 };
 
-/** Accumulates one (hospital, month) group in plain arrays, then packs it. */
-class BlockBuilder {
-  day: number[] = [];
-  code: number[] = [];
-  value: number[] = [];
-  ref: number[] = [];
-  patientKeys: string[] = [];
-  srcUnitIds = new Map<string, number>();
-  srcUnits: string[] = [];
-  srcValues: string[] = [];
-  hash: number[] = [];
-  pos: number[] = [];
-  constructor(readonly hospital: string, readonly month: string) {}
+/** Worker-local caches grow with distinct values; past this many entries they start over. */
+const CACHE_LIMIT = 1 << 17;
 
-  pack(): ChunkBlock {
-    const srcValueEnd = new Uint32Array(this.srcValues.length);
-    let end = 0;
-    for (let i = 0; i < this.srcValues.length; i++) {
-      end += this.srcValues[i].length;
-      srcValueEnd[i] = end;
+/**
+ * 64-bit row fingerprint over fields given as byte ranges (bounds[2k],
+ * bounds[2k + 1]) of `b`: two independent 32-bit lanes, each field's length
+ * mixed in after its bytes so field boundaries count. With n rows the chance
+ * of a false duplicate is about n²/2⁶⁵.
+ */
+export function fingerprint(b: Uint8Array, bounds: Int32Array, nFields: number, out: Uint32Array, at: number): void {
+  let x = 0x811c9dc5;
+  let y = 0x9747b28c;
+  for (let f = 0; f < nFields; f++) {
+    const s = bounds[2 * f];
+    const e = bounds[2 * f + 1];
+    for (let i = s; i < e; i++) {
+      const c = b[i];
+      x = Math.imul(x ^ c, 0x01000193);
+      y = Math.imul(y ^ c, 0x5bd1e995);
+      y ^= y >>> 13;
     }
+    x = Math.imul(x ^ (e - s + 0x100), 0x01000193);
+    y = Math.imul(y ^ (e - s + 0x100), 0x5bd1e995);
+    y ^= y >>> 13;
+  }
+  out[at] = fmix(x ^ nFields);
+  out[at + 1] = fmix(y + 0x27d4eb2f);
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** L below the range, H above it, else N; open bounds are NaN; a value on a strict bound is outside. */
+function flagOf(v: number, lo: number, hi: number, loIncl: boolean, hiIncl: boolean): number {
+  if (lo === lo && (v < lo || (!loIncl && v === lo))) return FLAG_L;
+  if (hi === hi && (v > hi || (!hiIncl && v === hi))) return FLAG_H;
+  return FLAG_N;
+}
+
+/** Per-file state a worker keeps between chunks: rule tables, interned fields, caches. */
+export class ChunkProcessor {
+  private readonly labs: boolean;
+  private readonly rules: RuleContext;
+  private readonly hmac: Hmac;
+  private readonly nReq: number;
+  private readonly idx: Int32Array;
+  private readonly nMeasures: number;
+  private readonly plausibleLo: Float64Array;
+  private readonly plausibleHi: Float64Array;
+  private readonly normalLo: Float64Array;
+  private readonly normalHi: Float64Array;
+  private readonly hasNormal: Uint8Array;
+
+  // Interned fields (worker-local ids) and what each means.
+  private readonly hospitals = new ByteTable(0);
+  private readonly hospitalName: string[] = [];
+  private readonly hospitalOk: boolean[] = [];
+  private readonly types = new ByteTable(0);
+  private readonly typeMeasure: number[] = [];
+  private readonly units = new ByteTable(0);
+  private readonly unitName: string[] = [];
+  /** Per (unit id × measure): 0 not looked up, −1 not allowed, k + 1 = converters[k]. */
+  private unitConv = new Int32Array(64);
+  private readonly converters: Convert[] = [];
+  private readonly ranges = new ByteTable(0);
+  private readonly rangeOf: (RefRange | null)[] = [];
+
+  // The coordinator's shared dictionaries, and entries keyed here that are not in them yet.
+  private sharedPatients: ByteTable | null = null;
+  private sharedValues: ByteTable | null = null;
+  private patientCache = new ByteTable(4);
+  private valueCache = new ByteTable(0);
+  private readonly newPatients = new ChunkRefs();
+  private readonly newValues = new ChunkRefs();
+
+  // Per-chunk scratch.
+  private readonly out: AcceptedRows;
+  private readonly bounds = new Int32Array(2 * 256);
+  private readonly msg = new Uint8Array(32 + 1 + 64);
+  private readonly scratch = new Uint8Array(1 << 16);
+  private unitStamp = new Int32Array(64).fill(-1);
+  private unitLocal = new Int32Array(64);
+  private chunkUnits: string[] = [];
+  private partIndex = new Map<number, number>();
+  private parts: { hospital: string; month: number }[] = [];
+  private chunkNo = 0;
+  private lastMsgLen = -1;
+  private lastMsg = new Uint8Array(32 + 1 + 64);
+  private lastPatientRef = 0;
+  private readonly row: CheckedRow = emptyCheckedRow();
+  private readonly issues: RowIssue[] = [];
+  private readonly keyWords = new Uint32Array(4);
+  private defaultedRanges = 0;
+
+  constructor(readonly ctx: ChunkContext) {
+    this.labs = ctx.dataset === 'labs';
+    this.rules = ruleContext(ctx.dataset, ctx.asOfDay, ctx.period);
+    this.hmac = hmacSha256(ctx.key);
+    this.nReq = ctx.index.length;
+    this.idx = Int32Array.from(ctx.index);
+    const specs = MEASURES[ctx.dataset];
+    this.nMeasures = specs.length;
+    this.plausibleLo = Float64Array.from(specs, (s) => s.plausible[0]);
+    this.plausibleHi = Float64Array.from(specs, (s) => s.plausible[1]);
+    this.normalLo = Float64Array.from(specs, (s) => s.normal?.[0] ?? NaN);
+    this.normalHi = Float64Array.from(specs, (s) => s.normal?.[1] ?? NaN);
+    this.hasNormal = Uint8Array.from(specs, (s) => (s.normal ? 1 : 0));
+    this.out = new AcceptedRows(this.labs);
+  }
+
+  /** Points the shared-dictionary views at the coordinator's current buffers. */
+  private attach(dicts: SharedDicts): void {
+    const same = (t: ByteTable | null, s: TableState) => t !== null && t.state.slots === s.slots && t.state.pool === s.pool;
+    if (!same(this.sharedPatients, dicts.patients)) this.sharedPatients = ByteTable.view(dicts.patients);
+    if (!same(this.sharedValues, dicts.values)) this.sharedValues = ByteTable.view(dicts.values);
+  }
+
+  run(bytes: Uint8Array, seq: number, dicts: SharedDicts): ChunkResult {
+    this.attach(dicts);
+    this.chunkNo++;
+    this.newPatients.reset(this.chunkNo);
+    this.newValues.reset(this.chunkNo);
+    if (this.patientCache.size > CACHE_LIMIT) this.patientCache = new ByteTable(4);
+    if (this.valueCache.size > CACHE_LIMIT) this.valueCache = new ByteTable(0);
+    this.chunkUnits = [];
+    this.partIndex = new Map();
+    this.parts = [];
+    this.lastMsgLen = -1;
+
+    const b = bytes;
+    const end = b.length;
+    const nReq = this.nReq;
+    const idx = this.idx;
+    const columnCount = this.ctx.columnCount;
+    const bounds = this.bounds;
+    const labs = this.labs;
+    const asOf = this.ctx.asOfDay;
+    const period = this.ctx.period;
+    const pFirst = period ? period.first : -Infinity;
+    const pLast = period ? period.last : Infinity;
+    const unitCol = labs ? 6 : 5;
+    const rejects: Rejects = { line: [], codes: [], hospital: [], fields: [], raw: [] };
+    const filled = new Array<number>(nReq).fill(0);
+    let rows = 0;
+    let line = 0;
+    let blankLines = 0;
+    this.defaultedRanges = 0;
+    const t0 = performance.now();
+    let sampled = 0;
+    let sParse = 0;
+    let sRules = 0;
+    let sTransform = 0;
+
+    let pos = 0;
+    while (pos < end) {
+      const c0 = b[pos];
+      // Blank lines: nothing, or a lone CR, before the LF (or the end).
+      if (c0 === LF) {
+        pos++;
+        line++;
+        blankLines++;
+        continue;
+      }
+      if (c0 === CR && (pos + 1 === end || b[pos + 1] === LF)) {
+        pos = Math.min(end, pos + 2);
+        if (pos <= end && b[pos - 1] === LF) line++;
+        blankLines++;
+        continue;
+      }
+      rows++;
+      const sample = (rows & 63) === 0;
+      const ta = sample ? performance.now() : 0;
+      // ---- split: fields as byte ranges, trimmed; 0 = take the string path.
+      const recStart = pos;
+      let i = pos;
+      let nf = 0;
+      let simple = true;
+      for (;;) {
+        let s = i;
+        let e: number;
+        let c = i < end ? b[i] : LF;
+        if (c === QUOTE) {
+          s = ++i;
+          while (i < end) {
+            c = b[i];
+            if (c === QUOTE || c === LF || c === CR || c >= 0x80) break;
+            i++;
+          }
+          if (i >= end || c !== QUOTE) {
+            simple = false;
+            break;
+          }
+          e = i++;
+          c = i < end ? b[i] : LF;
+          if (c === CR && i + 1 < end && b[i + 1] === LF) c = b[++i];
+          if (c !== COMMA && c !== LF) {
+            simple = false;
+            break;
+          }
+        } else {
+          while (i < end) {
+            c = b[i];
+            if (c === COMMA || c === LF || c === QUOTE || c >= 0x80) break;
+            i++;
+          }
+          if (c === QUOTE || c >= 0x80) {
+            simple = false;
+            break;
+          }
+          e = i;
+        }
+        while (s < e && isTrimByte(b[s])) s++;
+        while (e > s && isTrimByte(b[e - 1])) e--;
+        if (nf < 256) {
+          bounds[2 * nf] = s;
+          bounds[2 * nf + 1] = e;
+        }
+        nf++;
+        if (i >= end) break;
+        if (b[i] === LF) {
+          i++;
+          break;
+        }
+        i++; // comma
+        if (i >= end) {
+          // A trailing comma at the very end: one more, empty field.
+          bounds[2 * nf] = i;
+          bounds[2 * nf + 1] = i;
+          nf++;
+          break;
+        }
+      }
+      const tb = sample ? performance.now() : 0;
+      if (!simple || nf !== columnCount) {
+        const recEnd = parsedRecordEnd(b, recStart, end);
+        line += this.slowRecord(b, recStart, recEnd, line, rejects, filled);
+        pos = recEnd;
+        continue;
+      }
+      const recLine = line;
+      // The record ended at its LF (or the end): one line.
+      if (b[i - 1] === LF) line++;
+      pos = i;
+
+      // ---- rules, on the trimmed required fields.
+      const hs = bounds[2 * idx[0]];
+      const he = bounds[2 * idx[0] + 1];
+      const ds = bounds[2 * idx[1]];
+      const de = bounds[2 * idx[1] + 1];
+      const ps = bounds[2 * idx[2]];
+      const pe = bounds[2 * idx[2] + 1];
+      const ts = bounds[2 * idx[3]];
+      const te = bounds[2 * idx[3] + 1];
+      const vs = bounds[2 * idx[4]];
+      const ve = bounds[2 * idx[4] + 1];
+      const us = bounds[2 * idx[unitCol]];
+      const ue = bounds[2 * idx[unitCol] + 1];
+      let ok = he > hs && de > ds && pe > ps && te > ts && ve > vs && ue > us;
+      let hosp = -1;
+      let day = NaN;
+      let measure = -1;
+      let value = NaN;
+      let raw = NaN;
+      let unit = -1;
+      let refLo = NaN;
+      let refHi = NaN;
+      let loIncl = true;
+      let hiIncl = true;
+      let defaulted = false;
+      if (ok) {
+        hosp = this.hospitalId(b, hs, he);
+        day = parseDateBytes(b, ds, de);
+        measure = this.measureOf(b, ts, te);
+        raw = parseDecimalBytes(b, vs, ve);
+        ok = hosp >= 0 && day === day && day <= asOf && day >= pFirst && day <= pLast && measure >= 0 && raw === raw && isIdBytes(b, ps, pe, 64);
+      }
+      if (ok) {
+        unit = this.units.intern(b, us, ue);
+        if (this.units.isNew) this.unitName[unit] = Buffer.from(b.buffer, b.byteOffset + us, ue - us).toString('latin1');
+        const conv = this.conversion(unit, measure);
+        if (conv === null) ok = false;
+        else {
+          value = conv(raw);
+          ok = value >= this.plausibleLo[measure] && value <= this.plausibleHi[measure];
+          if (ok && labs) {
+            const rs = bounds[2 * idx[5]];
+            const re = bounds[2 * idx[5] + 1];
+            if (re === rs) {
+              defaulted = true;
+              refLo = this.normalLo[measure];
+              refHi = this.normalHi[measure];
+            } else {
+              const r = this.rangeAt(b, rs, re);
+              if (r === null) ok = false;
+              else {
+                refLo = r.low === null ? NaN : conv(r.low);
+                refHi = r.high === null ? NaN : conv(r.high);
+                loIncl = r.lowInclusive;
+                hiIncl = r.highInclusive;
+              }
+            }
+          }
+        }
+      }
+      const tc = sample ? performance.now() : 0;
+      if (!ok) {
+        // Some rule failed (or could not be decided here): the string path decides and says why.
+        line = recLine;
+        line += this.slowRecord(b, recStart, pos, recLine, rejects, filled);
+        continue;
+      }
+      for (let k = 0; k < nReq; k++) if (bounds[2 * idx[k] + 1] > bounds[2 * idx[k]]) filled[k]++;
+      if (defaulted) this.defaultedRanges++;
+
+      // ---- transform: flag, patient key, dictionaries, fingerprint, partition.
+      let flag: number;
+      if (labs) flag = flagOf(value, refLo, refHi, loIncl, hiIncl);
+      else flag = this.hasNormal[measure] ? flagOf(value, this.normalLo[measure], this.normalHi[measure], true, true) : FLAG_NONE;
+      const month = (((b[ds] - 48) * 1000 + (b[ds + 1] - 48) * 100 + (b[ds + 2] - 48) * 10 + (b[ds + 3] - 48)) * 12 + (b[ds + 5] - 48) * 10 + (b[ds + 6] - 48) - 1);
+      const r = this.out.next();
+      const o = this.out;
+      o.part[r] = this.partOf(hosp, month);
+      o.day[r] = day;
+      o.code[r] = measure | (flag << 8) | (this.chunkUnit(unit) << 16);
+      o.value[r] = value;
+      if (labs) {
+        o.ref[2 * r] = refLo;
+        o.ref[2 * r + 1] = refHi;
+      }
+      o.patient[r] = this.patientRef(b, hs, he, ps, pe);
+      o.srcValue[r] = this.valueRef(b, vs, ve);
+      fingerprint(b, bounds, nf, o.fp, 2 * r);
+      o.pos[2 * r] = recStart;
+      o.pos[2 * r + 1] = recLine;
+      if (sample) {
+        const td = performance.now();
+        sParse += tb - ta;
+        sRules += tc - tb;
+        sTransform += td - tc;
+        sampled++;
+      }
+    }
+
+    const t1 = performance.now();
+    // Partitions in (hospital, month) order, so the coordinator meets them in an order that does not depend on the rows'.
+    const order = this.parts.map((_, i) => i).sort((x, y) => {
+      const a = this.parts[x];
+      const c = this.parts[y];
+      return a.hospital < c.hospital ? -1 : a.hospital > c.hospital ? 1 : a.month - c.month;
+    });
+    const rank = new Uint32Array(order.length);
+    order.forEach((p, k) => (rank[p] = k));
+    const packed = this.out.pack(order.length, rank);
+    const parts = order.map((p) => this.parts[p]);
+    const t2 = performance.now();
+    // Split the chunk's time in the proportions the sampled rows showed.
+    const loop = t1 - t0;
+    const sum = sParse + sRules + sTransform;
+    const share = (x: number) => (sampled > 0 && sum > 0 ? (loop * x) / sum : loop / 3);
     return {
-      hospital: this.hospital,
-      month: this.month,
-      n: this.day.length,
-      day: Int32Array.from(this.day),
-      code: Uint32Array.from(this.code),
-      value: Float64Array.from(this.value),
-      ref: Float64Array.from(this.ref),
-      patientKeys: this.patientKeys.join(''),
-      srcUnits: this.srcUnits,
-      srcValues: this.srcValues.join(''),
-      srcValueEnd,
-      hash: Uint32Array.from(this.hash),
-      pos: Uint32Array.from(this.pos),
+      kind: 'chunk-result',
+      seq,
+      lines: line,
+      blankLines,
+      rows,
+      parts,
+      ...packed,
+      units: this.chunkUnits,
+      newPatients: this.newPatients.collect(this.patientCache),
+      newValues: this.newValues.collect(this.valueCache),
+      rejects,
+      filled,
+      defaultedRanges: this.defaultedRanges,
+      timings: { parse: share(sParse), rules: share(sRules), transform: share(sTransform) + (t2 - t1) },
+      bytes,
     };
   }
-}
 
-/** Per-context state a worker keeps between chunks (rule tables, key cache). */
-export interface ChunkProcessor {
-  (bytes: Uint8Array, seq: number): ChunkResult;
-}
+  /** Interned hospital id, or −1 when the hospital_id is not valid. */
+  private hospitalId(b: Uint8Array, s: number, e: number): number {
+    const id = this.hospitals.intern(b, s, e);
+    if (this.hospitals.isNew) {
+      const name = Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1');
+      this.hospitalName[id] = name;
+      this.hospitalOk[id] = isValidHospitalId(name);
+    }
+    return this.hospitalOk[id] ? id : -1;
+  }
 
-export function chunkProcessor(ctx: ChunkContext): ChunkProcessor {
-  const rules: RuleContext = ruleContext(ctx.dataset, ctx.asOfDay, ctx.period);
-  const pseudo = pseudonymiser(ctx.key);
-  const labs = ctx.dataset === 'labs';
-  const nRequired = ctx.index.length;
-  return (bytes, seq) => processChunk(bytes, seq, ctx, rules, pseudo, labs, nRequired);
-}
+  /** Measure index of a type name, or −1 when unknown. */
+  private measureOf(b: Uint8Array, s: number, e: number): number {
+    const id = this.types.intern(b, s, e);
+    if (this.types.isNew) this.typeMeasure[id] = this.rules.measures.byName.get(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1')) ?? -1;
+    return this.typeMeasure[id];
+  }
 
-function processChunk(
-  bytes: Uint8Array,
-  seq: number,
-  ctx: ChunkContext,
-  rules: RuleContext,
-  pseudo: (h: string, p: string) => string,
-  labs: boolean,
-  nRequired: number,
-): ChunkResult {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const t0 = performance.now();
-  const groups = new Map<string, Map<number, BlockBuilder>>();
-  const rejects: Rejects = { line: [], codes: [], hospital: [], fields: [], raw: [] };
-  const filled = new Array<number>(nRequired).fill(0);
-  const f = new Array<string>(nRequired).fill('');
-  const row = emptyCheckedRow();
-  const issues: RowIssue[] = [];
-  const hash = new Uint32Array(2);
-  let rows = 0;
-  let defaultedRanges = 0;
-  let rulesMs = 0;
+  /** The conversion of a unit for a measure, or null when the unit is not allowed. */
+  private conversion(unit: number, measure: number): Convert | null {
+    const k = unit * this.nMeasures + measure;
+    if (k >= this.unitConv.length) {
+      const bigger = new Int32Array(Math.max(k + 1, this.unitConv.length * 2));
+      bigger.set(this.unitConv);
+      this.unitConv = bigger;
+    }
+    let c = this.unitConv[k];
+    if (c === 0) {
+      const f = this.rules.measures.unitFor(measure, this.unitName[unit]);
+      if (!f) c = -1;
+      else {
+        let at = this.converters.indexOf(f);
+        if (at < 0) at = this.converters.push(f) - 1;
+        c = at + 1;
+      }
+      this.unitConv[k] = c;
+    }
+    return c < 0 ? null : this.converters[c - 1];
+  }
 
-  const reject = (fields: string[], line: number, codes: string, raw: string) => {
-    const h = fields.length > ctx.index[0] ? fields[ctx.index[0]].trim() : '';
-    rejects.line.push(line);
-    rejects.codes.push(codes);
-    rejects.hospital.push(isValidHospitalId(h) ? h : INVALID_HOSPITAL);
-    rejects.fields.push(fields.slice());
-    rejects.raw.push(raw);
-  };
+  private rangeAt(b: Uint8Array, s: number, e: number): RefRange | null {
+    const id = this.ranges.intern(b, s, e);
+    if (this.ranges.isNew) this.rangeOf[id] = parseRefRange(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1'));
+    return this.rangeOf[id];
+  }
 
-  const onRecord = (r: { fields: string[]; start: number; end: number; line: number; problem: Problem }) => {
-    rows++;
-    const fields = r.fields;
-    const countOk = fields.length === ctx.columnCount;
-    if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
-      const code = !countOk && r.problem === Problem.None ? 'row.field_count' : PROBLEM_CODE[r.problem];
-      reject(fields, r.line, code, rawRecord(r.start, r.end));
-      return;
+  /** The chunk's index of a (hospital, month) partition. */
+  private partOf(hosp: number, month: number): number {
+    const key = hosp * 0x100000 + month;
+    let p = this.partIndex.get(key);
+    if (p === undefined) {
+      p = this.parts.length;
+      this.parts.push({ hospital: this.hospitalName[hosp], month });
+      this.partIndex.set(key, p);
     }
-    for (let i = 0; i < nRequired; i++) {
-      const v = fields[ctx.index[i]].trim();
-      f[i] = v;
-      if (v !== '') filled[i]++;
+    return p;
+  }
+
+  /** The chunk's index of an interned unit. */
+  private chunkUnit(unit: number): number {
+    if (unit >= this.unitStamp.length) {
+      const s = new Int32Array(unit * 2 + 1).fill(-1);
+      s.set(this.unitStamp);
+      this.unitStamp = s;
+      const l = new Int32Array(s.length);
+      l.set(this.unitLocal);
+      this.unitLocal = l;
     }
-    issues.length = 0;
-    // Timing every row would cost more than the rules; sample one row in 32.
-    let ok: boolean;
-    if ((rows & 31) === 0) {
-      const ta = performance.now();
-      ok = checkRow(rules, f, row, issues);
-      rulesMs += (performance.now() - ta) * 32;
-    } else ok = checkRow(rules, f, row, issues);
-    if (r.problem === Problem.BadQuote) issues.unshift({ code: 'row.bad_quote', field: '' });
-    if (!ok || issues.length > 0) {
-      reject(fields, r.line, issues.map((i) => i.code).join(';'), '');
-      return;
+    if (this.unitStamp[unit] !== this.chunkNo) {
+      this.unitStamp[unit] = this.chunkNo;
+      this.unitLocal[unit] = this.chunkUnits.length;
+      this.chunkUnits.push(this.unitName[unit]);
     }
-    // Duplicate detection hashes every field of the row, extras included.
-    const all = fields.length === nRequired ? f : fields.map((x) => x.trim());
-    hashFields(all, hash);
-    // Groups by hospital, then by an integer month key: no string is built per row.
-    let byMonth = groups.get(row.hospitalId);
-    if (!byMonth) groups.set(row.hospitalId, (byMonth = new Map()));
-    let g = byMonth.get(row.monthIndex);
-    if (!g) {
-      byMonth.set(row.monthIndex, (g = new BlockBuilder(row.hospitalId, monthOf(row.monthIndex))));
+    return this.unitLocal[unit];
+  }
+
+  /**
+   * The row's patient reference: `hospital_id|patient_id` looked up in the
+   * shared dictionary, else keyed here (and cached) and sent as new.
+   * Consecutive rows of one patient (a visit) skip the lookup.
+   */
+  private patientRef(b: Uint8Array, hs: number, he: number, ps: number, pe: number): number {
+    const msg = this.msg;
+    let n = 0;
+    for (let i = hs; i < he; i++) msg[n++] = b[i];
+    msg[n++] = PIPE;
+    for (let i = ps; i < pe; i++) msg[n++] = b[i];
+    if (n === this.lastMsgLen) {
+      const last = this.lastMsg;
+      let k = 0;
+      while (k < n && last[k] === msg[k]) k++;
+      if (k === n) return this.lastPatientRef;
     }
-    g.day.push(row.day);
-    g.value.push(row.value);
-    if (labs) {
-      g.ref.push(row.refLow, row.refHigh);
-      if (row.defaultedRange) defaultedRanges++;
+    const ref = this.lookupPatient(msg, n);
+    this.lastMsg.set(msg.subarray(0, n));
+    this.lastMsgLen = n;
+    this.lastPatientRef = ref;
+    return ref;
+  }
+
+  private lookupPatient(msg: Uint8Array, n: number): number {
+    const h = hashBytes(msg, 0, n);
+    const shared = this.sharedPatients!.find(msg, 0, n, h);
+    if (shared >= 0) return shared;
+    const cache = this.patientCache;
+    let id = cache.find(msg, 0, n, h);
+    if (id < 0) {
+      this.hmac(msg, 0, n, this.keyWords, 0, 4);
+      id = cache.add(msg, 0, n, h, this.keyWords, 0);
     }
-    g.patientKeys.push(pseudo(row.hospitalId, row.patientId));
-    let ui = g.srcUnitIds.get(row.sourceUnit);
-    if (ui === undefined) {
-      ui = g.srcUnits.length;
-      g.srcUnitIds.set(row.sourceUnit, ui);
-      g.srcUnits.push(row.sourceUnit);
+    return (PENDING | this.newPatients.indexOf(id)) >>> 0;
+  }
+
+  private valueRef(b: Uint8Array, s: number, e: number): number {
+    const h = hashBytes(b, s, e);
+    const shared = this.sharedValues!.find(b, s, e, h);
+    if (shared >= 0) return shared;
+    const id = this.valueCache.intern(b, s, e, h);
+    return (PENDING | this.newValues.indexOf(id)) >>> 0;
+  }
+
+  /**
+   * The string path for one record, bytes [start, end): the parser splits
+   * it, `checkRow` decides. A rejected row goes to `rejects` with every rule
+   * it fails; an accepted one joins the output like a fast-path row.
+   * Returns the LFs consumed.
+   */
+  private slowRecord(b: Uint8Array, start: number, end: number, lineBase: number, rejects: Rejects, filled: number[]): number {
+    const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+    const ctx = this.ctx;
+    const nReq = this.nReq;
+    const { lines } = parseRecords(buf, start, end, (r) => {
+      const line = lineBase + r.line;
+      const fields = r.fields;
+      const countOk = fields.length === ctx.columnCount;
+      const reject = (codes: string, raw: string) => {
+        const h = fields.length > ctx.index[0] ? fields[ctx.index[0]].trim() : '';
+        rejects.line.push(line);
+        rejects.codes.push(codes);
+        rejects.hospital.push(isValidHospitalId(h) ? h : INVALID_HOSPITAL);
+        rejects.fields.push(fields.slice());
+        rejects.raw.push(raw);
+      };
+      if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
+        const code = !countOk && r.problem === Problem.None ? 'row.field_count' : PROBLEM_CODE[r.problem];
+        reject(code, buf.toString(r.problem === Problem.InvalidUtf8 ? 'latin1' : 'utf8', r.start, r.end).replace(/\r?\n$/, ''));
+        return;
+      }
+      const f = new Array<string>(nReq);
+      for (let i = 0; i < nReq; i++) {
+        f[i] = fields[ctx.index[i]].trim();
+        if (f[i] !== '') filled[i]++;
+      }
+      const issues = this.issues;
+      issues.length = 0;
+      const ok = checkRow(this.rules, f, this.row, issues);
+      if (r.problem === Problem.BadQuote) issues.unshift({ code: 'row.bad_quote', field: '' });
+      if (!ok || issues.length > 0) {
+        reject(issues.map((i) => i.code).join(';'), '');
+        return;
+      }
+      this.acceptChecked(fields.map((x) => x.trim()), r.start, line);
+    });
+    return lines;
+  }
+
+  /** Adds a row the string path accepted (this.row holds its curated values). */
+  private acceptChecked(trimmed: string[], recStart: number, line: number): void {
+    const row = this.row;
+    if (this.labs && row.defaultedRange) this.defaultedRanges++;
+    // Every field's UTF-8 bytes in one scratch buffer, as the fast path sees them.
+    const sc = trimmed.reduce((n, s) => n + Buffer.byteLength(s), 0) <= this.scratch.length ? this.scratch : new Uint8Array(trimmed.reduce((n, s) => n + Buffer.byteLength(s), 0));
+    const bounds = new Int32Array(2 * trimmed.length);
+    let at = 0;
+    const sbuf = Buffer.from(sc.buffer, sc.byteOffset, sc.byteLength);
+    for (let k = 0; k < trimmed.length; k++) {
+      bounds[2 * k] = at;
+      at += sbuf.write(trimmed[k], at, 'utf8');
+      bounds[2 * k + 1] = at;
     }
-    g.code.push(row.measure | (row.flag << 8) | (ui << 16));
-    g.srcValues.push(row.sourceValue);
-    g.hash.push(hash[0], hash[1]);
-    g.pos.push(r.start, r.line);
-  };
-  // One native decode per chunk, then string slicing (docs/PERFORMANCE.md);
-  // chunks with invalid UTF-8 take the byte parser, which checks each record.
-  const enc = regionEncoding(buf, 0, buf.length);
-  const text = enc === 'mixed' ? null : enc === 'latin1' ? buf.toString('latin1') : buf.toString('utf8');
-  const rawRecord = (start: number, end: number): string => {
-    const raw = text !== null ? text.slice(start, end) : buf.toString('latin1', start, end);
-    return raw.replace(/\r?\n$/, '');
-  };
-  const { lines, blankLines } = text !== null ? parseText(text, onRecord) : parseRecords(buf, 0, buf.length, onRecord);
-  const t1 = performance.now();
-  // Blocks in a deterministic order: by hospital, then month.
-  const blocks = [...groups.values()].flatMap((m) => [...m.values()])
-    .sort((a, b) => (a.hospital < b.hospital ? -1 : a.hospital > b.hospital ? 1 : a.month < b.month ? -1 : a.month > b.month ? 1 : 0))
-    .map((g) => g.pack());
-  const t2 = performance.now();
-  return {
-    kind: 'chunk-result',
-    seq,
-    lines,
-    blankLines,
-    rows,
-    blocks,
-    rejects,
-    decoding: enc === 'mixed' ? 'bytes' : enc,
-    filled,
-    defaultedRanges,
-    timings: { parse: Math.max(0, t1 - t0 - rulesMs), rules: Math.min(rulesMs, t1 - t0), transform: t2 - t1 },
-    bytes,
-  };
+    const field = (col: number) => [bounds[2 * this.idx[col]], bounds[2 * this.idx[col] + 1]] as const;
+    const [hs, he] = field(0);
+    const [ps, pe] = field(2);
+    const [vs, ve] = field(4);
+    const [us, ue] = field(this.labs ? 6 : 5);
+    const hosp = this.hospitals.intern(sc, hs, he);
+    if (this.hospitals.isNew) {
+      this.hospitalName[hosp] = row.hospitalId;
+      this.hospitalOk[hosp] = true;
+    }
+    const unit = this.units.intern(sc, us, ue);
+    if (this.units.isNew) this.unitName[unit] = row.sourceUnit;
+    const o = this.out;
+    const r = o.next();
+    o.part[r] = this.partOf(hosp, row.monthIndex);
+    o.day[r] = row.day;
+    o.code[r] = row.measure | (row.flag << 8) | (this.chunkUnit(unit) << 16);
+    o.value[r] = row.value;
+    if (this.labs) {
+      o.ref[2 * r] = row.refLow;
+      o.ref[2 * r + 1] = row.refHigh;
+    }
+    o.patient[r] = this.patientRef(sc, hs, he, ps, pe);
+    o.srcValue[r] = this.valueRef(sc, vs, ve);
+    fingerprint(sc, bounds, trimmed.length, o.fp, 2 * r);
+    o.pos[2 * r] = recStart;
+    o.pos[2 * r + 1] = line;
+  }
 }
