@@ -176,6 +176,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         asOfDay: cfg.asOfDay,
         period: cfg.periodBounds,
         key: cfg.key,
+        run: randomUUID(),
       };
       const firstLine = header.lines + 1;
       // Sized for the file (about 50 bytes a row) so it rarely has to grow mid-run.
@@ -222,8 +223,9 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           const hospital = r.parts[p].hospital;
           const td = performance.now();
           let drop: number[] | null = null;
+          const fp = r.fp;
           for (let i = from; i < to; i++) {
-            if (!seen.add2(r.fp[2 * i], r.fp[2 * i + 1])) {
+            if (!seen.add2(fp[2 * i], fp[2 * i + 1])) {
               (drop ??= []).push(i);
               // A later copy of an accepted row: quarantine it as read.
               const a = hospitalAcc(hospital);

@@ -17,6 +17,11 @@ export interface ChunkContext {
   readonly period: { first: number; last: number } | null;
   /** The pseudonymisation key; lives only in memory, never logged. */
   readonly key: string;
+  /**
+   * One per `process` pass: a worker's caches (which remember ids of the
+   * pass's shared dictionaries) never outlive the pass.
+   */
+  readonly run: string;
 }
 
 /**

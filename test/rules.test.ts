@@ -126,6 +126,7 @@ function runChunk(dataset: Dataset, bytes: Buffer, asOf = AS_OF, period: string 
     asOfDay: day(asOf),
     period: period ? monthBounds(period) : null,
     key: 'k',
+    run: 'test',
   };
   return runChunks(ctx, [bytes])[0];
 }

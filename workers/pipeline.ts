@@ -7,12 +7,11 @@ import { encodeBatch } from '../src/sinks/encode.js';
 import { ChunkProcessor } from '../src/transform/chunk.js';
 import type { ChunkContext, ChunkResult, EncodeResult, WorkerTask } from '../src/types.js';
 
-// Rule tables, interned fields and caches survive between chunks of one file.
+// Rule tables, interned fields and caches survive between chunks of one pass over a file.
 let cached: { id: string; run: ChunkProcessor } | null = null;
 
 function processorFor(ctx: ChunkContext): ChunkProcessor {
-  const id = JSON.stringify([ctx.dataset, ctx.index, ctx.columnCount, ctx.asOfDay, ctx.period]) + ctx.key;
-  if (cached?.id !== id) cached = { id, run: new ChunkProcessor(ctx) };
+  if (cached?.id !== ctx.run) cached = { id: ctx.run, run: new ChunkProcessor(ctx) };
   return cached.run;
 }
 
@@ -25,6 +24,8 @@ function buffersOf(r: ChunkResult | EncodeResult): ArrayBuffer[] {
   if (r.kind === 'chunk-result') {
     for (const a of [r.partStart, r.day, r.code, r.value, r.ref, r.patient, r.srcValue, r.fp, r.pos]) add(a);
     for (const e of [r.newPatients, r.newValues]) for (const a of [e.pool, e.ends, e.hashes, e.payload]) add(a);
+  } else {
+    for (const { state } of r.sketches) if (state.quantiles.kind === 'exact') for (const a of [state.quantiles.values, state.quantiles.counts]) if (ArrayBuffer.isView(a)) add(a);
   }
   return [...seen];
 }

@@ -5,7 +5,7 @@
  * row references to a chunk's new dictionary entries become published ids,
  * and each row's patient is marked in its measure's bitset (n_patients).
  */
-import type { Batch, ChunkResult } from '../types.js';
+import { type Batch, type ChunkResult, PATIENT_WORDS } from '../types.js';
 import { type Dictionaries, resolve } from './dicts.js';
 
 class Column<T extends Int32Array | Uint32Array | Float64Array> {
@@ -96,25 +96,31 @@ export class BatchBuilder {
     const ref = this.labs ? this.ref.reserve(2 * o, 2 * kept) : null;
     const patient = this.patient.reserve(o, kept);
     const srcValue = this.srcValue.reserve(o, kept);
+    const rDay = r.day;
+    const rCode = r.code;
+    const rValue = r.value;
+    const rRef = r.ref;
+    const rPatient = r.patient;
+    const rSrc = r.srcValue;
+    const payload = dicts.patients.payload;
     let d = 0;
     for (let i = from; i < to; i++) {
       if (drop !== null && d < drop.length && drop[d] === i) {
         d++;
         continue;
       }
-      const c = r.code[i];
-      const m = c & 0xff;
-      day[o] = r.day[i];
+      const c = rCode[i];
+      day[o] = rDay[i];
       code[o] = (c & 0xffff) | (unitMap[c >>> 16] << 16);
-      value[o] = r.value[i];
+      value[o] = rValue[i];
       if (ref) {
-        ref[2 * o] = r.ref[2 * i];
-        ref[2 * o + 1] = r.ref[2 * i + 1];
+        ref[2 * o] = rRef[2 * i];
+        ref[2 * o + 1] = rRef[2 * i + 1];
       }
-      const p = resolve(r.patient[i], ids.patients);
+      const p = resolve(rPatient[i], ids.patients);
       patient[o] = p;
-      srcValue[o] = resolve(r.srcValue[i], ids.values);
-      (patients[m] ??= new Bitset()).add(dicts.denseId(p));
+      srcValue[o] = resolve(rSrc[i], ids.values);
+      (patients[c & 0xff] ??= new Bitset()).add(payload[p * PATIENT_WORDS]);
       o++;
     }
     this.rows = o;

@@ -6,8 +6,9 @@
  * and source values from the shared dictionaries.
  */
 import { MEASURES } from '../registry.js';
-import { FLAG_NONE, FLAG_TEXT } from '../rules/fields.js';
+import { FLAG_H, FLAG_L, FLAG_NONE, FLAG_TEXT } from '../rules/fields.js';
 import { MeasureSketch } from '../sketch/measure.js';
+import { QuantileSketch } from '../sketch/quantiles.js';
 import { ByteTable, type TableState } from '../transform/bytetable.js';
 import { type EncodeResult, type EncodeTask, PATIENT_WORDS } from '../types.js';
 import { Bytes, type ColumnMeta, writeColumnChunk } from './pages.js';
@@ -129,6 +130,89 @@ function views(task: EncodeTask): { patients: ByteTable; values: ByteTable } {
   return sharedViews;
 }
 
+/**
+ * The batch's statistics, one sketch per measure present: moments by
+ * Welford's update in row order (as MeasureSketch.add would), extremes and
+ * L/H counts, and the exact histogram from each measure's values sorted.
+ */
+function sketchBatch(code: Uint32Array, value: Float64Array, n: number, measures: number): (MeasureSketch | undefined)[] {
+  const count = new Int32Array(measures);
+  const mean = new Float64Array(measures);
+  const m2 = new Float64Array(measures);
+  const min = new Float64Array(measures).fill(Infinity);
+  const max = new Float64Array(measures).fill(-Infinity);
+  const nLow = new Int32Array(measures);
+  const nHigh = new Int32Array(measures);
+  for (let i = 0; i < n; i++) {
+    const c = code[i];
+    const m = c & 0xff;
+    const x = value[i];
+    const k = ++count[m];
+    const d = x - mean[m];
+    mean[m] += d / k;
+    m2[m] += d * (x - mean[m]);
+    if (x < min[m]) min[m] = x;
+    if (x > max[m]) max[m] = x;
+    const f = (c >>> 8) & 0xff;
+    if (f === FLAG_L) nLow[m]++;
+    else if (f === FLAG_H) nHigh[m]++;
+  }
+  // Each measure's values in one segment, sorted, then run-length counted.
+  const start = new Int32Array(measures + 1);
+  for (let m = 0; m < measures; m++) start[m + 1] = start[m] + count[m];
+  const at = start.slice(0, measures);
+  const sorted = new Float64Array(n);
+  for (let i = 0; i < n; i++) sorted[at[code[i] & 0xff]++] = value[i];
+  const out: (MeasureSketch | undefined)[] = [];
+  for (let m = 0; m < measures; m++) {
+    if (count[m] === 0) continue;
+    const seg = sorted.subarray(start[m], start[m + 1]).sort();
+    const values = new Float64Array(seg.length);
+    const counts = new Float64Array(seg.length);
+    let k = 0;
+    for (let i = 0; i < seg.length; i++) {
+      if (k > 0 && values[k - 1] === seg[i]) counts[k - 1]++;
+      else {
+        values[k] = seg[i];
+        counts[k++] = 1;
+      }
+    }
+    const s = new MeasureSketch();
+    s.moments = { n: count[m], mean: mean[m], m2: m2[m] };
+    s.min = min[m];
+    s.max = max[m];
+    s.nLow = nLow[m];
+    s.nHigh = nHigh[m];
+    s.quantiles = QuantileSketch.fromSorted(values, counts, k);
+    out[m] = s;
+  }
+  return out;
+}
+
+/** Systolic/diastolic pairs (same patient and date) in the batch, and how many have systolic <= diastolic. */
+function bloodPressurePairs(b: EncodeTask['batch']): { pairs: number; violations: number } {
+  const bp = new Map<number, number>();
+  let pairs = 0;
+  let violations = 0;
+  for (let i = 0; i < b.n; i++) {
+    const m = b.code[i] & 0xff;
+    if (m !== SYSTOLIC && m !== DIASTOLIC) continue;
+    const v = b.value[i];
+    // (patient entry, day, which) as one number: patients < 2^26, days < 2^16 here.
+    const base = (b.patient[i] * 65536 + (b.day[i] & 0xffff)) * 2;
+    const mine = base + (m === SYSTOLIC ? 0 : 1);
+    const other = bp.get(mine);
+    if (other !== undefined) {
+      bp.delete(mine);
+      pairs++;
+      const sys = m === SYSTOLIC ? v : other;
+      const dia = m === SYSTOLIC ? other : v;
+      if (sys <= dia) violations++;
+    } else bp.set(base + (m === SYSTOLIC ? 1 : 0), v);
+  }
+  return { pairs, violations };
+}
+
 export function encodeBatch(task: EncodeTask): EncodeResult {
   const t0 = performance.now();
   const labs = task.dataset === 'labs';
@@ -137,57 +221,38 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const n = b.n;
   const { patients, values } = views(task);
 
-  // ---- statistics: one sketch per measure; systolic/diastolic pairs of one patient and date.
-  const sketches: (MeasureSketch | undefined)[] = [];
-  const bp = new Map<number, number>();
-  let bpPairs = 0;
-  let bpViolations = 0;
-  for (let i = 0; i < n; i++) {
-    const c = b.code[i];
-    const m = c & 0xff;
-    const v = b.value[i];
-    (sketches[m] ??= new MeasureSketch()).add(v, (c >>> 8) & 0xff);
-    if (!labs && (m === SYSTOLIC || m === DIASTOLIC)) {
-      // (patient entry, day, which) as one number: patients < 2^26, days < 2^16 here.
-      const base = (b.patient[i] * 65536 + (b.day[i] & 0xffff)) * 2;
-      const mine = base + (m === SYSTOLIC ? 0 : 1);
-      const other = bp.get(mine);
-      if (other !== undefined) {
-        bp.delete(mine);
-        bpPairs++;
-        const sys = m === SYSTOLIC ? v : other;
-        const dia = m === SYSTOLIC ? other : v;
-        if (sys <= dia) bpViolations++;
-      } else bp.set(base + (m === SYSTOLIC ? 1 : 0), v);
-    }
-  }
+  const sketches = sketchBatch(b.code, b.value, n, specs.length);
+  const bp = labs ? { pairs: 0, violations: 0 } : bloodPressurePairs(b);
   const t1 = performance.now();
 
   // ---- the row group, column by column (curated schema order, src/sinks/schema.ts).
   const out = new Bytes(Math.max(1 << 12, n * 12));
   const scratch = new Bytes(64);
   const columns: ColumnMeta[] = [];
-  const all = (k: number) => new Uint32Array(k);
-  const constant = (name: string, value: string) => columns.push(writeColumnChunk(out, name, 'BYTE_ARRAY', n, stringDict([value]), 1, all(n), n, null, scratch));
+  const constant = (name: string, value: string) => columns.push(writeColumnChunk(out, name, 'BYTE_ARRAY', n, stringDict([value]), 1, new Uint32Array(n), n, null, scratch));
 
-  // Dictionary of small codes (measures, units, flags): indices by code, dictionary in first-seen order.
-  const byCode = (name: string, code: (i: number) => number, text: (code: number) => string | null, optional: boolean) => {
-    const seen = new Map<number, number>();
+  /**
+   * A string column from small codes (measure, flag, unit: (code >>> shift)
+   * & mask, below `size`): dictionary in order of first appearance; `text`
+   * null means a null value (optional columns).
+   */
+  const byCode = (name: string, shift: number, mask: number, size: number, text: (code: number) => string | null, optional: boolean) => {
+    const slot = new Int32Array(size).fill(-1);
     const strings: string[] = [];
     const indices = new Uint32Array(n);
     const defined = optional ? new Uint32Array(n) : null;
+    const code = b.code;
     let nonNull = 0;
     for (let i = 0; i < n; i++) {
-      const k = code(i);
-      const s = text(k);
-      if (s === null) continue;
-      if (defined) defined[i] = 1;
-      let d = seen.get(k);
-      if (d === undefined) {
-        d = strings.length;
-        seen.set(k, d);
-        strings.push(s);
+      const k = (code[i] >>> shift) & mask;
+      let d = slot[k];
+      if (d === -1) {
+        const s = text(k);
+        d = s === null ? -2 : strings.push(s) - 1;
+        slot[k] = d;
       }
+      if (d === -2) continue;
+      if (defined) defined[i] = 1;
       indices[nonNull++] = d;
     }
     columns.push(writeColumnChunk(out, name, 'BYTE_ARRAY', n, stringDict(strings), strings.length, indices, nonNull, defined, scratch));
@@ -196,7 +261,8 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const patientKeys = () => {
     const index = new KeyIndex(Math.min(n, 1 << 15));
     const indices = new Uint32Array(n);
-    for (let i = 0; i < n; i++) indices[i] = index.index(b.patient[i], 0);
+    const patient = b.patient;
+    for (let i = 0; i < n; i++) indices[i] = index.index(patient[i], 0);
     const dict = new Bytes(36 * index.size + 8);
     const p = patients.payload;
     for (let k = 0; k < index.size; k++) {
@@ -214,10 +280,11 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const dates = (name: string) => {
     const index = new KeyIndex(64);
     const indices = new Uint32Array(n);
+    const day = b.day;
     let min = Infinity;
     let max = -Infinity;
     for (let i = 0; i < n; i++) {
-      const d = b.day[i];
+      const d = day[i];
       indices[i] = index.index(d, 0);
       if (d < min) min = d;
       if (d > max) max = d;
@@ -235,7 +302,8 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const sourceValues = () => {
     const index = new KeyIndex(Math.min(n, 4096));
     const indices = new Uint32Array(n);
-    for (let i = 0; i < n; i++) indices[i] = index.index(b.srcValue[i], 0);
+    const src = b.srcValue;
+    for (let i = 0; i < n; i++) indices[i] = index.index(src[i], 0);
     const dict = new Bytes(64);
     for (let k = 0; k < index.size; k++) {
       const id = index.keysHi[k];
@@ -247,28 +315,26 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
     columns.push(writeColumnChunk(out, 'source_value', 'BYTE_ARRAY', n, dict, index.size, indices, n, null, scratch));
   };
 
-  const measureName = (i: number) => b.code[i] & 0xff;
-  const flagCode = (i: number) => (b.code[i] >>> 8) & 0xff;
-  const unitCode = (i: number) => b.code[i] >>> 16;
   const flagText = (f: number) => (f === FLAG_NONE ? null : FLAG_TEXT[f]);
+  const units = b.units;
 
   constant('hospital_id', b.hospital);
   patientKeys();
   dates(labs ? 'test_date' : 'measurement_date');
   constant('month', b.month);
-  byCode(labs ? 'test_type' : 'vital_type', measureName, (m) => specs[m].name, false);
+  byCode(labs ? 'test_type' : 'vital_type', 0, 0xff, 256, (m) => specs[m].name, false);
   doubles('value', b.value, 1, 0, false, true);
-  byCode('unit', measureName, (m) => specs[m].canonicalUnit, false);
+  byCode('unit', 0, 0xff, 256, (m) => specs[m].canonicalUnit, false);
   if (labs) {
     doubles('ref_low', b.ref, 2, 0, true, false);
     doubles('ref_high', b.ref, 2, 1, true, false);
-    byCode('flag', flagCode, flagText, false);
+    byCode('flag', 8, 0xff, 256, flagText, false);
     sourceValues();
-    byCode('source_unit', unitCode, (u) => b.units[u], false);
+    byCode('source_unit', 16, 0xffff, units.length, (u) => units[u], false);
   } else {
     sourceValues();
-    byCode('source_unit', unitCode, (u) => b.units[u], false);
-    byCode('flag', flagCode, flagText, true);
+    byCode('source_unit', 16, 0xffff, units.length, (u) => units[u], false);
+    byCode('flag', 8, 0xff, 256, flagText, true);
   }
   let total = 0n;
   for (const c of columns) total += c.meta_data.total_uncompressed_size;
@@ -276,18 +342,18 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const bytes = out.buf.slice(0, out.length);
   const t2 = performance.now();
 
-  const measures: { measure: number; state: ReturnType<MeasureSketch['toJSON']> }[] = [];
+  const states: { measure: number; state: ReturnType<MeasureSketch['toJSON']> }[] = [];
   sketches.forEach((s, m) => {
-    if (s) measures.push({ measure: m, state: s.toJSON() });
+    if (s) states.push({ measure: m, state: s.toTransfer() });
   });
   return {
     kind: 'encode-result',
     rows: n,
     bytes,
     rowGroup,
-    sketches: measures,
-    bpPairs,
-    bpViolations,
+    sketches: states,
+    bpPairs: bp.pairs,
+    bpViolations: bp.violations,
     timings: { sketch: t1 - t0, parquet_encode: t2 - t1 },
   };
 }

@@ -48,8 +48,17 @@ export class MeasureSketch {
   }
 
   toJSON(): MeasureSketchState {
+    return this.state(this.quantiles.toJSON());
+  }
+
+  /** The state with typed arrays, to send to another thread (fromJSON reads both). */
+  toTransfer(): MeasureSketchState {
+    return this.state(this.quantiles.toTransfer());
+  }
+
+  private state(quantiles: QuantileState): MeasureSketchState {
     const empty = this.moments.n === 0;
-    return { moments: { ...this.moments }, min: empty ? null : this.min, max: empty ? null : this.max, nLow: this.nLow, nHigh: this.nHigh, nPatients: this.nPatients, quantiles: this.quantiles.toJSON() };
+    return { moments: { ...this.moments }, min: empty ? null : this.min, max: empty ? null : this.max, nLow: this.nLow, nHigh: this.nHigh, nPatients: this.nPatients, quantiles };
   }
 
   static fromJSON(s: MeasureSketchState): MeasureSketch {

@@ -28,6 +28,30 @@ export interface TableState {
   readonly size: number;
 }
 
+/**
+ * Two independent 32-bit hashes of bytes[start, end) in one pass: out[0] is
+ * `hashBytes` (FNV-1a, fmix32), out[1] a multiply-xorshift lane. Together,
+ * a 64-bit field hash (row fingerprints, src/transform/chunk.ts).
+ */
+export function hash64(bytes: Uint8Array, start: number, end: number, out: Uint32Array, at = 0): void {
+  let h = 0x811c9dc5;
+  let y = 0x9747b28c;
+  for (let i = start; i < end; i++) {
+    const c = bytes[i];
+    h = Math.imul(h ^ c, 0x01000193);
+    y = Math.imul(y ^ c, 0x5bd1e995);
+    y ^= y >>> 13;
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  out[at] = (h ^ (h >>> 16)) >>> 0;
+  y = Math.imul(y ^ (end - start), 0x27d4eb2f);
+  y ^= y >>> 15;
+  out[at + 1] = Math.imul(y, 0x165667b1) >>> 0;
+}
+
 /** FNV-1a over bytes[start, end), finished with murmur3's fmix32. */
 export function hashBytes(bytes: Uint8Array, start: number, end: number): number {
   let h = 0x811c9dc5;
@@ -140,6 +164,38 @@ export class ByteTable {
   /** Set by `intern`: whether its last call added the entry. */
   isNew = false;
 
+  /** Direct-mapped cache for `internCached`: slot → id + 1. */
+  private cache: Int32Array | null = null;
+
+  /**
+   * `intern` with a small direct-mapped cache in front, keyed by the
+   * length and three bytes: a hit costs one compare of the bytes instead of
+   * hashing them. For worker-local tables of few distinct, repeated keys
+   * (measure names, units, hospitals, source values).
+   */
+  internCached(bytes: Uint8Array, start: number, end: number): number {
+    const len = end - start;
+    if (len === 0) return this.intern(bytes, start, end);
+    const cache = (this.cache ??= new Int32Array(1024));
+    const k = (len * 31 + bytes[start] * 7 + bytes[end - 1] * 3 + bytes[start + (len >> 1)]) & 1023;
+    const id = cache[k] - 1;
+    if (id >= 0) {
+      const at = this.offsets[id];
+      if (this.offsets[id + 1] - at === len) {
+        const pool = this.pool;
+        let i = 0;
+        while (i < len && pool[at + i] === bytes[start + i]) i++;
+        if (i === len) {
+          this.isNew = false;
+          return id;
+        }
+      }
+    }
+    const found = this.intern(bytes, start, end);
+    cache[k] = found + 1;
+    return found;
+  }
+
   /**
    * Adds bytes[start, end) as a new entry (the caller knows it is absent),
    * with its payload words copied from payload[payloadAt…] when given:
@@ -162,6 +218,16 @@ export class ByteTable {
     return id;
   }
 
+  /** Whether entry `id` is bytes[start, end). */
+  equals(id: number, bytes: Uint8Array, start: number, end: number): boolean {
+    const at = this.offsets[id];
+    const len = end - start;
+    if (this.offsets[id + 1] - at !== len) return false;
+    const pool = this.pool;
+    for (let i = 0; i < len; i++) if (pool[at + i] !== bytes[start + i]) return false;
+    return true;
+  }
+
   /** Copies the key of `id` into `out` at `at`; returns its length. */
   keyInto(id: number, out: Uint8Array, at: number): number {
     const s = this.offsets[id];
@@ -178,6 +244,7 @@ export class ByteTable {
   /** Empties the table (keeps its capacity). Not for shared tables. */
   clear(): void {
     this.slots.fill(0);
+    this.cache?.fill(0);
     this.size = 0;
   }
 

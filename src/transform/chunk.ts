@@ -26,7 +26,7 @@ import type { RowIssue } from '../rules/codes.js';
 import { FLAG_H, FLAG_L, FLAG_N, FLAG_NONE, INVALID_HOSPITAL, isValidHospitalId, parseRefRange, type RefRange } from '../rules/fields.js';
 import { checkRow, type CheckedRow, emptyCheckedRow, ruleContext, type RuleContext } from '../rules/row.js';
 import { type ChunkContext, type ChunkResult, PENDING, type Rejects, type SharedDicts } from '../types.js';
-import { ByteTable, hashBytes, type TableState } from './bytetable.js';
+import { ByteTable, hash64, hashBytes, type TableState } from './bytetable.js';
 import { AcceptedRows, ChunkRefs } from './output.js';
 import { hmacSha256, type Hmac } from './sha256.js';
 
@@ -35,6 +35,10 @@ const CR = 13;
 const QUOTE = 34;
 const COMMA = 44;
 const PIPE = 124;
+/** Bytes that end an unquoted field's fast scan: comma, LF, quote, non-ASCII. */
+const STOP = Uint8Array.from({ length: 256 }, (_, c) => (c === COMMA || c === LF || c === QUOTE || c >= 0x80 ? 1 : 0));
+/** Bytes that end a quoted field's fast scan: quote, LF, CR, non-ASCII. */
+const QSTOP = Uint8Array.from({ length: 256 }, (_, c) => (c === QUOTE || c === LF || c === CR || c >= 0x80 ? 1 : 0));
 
 const PROBLEM_CODE: Record<number, string> = {
   [Problem.BadQuote]: 'row.bad_quote',
@@ -42,33 +46,38 @@ const PROBLEM_CODE: Record<number, string> = {
   [Problem.InvalidUtf8]: 'row.invalid_utf8',
 };
 
+/** hash64 of no bytes: an empty field's part of a fingerprint. */
+const EMPTY_HASH = new Uint32Array(2);
+hash64(new Uint8Array(0), 0, 0, EMPTY_HASH);
+
 /** Worker-local caches grow with distinct values; past this many entries they start over. */
 const CACHE_LIMIT = 1 << 17;
 
 /**
- * 64-bit row fingerprint over fields given as byte ranges (bounds[2k],
- * bounds[2k + 1]) of `b`: two independent 32-bit lanes, each field's length
- * mixed in after its bytes so field boundaries count. With n rows the chance
- * of a false duplicate is about n²/2⁶⁵.
+ * 64-bit row fingerprint from 64-bit field hashes (comp[2k], comp[2k + 1]
+ * for field k in file order), position-dependent. Both paths hash a field
+ * the same way — its trimmed UTF-8 bytes (`hash64`), or for the date its
+ * day number (`dayHash`) — so equal rows get equal fingerprints whichever
+ * path read them. With n rows the chance of a false duplicate is about
+ * n²/2⁶⁵.
  */
-export function fingerprint(b: Uint8Array, bounds: Int32Array, nFields: number, out: Uint32Array, at: number): void {
-  let x = 0x811c9dc5;
-  let y = 0x9747b28c;
-  for (let f = 0; f < nFields; f++) {
-    const s = bounds[2 * f];
-    const e = bounds[2 * f + 1];
-    for (let i = s; i < e; i++) {
-      const c = b[i];
-      x = Math.imul(x ^ c, 0x01000193);
-      y = Math.imul(y ^ c, 0x5bd1e995);
-      y ^= y >>> 13;
-    }
-    x = Math.imul(x ^ (e - s + 0x100), 0x01000193);
-    y = Math.imul(y ^ (e - s + 0x100), 0x5bd1e995);
-    y ^= y >>> 13;
+export function fingerprint(comp: Uint32Array, nFields: number, out: Uint32Array, at: number): void {
+  let x = 0x243f6a88;
+  let y = 0x85a308d3;
+  for (let k = 0; k < nFields; k++) {
+    x = Math.imul(x ^ comp[2 * k], 0x9e3779b1);
+    x = (x << 13) | (x >>> 19);
+    y = Math.imul(y ^ comp[2 * k + 1], 0x85ebca77);
+    y = (y << 17) | (y >>> 15);
   }
   out[at] = fmix(x ^ nFields);
-  out[at + 1] = fmix(y + 0x27d4eb2f);
+  out[at + 1] = fmix(y + nFields);
+}
+
+/** The date's part of a fingerprint: a function of its day number (a valid ISO date has one spelling). */
+export function dayHash(day: number, out: Uint32Array, at: number): void {
+  out[at] = fmix(day ^ 0x6b43a9b5);
+  out[at + 1] = fmix(Math.imul(day, 0x9e3779b1) ^ 0x1b873593);
 }
 
 function fmix(h: number): number {
@@ -102,17 +111,17 @@ export class ChunkProcessor {
   private readonly hasNormal: Uint8Array;
 
   // Interned fields (worker-local ids) and what each means.
-  private readonly hospitals = new ByteTable(0);
+  private readonly hospitals = new ByteTable(2);
   private readonly hospitalName: string[] = [];
   private readonly hospitalOk: boolean[] = [];
-  private readonly types = new ByteTable(0);
+  private readonly types = new ByteTable(2);
   private readonly typeMeasure: number[] = [];
-  private readonly units = new ByteTable(0);
+  private readonly units = new ByteTable(2);
   private readonly unitName: string[] = [];
   /** Per (unit id × measure): 0 not looked up, −1 not allowed, k + 1 = converters[k]. */
   private unitConv = new Int32Array(64);
   private readonly converters: Convert[] = [];
-  private readonly ranges = new ByteTable(0);
+  private readonly ranges = new ByteTable(2);
   private readonly rangeOf: (RefRange | null)[] = [];
 
   // The coordinator's shared dictionaries, and entries keyed here that are not in them yet.
@@ -120,12 +129,23 @@ export class ChunkProcessor {
   private sharedValues: ByteTable | null = null;
   private patientCache = new ByteTable(4);
   private valueCache = new ByteTable(0);
+  /** Source values seen here: [shared id + 1 (0 = not published yet), hash64 words]. */
+  private knownValues = new ByteTable(3);
   private readonly newPatients = new ChunkRefs();
   private readonly newValues = new ChunkRefs();
 
   // Per-chunk scratch.
   private readonly out: AcceptedRows;
   private readonly bounds = new Int32Array(2 * 256);
+  /** Per field of the current row: its 64-bit hash (fingerprint input). */
+  private readonly comp = new Uint32Array(2 * 256);
+  /** Per file column: which required column it is (COLUMNS order), or −1 for an extra. */
+  private readonly colOf: Int32Array;
+  private lastTypeId = 0;
+  private lastRangeId = 0;
+  /** 64-bit hash of the current row's patient_id and source value. */
+  private readonly patientHash = new Uint32Array(2);
+  private readonly valueHash = new Uint32Array(2);
   private readonly msg = new Uint8Array(32 + 1 + 64);
   private readonly scratch = new Uint8Array(1 << 16);
   private unitStamp = new Int32Array(64).fill(-1);
@@ -148,6 +168,8 @@ export class ChunkProcessor {
     this.hmac = hmacSha256(ctx.key);
     this.nReq = ctx.index.length;
     this.idx = Int32Array.from(ctx.index);
+    this.colOf = new Int32Array(Math.max(ctx.columnCount, 1)).fill(-1);
+    ctx.index.forEach((k, col) => (this.colOf[k] = col));
     const specs = MEASURES[ctx.dataset];
     this.nMeasures = specs.length;
     this.plausibleLo = Float64Array.from(specs, (s) => s.plausible[0]);
@@ -156,6 +178,11 @@ export class ChunkProcessor {
     this.normalHi = Float64Array.from(specs, (s) => s.normal?.[1] ?? NaN);
     this.hasNormal = Uint8Array.from(specs, (s) => (s.normal ? 1 : 0));
     this.out = new AcceptedRows(this.labs);
+    this.periodFirst = ctx.period ? ctx.period.first : -Infinity;
+    this.periodLast = ctx.period ? ctx.period.last : Infinity;
+    // Run the record loop once on nothing: its exit path then has type
+    // feedback when the loop is compiled mid-chunk (on-stack replacement).
+    this.scan(new Uint8Array(0), { line: [], codes: [], hospital: [], fields: [], raw: [] }, []);
   }
 
   /** Points the shared-dictionary views at the coordinator's current buffers. */
@@ -172,34 +199,75 @@ export class ChunkProcessor {
     this.newValues.reset(this.chunkNo);
     if (this.patientCache.size > CACHE_LIMIT) this.patientCache = new ByteTable(4);
     if (this.valueCache.size > CACHE_LIMIT) this.valueCache = new ByteTable(0);
+    if (this.knownValues.size > CACHE_LIMIT) this.knownValues = new ByteTable(3);
     this.chunkUnits = [];
     this.partIndex = new Map();
     this.parts = [];
     this.lastMsgLen = -1;
+    this.defaultedRanges = 0;
+    const rejects: Rejects = { line: [], codes: [], hospital: [], fields: [], raw: [] };
+    const filled = new Array<number>(this.nReq).fill(0);
+    const t0 = performance.now();
+    this.scan(bytes, rejects, filled);
+    const [rows, lines, blankLines, sampled, sParse, sRules, sTransform] = this.scanStats;
+    const st = { rows, line: lines, blankLines, sampled, sParse, sRules, sTransform };
+    const t1 = performance.now();
+    // Partitions in (hospital, month) order, so the coordinator meets them in an order that does not depend on the rows'.
+    const order = this.parts.map((_, i) => i).sort((x, y) => {
+      const a = this.parts[x];
+      const c = this.parts[y];
+      return a.hospital < c.hospital ? -1 : a.hospital > c.hospital ? 1 : a.month - c.month;
+    });
+    const rank = new Uint32Array(order.length);
+    order.forEach((p, k) => (rank[p] = k));
+    const packed = this.out.pack(order.length, rank);
+    const parts = order.map((p) => this.parts[p]);
+    const t2 = performance.now();
+    // Split the chunk's time in the proportions the sampled rows showed.
+    const loop = t1 - t0;
+    const sum = st.sParse + st.sRules + st.sTransform;
+    const share = (x: number) => (st.sampled > 0 && sum > 0 ? (loop * x) / sum : loop / 3);
+    return {
+      kind: 'chunk-result',
+      seq,
+      lines: st.line,
+      blankLines: st.blankLines,
+      rows: st.rows,
+      parts,
+      ...packed,
+      units: this.chunkUnits,
+      newPatients: this.newPatients.collect(this.patientCache),
+      newValues: this.newValues.collect(this.valueCache),
+      rejects,
+      filled,
+      defaultedRanges: this.defaultedRanges,
+      timings: { parse: share(st.sParse), rules: share(st.sRules), transform: share(st.sTransform) + (t2 - t1) },
+      bytes,
+    };
+  }
 
-    const b = bytes;
+  /**
+   * The record loop over one chunk (kept apart from the per-chunk set-up and
+   * packing, so the optimising compiler sees one hot, stable function).
+   */
+  private scan(b: Uint8Array, rejects: Rejects, filled: number[]) {
     const end = b.length;
     const nReq = this.nReq;
     const idx = this.idx;
     const columnCount = this.ctx.columnCount;
     const bounds = this.bounds;
     const labs = this.labs;
-    const asOf = this.ctx.asOfDay;
-    const period = this.ctx.period;
-    const pFirst = period ? period.first : -Infinity;
-    const pLast = period ? period.last : Infinity;
     const unitCol = labs ? 6 : 5;
-    const rejects: Rejects = { line: [], codes: [], hospital: [], fields: [], raw: [] };
-    const filled = new Array<number>(nReq).fill(0);
     let rows = 0;
     let line = 0;
     let blankLines = 0;
-    this.defaultedRanges = 0;
-    const t0 = performance.now();
     let sampled = 0;
     let sParse = 0;
     let sRules = 0;
     let sTransform = 0;
+    let fastAccepted = 0;
+    let fastDefaulted = 0;
+    this.whoLen[0] = -1; // patient references are per chunk: no reuse across chunks
 
     let pos = 0;
     while (pos < end) {
@@ -231,11 +299,8 @@ export class ChunkProcessor {
         let c = i < end ? b[i] : LF;
         if (c === QUOTE) {
           s = ++i;
-          while (i < end) {
-            c = b[i];
-            if (c === QUOTE || c === LF || c === CR || c >= 0x80) break;
-            i++;
-          }
+          while (i < end && QSTOP[b[i]] === 0) i++;
+          c = i < end ? b[i] : LF;
           if (i >= end || c !== QUOTE) {
             simple = false;
             break;
@@ -248,11 +313,8 @@ export class ChunkProcessor {
             break;
           }
         } else {
-          while (i < end) {
-            c = b[i];
-            if (c === COMMA || c === LF || c === QUOTE || c >= 0x80) break;
-            i++;
-          }
+          while (i < end && STOP[b[i]] === 0) i++;
+          c = i < end ? b[i] : LF;
           if (c === QUOTE || c >= 0x80) {
             simple = false;
             break;
@@ -306,48 +368,39 @@ export class ChunkProcessor {
       const us = bounds[2 * idx[unitCol]];
       const ue = bounds[2 * idx[unitCol] + 1];
       let ok = he > hs && de > ds && pe > ps && te > ts && ve > vs && ue > us;
-      let hosp = -1;
-      let day = NaN;
-      let measure = -1;
+      // Who and when (hospital, date, patient): the rows of a visit repeat them, so the last row's checks are reused.
+      if (ok && !this.sameWho(b, hs, he, ds, de, ps, pe)) ok = this.checkWho(b, hs, he, ds, de, ps, pe);
+      // What: measure and unit (few combinations, cached), then the value.
+      if (ok) ok = this.checkWhat(b, ts, te, us, ue);
+      let valueId = -1;
       let value = NaN;
-      let raw = NaN;
-      let unit = -1;
       let refLo = NaN;
       let refHi = NaN;
       let loIncl = true;
       let hiIncl = true;
       let defaulted = false;
+      const measure = this.whatMeasure;
       if (ok) {
-        hosp = this.hospitalId(b, hs, he);
-        day = parseDateBytes(b, ds, de);
-        measure = this.measureOf(b, ts, te);
-        raw = parseDecimalBytes(b, vs, ve);
-        ok = hosp >= 0 && day === day && day <= asOf && day >= pFirst && day <= pLast && measure >= 0 && raw === raw && isIdBytes(b, ps, pe, 64);
-      }
-      if (ok) {
-        unit = this.units.intern(b, us, ue);
-        if (this.units.isNew) this.unitName[unit] = Buffer.from(b.buffer, b.byteOffset + us, ue - us).toString('latin1');
-        const conv = this.conversion(unit, measure);
-        if (conv === null) ok = false;
-        else {
-          value = conv(raw);
-          ok = value >= this.plausibleLo[measure] && value <= this.plausibleHi[measure];
-          if (ok && labs) {
-            const rs = bounds[2 * idx[5]];
-            const re = bounds[2 * idx[5] + 1];
-            if (re === rs) {
-              defaulted = true;
-              refLo = this.normalLo[measure];
-              refHi = this.normalHi[measure];
-            } else {
-              const r = this.rangeAt(b, rs, re);
-              if (r === null) ok = false;
-              else {
-                refLo = r.low === null ? NaN : conv(r.low);
-                refHi = r.high === null ? NaN : conv(r.high);
-                loIncl = r.lowInclusive;
-                hiIncl = r.highInclusive;
-              }
+        valueId = this.knownValue(b, vs, ve);
+        const raw = this.valueRaw[valueId];
+        const conv = this.whatConv!;
+        value = conv(raw);
+        ok = raw === raw && value >= this.plausibleLo[measure] && value <= this.plausibleHi[measure];
+        if (ok && labs) {
+          const rs = bounds[2 * idx[5]];
+          const re = bounds[2 * idx[5] + 1];
+          if (re === rs) {
+            defaulted = true;
+            refLo = this.normalLo[measure];
+            refHi = this.normalHi[measure];
+          } else {
+            const r = this.rangeAt(b, rs, re);
+            if (r === null) ok = false;
+            else {
+              refLo = r.low === null ? NaN : conv(r.low);
+              refHi = r.high === null ? NaN : conv(r.high);
+              loIncl = r.lowInclusive;
+              hiIncl = r.highInclusive;
             }
           }
         }
@@ -359,27 +412,44 @@ export class ChunkProcessor {
         line += this.slowRecord(b, recStart, pos, recLine, rejects, filled);
         continue;
       }
-      for (let k = 0; k < nReq; k++) if (bounds[2 * idx[k] + 1] > bounds[2 * idx[k]]) filled[k]++;
-      if (defaulted) this.defaultedRanges++;
+      // Every required field is filled, but a lab's empty reference range (counted at the end).
+      fastAccepted++;
+      if (defaulted) {
+        this.defaultedRanges++;
+        fastDefaulted++;
+      }
 
-      // ---- transform: flag, patient key, dictionaries, fingerprint, partition.
+      // ---- transform: flag, dictionaries, fingerprint, partition.
       let flag: number;
       if (labs) flag = flagOf(value, refLo, refHi, loIncl, hiIncl);
       else flag = this.hasNormal[measure] ? flagOf(value, this.normalLo[measure], this.normalHi[measure], true, true) : FLAG_NONE;
-      const month = (((b[ds] - 48) * 1000 + (b[ds + 1] - 48) * 100 + (b[ds + 2] - 48) * 10 + (b[ds + 3] - 48)) * 12 + (b[ds + 5] - 48) * 10 + (b[ds + 6] - 48) - 1);
       const r = this.out.next();
       const o = this.out;
-      o.part[r] = this.partOf(hosp, month);
-      o.day[r] = day;
-      o.code[r] = measure | (flag << 8) | (this.chunkUnit(unit) << 16);
+      o.part[r] = this.whoPart;
+      o.day[r] = this.whoDay;
+      o.code[r] = measure | (flag << 8) | (this.chunkUnit(this.whatUnit) << 16);
       o.value[r] = value;
       if (labs) {
         o.ref[2 * r] = refLo;
         o.ref[2 * r + 1] = refHi;
       }
-      o.patient[r] = this.patientRef(b, hs, he, ps, pe);
-      o.srcValue[r] = this.valueRef(b, vs, ve);
-      fingerprint(b, bounds, nf, o.fp, 2 * r);
+      o.patient[r] = this.whoPatient;
+      o.srcValue[r] = this.valueRefOf(valueId, b, vs, ve);
+      // Fingerprint: each field's hash, from its interned entry where there is one.
+      const comp = this.comp;
+      const colOf = this.colOf;
+      for (let k = 0; k < nf; k++) if (colOf[k] < 0) hash64(b, bounds[2 * k], bounds[2 * k + 1], comp, 2 * k);
+      this.copyHash(this.hospitals.payload, 2 * this.whoHospital, idx[0]);
+      this.copyHash(this.dayHashes, 0, idx[1]);
+      this.copyHash(this.whoPatientHash, 0, idx[2]);
+      this.copyHash(this.types.payload, 2 * this.lastTypeId, idx[3]);
+      this.copyHash(this.valueHash, 0, idx[4]);
+      this.copyHash(this.units.payload, 2 * this.whatUnit, idx[unitCol]);
+      if (labs) {
+        if (defaulted) comp.set(EMPTY_HASH, 2 * idx[5]);
+        else this.copyHash(this.ranges.payload, 2 * this.lastRangeId, idx[5]);
+      }
+      fingerprint(comp, nf, o.fp, 2 * r);
       o.pos[2 * r] = recStart;
       o.pos[2 * r + 1] = recLine;
       if (sample) {
@@ -391,45 +461,148 @@ export class ChunkProcessor {
       }
     }
 
-    const t1 = performance.now();
-    // Partitions in (hospital, month) order, so the coordinator meets them in an order that does not depend on the rows'.
-    const order = this.parts.map((_, i) => i).sort((x, y) => {
-      const a = this.parts[x];
-      const c = this.parts[y];
-      return a.hospital < c.hospital ? -1 : a.hospital > c.hospital ? 1 : a.month - c.month;
-    });
-    const rank = new Uint32Array(order.length);
-    order.forEach((p, k) => (rank[p] = k));
-    const packed = this.out.pack(order.length, rank);
-    const parts = order.map((p) => this.parts[p]);
-    const t2 = performance.now();
-    // Split the chunk's time in the proportions the sampled rows showed.
-    const loop = t1 - t0;
-    const sum = sParse + sRules + sTransform;
-    const share = (x: number) => (sampled > 0 && sum > 0 ? (loop * x) / sum : loop / 3);
-    return {
-      kind: 'chunk-result',
-      seq,
-      lines: line,
-      blankLines,
-      rows,
-      parts,
-      ...packed,
-      units: this.chunkUnits,
-      newPatients: this.newPatients.collect(this.patientCache),
-      newValues: this.newValues.collect(this.valueCache),
-      rejects,
-      filled,
-      defaultedRanges: this.defaultedRanges,
-      timings: { parse: share(sParse), rules: share(sRules), transform: share(sTransform) + (t2 - t1) },
-      bytes,
-    };
+    for (let k = 0; k < nReq; k++) filled[k] += fastAccepted;
+    if (labs) filled[5] -= fastDefaulted;
+    // Counters go out through a typed array: a returned object literal would
+    // leave the optimised loop (on-stack replaced) at every chunk's end.
+    const st = this.scanStats;
+    st[0] = rows;
+    st[1] = line;
+    st[2] = blankLines;
+    st[3] = sampled;
+    st[4] = sParse;
+    st[5] = sRules;
+    st[6] = sTransform;
+  }
+
+  /** rows, lines, blank lines, sampled rows, sampled parse / rules / transform ms of the last `scan`. */
+  private readonly scanStats = new Float64Array(7);
+
+  // ---- the fast path's cached checks
+
+  /** Whether hospital, date and patient are byte for byte those of the last row checkWho accepted. */
+  private sameWho(b: Uint8Array, hs: number, he: number, ds: number, de: number, ps: number, pe: number): boolean {
+    const len = this.whoLen;
+    if (len[0] !== he - hs || len[1] !== de - ds || len[2] !== pe - ps) return false;
+    const w = this.whoBytes;
+    for (let i = 0; i < len[0]; i++) if (w[i] !== b[hs + i]) return false;
+    for (let i = 0; i < len[1]; i++) if (w[32 + i] !== b[ds + i]) return false;
+    for (let i = 0; i < len[2]; i++) if (w[42 + i] !== b[ps + i]) return false;
+    return true;
+  }
+
+  /**
+   * Checks hospital, date and patient; when all pass, remembers them and
+   * what follows from them (partition, patient reference and hashes).
+   */
+  private checkWho(b: Uint8Array, hs: number, he: number, ds: number, de: number, ps: number, pe: number): boolean {
+    if (he - hs > 32 || de - ds !== 10 || pe - ps > 64) return false;
+    const hosp = this.hospitalId(b, hs, he);
+    if (hosp < 0) return false;
+    const day = parseDateBytes(b, ds, de);
+    if (!(day === day && day <= this.ctx.asOfDay && day >= this.periodFirst && day <= this.periodLast)) return false;
+    if (!isIdBytes(b, ps, pe, 64)) return false;
+    const month = ((b[ds] - 48) * 1000 + (b[ds + 1] - 48) * 100 + (b[ds + 2] - 48) * 10 + (b[ds + 3] - 48)) * 12 + (b[ds + 5] - 48) * 10 + (b[ds + 6] - 48) - 1;
+    this.whoHospital = hosp;
+    this.whoDay = day;
+    this.whoPart = this.partOf(hosp, month);
+    this.whoPatient = this.patientRef(b, hs, he, ps, pe);
+    // The patient's hash now, not patientHash later: the string path moves patientHash on.
+    this.whoPatientHash[0] = this.patientHash[0];
+    this.whoPatientHash[1] = this.patientHash[1];
+    dayHash(day, this.dayHashes, 0);
+    const w = this.whoBytes;
+    const len = this.whoLen;
+    len[0] = he - hs;
+    len[1] = 10;
+    len[2] = pe - ps;
+    w.set(b.subarray(hs, he), 0);
+    w.set(b.subarray(ds, de), 32);
+    w.set(b.subarray(ps, pe), 42);
+    return true;
+  }
+
+  private readonly whoLen = new Int32Array(3).fill(-1);
+  private readonly whoBytes = new Uint8Array(32 + 10 + 64);
+  private whoHospital = 0;
+  private whoDay = 0;
+  private whoPart = 0;
+  private whoPatient = 0;
+  private readonly dayHashes = new Uint32Array(2);
+  private readonly whoPatientHash = new Uint32Array(2);
+  private readonly periodFirst: number;
+  private readonly periodLast: number;
+
+  /**
+   * Measure and unit of a row, with the unit's conversion: through a small
+   * cache of (type, unit) spellings, as a file has only a few dozen. Sets
+   * whatMeasure, whatUnit, whatConv (and lastTypeId); false when the type
+   * is unknown or the unit not allowed for it.
+   */
+  private checkWhat(b: Uint8Array, ts: number, te: number, us: number, ue: number): boolean {
+    const k = ((te - ts) * 31 + b[ts] * 7 + b[te - 1] + (ue - us) * 17 + b[us] * 3 + b[ue - 1] * 5) & 255;
+    const t = this.comboType[k] - 1;
+    const u = this.comboUnit[k] - 1;
+    if (t >= 0 && this.types.equals(t, b, ts, te) && this.units.equals(u, b, us, ue)) {
+      this.lastTypeId = t;
+      this.whatMeasure = this.typeMeasure[t];
+      this.whatUnit = u;
+      this.whatConv = this.comboConv[k];
+      return this.whatConv !== null;
+    }
+    const measure = this.measureOf(b, ts, te);
+    if (measure < 0) return false;
+    const unit = this.units.internCached(b, us, ue);
+    if (this.units.isNew) {
+      hash64(b, us, ue, this.units.payload, 2 * unit);
+      this.unitName[unit] = Buffer.from(b.buffer, b.byteOffset + us, ue - us).toString('latin1');
+    }
+    const conv = this.conversion(unit, measure);
+    this.comboType[k] = this.lastTypeId + 1;
+    this.comboUnit[k] = unit + 1;
+    this.comboConv[k] = conv;
+    this.whatMeasure = measure;
+    this.whatUnit = unit;
+    this.whatConv = conv;
+    return conv !== null;
+  }
+
+  private readonly comboType = new Int32Array(256);
+  private readonly comboUnit = new Int32Array(256);
+  private readonly comboConv: (Convert | null)[] = new Array(256).fill(null);
+  private whatMeasure = 0;
+  private whatUnit = 0;
+  private whatConv: Convert | null = null;
+
+  /** The source value's id among the values seen here; its number (NaN if not a plain decimal) in valueRaw. */
+  private knownValue(b: Uint8Array, s: number, e: number): number {
+    const known = this.knownValues;
+    const id = known.internCached(b, s, e);
+    if (known.isNew) {
+      hash64(b, s, e, known.payload, 3 * id + 1);
+      if (id >= this.valueRaw.length) {
+        const more = new Float64Array(this.valueRaw.length * 2);
+        more.set(this.valueRaw);
+        this.valueRaw = more;
+      }
+      this.valueRaw[id] = parseDecimalBytes(b, s, e);
+    }
+    return id;
+  }
+
+  private valueRaw = new Float64Array(1024);
+
+  /** comp[field k] = the two hash words at from[at]. */
+  private copyHash(from: Uint32Array, at: number, k: number): void {
+    this.comp[2 * k] = from[at];
+    this.comp[2 * k + 1] = from[at + 1];
   }
 
   /** Interned hospital id, or −1 when the hospital_id is not valid. */
   private hospitalId(b: Uint8Array, s: number, e: number): number {
-    const id = this.hospitals.intern(b, s, e);
+    const id = this.hospitals.internCached(b, s, e);
     if (this.hospitals.isNew) {
+      hash64(b, s, e, this.hospitals.payload, 2 * id);
       const name = Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1');
       this.hospitalName[id] = name;
       this.hospitalOk[id] = isValidHospitalId(name);
@@ -439,8 +612,12 @@ export class ChunkProcessor {
 
   /** Measure index of a type name, or −1 when unknown. */
   private measureOf(b: Uint8Array, s: number, e: number): number {
-    const id = this.types.intern(b, s, e);
-    if (this.types.isNew) this.typeMeasure[id] = this.rules.measures.byName.get(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1')) ?? -1;
+    const id = this.types.internCached(b, s, e);
+    if (this.types.isNew) {
+      hash64(b, s, e, this.types.payload, 2 * id);
+      this.typeMeasure[id] = this.rules.measures.byName.get(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1')) ?? -1;
+    }
+    this.lastTypeId = id;
     return this.typeMeasure[id];
   }
 
@@ -467,8 +644,12 @@ export class ChunkProcessor {
   }
 
   private rangeAt(b: Uint8Array, s: number, e: number): RefRange | null {
-    const id = this.ranges.intern(b, s, e);
-    if (this.ranges.isNew) this.rangeOf[id] = parseRefRange(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1'));
+    const id = this.ranges.internCached(b, s, e);
+    if (this.ranges.isNew) {
+      hash64(b, s, e, this.ranges.payload, 2 * id);
+      this.rangeOf[id] = parseRefRange(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1'));
+    }
+    this.lastRangeId = id;
     return this.rangeOf[id];
   }
 
@@ -508,19 +689,27 @@ export class ChunkProcessor {
    * Consecutive rows of one patient (a visit) skip the lookup.
    */
   private patientRef(b: Uint8Array, hs: number, he: number, ps: number, pe: number): number {
-    const msg = this.msg;
-    let n = 0;
-    for (let i = hs; i < he; i++) msg[n++] = b[i];
-    msg[n++] = PIPE;
-    for (let i = ps; i < pe; i++) msg[n++] = b[i];
-    if (n === this.lastMsgLen) {
-      const last = this.lastMsg;
+    const hl = he - hs;
+    const n = hl + 1 + (pe - ps);
+    const last = this.lastMsg;
+    if (n === this.lastMsgLen && last[hl] === PIPE) {
       let k = 0;
-      while (k < n && last[k] === msg[k]) k++;
-      if (k === n) return this.lastPatientRef;
+      while (k < hl && last[k] === b[hs + k]) k++;
+      if (k === hl) {
+        let j = 0;
+        const pl = pe - ps;
+        while (j < pl && last[hl + 1 + j] === b[ps + j]) j++;
+        if (j === pl) return this.lastPatientRef;
+      }
     }
+    const msg = this.msg;
+    let m = 0;
+    for (let i = hs; i < he; i++) msg[m++] = b[i];
+    msg[m++] = PIPE;
+    for (let i = ps; i < pe; i++) msg[m++] = b[i];
     const ref = this.lookupPatient(msg, n);
-    this.lastMsg.set(msg.subarray(0, n));
+    hash64(b, ps, pe, this.patientHash);
+    last.set(msg.subarray(0, n));
     this.lastMsgLen = n;
     this.lastPatientRef = ref;
     return ref;
@@ -539,12 +728,24 @@ export class ChunkProcessor {
     return (PENDING | this.newPatients.indexOf(id)) >>> 0;
   }
 
-  private valueRef(b: Uint8Array, s: number, e: number): number {
-    const h = hashBytes(b, s, e);
-    const shared = this.sharedValues!.find(b, s, e, h);
-    if (shared >= 0) return shared;
-    const id = this.valueCache.intern(b, s, e, h);
-    return (PENDING | this.newValues.indexOf(id)) >>> 0;
+  /**
+   * The source-value reference of a known value (see knownValue); leaves
+   * its 64-bit hash in `valueHash`. Values the coordinator has published
+   * are remembered with their shared id (payload: id + 1, hash words).
+   */
+  private valueRefOf(id: number, b: Uint8Array, s: number, e: number): number {
+    const p = this.knownValues.payload;
+    const vh = this.valueHash;
+    vh[0] = p[3 * id + 1];
+    vh[1] = p[3 * id + 2];
+    if (p[3 * id] > 0) return p[3 * id] - 1;
+    const shared = this.sharedValues!.find(b, s, e, vh[0]);
+    if (shared >= 0) {
+      p[3 * id] = shared + 1;
+      return shared;
+    }
+    const pending = this.valueCache.intern(b, s, e, vh[0]);
+    return (PENDING | this.newValues.indexOf(pending)) >>> 0;
   }
 
   /**
@@ -613,11 +814,15 @@ export class ChunkProcessor {
     const [us, ue] = field(this.labs ? 6 : 5);
     const hosp = this.hospitals.intern(sc, hs, he);
     if (this.hospitals.isNew) {
+      hash64(sc, hs, he, this.hospitals.payload, 2 * hosp);
       this.hospitalName[hosp] = row.hospitalId;
       this.hospitalOk[hosp] = true;
     }
     const unit = this.units.intern(sc, us, ue);
-    if (this.units.isNew) this.unitName[unit] = row.sourceUnit;
+    if (this.units.isNew) {
+      hash64(sc, us, ue, this.units.payload, 2 * unit);
+      this.unitName[unit] = row.sourceUnit;
+    }
     const o = this.out;
     const r = o.next();
     o.part[r] = this.partOf(hosp, row.monthIndex);
@@ -629,8 +834,12 @@ export class ChunkProcessor {
       o.ref[2 * r + 1] = row.refHigh;
     }
     o.patient[r] = this.patientRef(sc, hs, he, ps, pe);
-    o.srcValue[r] = this.valueRef(sc, vs, ve);
-    fingerprint(sc, bounds, trimmed.length, o.fp, 2 * r);
+    o.srcValue[r] = this.valueRefOf(this.knownValue(sc, vs, ve), sc, vs, ve);
+    // The same field hashes as the fast path: bytes for every field, the day for the date.
+    const comp = new Uint32Array(2 * trimmed.length);
+    for (let k = 0; k < trimmed.length; k++) hash64(sc, bounds[2 * k], bounds[2 * k + 1], comp, 2 * k);
+    dayHash(row.day, comp, 2 * this.idx[1]);
+    fingerprint(comp, trimmed.length, o.fp, 2 * r);
     o.pos[2 * r] = recStart;
     o.pos[2 * r + 1] = line;
   }

@@ -1,0 +1,307 @@
+/**
+ * The worker core (src/transform/chunk.ts) against an independent
+ * reference built from the string parser, `checkRow` and Node's HMAC: on
+ * generated chunks mixing clean rows with every kind of oddity (padding,
+ * quoting, CRLF, blank lines, non-ASCII, invalid UTF-8, wrong field counts,
+ * failing rules, reordered and extra columns), both must read the same
+ * records, reject the same rows with the same codes, and accept the same
+ * rows with the same curated values, patient keys and source text — and
+ * equal rows (after trimming) must share a fingerprint, unequal ones not.
+ */
+import { createHmac } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { parseRecords, Problem } from '../src/parse/csv.js';
+import { COLUMNS, type Dataset } from '../src/registry.js';
+import type { RowIssue } from '../src/rules/codes.js';
+import { INVALID_HOSPITAL, isValidHospitalId, monthBounds, parseIsoDate } from '../src/rules/fields.js';
+import { checkRow, emptyCheckedRow, ruleContext } from '../src/rules/row.js';
+import type { ChunkContext } from '../src/types.js';
+import { type ChunkRow, runChunks } from './helpers.js';
+
+const KEY = 'fast-path-test-key';
+const AS_OF = parseIsoDate('2024-12-31');
+
+interface RefResult {
+  rows: number;
+  lines: number;
+  blankLines: number;
+  rejects: { line: number; codes: string; hospital: string; fields: string[]; raw: string }[];
+  accepted: (Omit<ChunkRow, 'fp' | 'start'> & { trimmed: string })[];
+}
+
+const PROBLEM_CODE: Record<number, string> = {
+  [Problem.BadQuote]: 'row.bad_quote',
+  [Problem.UnterminatedQuote]: 'row.unterminated_quote',
+  [Problem.InvalidUtf8]: 'row.invalid_utf8',
+};
+
+/** What the contract says a chunk yields, computed the slow, obvious way. */
+function reference(ctx: ChunkContext, bytes: Buffer): RefResult {
+  const rules = ruleContext(ctx.dataset, ctx.asOfDay, ctx.period);
+  const row = emptyCheckedRow();
+  const out: RefResult = { rows: 0, lines: 0, blankLines: 0, rejects: [], accepted: [] };
+  const { lines, blankLines } = parseRecords(bytes, 0, bytes.length, (r) => {
+    out.rows++;
+    const fields = r.fields.slice();
+    const hospitalOf = () => {
+      const h = fields.length > ctx.index[0] ? fields[ctx.index[0]].trim() : '';
+      return isValidHospitalId(h) ? h : INVALID_HOSPITAL;
+    };
+    const countOk = fields.length === ctx.columnCount;
+    if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
+      const code = !countOk && r.problem === Problem.None ? 'row.field_count' : PROBLEM_CODE[r.problem];
+      const raw = bytes.toString(r.problem === Problem.InvalidUtf8 ? 'latin1' : 'utf8', r.start, r.end).replace(/\r?\n$/, '');
+      out.rejects.push({ line: r.line, codes: code, hospital: hospitalOf(), fields, raw });
+      return;
+    }
+    const f = ctx.index.map((k) => fields[k].trim());
+    const issues: RowIssue[] = [];
+    const ok = checkRow(rules, f, row, issues);
+    if (r.problem === Problem.BadQuote) issues.unshift({ code: 'row.bad_quote', field: '' });
+    if (!ok || issues.length > 0) {
+      out.rejects.push({ line: r.line, codes: issues.map((i) => i.code).join(';'), hospital: hospitalOf(), fields, raw: '' });
+      return;
+    }
+    out.accepted.push({
+      hospital: row.hospitalId,
+      month: row.monthIndex,
+      day: row.day,
+      measure: row.measure,
+      flag: row.flag,
+      value: row.value,
+      refLow: ctx.dataset === 'labs' ? row.refLow : NaN,
+      refHigh: ctx.dataset === 'labs' ? row.refHigh : NaN,
+      patientKey: createHmac('sha256', KEY).update(`${row.hospitalId}|${row.patientId}`).digest('hex').slice(0, 32),
+      sourceValue: row.sourceValue,
+      sourceUnit: row.sourceUnit,
+      line: r.line,
+      trimmed: JSON.stringify(fields.map((x) => x.trim())),
+    });
+  });
+  out.lines = lines;
+  out.blankLines = blankLines;
+  return out;
+}
+
+// ------------------------------------------------------------------ generated rows
+
+const oneOf = <T>(...xs: T[]) => fc.constantFrom(...xs);
+
+/** Odd field values: invalid ones, and valid ones only the string path reads. */
+const FIELD_VALUES: Record<string, string[]> = {
+  hospital_id: ['H001', '', 'ALL', '__invalid__', 'a/b', 'H' + 'x'.repeat(32), 'x'.repeat(32), 'Hé'],
+  date: ['2024-01-15', '2024-02-29', '2024-03-01', '2023-02-29', '2024-13-01', '2024-1-5', '', '2030-01-01', '2024-06-31', '0000-01-01'],
+  patient_id: ['P1', 'P2', 'MRN0001', 'p_2-x', '', 'bad id', 'é', 'P'.repeat(65), 'P'.repeat(64)],
+  vital_type: ['heart_rate', 'temperature', 'weight', 'height', 'blood_pressure_systolic', 'oxygen_saturation', 'pulse', '', 'Heart_Rate'],
+  test_type: ['glucose', 'hba1c', 'creatinine', 'sodium', 'ldl', '', 'GLUCOSE'],
+  value: ['72', '36.6', '98.6', '0.5', '.5', '5.', '+80', '-1.5', '180', '1e3', 'NaN', 'Infinity', '0x1A', '1,000', '', '7.2345678901234567', '12345678901234567', '0072', '150',
+    // plausible magnitudes that only the exact (string) parse may read, and malformed numbers
+    '72.000000000000001', '98.60000000000001', '70.00000000000000000001', '7.2.1', '72..', '.', '+', '-', '+.5', '-.'],
+  unit: ['bpm', 'BPM', '/min', 'celsius', 'C', '°C', 'F', '°F', '[degF]', 'kg', 'lb', 'cm', 'in', 'm', '%', 'mmHg', 'mg/dL', 'mmol/L', 'mmol/mol', 'umol/L', 'µmol/L', 'g/L', '', 'furlong'],
+  reference_range: ['', '70-100', '3.5 - 5.1', '<5', '<=5.6', '>0.6', '>=1', '100-70', 'abc', '4.0-5.6'],
+  extra: ['', 'note', 'x,y', 'é'],
+};
+
+/** How a field is written: as is, padded, quoted, quoted with an escaped quote, with a stray quote. */
+const DRESS = fc.constantFrom('plain', 'plain', 'plain', 'pad', 'quote', 'quote', 'quotepad', 'escaped', 'stray', 'newline');
+
+function dress(v: string, how: string): string {
+  switch (how) {
+    case 'pad':
+      return ` ${v}\t`;
+    case 'quote':
+      return `"${v}"`;
+    case 'quotepad':
+      return `" ${v} "`;
+    case 'escaped':
+      return `"${v}""x"`;
+    case 'stray':
+      return `${v}"`;
+    case 'newline':
+      return `"${v}\n"`;
+    default:
+      return v.includes(',') || v.includes('"') ? `"${v.replace(/"/g, '""')}"` : v;
+  }
+}
+
+const EOL = fc.constantFrom('\n', '\n', '\n', '\r\n');
+
+interface Layout {
+  dataset: Dataset;
+  /** File column names in file order. */
+  names: string[];
+}
+
+const LAYOUT: fc.Arbitrary<Layout> = fc
+  .tuple(fc.constantFrom<Dataset>('vitals', 'labs'), fc.boolean(), fc.boolean())
+  .map(([dataset, shuffle, extra]) => {
+    const names = [...COLUMNS[dataset]];
+    if (shuffle) names.reverse();
+    if (extra) names.splice(2, 0, 'extra');
+    return { dataset, names };
+  });
+
+const nameToField = (dataset: Dataset, name: string) =>
+  name === 'measurement_date' || name === 'test_date' ? 'date' : name === 'result_value' ? 'value' : dataset === 'labs' && name === 'test_type' ? 'test_type' : name;
+
+/** Clean (type, value, unit) triples: every unit spelling and conversion path. */
+const CLEAN: Record<Dataset, [string, string, string][]> = {
+  vitals: [
+    ['heart_rate', '72', 'bpm'], ['heart_rate', '55', '/min'], ['heart_rate', '101', 'BPM'], ['temperature', '98.6', 'F'], ['temperature', '37.1', '°C'],
+    ['temperature', '36.6', 'celsius'], ['temperature', '38.25', 'Cel'], ['weight', '154.3', 'lb'], ['weight', '70.5', 'kg'], ['height', '70', 'in'],
+    ['height', '1.75', 'm'], ['oxygen_saturation', '97', '%'], ['blood_pressure_systolic', '120', 'mmHg'], ['blood_pressure_diastolic', '85', 'mm[Hg]'],
+    ['respiratory_rate', '16', 'breaths/min'], ['respiratory_rate', '22', '/min'],
+  ],
+  labs: [
+    ['glucose', '95', 'mg/dL'], ['glucose', '5.4', 'mmol/L'], ['hba1c', '42', 'mmol/mol'], ['hba1c', '5.9', '%'], ['creatinine', '88', 'µmol/L'],
+    ['creatinine', '1.1', 'mg/dL'], ['sodium', '140', 'mEq/L'], ['potassium', '4.2', 'mmol/L'], ['hemoglobin', '135', 'g/L'], ['cholesterol', '5.2', 'mmol/L'],
+  ],
+};
+
+/**
+ * One physical row: mostly a clean row (so the fast path accepts it), with
+ * now and then one field swapped for an odd value or written oddly; or a
+ * blank line, or a row with a field too few or too many.
+ */
+function rowArb(layout: Layout): fc.Arbitrary<string> {
+  const clean = fc.record({
+    hospital_id: oneOf('H001', 'H002', 'h-3_x'),
+    date: oneOf('2024-01-15', '2024-02-29', '2024-02-03', '2024-03-01'),
+    patient_id: oneOf('P1', 'P2', 'MRN0001', 'p_2-x'),
+    what: fc.constantFrom(...CLEAN[layout.dataset]),
+    reference_range: oneOf('', '70-100', '3.5 - 5.1', '<5', '<=5.6', '>0.6', '>=1', '4.0-5.6'),
+    extra: oneOf('', 'note'),
+  });
+  const odd = fc.option(fc.tuple(fc.nat(layout.names.length - 1), fc.nat()), { freq: 3 });
+  const dressing = fc.array(fc.oneof({ weight: 6, arbitrary: fc.constant('plain') }, { weight: 1, arbitrary: DRESS }), { minLength: layout.names.length, maxLength: layout.names.length });
+  const record = fc.tuple(clean, odd, dressing, EOL).map(([c, swap, how, eol]) => {
+    const value = (name: string): string => {
+      const f = nameToField(layout.dataset, name);
+      if (f === 'vital_type' || f === 'test_type') return c.what[0];
+      if (f === 'value') return c.what[1];
+      if (f === 'unit') return c.what[2];
+      return (c as unknown as Record<string, string>)[f];
+    };
+    const fields = layout.names.map(value);
+    if (swap) {
+      const [k, pick] = swap;
+      const pool = FIELD_VALUES[nameToField(layout.dataset, layout.names[k])];
+      fields[k] = pool[pick % pool.length];
+    }
+    return fields.map((v, k) => dress(v, how[k])).join(',') + eol;
+  });
+  return fc.oneof(
+    { weight: 20, arbitrary: record },
+    { weight: 1, arbitrary: fc.constantFrom('\n', '\r\n', '   \n') },
+    { weight: 1, arbitrary: record.map((r) => r.replace(/,[^,]*$/, '\n')) }, // one field short
+    { weight: 1, arbitrary: record.map((r) => r.replace(/\r?\n$/, ',extra\n')) }, // one field long
+  );
+}
+
+/** A chunk: generated rows, some repeated (duplicates), sometimes ending without a line end, sometimes with invalid UTF-8. */
+const CHUNK = LAYOUT.chain((layout) =>
+  fc
+    .tuple(fc.array(rowArb(layout), { minLength: 1, maxLength: 40 }), fc.array(fc.nat(), { maxLength: 5 }), fc.boolean(), fc.boolean())
+    .map(([rows, dups, cutEnd, badByte]) => {
+      for (const d of dups) rows.push(rows[d % rows.length]);
+      let text = rows.join('');
+      if (cutEnd) text = text.replace(/\r?\n$/, '');
+      let bytes = Buffer.from(text, 'utf8');
+      if (badByte && bytes.length > 4) {
+        bytes = Buffer.from(bytes);
+        bytes[bytes.length >> 1] = 0xff;
+      }
+      return { layout, bytes };
+    }),
+);
+
+function contextFor(layout: Layout, period: string | null = null): ChunkContext {
+  return {
+    dataset: layout.dataset,
+    index: COLUMNS[layout.dataset].map((c) => layout.names.indexOf(c)),
+    columnCount: layout.names.length,
+    asOfDay: AS_OF,
+    period: period ? monthBounds(period) : null,
+    key: KEY,
+    run: 'fastpath-test',
+  };
+}
+
+/**
+ * Run budget: shrinking a failing chunk can take very long, so a run that
+ * goes past its time limit stops and fails with the smallest chunk found.
+ */
+const BUDGET = (numRuns: number) => ({ numRuns, interruptAfterTimeLimit: 30_000, markInterruptAsFailure: true });
+
+/** Object.is for numbers (NaN equals NaN, 0 and -0 differ), so values compare exactly. */
+const exact = (x: unknown) => (typeof x === 'number' ? (Number.isNaN(x) ? 'NaN' : Object.is(x, -0) ? '-0' : x) : x);
+const canon = (r: object) => JSON.stringify(Object.entries(r).map(([k, v]) => [k, exact(v)]));
+
+function compare(layout: Layout, bytes: Buffer, period: string | null = null): void {
+  const ctx = contextFor(layout, period);
+  const ref = reference(ctx, bytes);
+  const [got] = runChunks(ctx, [bytes]);
+  expect({ rows: got.rows, lines: got.lines, blankLines: got.blankLines }).toEqual({ rows: ref.rows, lines: ref.lines, blankLines: ref.blankLines });
+  expect(got.rejects.line.map((line, i) => ({ line, codes: got.rejects.codes[i], hospital: got.rejects.hospital[i], fields: got.rejects.fields[i], raw: got.rejects.raw[i] }))).toEqual(ref.rejects);
+  // Accepted rows: the same set with the same values (the chunk groups them by partition; compare in line order).
+  const mine = got.accepted.map(({ fp: _f, start: _s, ...r }) => r).sort((a, b) => a.line - b.line);
+  const theirs = ref.accepted.map(({ trimmed: _t, ...r }) => r);
+  expect(mine.map(canon)).toEqual(theirs.map(canon));
+  // Fingerprints: equal rows (after trimming) share one, different rows do not.
+  const byLine = new Map(ref.accepted.map((r) => [r.line, r.trimmed]));
+  const fpOf = new Map<string, string>();
+  const rowOf = new Map<string, string>();
+  for (const r of got.accepted) {
+    const fp = r.fp.join(':');
+    const row = byLine.get(r.line)!;
+    if (fpOf.has(row)) expect(fp).toBe(fpOf.get(row));
+    else fpOf.set(row, fp);
+    if (rowOf.has(fp)) expect(row).toBe(rowOf.get(fp));
+    else rowOf.set(fp, row);
+  }
+}
+
+describe('the worker core agrees with the reference on generated chunks', () => {
+  it('records, rejects, accepted values, patient keys and fingerprints', () => {
+    fc.assert(
+      fc.property(CHUNK, ({ layout, bytes }) => compare(layout, bytes)),
+      BUDGET(600),
+    );
+  });
+
+  it('with --period (rows outside the month go to the string path and are rejected there)', () => {
+    fc.assert(
+      fc.property(CHUNK, ({ layout, bytes }) => compare(layout, bytes, '2024-02')),
+      BUDGET(150),
+    );
+  });
+
+  it.each<[string, string]>([
+    ['clean vitals', 'H001,2024-03-15,P1,heart_rate,72,bpm\nH001,2024-03-15,P1,temperature,98.6,F\n'],
+    ['a visit, then another patient', 'H001,2024-03-15,P1,heart_rate,72,bpm\nH001,2024-03-15,P1,weight,70,kg\nH001,2024-03-15,P2,weight,70,kg\nH002,2024-03-15,P2,weight,70,kg\n'],
+    ['quoted units and CRLF', 'H001,2024-03-15,P1,heart_rate,72,"bpm"\r\nH001,2024-03-15,P1,temperature," 37.1 ",°C\r\n'],
+    ['the same hospital, date and patient after a rejected row', 'H001,2024-03-15,P1,heart_rate,72,bpm\nH001,2024-03-15,P1,heart_rate,999,bpm\nH001,2024-03-15,P1,heart_rate,73,bpm\n'],
+    ['a trailing comma at the very end', 'H001,2024-03-15,P1,heart_rate,72,'],
+    ['a lone CR at the end', 'H001,2024-03-15,P1,heart_rate,72,bpm\n\r'],
+    ['a value too long for the fast parse', 'H001,2024-03-15,P1,heart_rate,72.00000000000000001,bpm\n'],
+  ])('%s', (_name, text) => {
+    compare({ dataset: 'vitals', names: [...COLUMNS.vitals] }, Buffer.from(text, 'utf8'));
+  });
+});
+
+describe('across chunks', () => {
+  it('patients and values first seen in one chunk keep their keys in the next (published in between)', () => {
+    const layout: Layout = { dataset: 'vitals', names: [...COLUMNS.vitals] };
+    const ctx = contextFor(layout);
+    const a = Buffer.from('H001,2024-03-15,P1,heart_rate,72,bpm\nH002,2024-03-15,P1,heart_rate,72,bpm\n');
+    const b = Buffer.from('H001,2024-03-16,P1,heart_rate,72,bpm\nH002,2024-03-16,P9,heart_rate,72,bpm\n');
+    const [ra, rb] = runChunks(ctx, [a, b]);
+    const key = (h: string, p: string) => createHmac('sha256', KEY).update(`${h}|${p}`).digest('hex').slice(0, 32);
+    expect(ra.accepted.map((r) => r.patientKey)).toEqual([key('H001', 'P1'), key('H002', 'P1')]);
+    expect(rb.accepted.map((r) => r.patientKey)).toEqual([key('H001', 'P1'), key('H002', 'P9')]);
+    // The second chunk brings only what the first did not publish.
+    expect(rb.newPatients.count).toBe(1);
+    expect(rb.newValues.count).toBe(0);
+  });
+});
