@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * healthcare-pipeline: the command line (SPEC §6). Human logs go to stderr;
  * the last line on stdout is a one-line JSON summary. Exit codes: 0 ok,

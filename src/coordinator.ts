@@ -25,7 +25,7 @@ import { createHash } from 'node:crypto';
 import { PipelineError } from './errors.js';
 import { onInterrupt } from './lifecycle.js';
 import type { Logger } from './log.js';
-import { FingerprintSet } from './merge/dedupe.js';
+import { DuplicateFilter, filterBits } from './merge/dedupe.js';
 import { Dictionaries } from './merge/dicts.js';
 import { Partitions } from './merge/partitions.js';
 import { planCuts } from './parse/cutter.js';
@@ -167,6 +167,9 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     return a.quarantine;
   };
 
+  let dups: DuplicateFilter | null = null;
+  /** Rows the duplicate filter held back, in arrival order: partition, line, raw record. */
+  const held: { part: ReturnType<typeof partitions.partitionOf>; line: number; record: Buffer }[] = [];
   try {
     if (header && size > header.dataOffset) {
       const ctx: ChunkContext = {
@@ -179,8 +182,9 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         run: randomUUID(),
       };
       const firstLine = header.lines + 1;
-      // Sized for the file (about 50 bytes a row) so it rarely has to grow mid-run.
-      const seen = new FingerprintSet(2, Math.min(1 << 26, Math.max(1 << 16, Math.ceil((size - header.dataOffset) / 50 / 0.7))));
+      // Sized for the file (about 50 bytes a row), within a fixed bound.
+      dups = new DuplicateFilter(filterBits((size - header.dataOffset) / 50), join(staging, 'fingerprints.bin'));
+      const filter = dups;
       let lineBase = 0;
       const inFlight: Promise<ChunkResult>[] = [];
       const maxInFlight = pool.threads * 2;
@@ -225,14 +229,11 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           let drop: number[] | null = null;
           const fp = r.fp;
           for (let i = from; i < to; i++) {
-            if (!seen.add2(fp[2 * i], fp[2 * i + 1])) {
+            if (filter.suspect(fp[2 * i], fp[2 * i + 1])) {
+              // Maybe a later copy of an accepted row: held back until the filter decides.
               (drop ??= []).push(i);
-              // A later copy of an accepted row: quarantine it as read.
-              const a = hospitalAcc(hospital);
-              a.rejected++;
-              a.rejectsByRule['duplicate.exact'] = (a.rejectsByRule['duplicate.exact'] ?? 0) + 1;
-              rejectsByRule['duplicate.exact'] = (rejectsByRule['duplicate.exact'] ?? 0) + 1;
-              quarantine(hospital).add(base + r.pos[2 * i + 1], 'duplicate.exact', recordFieldsAt(chunk, r.pos[2 * i]), '');
+              partitions.hold(part, r, i, ids);
+              held.push({ part, line: base + r.pos[2 * i + 1], record: recordAt(chunk, r.pos[2 * i]) });
             }
           }
           hospitalAcc(hospital).read += to - from;
@@ -303,10 +304,33 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       } finally {
         closeSync(fd);
       }
+      // The held rows: duplicates to quarantine (as read), the others back to their partitions.
+      const td = performance.now();
+      const isDup = filter.resolve();
+      const drops = new Map<ReturnType<typeof partitions.partitionOf>, number[]>();
+      const index = new Map<ReturnType<typeof partitions.partitionOf>, number>();
+      for (let s = 0; s < held.length; s++) {
+        const { part, line, record } = held[s];
+        const k = index.get(part) ?? 0;
+        index.set(part, k + 1);
+        if (!drops.has(part)) drops.set(part, []);
+        if (isDup[s] === 0) continue;
+        drops.get(part)!.push(k);
+        const a = hospitalAcc(part.hospital);
+        a.rejected++;
+        a.rejectsByRule['duplicate.exact'] = (a.rejectsByRule['duplicate.exact'] ?? 0) + 1;
+        rejectsByRule['duplicate.exact'] = (rejectsByRule['duplicate.exact'] ?? 0) + 1;
+        quarantine(part.hospital).add(line, 'duplicate.exact', recordFields(record), '');
+      }
+      for (const [part, drop] of drops) await partitions.release(part, drop);
+      filter.close();
+      dups = null;
+      timings.dedupe += performance.now() - td;
     }
 
     await partitions.finish();
   } catch (e) {
+    dups?.close();
     await partitions.abandon();
     for (const a of hospitals.values()) a.quarantine?.close();
     cleanup();
@@ -422,10 +446,15 @@ function removeIfEmpty(dir: string): void {
 
 const round = (ms: number) => Math.round(ms * 10) / 10;
 
-/** The fields of the record starting at byte `pos` of a chunk, as read (for the quarantine file). */
-function recordFieldsAt(chunk: Buffer, pos: number): string[] {
+/** A copy of the record starting at byte `pos` of a chunk. */
+function recordAt(chunk: Buffer, pos: number): Buffer {
+  return Buffer.from(chunk.subarray(pos, parsedRecordEnd(chunk, pos, chunk.length)));
+}
+
+/** The fields of a record, as read (for the quarantine file). */
+function recordFields(record: Buffer): string[] {
   let fields: string[] = [];
-  parseRecords(chunk, pos, parsedRecordEnd(chunk, pos, chunk.length), (rec) => (fields = rec.fields.slice()));
+  parseRecords(record, 0, record.length, (rec) => (fields = rec.fields.slice()));
   return fields;
 }
 

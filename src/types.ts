@@ -3,6 +3,7 @@
  * strings, plain objects), declared in one place. Class instances do not
  * survive postMessage; sketches travel as their `toJSON` state.
  */
+import type { ColumnMeta } from './sinks/pages.js';
 import type { Dataset } from './registry.js';
 import type { MeasureSketchState } from './sketch/measure.js';
 import type { TableState } from './transform/bytetable.js';
@@ -156,7 +157,7 @@ export interface EncodeResult {
   readonly rows: number;
   /** Column-chunk bytes of one row group; offsets in `rowGroup` are relative to byte 0 here. */
   readonly bytes: Uint8Array;
-  readonly rowGroup: unknown;
+  readonly rowGroup: { columns: ColumnMeta[] };
   /** Per measure present in the batch: its sketch. */
   readonly sketches: { measure: number; state: MeasureSketchState }[];
   /** Systolic/diastolic pairs (same patient and date) seen in the batch, and how many had systolic <= diastolic. */

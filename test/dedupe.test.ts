@@ -1,66 +1,91 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import { FingerprintSet } from '../src/merge/dedupe.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DuplicateFilter, filterBits } from '../src/merge/dedupe.js';
 
-describe('FingerprintSet behaves as a set of fixed-width keys', () => {
-  it.each([2, 4] as const)('width %i, against a Set of joined keys (small values force collisions and growth)', (width) => {
+const dir = mkdtempSync(join(tmpdir(), 'hcp-dedupe-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const filter = (bits: number) => new DuplicateFilter(bits, join(dir, `log-${n++}.bin`));
+
+/**
+ * Runs fingerprints through the filter as the coordinator does: suspects
+ * are held, then `resolve` says which repeat an earlier row. Returns, per
+ * row, whether it was dropped as a duplicate.
+ */
+function dropped(f: DuplicateFilter, fps: [number, number][]): boolean[] {
+  const suspects: number[] = [];
+  fps.forEach(([hi, lo], i) => {
+    if (f.suspect(hi, lo)) suspects.push(i);
+  });
+  const dup = f.resolve();
+  f.close();
+  const out = fps.map(() => false);
+  suspects.forEach((row, s) => (out[row] = dup[s] === 1));
+  return out;
+}
+
+/** The contract, the obvious way: a row is dropped when an earlier row has the same fingerprint. */
+const reference = (fps: [number, number][]) => {
+  const seen = new Set<string>();
+  return fps.map(([hi, lo]) => {
+    const k = `${hi}:${lo}`;
+    const dup = seen.has(k);
+    seen.add(k);
+    return dup;
+  });
+};
+
+const word = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 0xffffffff }));
+
+describe('DuplicateFilter drops exactly the later copies, first occurrence kept', () => {
+  it.each([
+    ['a tiny filter (512 bits: almost every row a suspect)', 512],
+    ['a small filter (64 Kbit: some false positives)', 1 << 16],
+    ['the smallest production size', filterBits(0)],
+  ])('%s, against a set of every fingerprint', (_name, bits) => {
     fc.assert(
-      fc.property(fc.array(fc.array(fc.integer({ min: 0, max: 3 }), { minLength: width, maxLength: width }), { maxLength: 400 }), (keys) => {
-        const set = new FingerprintSet(width, 2);
-        const ref = new Set<string>();
-        for (const k of keys) {
-          expect(set.add(k)).toBe(!ref.has(k.join(',')));
-          ref.add(k.join(','));
-        }
-        expect(set.size).toBe(ref.size);
+      fc.property(fc.array(fc.tuple(word, word), { maxLength: 600 }), (fps) => {
+        expect(dropped(filter(bits), fps)).toEqual(reference(fps));
       }),
-      { numRuns: 300 },
+      { numRuns: 150 },
     );
   });
 
-  it('reads keys at an offset in a larger array (row fingerprints are [hi, lo] pairs)', () => {
-    const pairs = Uint32Array.from([1, 2, 3, 4, 1, 2, 0, 0, 0, 0]);
-    const set = new FingerprintSet(2);
-    expect([0, 2, 4, 6, 8].map((at) => set.add(pairs, at))).toEqual([true, true, false, true, false]);
-    expect(set.size).toBe(3);
+  it('through several log flushes (more rows than one log buffer), with repeats far apart', () => {
+    const rows = 200_000;
+    const fps: [number, number][] = [];
+    for (let i = 0; i < rows; i++) fps.push([Math.imul(i, 2654435761) >>> 0, i % 3 === 0 && i > 150_000 ? (i - 150_000) * 7 : i * 7]);
+    const f = filter(1 << 12); // far too small on purpose: many false positives to resolve
+    expect(dropped(f, fps)).toEqual(reference(fps));
   });
 
-  it('keeps full 32-bit words apart', () => {
-    const set = new FingerprintSet(4);
-    expect(set.add([0xffffffff, 0, 0, 1])).toBe(true);
-    expect(set.add([0xffffffff, 0, 0, 2])).toBe(true);
-    expect(set.add([0xffffffff, 0, 0, 1])).toBe(false);
+  it('a new fingerprint is never a suspect in an empty filter; a repeat always is', () => {
+    const f = filter(1 << 20);
+    expect(f.suspect(1, 2)).toBe(false);
+    expect(f.suspect(1, 2)).toBe(true);
+    expect(f.suspect(0, 0)).toBe(false);
+    expect(f.suspect(0, 0)).toBe(true);
+    expect(f.rows).toBe(4);
+    expect(Array.from(f.resolve())).toEqual([1, 1]);
+    f.close();
   });
 });
 
-describe('add2 (the width-2 fast path) agrees with add', () => {
-  it('on random pairs, zeros included', () => {
-    fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 })), { maxLength: 200 }), (pairs) => {
-        const a = new FingerprintSet(2, 2);
-        const b = new FingerprintSet(2, 2);
-        for (const [hi, lo] of pairs) expect(a.add2(hi, lo)).toBe(b.add([hi, lo]));
-        expect(a.size).toBe(b.size);
-      }),
-      { numRuns: 300 },
-    );
+describe('filterBits', () => {
+  it.each([
+    [0, 1 << 20],
+    [100_000, 1 << 21],
+    [1_000_000, 1 << 24],
+    [10_000_000, 1 << 27],
+    [1e9, 1 << 27],
+  ])('%i rows -> %i bits (about 16 a row, 1 Mbit to 16 MB)', (rows, bits) => {
+    expect(filterBits(rows)).toBe(bits);
   });
-});
 
-describe('idOf gives dense ids in insertion order', () => {
-  it('against a Map of joined keys, through growth, zero key included', () => {
-    fc.assert(
-      fc.property(fc.array(fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 4, maxLength: 4 }), { maxLength: 300 }), (keys) => {
-        const set = new FingerprintSet(4, 2, true);
-        const ref = new Map<string, number>();
-        for (const k of keys) {
-          const j = k.join(',');
-          if (!ref.has(j)) ref.set(j, ref.size);
-          expect(set.idOf(k)).toBe(ref.get(j));
-        }
-        expect(set.size).toBe(ref.size);
-      }),
-      { numRuns: 300 },
-    );
+  it('rejects a size that is not a power of two', () => {
+    expect(() => filter(1000)).toThrow(/power of two/);
   });
 });

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { OPTIONS } from '../src/config.js';
+import { ENGINE_NODE_FLAGS, OPTIONS } from '../src/config.js';
 import { ROOT, runCli, describeRun } from './helpers.js';
 
 const README = join(ROOT, 'README.md');
@@ -65,7 +65,10 @@ describe('package.json', () => {
     expect(pkg.scripts.start).toBeDefined();
     expect(pkg.scripts.test).toBeDefined();
     expect(pkg.bin['healthcare-pipeline']).toBe('dist/src/cli.js');
-    expect(readFileSync(join(ROOT, 'src', 'cli.ts'), 'utf8').startsWith('#!/usr/bin/env node')).toBe(true);
+    // The bin runs with the engine's V8 flags, as `npm start` does.
+    const flags = ENGINE_NODE_FLAGS.join(' ');
+    expect(readFileSync(join(ROOT, 'src', 'cli.ts'), 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
+    expect(pkg.scripts.start).toContain(`node ${flags} dist/src/cli.js`);
   });
 
   it.each(Object.entries(pkg.scripts))('script %s names files that exist', (_name, script) => {

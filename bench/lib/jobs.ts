@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Input } from './data.js';
 import { median } from './format.js';
 import { ensureOk, measure, type Measured } from './proc.js';
+import { ENGINE_NODE_FLAGS } from '../../src/config.js';
 
 export type Tool = 'engine' | 'duckdb' | 'pandas';
 
@@ -83,10 +84,10 @@ const cleanup = (ctx: JobContext, dir: string) => {
 /** The engine: `process` (workers, chunk size) then `stats`, timed as one job. */
 export async function engineJob(ctx: JobContext, input: Input, workers: number, chunkSize: number | null): Promise<Sample> {
   const dir = runDir(ctx, `engine-${input.rows}-w${workers}-c${chunkSize ?? 'default'}`);
-  const args = [ctx.cli, 'process', '--dataset', 'vitals', '--input', input.path, '--out', dir, '--workers', String(workers), '--as-of', ctx.asOf, '--no-progress'];
+  const args = [...ENGINE_NODE_FLAGS, ctx.cli, 'process', '--dataset', 'vitals', '--input', input.path, '--out', dir, '--workers', String(workers), '--as-of', ctx.asOf, '--no-progress'];
   if (chunkSize !== null) args.push('--chunk-size', String(chunkSize));
   const p = ensureOk(await measure(process.execPath, args, { env: env() }), 'engine process');
-  const s = ensureOk(await measure(process.execPath, [ctx.cli, 'stats', '--out', dir], { env: env() }), 'engine stats');
+  const s = ensureOk(await measure(process.execPath, [...ENGINE_NODE_FLAGS, ctx.cli, 'stats', '--out', dir], { env: env() }), 'engine stats');
   cleanup(ctx, dir);
   const rows = rowsOf(p.json!);
   const rss = [p.maxRssBytes, s.maxRssBytes].filter((x): x is number => x !== null);

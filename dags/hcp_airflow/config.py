@@ -17,6 +17,9 @@ from pathlib import Path
 
 #: The repository root: parent of ``dags/``.
 REPO_DIR = Path(__file__).resolve().parents[2]
+# V8 flags the engine runs with: a small young generation keeps the
+# coordinator's memory flat (docs/PERFORMANCE.md, "Memory").
+ENGINE_NODE_FLAGS = ("--max-semi-space-size=2",)
 
 #: Dataset name (engine ``--dataset``) -> file name in a landing month folder.
 LANDING_FILES = {"vitals": "vitals.csv", "labs": "lab_results.csv"}
@@ -93,14 +96,14 @@ def _dir(environ: Mapping[str, str], name: str, repo_dir: Path) -> Path | None:
 def load_settings(environ: Mapping[str, str] | None = None, repo_dir: Path = REPO_DIR) -> Settings:
     """Read ``HCP_*`` variables into a :class:`Settings`.
 
-    ``HCP_CLI`` (default ``node <repo>/dist/src/cli.js``), ``HCP_OUTPUT_DIR``
+    ``HCP_CLI`` (default ``node --max-semi-space-size=2 <repo>/dist/src/cli.js``), ``HCP_OUTPUT_DIR``
     (default ``<repo>/output/airflow``), ``HCP_LANDING_DIR`` (optional),
     ``HCP_PUSHGATEWAY`` (optional), ``HCP_MAX_ACTIVE_HOSPITALS`` (default 2),
     ``HCP_WORKERS`` (default: cores // max active hospitals), ``HCP_POOL``.
     """
     env = os.environ if environ is None else environ
     cli_raw = env.get("HCP_CLI", "").strip()
-    cli = tuple(shlex.split(cli_raw)) if cli_raw else ("node", str(repo_dir / "dist" / "src" / "cli.js"))
+    cli = tuple(shlex.split(cli_raw)) if cli_raw else ("node", *ENGINE_NODE_FLAGS, str(repo_dir / "dist" / "src" / "cli.js"))
     if not cli:
         raise ValueError("HCP_CLI must name a command")
     return Settings(

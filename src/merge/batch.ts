@@ -53,6 +53,12 @@ export class Bitset {
   }
 }
 
+/** Rows to append: a chunk result's accepted rows, or a batch (rows held back by the duplicate filter). */
+export type RowSource = Pick<ChunkResult, 'units' | 'day' | 'code' | 'value' | 'ref' | 'patient' | 'srcValue'>;
+
+/** Ids for a source whose references are all published already (a batch). */
+export const NO_PENDING: ChunkIds = { patients: new Uint32Array(0), values: new Uint32Array(0) };
+
 /** What a chunk's rows need to be resolved: ids of its new entries once published. */
 export interface ChunkIds {
   readonly patients: Uint32Array;
@@ -76,7 +82,7 @@ export class BatchBuilder {
    * Appends rows [from, to) of a chunk result, skipping those whose index is
    * in `drop` (sorted), and marks each kept row's patient in `patients[measure]`.
    */
-  append(r: ChunkResult, from: number, to: number, drop: number[] | null, ids: ChunkIds, dicts: Dictionaries, patients: Bitset[]): void {
+  append(r: RowSource, from: number, to: number, drop: number[] | null, ids: ChunkIds, dicts: Dictionaries, patients: Bitset[]): void {
     const kept = to - from - (drop?.length ?? 0);
     if (kept <= 0) return;
     // The chunk's unit dictionary onto the batch's.

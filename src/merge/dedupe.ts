@@ -1,139 +1,180 @@
 /**
- * A set of fixed-width fingerprints (2 or 4 uint32 words) in one open-
- * addressing table (grown at 70% load), with no per-entry object. Used for
- * exact-duplicate detection (64-bit row fingerprints: 8 bytes a slot, about
- * 11–23 bytes per distinct accepted row — the one piece of state that grows
- * with the input, docs/PERFORMANCE.md) and, with dense ids, as the index of a
- * hospital's patients (their 128-bit keys themselves, so counts are exact).
+ * Exact-duplicate detection in bounded memory (docs/decisions/0006-dedupe.md).
+ *
+ * Every accepted row's 64-bit fingerprint goes through a blocked Bloom
+ * filter of fixed size and is appended to a log file in staging. A row the
+ * filter has not seen is new for certain; a row it may have seen (a true
+ * duplicate, or now and then a false positive) is a *suspect*: the caller
+ * holds it back, and after the last row `resolve` reads the log once to
+ * find, for each suspect, whether its fingerprint occurs at an earlier row.
+ * So the first occurrence is kept and later copies dropped exactly as with
+ * an in-memory set of every fingerprint, but memory is the filter (at most
+ * 16 MB) plus the suspects, not 8–16 bytes for every row of the file.
  */
-export class FingerprintSet {
-  /** Slot i holds words [w·i, w·i + w); adjacent, so a probe touches one cache line. */
-  private table: Uint32Array;
-  /** Dense id of the entry in each slot (only when built `withIds`). */
-  private ids: Uint32Array | null;
-  private mask: number;
-  /** The all-zero fingerprint, which cannot live in the table (zero marks an empty slot). */
-  private zeroId = -1;
-  size = 0;
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 
-  constructor(private readonly width: 2 | 4 = 2, initialCapacity = 1 << 10, withIds = false) {
-    let cap = 1;
-    while (cap < initialCapacity) cap <<= 1;
-    this.table = new Uint32Array(width * cap);
-    this.ids = withIds ? new Uint32Array(cap) : null;
-    this.mask = cap - 1;
+/** Bits per block: one 64-byte cache line, so a row costs one memory access. */
+const BLOCK_WORDS = 16;
+/** Bits set per fingerprint. */
+const K = 8;
+/** Filter size bounds (bits): 1 Mbit .. 128 Mbit (16 MB). */
+const MIN_BITS = 1 << 20;
+const MAX_BITS = 1 << 27;
+/** Log buffer, in fingerprints. */
+const LOG_BATCH = 1 << 16;
+
+/** Filter bits for an expected row count: about 16 bits a row, a power of two, within the bounds. */
+export function filterBits(expectedRows: number): number {
+  let bits = MIN_BITS;
+  while (bits < expectedRows * 16 && bits < MAX_BITS) bits *= 2;
+  return bits;
+}
+
+export class DuplicateFilter {
+  private readonly words: Int32Array;
+  private readonly blockShift: number;
+  private readonly fd: number;
+  private readonly logBuf = new Uint32Array(2 * LOG_BATCH);
+  private logFill = 0;
+  /** Rows seen so far: the next row's sequence number. */
+  private seq = 0;
+  /** Suspects in arrival order: sequence numbers and fingerprints. */
+  private suspectSeq: number[] = [];
+  private suspectFp: number[] = [];
+
+  /** @param bits filter size (a power of two, at least 512); @param logPath where the fingerprint log goes (staging). */
+  constructor(bits: number, logPath: string) {
+    const blocks = Math.max(1, bits / (32 * BLOCK_WORDS));
+    if (!Number.isInteger(Math.log2(blocks))) throw new RangeError(`filter bits must be a power of two, got ${bits}`);
+    this.words = new Int32Array(blocks * BLOCK_WORDS);
+    this.blockShift = 32 - Math.log2(blocks);
+    this.fd = openSync(logPath, 'w+');
   }
 
-  /** `add` for width 2, without the generic word loops: the per-row duplicate check. */
-  add2(hi: number, lo: number): boolean {
-    if (hi === 0 && lo === 0) return this.add([0, 0]);
-    const t = this.table;
+  /** Rows seen so far. */
+  get rows(): number {
+    return this.seq;
+  }
+
+  /** Suspects so far (rows held back until `resolve`). */
+  get suspects(): number {
+    return this.suspectSeq.length;
+  }
+
+  /**
+   * Records the next row's fingerprint; true when the row is a suspect (may
+   * repeat an earlier row: hold it until `resolve`), false when it is new.
+   */
+  suspect(hi: number, lo: number): boolean {
+    const buf = this.logBuf;
+    buf[this.logFill++] = hi;
+    buf[this.logFill++] = lo;
+    if (this.logFill === buf.length) this.flushLog();
+    const seq = this.seq++;
+    // Block from the high word, bit positions by double hashing the low word.
+    const base = this.blockShift === 32 ? 0 : (Math.imul(hi, 0x9e3779b1) >>> this.blockShift) * BLOCK_WORDS;
+    const step = Math.imul(hi, 0x85ebca6b) | 1;
+    const w = this.words;
+    let g = lo | 0;
+    let all = true;
+    for (let j = 0; j < K; j++) {
+      const p = g >>> 23; // 9 bits: one of the block's 512
+      const at = base + (p >>> 5);
+      const bit = 1 << (p & 31);
+      if ((w[at] & bit) === 0) {
+        all = false;
+        w[at] |= bit;
+      }
+      g = (g + step) | 0;
+    }
+    if (all) {
+      this.suspectSeq.push(seq);
+      this.suspectFp.push(hi, lo);
+    }
+    return all;
+  }
+
+  /**
+   * After the last row: for each suspect, in arrival order, whether an
+   * earlier row has the same fingerprint (1: a duplicate, drop it; 0: keep).
+   * One sequential read of the log.
+   */
+  resolve(): Uint8Array {
+    this.flushLog();
+    const n = this.suspectSeq.length;
+    const dup = new Uint8Array(n);
+    if (n === 0) return dup;
+    // The suspects' distinct fingerprints, with the first row that has each.
+    const first = new FirstSeen(this.suspectFp);
+    const chunk = new Uint32Array(2 * LOG_BATCH);
+    const bytes = new Uint8Array(chunk.buffer);
+    let seq = 0;
+    for (let pos = 0; ; ) {
+      const got = readSync(this.fd, bytes, 0, bytes.length, pos);
+      if (got === 0) break;
+      pos += got;
+      const m = got >>> 3;
+      for (let i = 0; i < m; i++, seq++) first.see(chunk[2 * i], chunk[2 * i + 1], seq);
+    }
+    if (seq !== this.seq) throw new Error(`fingerprint log holds ${seq} rows, expected ${this.seq}`);
+    for (let s = 0; s < n; s++) dup[s] = first.firstOf(s) < this.suspectSeq[s] ? 1 : 0;
+    return dup;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  private flushLog(): void {
+    if (this.logFill === 0) return;
+    const bytes = new Uint8Array(this.logBuf.buffer, 0, this.logFill * 4);
+    let off = 0;
+    while (off < bytes.length) off += writeSync(this.fd, bytes, off, bytes.length - off);
+    this.logFill = 0;
+  }
+}
+
+/** Open addressing over the suspects' fingerprints: the first row sequence number of each. */
+class FirstSeen {
+  private readonly mask: number;
+  /** Slot → suspect index + 1 of the fingerprint's first suspect (0 = empty). */
+  private readonly slots: Int32Array;
+  /** Per suspect: the slot holding its fingerprint. */
+  private readonly slotOf: Int32Array;
+  private readonly first: Float64Array;
+
+  constructor(private readonly fp: number[]) {
+    const n = fp.length / 2;
+    let cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    this.mask = cap - 1;
+    this.slots = new Int32Array(cap);
+    this.first = new Float64Array(cap).fill(Infinity);
+    this.slotOf = new Int32Array(n);
+    for (let s = 0; s < n; s++) {
+      const i = this.find(fp[2 * s], fp[2 * s + 1]);
+      if (this.slots[i] === 0) this.slots[i] = s + 1;
+      this.slotOf[s] = i;
+    }
+  }
+
+  /** The slot of a fingerprint: where it is, or the empty slot where it would go. */
+  private find(hi: number, lo: number): number {
+    const fp = this.fp;
     let i = (hi ^ Math.imul(lo, 0x9e3779b1)) & this.mask;
     for (;;) {
-      const h = t[2 * i];
-      const l = t[2 * i + 1];
-      if (h === 0 && l === 0) break;
-      if (h === hi && l === lo) return false;
-      i = (i + 1) & this.mask;
-    }
-    t[2 * i] = hi;
-    t[2 * i + 1] = lo;
-    if (this.ids) this.ids[i] = this.size;
-    this.inserted();
-    return true;
-  }
-
-  /** Adds the fingerprint at words[at, at + width); returns false when it was already present. */
-  add(words: ArrayLike<number>, at = 0): boolean {
-    if (this.isZero(words, at)) {
-      if (this.zeroId >= 0) return false;
-      this.zeroId = this.size++;
-      return true;
-    }
-    const s = this.probe(words, at);
-    if (s >= 0) return false;
-    this.insert(-1 - s, words, at);
-    return true;
-  }
-
-  /** The dense id (0, 1, 2… in insertion order) of a fingerprint, added if new. Needs `withIds`. */
-  idOf(words: ArrayLike<number>, at = 0): number {
-    if (this.isZero(words, at)) {
-      if (this.zeroId < 0) this.zeroId = this.size++;
-      return this.zeroId;
-    }
-    const s = this.probe(words, at);
-    if (s >= 0) return this.ids![s];
-    const id = this.size;
-    this.insert(-1 - s, words, at);
-    return id;
-  }
-
-  get bytes(): number {
-    return this.table.byteLength + (this.ids?.byteLength ?? 0);
-  }
-
-  private isZero(words: ArrayLike<number>, at: number): boolean {
-    for (let k = 0; k < this.width; k++) if (words[at + k] !== 0) return false;
-    return true;
-  }
-
-  /** The slot holding the fingerprint, or −1 − (the free slot where it would go). */
-  private probe(words: ArrayLike<number>, at: number): number {
-    const w = this.width;
-    const t = this.table;
-    let i = (words[at] ^ Math.imul(words[at + 1], 0x9e3779b1)) & this.mask;
-    for (;;) {
-      const s = w * i;
-      let empty = true;
-      let same = true;
-      for (let k = 0; k < w; k++) {
-        const v = t[s + k];
-        if (v !== 0) empty = false;
-        if (v !== words[at + k]) same = false;
-      }
-      if (empty) return -1 - i;
-      if (same) return i;
+      const s = this.slots[i];
+      if (s === 0 || (fp[2 * (s - 1)] === hi && fp[2 * (s - 1) + 1] === lo)) return i;
       i = (i + 1) & this.mask;
     }
   }
 
-  /** Writes the fingerprint (and its id, the current size) into a free slot. */
-  private insert(slot: number, words: ArrayLike<number>, at: number): void {
-    const w = this.width;
-    for (let k = 0; k < w; k++) this.table[w * slot + k] = words[at + k];
-    if (this.ids) this.ids[slot] = this.size;
-    this.inserted();
+  see(hi: number, lo: number, seq: number): void {
+    const i = this.find(hi, lo);
+    if (this.slots[i] !== 0 && this.first[i] === Infinity) this.first[i] = seq;
   }
 
-  /** Counts an insertion; grows the table (ids move with their entries) at 70% load. */
-  private inserted(): void {
-    this.size++;
-    if (this.size * 10 > (this.mask + 1) * 7) this.grow();
-  }
-
-  private grow(): void {
-    const w = this.width;
-    const old = this.table;
-    const oldIds = this.ids;
-    const cap = (this.mask + 1) * 2;
-    this.table = new Uint32Array(w * cap);
-    this.ids = oldIds ? new Uint32Array(cap) : null;
-    this.mask = cap - 1;
-    const t = this.table;
-    for (let j = 0, slot = 0; j < old.length; j += w, slot++) {
-      let empty = true;
-      for (let k = 0; k < w; k++) if (old[j + k] !== 0) empty = false;
-      if (empty) continue;
-      let i = (old[j] ^ Math.imul(old[j + 1], 0x9e3779b1)) & this.mask;
-      for (;;) {
-        let free = true;
-        for (let k = 0; k < w; k++) if (t[w * i + k] !== 0) free = false;
-        if (free) break;
-        i = (i + 1) & this.mask;
-      }
-      for (let k = 0; k < w; k++) t[w * i + k] = old[j + k];
-      if (oldIds) this.ids![i] = oldIds[slot];
-    }
+  firstOf(suspect: number): number {
+    return this.first[this.slotOf[suspect]];
   }
 }

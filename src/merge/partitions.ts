@@ -11,7 +11,7 @@ import type { Dataset } from '../registry.js';
 import { monthOf } from '../rules/fields.js';
 import { MeasureSketch } from '../sketch/measure.js';
 import type { ChunkResult, EncodeResult } from '../types.js';
-import { BatchBuilder, Bitset, type ChunkIds } from './batch.js';
+import { BatchBuilder, Bitset, type ChunkIds, NO_PENDING } from './batch.js';
 import type { Dictionaries } from './dicts.js';
 import { PartitionFile } from '../sinks/parquet.js';
 import type { Pool } from '../pool.js';
@@ -24,6 +24,8 @@ interface Partition {
   sketches: Map<number, MeasureSketch>;
   /** Per measure: the distinct patients so far, as a bitset over the hospital's dense patient numbers. */
   patients: Bitset[];
+  /** Rows the duplicate filter held back (suspects), in arrival order, until it decides. */
+  held: BatchBuilder | null;
 }
 
 export class Partitions {
@@ -51,7 +53,7 @@ export class Partitions {
     let part = this.parts.get(key);
     if (!part) {
       const m = monthOf(month);
-      part = { hospital, month: m, batch: new BatchBuilder(hospital, m, this.dataset === 'labs'), file: null, sketches: new Map(), patients: [] };
+      part = { hospital, month: m, batch: new BatchBuilder(hospital, m, this.dataset === 'labs'), file: null, sketches: new Map(), patients: [], held: null };
       this.parts.set(key, part);
     }
     return part;
@@ -70,6 +72,27 @@ export class Partitions {
       if (!biggest || biggest.batch.rows === 0) break;
       await this.flush(biggest);
     }
+  }
+
+  /**
+   * Holds row `i` of a chunk result back (a duplicate suspect) until
+   * `release`; its patient counts already (a duplicate has its original's
+   * patient, so n_patients is the same either way).
+   */
+  hold(part: Partition, r: ChunkResult, i: number, ids: ChunkIds): void {
+    part.held ??= new BatchBuilder(part.hospital, part.month, this.dataset === 'labs');
+    part.held.append(r, i, i + 1, null, ids, this.dicts, part.patients);
+  }
+
+  /** Held rows of a partition, in order; `drop` lists (ascending) the ones that turned out duplicates. */
+  async release(part: Partition, drop: number[]): Promise<void> {
+    if (!part.held) return;
+    const held = part.held.take();
+    part.held = null;
+    const before = part.batch.rows;
+    part.batch.append(held, 0, held.n, drop.length > 0 ? drop : null, NO_PENDING, this.dicts, part.patients);
+    this.buffered += part.batch.rows - before;
+    if (part.batch.rows >= this.rowGroupRows) await this.flush(part);
   }
 
   private async flush(p: Partition): Promise<void> {

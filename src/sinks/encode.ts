@@ -357,22 +357,3 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
     timings: { sketch: t1 - t0, parquet_encode: t2 - t1 },
   };
 }
-
-interface ColumnChunkLike {
-  file_offset: bigint;
-  meta_data?: { data_page_offset: bigint; dictionary_page_offset?: bigint };
-}
-
-/** Shifts every absolute offset in a row group's metadata by `delta` bytes. */
-export function relocate<T>(rowGroup: T, delta: bigint): T {
-  const rg = rowGroup as unknown as { columns: ColumnChunkLike[]; file_offset?: bigint };
-  for (const c of rg.columns) {
-    c.file_offset += delta;
-    if (c.meta_data) {
-      c.meta_data.data_page_offset += delta;
-      if (c.meta_data.dictionary_page_offset !== undefined) c.meta_data.dictionary_page_offset += delta;
-    }
-  }
-  if (rg.file_offset !== undefined) rg.file_offset += delta;
-  return rowGroup;
-}

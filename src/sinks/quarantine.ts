@@ -31,7 +31,8 @@ export class QuarantineFile {
   private push(s: string): void {
     this.buf.push(s);
     this.size += s.length;
-    if (this.size > 1 << 20) this.flush();
+    // Small: a file may have many hospitals, each with its own buffer.
+    if (this.size > 1 << 16) this.flush();
   }
 
   private flush(): void {

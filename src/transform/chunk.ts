@@ -51,7 +51,7 @@ const EMPTY_HASH = new Uint32Array(2);
 hash64(new Uint8Array(0), 0, 0, EMPTY_HASH);
 
 /** Worker-local caches grow with distinct values; past this many entries they start over. */
-const CACHE_LIMIT = 1 << 17;
+const CACHE_LIMIT = 1 << 15;
 
 /**
  * 64-bit row fingerprint from 64-bit field hashes (comp[2k], comp[2k + 1]

@@ -24,7 +24,7 @@ KEY = "k3y-that-must-never-leak-5f2a"
 
 def test_settings_defaults():
     s = load_settings({}, repo_dir=REPO)
-    assert s.cli == ("node", str(REPO / "dist" / "src" / "cli.js"))
+    assert s.cli == ("node", "--max-semi-space-size=2", str(REPO / "dist" / "src" / "cli.js"))
     assert s.output_dir == REPO / "output" / "airflow"
     assert s.landing_dir is None
     assert s.pushgateway is None
