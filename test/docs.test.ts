@@ -148,6 +148,8 @@ describe.skipIf(!hasReadme)('README.md', () => {
     for (const c of [...blocks, ...inline]) for (const m of c.matchAll(/(?:^|\s)--([a-z][a-z-]*)/g)) mentioned.add(m[1]);
     // Options of other tools shown in the README.
     for (const other of ['reporter']) mentioned.delete(other);
+    // Node's flags the engine runs with (README explains them).
+    for (const flag of ENGINE_NODE_FLAGS) mentioned.delete(flag.replace(/^--/, '').split('=')[0]);
     expect([...mentioned].filter((o) => !known.has(o))).toEqual([]);
   });
 
