@@ -27,7 +27,7 @@ import { onInterrupt } from './lifecycle.js';
 import type { Logger } from './log.js';
 import { DuplicateFilter, filterBits } from './merge/dedupe.js';
 import { Dictionaries } from './merge/dicts.js';
-import { Partitions } from './merge/partitions.js';
+import { type Partition, Partitions } from './merge/partitions.js';
 import { planCuts } from './parse/cutter.js';
 import { parseHeader, type Header } from './parse/header.js';
 import { parsedRecordEnd, parseRecords } from './parse/csv.js';
@@ -169,7 +169,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
 
   let dups: DuplicateFilter | null = null;
   /** Rows the duplicate filter held back, in arrival order: partition, line, raw record. */
-  const held: { part: ReturnType<typeof partitions.partitionOf>; line: number; record: Buffer }[] = [];
+  const held: { part: Partition; line: number; record: Buffer }[] = [];
   try {
     if (header && size > header.dataOffset) {
       const ctx: ChunkContext = {
@@ -307,8 +307,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       // The held rows: duplicates to quarantine (as read), the others back to their partitions.
       const td = performance.now();
       const isDup = filter.resolve();
-      const drops = new Map<ReturnType<typeof partitions.partitionOf>, number[]>();
-      const index = new Map<ReturnType<typeof partitions.partitionOf>, number>();
+      const drops = new Map<Partition, number[]>();
+      const index = new Map<Partition, number>();
       for (let s = 0; s < held.length; s++) {
         const { part, line, record } = held[s];
         const k = index.get(part) ?? 0;

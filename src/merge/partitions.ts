@@ -16,7 +16,7 @@ import type { Dictionaries } from './dicts.js';
 import { PartitionFile } from '../sinks/parquet.js';
 import type { Pool } from '../pool.js';
 
-interface Partition {
+export interface Partition {
   hospital: string;
   month: string;
   batch: BatchBuilder;
