@@ -182,8 +182,10 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         run: randomUUID(),
       };
       const firstLine = header.lines + 1;
-      // Sized for the file (about 50 bytes a row), within a fixed bound.
-      dups = new DuplicateFilter(filterBits((size - header.dataOffset) / 50), join(staging, 'fingerprints.bin'));
+      // Sized for the file (about 50 bytes a row), within a fixed bound. For the
+      // tests, HCP_DEDUPE_FILTER_BITS forces a size (512: nearly every row a suspect).
+      const forcedBits = Number(process.env.HCP_DEDUPE_FILTER_BITS ?? 0);
+      dups = new DuplicateFilter(forcedBits > 0 ? forcedBits : filterBits((size - header.dataOffset) / 50), join(staging, 'fingerprints.bin'));
       const filter = dups;
       let lineBase = 0;
       const inFlight: Promise<ChunkResult>[] = [];
