@@ -6,7 +6,7 @@
  * and source values from the shared dictionaries.
  */
 import { MEASURES } from '../registry.js';
-import { FLAG_H, FLAG_L, FLAG_NONE, FLAG_TEXT } from '../rules/fields.js';
+import { FLAG_NONE, FLAG_TEXT } from '../rules/fields.js';
 import { MeasureSketch } from '../sketch/measure.js';
 import { QuantileSketch } from '../sketch/quantiles.js';
 import { ByteTable, type TableState } from '../transform/bytetable.js';
@@ -131,31 +131,18 @@ function views(task: EncodeTask): { patients: ByteTable; values: ByteTable } {
 }
 
 /**
- * The batch's statistics, one sketch per measure present: moments by
- * Welford's update in row order (as MeasureSketch.add would), extremes and
- * L/H counts, and the exact histogram from each measure's values sorted.
+ * The batch's statistics, one sketch per measure present: counts, moments
+ * and extremes value by value in row order (MeasureSketch.addCounts), and
+ * the exact histogram from each measure's values sorted once.
  */
 function sketchBatch(code: Uint32Array, value: Float64Array, n: number, measures: number): (MeasureSketch | undefined)[] {
+  const out: (MeasureSketch | undefined)[] = [];
   const count = new Int32Array(measures);
-  const mean = new Float64Array(measures);
-  const m2 = new Float64Array(measures);
-  const min = new Float64Array(measures).fill(Infinity);
-  const max = new Float64Array(measures).fill(-Infinity);
-  const nLow = new Int32Array(measures);
-  const nHigh = new Int32Array(measures);
   for (let i = 0; i < n; i++) {
     const c = code[i];
     const m = c & 0xff;
-    const x = value[i];
-    const k = ++count[m];
-    const d = x - mean[m];
-    mean[m] += d / k;
-    m2[m] += d * (x - mean[m]);
-    if (x < min[m]) min[m] = x;
-    if (x > max[m]) max[m] = x;
-    const f = (c >>> 8) & 0xff;
-    if (f === FLAG_L) nLow[m]++;
-    else if (f === FLAG_H) nHigh[m]++;
+    (out[m] ??= new MeasureSketch()).addCounts(value[i], (c >>> 8) & 0xff);
+    count[m]++;
   }
   // Each measure's values in one segment, sorted, then run-length counted.
   const start = new Int32Array(measures + 1);
@@ -163,9 +150,8 @@ function sketchBatch(code: Uint32Array, value: Float64Array, n: number, measures
   const at = start.slice(0, measures);
   const sorted = new Float64Array(n);
   for (let i = 0; i < n; i++) sorted[at[code[i] & 0xff]++] = value[i];
-  const out: (MeasureSketch | undefined)[] = [];
-  for (let m = 0; m < measures; m++) {
-    if (count[m] === 0) continue;
+  out.forEach((s, m) => {
+    if (!s) return;
     const seg = sorted.subarray(start[m], start[m + 1]).sort();
     const values = new Float64Array(seg.length);
     const counts = new Float64Array(seg.length);
@@ -177,15 +163,8 @@ function sketchBatch(code: Uint32Array, value: Float64Array, n: number, measures
         counts[k++] = 1;
       }
     }
-    const s = new MeasureSketch();
-    s.moments = { n: count[m], mean: mean[m], m2: m2[m] };
-    s.min = min[m];
-    s.max = max[m];
-    s.nLow = nLow[m];
-    s.nHigh = nHigh[m];
     s.quantiles = QuantileSketch.fromSorted(values, counts, k);
-    out[m] = s;
-  }
+  });
   return out;
 }
 

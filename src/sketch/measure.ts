@@ -3,6 +3,7 @@
  * exact count, moments, extremes, L/H counts and distinct patients, plus the
  * quantile sketch. `toJSON`/`fromJSON`/`merge` make it travel and combine.
  */
+import { FLAG_H, FLAG_L } from '../rules/fields.js';
 import { addValue, emptyMoments, mergeMoments, type Moments } from './moments.js';
 import { QuantileSketch, type QuantileState } from './quantiles.js';
 
@@ -28,12 +29,21 @@ export class MeasureSketch {
   quantiles = new QuantileSketch();
 
   add(x: number, flag: number): void {
+    this.addCounts(x, flag);
+    this.quantiles.add(x);
+  }
+
+  /**
+   * Everything `add` does but the quantile sketch: for a caller that builds
+   * the quantiles itself from the same values (src/sinks/encode.ts, which
+   * sorts a batch's values once).
+   */
+  addCounts(x: number, flag: number): void {
     addValue(this.moments, x);
     if (x < this.min) this.min = x;
     if (x > this.max) this.max = x;
-    if (flag === 1) this.nLow++;
-    else if (flag === 3) this.nHigh++;
-    this.quantiles.add(x);
+    if (flag === FLAG_L) this.nLow++;
+    else if (flag === FLAG_H) this.nHigh++;
   }
 
   /** Merges another sketch in; `nPatients` adds up, so merge only disjoint patient sets. */
