@@ -168,8 +168,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   };
 
   let dups: DuplicateFilter | null = null;
-  /** Rows the duplicate filter held back, in arrival order: partition, line, raw record. */
-  const held: { part: Partition; line: number; record: Buffer }[] = [];
+  /** Rows the duplicate filter held back, in arrival order: partition, index among its held rows, line, raw record. */
+  const held: { part: Partition; k: number; line: number; record: Buffer }[] = [];
   try {
     if (header && size > header.dataOffset) {
       const ctx: ChunkContext = {
@@ -234,8 +234,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
             if (filter.suspect(fp[2 * i], fp[2 * i + 1])) {
               // Maybe a later copy of an accepted row: held back until the filter decides.
               (drop ??= []).push(i);
-              partitions.hold(part, r, i, ids);
-              held.push({ part, line: base + r.pos[2 * i + 1], record: recordAt(chunk, r.pos[2 * i]) });
+              const k = partitions.hold(part, r, i, ids);
+              held.push({ part, k, line: base + r.pos[2 * i + 1], record: recordAt(chunk, r.pos[2 * i]) });
             }
           }
           hospitalAcc(hospital).read += to - from;
@@ -309,15 +309,14 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       // The held rows: duplicates to quarantine (as read), the others back to their partitions.
       const td = performance.now();
       const isDup = filter.resolve();
+      /** Per partition with held rows: the indices of the held rows that are duplicates. */
       const drops = new Map<Partition, number[]>();
-      const index = new Map<Partition, number>();
       for (let s = 0; s < held.length; s++) {
-        const { part, line, record } = held[s];
-        const k = index.get(part) ?? 0;
-        index.set(part, k + 1);
-        if (!drops.has(part)) drops.set(part, []);
+        const { part, k, line, record } = held[s];
+        let drop = drops.get(part);
+        if (!drop) drops.set(part, (drop = []));
         if (isDup[s] === 0) continue;
-        drops.get(part)!.push(k);
+        drop.push(k);
         const a = hospitalAcc(part.hospital);
         a.rejected++;
         a.rejectsByRule['duplicate.exact'] = (a.rejectsByRule['duplicate.exact'] ?? 0) + 1;

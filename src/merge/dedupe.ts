@@ -56,11 +56,6 @@ export class DuplicateFilter {
     return this.seq;
   }
 
-  /** Suspects so far (rows held back until `resolve`). */
-  get suspects(): number {
-    return this.suspectSeq.length;
-  }
-
   /**
    * Records the next row's fingerprint; true when the row is a suspect (may
    * repeat an earlier row: hold it until `resolve`), false when it is new.

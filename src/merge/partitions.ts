@@ -77,11 +77,14 @@ export class Partitions {
   /**
    * Holds row `i` of a chunk result back (a duplicate suspect) until
    * `release`; its patient counts already (a duplicate has its original's
-   * patient, so n_patients is the same either way).
+   * patient, so n_patients is the same either way). Returns the row's
+   * index among its partition's held rows (what `release` drops by).
    */
-  hold(part: Partition, r: ChunkResult, i: number, ids: ChunkIds): void {
+  hold(part: Partition, r: ChunkResult, i: number, ids: ChunkIds): number {
     part.held ??= new BatchBuilder(part.hospital, part.month, this.dataset === 'labs');
+    const k = part.held.rows;
     part.held.append(r, i, i + 1, null, ids, this.dicts, part.patients);
+    return k;
   }
 
   /** Held rows of a partition, in order; `drop` lists (ascending) the ones that turned out duplicates. */

@@ -80,6 +80,17 @@ export function dayHash(day: number, out: Uint32Array, at: number): void {
   out[at + 1] = fmix(Math.imul(day, 0x9e3779b1) ^ 0x1b873593);
 }
 
+/**
+ * Interns a field in a worker-local table whose payload is the field's
+ * 64-bit hash (2 words an entry), hashing it when it is new; `t.isNew`
+ * says whether it was.
+ */
+function internField(t: ByteTable, b: Uint8Array, s: number, e: number): number {
+  const id = t.internCached(b, s, e);
+  if (t.isNew) hash64(b, s, e, t.payload, 2 * id);
+  return id;
+}
+
 function fmix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
@@ -210,7 +221,6 @@ export class ChunkProcessor {
     const t0 = performance.now();
     this.scan(bytes, rejects, filled);
     const [rows, lines, blankLines, sampled, sParse, sRules, sTransform] = this.scanStats;
-    const st = { rows, line: lines, blankLines, sampled, sParse, sRules, sTransform };
     const t1 = performance.now();
     // Partitions in (hospital, month) order, so the coordinator meets them in an order that does not depend on the rows'.
     const order = this.parts.map((_, i) => i).sort((x, y) => {
@@ -225,14 +235,14 @@ export class ChunkProcessor {
     const t2 = performance.now();
     // Split the chunk's time in the proportions the sampled rows showed.
     const loop = t1 - t0;
-    const sum = st.sParse + st.sRules + st.sTransform;
-    const share = (x: number) => (st.sampled > 0 && sum > 0 ? (loop * x) / sum : loop / 3);
+    const sum = sParse + sRules + sTransform;
+    const share = (x: number) => (sampled > 0 && sum > 0 ? (loop * x) / sum : loop / 3);
     return {
       kind: 'chunk-result',
       seq,
-      lines: st.line,
-      blankLines: st.blankLines,
-      rows: st.rows,
+      lines,
+      blankLines,
+      rows,
       parts,
       ...packed,
       units: this.chunkUnits,
@@ -241,7 +251,7 @@ export class ChunkProcessor {
       rejects,
       filled,
       defaultedRanges: this.defaultedRanges,
-      timings: { parse: share(st.sParse), rules: share(st.sRules), transform: share(st.sTransform) + (t2 - t1) },
+      timings: { parse: share(sParse), rules: share(sRules), transform: share(sTransform) + (t2 - t1) },
       bytes,
     };
   }
@@ -552,11 +562,8 @@ export class ChunkProcessor {
     }
     const measure = this.measureOf(b, ts, te);
     if (measure < 0) return false;
-    const unit = this.units.internCached(b, us, ue);
-    if (this.units.isNew) {
-      hash64(b, us, ue, this.units.payload, 2 * unit);
-      this.unitName[unit] = Buffer.from(b.buffer, b.byteOffset + us, ue - us).toString('latin1');
-    }
+    const unit = internField(this.units, b, us, ue);
+    if (this.units.isNew) this.unitName[unit] = Buffer.from(b.buffer, b.byteOffset + us, ue - us).toString('latin1');
     const conv = this.conversion(unit, measure);
     this.comboType[k] = this.lastTypeId + 1;
     this.comboUnit[k] = unit + 1;
@@ -600,9 +607,8 @@ export class ChunkProcessor {
 
   /** Interned hospital id, or −1 when the hospital_id is not valid. */
   private hospitalId(b: Uint8Array, s: number, e: number): number {
-    const id = this.hospitals.internCached(b, s, e);
+    const id = internField(this.hospitals, b, s, e);
     if (this.hospitals.isNew) {
-      hash64(b, s, e, this.hospitals.payload, 2 * id);
       const name = Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1');
       this.hospitalName[id] = name;
       this.hospitalOk[id] = isValidHospitalId(name);
@@ -612,11 +618,8 @@ export class ChunkProcessor {
 
   /** Measure index of a type name, or −1 when unknown. */
   private measureOf(b: Uint8Array, s: number, e: number): number {
-    const id = this.types.internCached(b, s, e);
-    if (this.types.isNew) {
-      hash64(b, s, e, this.types.payload, 2 * id);
-      this.typeMeasure[id] = this.rules.measures.byName.get(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1')) ?? -1;
-    }
+    const id = internField(this.types, b, s, e);
+    if (this.types.isNew) this.typeMeasure[id] = this.rules.measures.byName.get(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1')) ?? -1;
     this.lastTypeId = id;
     return this.typeMeasure[id];
   }
@@ -644,11 +647,8 @@ export class ChunkProcessor {
   }
 
   private rangeAt(b: Uint8Array, s: number, e: number): RefRange | null {
-    const id = this.ranges.internCached(b, s, e);
-    if (this.ranges.isNew) {
-      hash64(b, s, e, this.ranges.payload, 2 * id);
-      this.rangeOf[id] = parseRefRange(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1'));
-    }
+    const id = internField(this.ranges, b, s, e);
+    if (this.ranges.isNew) this.rangeOf[id] = parseRefRange(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1'));
     this.lastRangeId = id;
     return this.rangeOf[id];
   }
@@ -812,17 +812,13 @@ export class ChunkProcessor {
     const [ps, pe] = field(2);
     const [vs, ve] = field(4);
     const [us, ue] = field(this.labs ? 6 : 5);
-    const hosp = this.hospitals.intern(sc, hs, he);
+    const hosp = internField(this.hospitals, sc, hs, he);
     if (this.hospitals.isNew) {
-      hash64(sc, hs, he, this.hospitals.payload, 2 * hosp);
       this.hospitalName[hosp] = row.hospitalId;
       this.hospitalOk[hosp] = true;
     }
-    const unit = this.units.intern(sc, us, ue);
-    if (this.units.isNew) {
-      hash64(sc, us, ue, this.units.payload, 2 * unit);
-      this.unitName[unit] = row.sourceUnit;
-    }
+    const unit = internField(this.units, sc, us, ue);
+    if (this.units.isNew) this.unitName[unit] = row.sourceUnit;
     const o = this.out;
     const r = o.next();
     o.part[r] = this.partOf(hosp, row.monthIndex);
