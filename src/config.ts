@@ -117,7 +117,9 @@ export function parseCli(argv: string[]): { config: Config; help: boolean } {
     chunkSize: int(v['chunk-size'], 'chunk-size', 2 << 20, 1024),
     maxRecordBytes: int(v['max-record-bytes'], 'max-record-bytes', 1 << 20, 1024),
     rowGroupRows: int(v['row-group-rows'], 'row-group-rows', 128_000),
-    maxBufferedRows: 400_000,
+    // Rows waiting in memory before partitions spill (src/merge/partitions.ts).
+    // HCP_MAX_BUFFERED_ROWS is for the tests: a tiny bound makes every chunk spill.
+    maxBufferedRows: Number(process.env.HCP_MAX_BUFFERED_ROWS) > 0 ? Number(process.env.HCP_MAX_BUFFERED_ROWS) : 400_000,
     period,
     periodBounds,
     asOf,

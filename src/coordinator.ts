@@ -138,7 +138,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   const forget = onInterrupt(cleanup);
   // Sized for the file (about 50 bytes a row).
   const dicts = new Dictionaries(Math.ceil(size / 50));
-  const partitions = new Partitions(dataset, pool, dicts, join(staging, 'curated'), cfg.rowGroupRows, cfg.maxBufferedRows, pool.threads * 2);
+  const partitions = new Partitions(dataset, pool, dicts, join(staging, 'curated'), join(staging, 'spill'), cfg.rowGroupRows, cfg.maxBufferedRows, pool.threads * 2);
   const hospitals = new Map<string, HospitalAcc>();
   const rejectsByRule: Record<string, number> = {};
   const filled = new Array<number>(COLUMNS[dataset].length).fill(0);

@@ -122,16 +122,21 @@ describe('determinism across --workers', () => {
   });
 });
 
-describe('the duplicate filter holding back (nearly) every row gives the same result', () => {
+describe.each([
   // HCP_DEDUPE_FILTER_BITS=512: a one-block Bloom filter, so almost every
   // accepted row is a suspect, held until the end of the file and released
   // (or quarantined) after the log is read: the path false positives take.
-  let held: string;
+  ['the duplicate filter holding back (nearly) every row', { HCP_DEDUPE_FILTER_BITS: '512' }],
+  // HCP_MAX_BUFFERED_ROWS=16: partitions spill their rows to staging after
+  // every chunk and read them back when the row group is encoded.
+  ['partitions spilling their rows at every chunk', { HCP_MAX_BUFFERED_ROWS: '16' }],
+])('%s gives the same result', (_, env) => {
+  let other: string;
   beforeAll(async () => {
-    held = join(dir, 'out-held');
-    const r = await runCli(['run', '--vitals', vitals, '--labs', labs, '--out', held, '--workers', '2', '--max-reject-rate', '1', ...COMMON], {
+    other = join(dir, `out-${Object.keys(env)[0]}`);
+    const r = await runCli(['run', '--vitals', vitals, '--labs', labs, '--out', other, '--workers', '2', '--max-reject-rate', '1', ...COMMON], {
       timeoutMs: 120_000,
-      env: { HCP_DEDUPE_FILTER_BITS: '512' },
+      env,
     });
     expect(r.code, describeRun(r)).toBe(0);
   }, 300_000);
@@ -139,19 +144,27 @@ describe('the duplicate filter holding back (nearly) every row gives the same re
   it.each(['vitals', 'labs'])('%s: the same curated rows (order aside)', async (d) => {
     const rows = async (out: string) =>
       query(`SELECT * EXCLUDE (filename), filename[${out.length + 1}:] AS f FROM ${curatedScan(out, d)} ORDER BY ALL`);
-    expect(await rows(held)).toEqual(await rows(outs.get(2)!));
+    expect(await rows(other)).toEqual(await rows(outs.get(2)!));
+  });
+
+  it.each(['vitals', 'labs'])('%s: one row group per file (each has far fewer than --row-group-rows rows)', async (d) => {
+    const groups = async (out: string) =>
+      query(`SELECT file_name, count(DISTINCT row_group_id)::INTEGER AS n FROM parquet_metadata('${out}/curated/${d}/**/*.parquet') GROUP BY ALL`);
+    const files = await groups(other);
+    expect(files.length).toBeGreaterThan(20);
+    expect(files.filter((f) => f.n !== 1)).toEqual([]);
   });
 
   it.each(['vitals', 'labs'])('%s: the same quarantined rows, duplicates included (order aside)', async (d) => {
     const sorted = async (out: string) => (await readQuarantine(out, d)).map((r) => JSON.stringify(r)).sort();
-    const a = await sorted(held);
+    const a = await sorted(other);
     expect(a.some((r) => r.includes('duplicate.exact'))).toBe(true);
     expect(a).toEqual(await sorted(outs.get(2)!));
   });
 
   it.each(['vitals', 'labs'])('%s: the same statistics (mean and stddev to 1e-12: rows are summed in another order)', (d) => {
     const table = (out: string) => csvRecords(readFileSync(join(out, 'stats', `monthly_${d}.csv`), 'utf8')).map((r) => r.fields);
-    const a = table(held);
+    const a = table(other);
     const b = table(outs.get(2)!);
     expect(a.length).toBe(b.length);
     const header = b[0];

@@ -4,7 +4,14 @@
  * carries a handful of typed arrays. On the way in, duplicates are skipped,
  * row references to a chunk's new dictionary entries become published ids,
  * and each row's patient is marked in its measure's bitset (n_patients).
+ *
+ * When the coordinator needs the memory back before a row group is full, a
+ * builder spills its rows to a staging file, as they are (24 bytes a vitals
+ * row), and reads them back when the row group is encoded: row groups reach
+ * their full size whatever the number of open partitions, in bounded memory.
  */
+import { closeSync, openSync, readSync, rmSync } from 'node:fs';
+import { writeFully } from '../sinks/fsutil.js';
 import { type Batch, type ChunkResult, PATIENT_WORDS } from '../types.js';
 import { type Dictionaries, resolve } from './dicts.js';
 
@@ -74,9 +81,19 @@ export class BatchBuilder {
   private srcValue = new Column((n) => new Uint32Array(n));
   private unitIds = new Map<string, number>();
   private units: string[] = [];
+  /** Rows in memory. */
   rows = 0;
+  /** Rows in the spill file (before the rows in memory), by spill. */
+  private spills: number[] = [];
+  private spilledRows = 0;
 
-  constructor(readonly hospital: string, readonly month: string, private readonly labs: boolean) {}
+  /** @param spillPath where rows go when spilled (a staging file, created on first spill) */
+  constructor(readonly hospital: string, readonly month: string, private readonly labs: boolean, private readonly spillPath = '') {}
+
+  /** Rows of the next batch: spilled and in memory. */
+  get pending(): number {
+    return this.spilledRows + this.rows;
+  }
 
   /**
    * Appends rows [from, to) of a chunk result, skipping those whose index is
@@ -132,32 +149,98 @@ export class BatchBuilder {
     this.rows = o;
   }
 
-  /** The accumulated rows as one batch; the builder is empty afterwards. */
-  take(): Batch {
+  /**
+   * Appends the rows in memory to the spill file and lets their memory go.
+   * The unit dictionary stays: spilled rows refer to it.
+   */
+  spill(): void {
     const n = this.rows;
-    const batch: Batch = {
-      hospital: this.hospital,
-      month: this.month,
-      n,
-      day: this.day.take(n),
-      code: this.code.take(n),
-      value: this.value.take(n),
-      ref: this.ref.take(this.labs ? 2 * n : 0),
-      patient: this.patient.take(n),
-      srcValue: this.srcValue.take(n),
-      units: this.units,
-    };
-    // Fresh, small columns: a partition's next batch may be much smaller, and
-    // 240 partitions each keeping its largest capacity would defeat the memory bound.
+    if (n === 0) return;
+    if (!this.spillPath) throw new Error('BatchBuilder: no spill file');
+    const fd = openSync(this.spillPath, 'a');
+    try {
+      for (const { column, width } of this.columns()) writeFully(fd, bytesOf(column.data, 0, n * width));
+    } finally {
+      closeSync(fd);
+    }
+    this.spills.push(n);
+    this.spilledRows += n;
+    this.freshColumns();
+    this.rows = 0;
+  }
+
+  /** The accumulated rows (spilled first, then in memory) as one batch; the builder is empty afterwards. */
+  take(): Batch {
+    const n = this.pending;
+    const [day, code, value, ref, patient, srcValue] = this.spilledRows === 0 ? this.columns().map(({ column, width }) => column.take(this.rows * width)) : this.readBack();
+    const batch: Batch = { hospital: this.hospital, month: this.month, n, day, code, value, ref, patient, srcValue, units: this.units } as Batch;
+    this.freshColumns();
+    this.unitIds = new Map();
+    this.units = [];
+    this.rows = 0;
+    return batch;
+  }
+
+  /** Every column with its values per row, in spill-file order. */
+  private columns(): { column: Column<Int32Array | Uint32Array | Float64Array>; width: number }[] {
+    return [
+      { column: this.day, width: 1 },
+      { column: this.code, width: 1 },
+      { column: this.value, width: 1 },
+      { column: this.ref, width: this.labs ? 2 : 0 },
+      { column: this.patient, width: 1 },
+      { column: this.srcValue, width: 1 },
+    ];
+  }
+
+  /** Full-size columns: the spilled rows read back, then the rows in memory; the spill file is removed. */
+  private readBack(): (Int32Array | Uint32Array | Float64Array)[] {
+    const n = this.pending;
+    const cols = this.columns();
+    const out = cols.map(({ column, width }) => {
+      const a = column.data;
+      return new (a.constructor as new (n: number) => typeof a)(n * width);
+    });
+    const fd = openSync(this.spillPath, 'r');
+    try {
+      let pos = 0;
+      let at = 0;
+      for (const m of this.spills) {
+        for (let c = 0; c < cols.length; c++) {
+          const w = cols[c].width;
+          const dst = bytesOf(out[c], at * w, m * w);
+          for (let got = 0; got < dst.length; ) {
+            const k = readSync(fd, dst, got, dst.length - got, pos + got);
+            if (k === 0) throw new Error(`spill file ${this.spillPath} is short`);
+            got += k;
+          }
+          pos += dst.length;
+        }
+        at += m;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    rmSync(this.spillPath, { force: true });
+    for (let c = 0; c < cols.length; c++) out[c].set(cols[c].column.data.subarray(0, this.rows * cols[c].width) as never, this.spilledRows * cols[c].width);
+    this.spills = [];
+    this.spilledRows = 0;
+    return out;
+  }
+
+  // Fresh, small columns: a partition's next rows may be far fewer, and
+  // 240 partitions each keeping its largest capacity would defeat the memory bound.
+  private freshColumns(): void {
     this.day = new Column((n) => new Int32Array(n));
     this.code = new Column((n) => new Uint32Array(n));
     this.value = new Column((n) => new Float64Array(n));
     this.ref = new Column((n) => new Float64Array(n));
     this.patient = new Column((n) => new Uint32Array(n));
     this.srcValue = new Column((n) => new Uint32Array(n));
-    this.unitIds = new Map();
-    this.units = [];
-    this.rows = 0;
-    return batch;
   }
+}
+
+/** The bytes of elements [from, from + count) of a typed array. */
+function bytesOf(a: Int32Array | Uint32Array | Float64Array, from: number, count: number): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset + from * a.BYTES_PER_ELEMENT, count * a.BYTES_PER_ELEMENT);
 }

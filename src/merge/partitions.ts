@@ -1,9 +1,13 @@
 /**
  * The coordinator's per-partition state: accepted-row blocks waiting to be
  * encoded, the open Parquet file, the merged sketches and distinct patients
- * of each (hospital, month). Batches go to the pool as encode tasks; results
- * are applied strictly in dispatch order, so files and statistics do not
- * depend on which worker finished first.
+ * of each (hospital, month). A partition's rows become one row group when
+ * `rowGroupRows` of them wait, or when the file ends; while more than
+ * `maxBufferedRows` rows wait in memory over all partitions, the largest
+ * spill to staging (src/merge/batch.ts), so row groups keep their size
+ * however many partitions a file has. Batches go to the pool as encode
+ * tasks; results are applied strictly in dispatch order, so files and
+ * statistics do not depend on which worker finished first.
  */
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
@@ -41,6 +45,8 @@ export class Partitions {
     private readonly pool: Pool,
     private readonly dicts: Dictionaries,
     private readonly stagingCurated: string,
+    /** Staging directory for spilled rows. */
+    private readonly stagingSpill: string,
     private readonly rowGroupRows: number,
     private readonly maxBufferedRows: number,
     private readonly maxInFlight: number,
@@ -53,7 +59,9 @@ export class Partitions {
     let part = this.parts.get(key);
     if (!part) {
       const m = monthOf(month);
-      part = { hospital, month: m, batch: new BatchBuilder(hospital, m, this.dataset === 'labs'), file: null, sketches: new Map(), patients: [], held: null };
+      const spill = join(this.stagingSpill, `${this.parts.size}.bin`);
+      part = { hospital, month: m, batch: new BatchBuilder(hospital, m, this.dataset === 'labs', spill), file: null, sketches: new Map(), patients: [], held: null };
+      if (this.parts.size === 0) mkdirSync(this.stagingSpill, { recursive: true });
       this.parts.set(key, part);
     }
     return part;
@@ -64,13 +72,18 @@ export class Partitions {
     const before = part.batch.rows;
     part.batch.append(r, from, to, drop, ids, this.dicts, part.patients);
     this.buffered += part.batch.rows - before;
-    if (part.batch.rows >= this.rowGroupRows) await this.flush(part);
-    // Bound memory: flush the biggest partitions while too many rows wait.
-    while (this.buffered > this.maxBufferedRows) {
-      let biggest: Partition | null = null;
-      for (const q of this.parts.values()) if (!biggest || q.batch.rows > biggest.batch.rows) biggest = q;
-      if (!biggest || biggest.batch.rows === 0) break;
-      await this.flush(biggest);
+    if (part.batch.pending >= this.rowGroupRows) await this.flush(part);
+    // Bound memory: spill the biggest partitions while too many rows wait in memory.
+    if (this.buffered > this.maxBufferedRows) {
+      const t0 = performance.now();
+      while (this.buffered > this.maxBufferedRows) {
+        let biggest: Partition | null = null;
+        for (const q of this.parts.values()) if (!biggest || q.batch.rows > biggest.batch.rows) biggest = q;
+        if (!biggest || biggest.batch.rows === 0) break;
+        this.buffered -= biggest.batch.rows;
+        biggest.batch.spill();
+      }
+      this.timings.write += performance.now() - t0;
     }
   }
 
@@ -95,13 +108,15 @@ export class Partitions {
     const before = part.batch.rows;
     part.batch.append(held, 0, held.n, drop.length > 0 ? drop : null, NO_PENDING, this.dicts, part.patients);
     this.buffered += part.batch.rows - before;
-    if (part.batch.rows >= this.rowGroupRows) await this.flush(part);
+    if (part.batch.pending >= this.rowGroupRows) await this.flush(part);
   }
 
   private async flush(p: Partition): Promise<void> {
-    if (p.batch.rows === 0) return;
+    if (p.batch.pending === 0) return;
     this.buffered -= p.batch.rows;
+    const t0 = performance.now();
     const batch = p.batch.take();
+    this.timings.write += performance.now() - t0;
     const dicts = this.dicts.state;
     const transfer = [batch.day, batch.code, batch.value, batch.ref, batch.patient, batch.srcValue].filter((a) => a.byteLength > 0).map((a) => a.buffer as ArrayBuffer);
     const result = this.pool.run<EncodeResult>(() => ({ task: { kind: 'encode', dataset: this.dataset, batch, dicts }, transfer }));

@@ -49,6 +49,12 @@ export function readFully(fd: number, buf: Buffer, at: number, length: number, p
   return got;
 }
 
+/** Writes all of bytes at the file's current position, looping over short writes. */
+export function writeFully(fd: number, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+}
+
 /** Every `*.json` file of a directory whose name passes `keep`, parsed, in name order; none if the directory is missing. */
 export function readJsonFiles<T>(dir: string, keep: (name: string) => boolean = (f) => f.endsWith('.json')): { name: string; value: T }[] {
   if (!existsSync(dir)) return [];

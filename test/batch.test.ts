@@ -1,0 +1,121 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BatchBuilder, type Bitset, NO_PENDING, type RowSource } from '../src/merge/batch.js';
+import { Dictionaries } from '../src/merge/dicts.js';
+import type { Batch } from '../src/types.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hcp-batch-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+
+const UNITS = ['bpm', 'mmHg', '°C', '°F', 'kg', 'lb'];
+
+interface Row {
+  day: number;
+  measure: number;
+  flag: number;
+  unit: string;
+  value: number;
+  ref: [number, number];
+  patient: number;
+  src: number;
+}
+
+const row = fc.record({
+  day: fc.integer({ min: 19000, max: 20000 }),
+  measure: fc.integer({ min: 0, max: 11 }),
+  flag: fc.integer({ min: 0, max: 3 }),
+  unit: fc.constantFrom(...UNITS),
+  value: fc.double({ noNaN: true, min: -1e6, max: 1e6 }),
+  ref: fc.tuple(fc.double({ noNaN: true }), fc.double({ noNaN: true })),
+  patient: fc.integer({ min: 0, max: 1000 }),
+  src: fc.integer({ min: 0, max: 1 << 20 }),
+});
+
+/** A chunk result holding `rows`, with its own unit dictionary (as a worker builds one per chunk). */
+function source(rows: Row[]): RowSource {
+  const units: string[] = [];
+  const unitOf = (u: string) => (units.includes(u) ? units.indexOf(u) : units.push(u) - 1);
+  return {
+    units,
+    day: Int32Array.from(rows, (r) => r.day),
+    code: Uint32Array.from(rows, (r) => r.measure | (r.flag << 8) | (unitOf(r.unit) << 16)),
+    value: Float64Array.from(rows, (r) => r.value),
+    ref: Float64Array.from(rows.flatMap((r) => r.ref)),
+    patient: Uint32Array.from(rows, (r) => r.patient),
+    srcValue: Uint32Array.from(rows, (r) => r.src),
+  };
+}
+
+/** What a batch says, row by row, with units spelled out (independent of how the builder numbered them). */
+function decode(b: Batch, labs: boolean): Row[] {
+  return Array.from({ length: b.n }, (_, i) => ({
+    day: b.day[i],
+    measure: b.code[i] & 0xff,
+    flag: (b.code[i] >>> 8) & 0xff,
+    unit: b.units[b.code[i] >>> 16],
+    value: b.value[i],
+    ref: (labs ? [b.ref[2 * i], b.ref[2 * i + 1]] : [0, 0]) as [number, number],
+    patient: b.patient[i],
+    src: b.srcValue[i],
+  }));
+}
+
+const dicts = new Dictionaries(1000);
+
+describe('BatchBuilder spill', () => {
+  it.each([
+    ['vitals', false],
+    ['labs', true],
+  ])('%s: spilling at any points gives the same batch as keeping every row in memory, twice in a row', (_, labs) => {
+    fc.assert(
+      fc.property(
+        // Chunks of rows; per chunk, whether the builder spills after it.
+        fc.array(fc.tuple(fc.array(row, { maxLength: 40 }), fc.boolean()), { minLength: 1, maxLength: 12 }),
+        (chunks) => {
+          const spillPath = join(dir, `spill-${files++}.bin`);
+          const builder = new BatchBuilder('H001', '2024-01', labs, spillPath);
+          const patients: Bitset[] = [];
+          // Two rounds: after take(), the builder starts empty and may spill again.
+          for (let round = 0; round < 2; round++) {
+            const expected: Row[] = [];
+            for (const [rows, spill] of chunks) {
+              builder.append(source(rows), 0, rows.length, null, NO_PENDING, dicts, patients);
+              expected.push(...rows.map((r) => ({ ...r, ref: (labs ? r.ref : [0, 0]) as [number, number] })));
+              if (spill) builder.spill();
+              expect(builder.pending).toBe(expected.length);
+            }
+            const batch = builder.take();
+            expect(batch.n).toBe(expected.length);
+            expect(decode(batch, labs)).toEqual(expected);
+            // Right-sized columns, and the spill file is gone.
+            expect(batch.day.length).toBe(expected.length);
+            expect(batch.ref.length).toBe(labs ? 2 * expected.length : 0);
+            expect(existsSync(spillPath)).toBe(false);
+            expect(builder.pending).toBe(0);
+          }
+        },
+      ),
+      { numRuns: 150, interruptAfterTimeLimit: 30_000, markInterruptAsFailure: true },
+    );
+  });
+
+  it('skips dropped rows on the way in, whether they end up spilled or not', () => {
+    const rows: Row[] = Array.from({ length: 10 }, (_, i) => ({ day: 19000 + i, measure: i % 3, flag: 0, unit: UNITS[i % 2], value: i, ref: [0, 0], patient: i, src: 100 + i }));
+    const builder = new BatchBuilder('H001', '2024-01', false, join(dir, `spill-${files++}.bin`));
+    builder.append(source(rows.slice(0, 5)), 0, 5, [1, 3], NO_PENDING, dicts, []);
+    builder.spill();
+    builder.append(source(rows.slice(5)), 0, 5, [0], NO_PENDING, dicts, []);
+    const got = decode(builder.take(), false).map((r) => r.value);
+    expect(got).toEqual([0, 2, 4, 6, 7, 8, 9]);
+  });
+
+  it('has nowhere to spill without a spill file', () => {
+    const builder = new BatchBuilder('H001', '2024-01', false);
+    builder.append(source([{ day: 19000, measure: 0, flag: 0, unit: 'bpm', value: 1, ref: [0, 0], patient: 0, src: 0 }]), 0, 1, null, NO_PENDING, dicts, []);
+    expect(() => builder.spill()).toThrow(/no spill file/);
+  });
+});
