@@ -285,6 +285,26 @@ describe('lastRecordCut / firstLineEnd', () => {
     expect(lastRecordCut(b, 3)).toEqual({ cut: 2, openQuote: false });
   });
 
+  it('agrees with a forward walk that tracks quote parity, on any bytes of quotes, LFs and text', () => {
+    const reference = (b: Buffer, len: number) => {
+      let odd = false;
+      let cut = 0;
+      for (let i = 0; i < len; i++) {
+        if (b[i] === 0x22) odd = !odd;
+        else if (b[i] === 0x0a && !odd) cut = i + 1;
+      }
+      return { cut, openQuote: odd };
+    };
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('"', '\n', 'a', ',', '\r'), { maxLength: 60 }), fc.nat(), (chars, k) => {
+        const b = Buffer.from(chars.join(''));
+        const len = b.length === 0 ? 0 : k % (b.length + 1);
+        expect(lastRecordCut(b, len)).toEqual(reference(b, len));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('firstLineEnd', () => {
     expect(firstLineEnd(Buffer.from('ab\ncd\n'), 6)).toBe(3);
     expect(firstLineEnd(Buffer.from('abcd'), 4)).toBe(4);
