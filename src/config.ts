@@ -16,6 +16,8 @@ export interface Config {
   readonly maxRecordBytes: number;
   readonly rowGroupRows: number;
   readonly maxBufferedRows: number;
+  /** Duplicate filter size in bits; null: sized for the input (src/merge/dedupe.ts). */
+  readonly dedupeFilterBits: number | null;
   readonly period: string | null;
   readonly periodBounds: { first: number; last: number } | null;
   readonly asOf: string;
@@ -118,8 +120,11 @@ export function parseCli(argv: string[]): { config: Config; help: boolean } {
     maxRecordBytes: int(v['max-record-bytes'], 'max-record-bytes', 1 << 20, 1024),
     rowGroupRows: int(v['row-group-rows'], 'row-group-rows', 128_000),
     // Rows waiting in memory before partitions spill (src/merge/partitions.ts).
-    // HCP_MAX_BUFFERED_ROWS is for the tests: a tiny bound makes every chunk spill.
-    maxBufferedRows: Number(process.env.HCP_MAX_BUFFERED_ROWS) > 0 ? Number(process.env.HCP_MAX_BUFFERED_ROWS) : 400_000,
+    // Two knobs for the tests (docs/ARCHITECTURE.md, error handling):
+    // HCP_MAX_BUFFERED_ROWS=16 makes every chunk spill, and
+    // HCP_DEDUPE_FILTER_BITS=512 makes nearly every row a duplicate suspect.
+    maxBufferedRows: positiveEnv('HCP_MAX_BUFFERED_ROWS') ?? 400_000,
+    dedupeFilterBits: positiveEnv('HCP_DEDUPE_FILTER_BITS'),
     period,
     periodBounds,
     asOf,
@@ -169,3 +174,9 @@ export function resolveKey(requireKey: boolean): { key: string; demo: boolean } 
  * no measurable cost in time (docs/PERFORMANCE.md, "Memory").
  */
 export const ENGINE_NODE_FLAGS = ['--max-semi-space-size=2'] as const;
+
+/** A positive number from the environment, or null when unset or not one. */
+function positiveEnv(name: string): number | null {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : null;
+}

@@ -48,6 +48,7 @@ export interface ProcessConfig {
   readonly maxRecordBytes: number;
   readonly rowGroupRows: number;
   readonly maxBufferedRows: number;
+  readonly dedupeFilterBits: number | null;
   readonly asOfDay: number;
   readonly period: string | null;
   readonly periodBounds: { first: number; last: number } | null;
@@ -182,10 +183,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         run: randomUUID(),
       };
       const firstLine = header.lines + 1;
-      // Sized for the file (about 50 bytes a row), within a fixed bound. For the
-      // tests, HCP_DEDUPE_FILTER_BITS forces a size (512: nearly every row a suspect).
-      const forcedBits = Number(process.env.HCP_DEDUPE_FILTER_BITS ?? 0);
-      dups = new DuplicateFilter(forcedBits > 0 ? forcedBits : filterBits((size - header.dataOffset) / 50), join(staging, 'fingerprints.bin'));
+      // Sized for the file (about 50 bytes a row), within a fixed bound, unless the tests force a size.
+      dups = new DuplicateFilter(cfg.dedupeFilterBits ?? filterBits((size - header.dataOffset) / 50), join(staging, 'fingerprints.bin'));
       const filter = dups;
       let lineBase = 0;
       const inFlight: Promise<ChunkResult>[] = [];

@@ -49,6 +49,7 @@ function processConfig(cfg: Config, dataset: Dataset, input: string, key: { key:
     maxRecordBytes: cfg.maxRecordBytes,
     rowGroupRows: cfg.rowGroupRows,
     maxBufferedRows: cfg.maxBufferedRows,
+    dedupeFilterBits: cfg.dedupeFilterBits,
     asOfDay: cfg.asOfDay,
     period: cfg.period,
     periodBounds: cfg.periodBounds,
