@@ -10,8 +10,8 @@
  * row), and reads them back when the row group is encoded: row groups reach
  * their full size whatever the number of open partitions, in bounded memory.
  */
-import { closeSync, openSync, readSync, rmSync } from 'node:fs';
-import { writeFully } from '../sinks/fsutil.js';
+import { closeSync, openSync, rmSync } from 'node:fs';
+import { readFully, writeFully } from '../sinks/fsutil.js';
 import { type Batch, type ChunkResult, PATIENT_WORDS } from '../types.js';
 import { type Dictionaries, resolve } from './dicts.js';
 
@@ -73,12 +73,13 @@ export interface ChunkIds {
 }
 
 export class BatchBuilder {
-  private day = new Column((n) => new Int32Array(n));
-  private code = new Column((n) => new Uint32Array(n));
-  private value = new Column((n) => new Float64Array(n));
-  private ref = new Column((n) => new Float64Array(n));
-  private patient = new Column((n) => new Uint32Array(n));
-  private srcValue = new Column((n) => new Uint32Array(n));
+  // Set by freshColumns().
+  private day!: Column<Int32Array>;
+  private code!: Column<Uint32Array>;
+  private value!: Column<Float64Array>;
+  private ref!: Column<Float64Array>;
+  private patient!: Column<Uint32Array>;
+  private srcValue!: Column<Uint32Array>;
   private unitIds = new Map<string, number>();
   private units: string[] = [];
   /** Rows in memory. */
@@ -88,7 +89,9 @@ export class BatchBuilder {
   private spilledRows = 0;
 
   /** @param spillPath where rows go when spilled (a staging file, created on first spill) */
-  constructor(readonly hospital: string, readonly month: string, private readonly labs: boolean, private readonly spillPath = '') {}
+  constructor(readonly hospital: string, readonly month: string, private readonly labs: boolean, private readonly spillPath = '') {
+    this.freshColumns();
+  }
 
   /** Rows of the next batch: spilled and in memory. */
   get pending(): number {
@@ -209,11 +212,7 @@ export class BatchBuilder {
         for (let c = 0; c < cols.length; c++) {
           const w = cols[c].width;
           const dst = bytesOf(out[c], at * w, m * w);
-          for (let got = 0; got < dst.length; ) {
-            const k = readSync(fd, dst, got, dst.length - got, pos + got);
-            if (k === 0) throw new Error(`spill file ${this.spillPath} is short`);
-            got += k;
-          }
+          if (readFully(fd, dst, 0, dst.length, pos) < dst.length) throw new Error(`spill file ${this.spillPath} is short`);
           pos += dst.length;
         }
         at += m;

@@ -11,7 +11,8 @@
  * an in-memory set of every fingerprint, but memory is the filter (at most
  * 16 MB) plus the suspects, not 8–16 bytes for every row of the file.
  */
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { writeFully } from '../sinks/fsutil.js';
 
 /** Bits per block: one 64-byte cache line, so a row costs one memory access. */
 const BLOCK_WORDS = 16;
@@ -123,8 +124,7 @@ export class DuplicateFilter {
   private flushLog(): void {
     if (this.logFill === 0) return;
     const bytes = new Uint8Array(this.logBuf.buffer, 0, this.logFill * 4);
-    let off = 0;
-    while (off < bytes.length) off += writeSync(this.fd, bytes, off, bytes.length - off);
+    writeFully(this.fd, bytes);
     this.logFill = 0;
   }
 }

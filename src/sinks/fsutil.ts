@@ -39,7 +39,7 @@ export function writeJsonAtomic(path: string, value: unknown): void {
  * Reads `length` bytes at file `position` into buf[at…], looping over short
  * reads; returns the bytes read (fewer only at end of file).
  */
-export function readFully(fd: number, buf: Buffer, at: number, length: number, position: number): number {
+export function readFully(fd: number, buf: Uint8Array, at: number, length: number, position: number): number {
   let got = 0;
   while (got < length) {
     const n = readSync(fd, buf, at + got, length - got, position + got);
