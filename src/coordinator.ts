@@ -213,7 +213,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
             a.rejectsByRule[code] = (a.rejectsByRule[code] ?? 0) + 1;
             rejectsByRule[code] = (rejectsByRule[code] ?? 0) + 1;
           }
-          quarantine(h).add(base + rj.line[i], rj.codes[i], rj.fields[i], rj.raw[i]);
+          quarantine(h).addCells(base + rj.line[i], rj.cells[i]);
         }
         const t1 = performance.now();
         timings.quarantine += t1 - t0;
@@ -227,16 +227,14 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           const part = partitions.partitionOf(r, p);
           const hospital = r.parts[p].hospital;
           const td = performance.now();
-          let drop: number[] | null = null;
-          const fp = r.fp;
-          for (let i = from; i < to; i++) {
-            if (filter.suspect(fp[2 * i], fp[2 * i + 1])) {
-              // Maybe a later copy of an accepted row: held back until the filter decides.
-              (drop ??= []).push(i);
-              const k = partitions.hold(part, r, i, ids);
-              held.push({ part, k, line: base + r.pos[2 * i + 1], record: recordAt(chunk, r.pos[2 * i]) });
-            }
+          // Suspects (maybe later copies of accepted rows) are held back until the filter decides.
+          const suspects: number[] = [];
+          filter.scan(r.fp, from, to, suspects);
+          for (const i of suspects) {
+            const k = partitions.hold(part, r, i, ids);
+            held.push({ part, k, line: base + r.pos[2 * i + 1], record: recordAt(chunk, r.pos[2 * i]) });
           }
+          const drop = suspects.length > 0 ? suspects : null;
           hospitalAcc(hospital).read += to - from;
           timings.dedupe += performance.now() - td;
           await partitions.add(part, r, from, to, drop, ids);

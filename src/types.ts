@@ -75,10 +75,12 @@ export interface Rejects {
   readonly codes: string[];
   /** Partition: the row's hospital_id if valid, else `__invalid__`. */
   readonly hospital: string[];
-  /** The record's fields as read (untrimmed), for the quarantine file. */
-  readonly fields: string[][];
-  /** The record's raw text when it could not be split into the header's fields, else ''. */
-  readonly raw: string[];
+  /**
+   * The quarantine row from reason_codes on (`rejectCells`): the record's
+   * fields as read (untrimmed), and its raw text when it could not be split
+   * into the header's fields.
+   */
+  readonly cells: string[];
 }
 
 export interface StageTimings {

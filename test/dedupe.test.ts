@@ -74,6 +74,49 @@ describe('DuplicateFilter drops exactly the later copies, first occurrence kept'
   });
 });
 
+describe('DuplicateFilter.scan (rows of a chunk at once)', () => {
+  it.each([
+    ['a tiny filter', 512],
+    ['a small filter', 1 << 16],
+  ])('%s: the same suspects and the same drops as suspect() row by row, whatever the chunk cuts', (_name, bits) => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(word, word), { maxLength: 400 }), fc.array(fc.nat(400), { maxLength: 6 }), (fps, cuts) => {
+        const one = filter(bits);
+        const expected: number[] = [];
+        fps.forEach(([hi, lo], i) => one.suspect(hi, lo) && expected.push(i));
+        const flat = Uint32Array.from(fps.flat());
+        const many = filter(bits);
+        const got: number[] = [];
+        const bounds = [0, ...cuts.map((c) => Math.min(c, fps.length)).sort((a, b) => a - b), fps.length];
+        for (let b = 1; b < bounds.length; b++) many.scan(flat, bounds[b - 1], bounds[b], got);
+        expect(got).toEqual(expected);
+        expect(many.rows).toBe(fps.length);
+        expect(Array.from(many.resolve())).toEqual(Array.from(one.resolve()));
+        one.close();
+        many.close();
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('keeps the fingerprint log whole across buffer flushes', () => {
+    const rows = 150_000; // more than two log buffers
+    const flat = new Uint32Array(2 * rows);
+    for (let i = 0; i < rows; i++) {
+      flat[2 * i] = Math.imul(i % 100_000, 2654435761) >>> 0;
+      flat[2 * i + 1] = (i % 100_000) * 7;
+    }
+    const f = filter(1 << 20);
+    const suspects: number[] = [];
+    for (let at = 0; at < rows; at += 40_000) f.scan(flat, at, Math.min(rows, at + 40_000), suspects);
+    const dup = f.resolve();
+    f.close();
+    // Rows 100,000 on repeat rows 0..49,999: each is a suspect and a duplicate; the rest are kept.
+    const dropped = suspects.filter((_, s) => dup[s] === 1);
+    expect(dropped).toEqual(Array.from({ length: 50_000 }, (_, k) => 100_000 + k));
+  });
+});
+
 describe('filterBits', () => {
   it.each([
     [0, 1 << 20],

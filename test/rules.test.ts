@@ -168,7 +168,8 @@ describe('processChunk: trimming, partitions of rejects, lines', () => {
     expect(r.rejects.line).toEqual([1, 3]);
     expect(r.rejects.hospital).toEqual(['__invalid__', 'H002']);
     expect(r.rejects.codes).toEqual(['hospital_id.invalid', 'value.out_of_range']);
-    expect(r.rejects.fields[0]).toEqual(['../../etc', '2024-03-15', 'P1', 'heart_rate', '72', 'bpm']);
+    // The quarantine cells: codes, the fields as read, an empty raw_record (the record did split into its fields).
+    expect(r.rejects.cells).toEqual(['hospital_id.invalid,../../etc,2024-03-15,P1,heart_rate,72,bpm,', 'value.out_of_range,H002,2024-03-15,P1,heart_rate,999,bpm,']);
   });
 });
 

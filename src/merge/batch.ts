@@ -143,12 +143,13 @@ export class BatchBuilder {
         ref[2 * o] = rRef[2 * i];
         ref[2 * o + 1] = rRef[2 * i + 1];
       }
-      const p = resolve(rPatient[i], ids.patients);
-      patient[o] = p;
+      patient[o] = resolve(rPatient[i], ids.patients);
       srcValue[o] = resolve(rSrc[i], ids.values);
-      (patients[c & 0xff] ??= new Bitset()).add(payload[p * PATIENT_WORDS]);
       o++;
     }
+    // The patients in a loop of their own: its dictionary loads (a large
+    // table, mostly cache misses) are independent, so they overlap.
+    for (let k = this.rows; k < o; k++) (patients[code[k] & 0xff] ??= new Bitset()).add(payload[patient[k] * PATIENT_WORDS]);
     this.rows = o;
   }
 

@@ -21,6 +21,8 @@ const K = 8;
 /** Filter size bounds (bits): 1 Mbit .. 128 Mbit (16 MB). */
 const MIN_BITS = 1 << 20;
 const MAX_BITS = 1 << 27;
+/** Rows whose filter blocks are loaded together before they are probed (see `scan`). */
+const TOUCH_GROUP = 64;
 /** Log buffer, in fingerprints. */
 const LOG_BATCH = 1 << 16;
 
@@ -42,6 +44,8 @@ export class DuplicateFilter {
   /** Suspects in arrival order: sequence numbers and fingerprints. */
   private suspectSeq: number[] = [];
   private suspectFp: number[] = [];
+  /** Where `scan` keeps what its early loads read, so the compiler cannot drop them. */
+  private touched = 0;
 
   /** @param bits filter size (a power of two, at least 512); @param logPath where the fingerprint log goes (staging). */
   constructor(bits: number, logPath: string) {
@@ -66,28 +70,66 @@ export class DuplicateFilter {
     buf[this.logFill++] = hi;
     buf[this.logFill++] = lo;
     if (this.logFill === buf.length) this.flushLog();
+    return this.probe(hi, lo);
+  }
+
+  /**
+   * Records the fingerprints of rows [from, to) (`fp` holds hi, lo pairs),
+   * in order, and appends the suspects' row indexes to `out`: the same
+   * outcome as `suspect` row by row. Faster on a large filter: the blocks of
+   * a group of rows are loaded together first, so their cache and TLB misses
+   * overlap instead of stalling one row at a time.
+   */
+  scan(fp: Uint32Array, from: number, to: number, out: number[]): void {
+    for (let i = from; i < to; ) {
+      const n = Math.min(to - i, (this.logBuf.length - this.logFill) >>> 1);
+      this.logBuf.set(fp.subarray(2 * i, 2 * (i + n)), this.logFill);
+      this.logFill += 2 * n;
+      if (this.logFill === this.logBuf.length) this.flushLog();
+      i += n;
+    }
+    const w = this.words;
+    for (let g = from; g < to; g += TOUCH_GROUP) {
+      const end = Math.min(to, g + TOUCH_GROUP);
+      let touched = 0;
+      for (let i = g; i < end; i++) {
+        // Both ends: the buffer is not 64-byte aligned, so a block may straddle two cache lines.
+        const b = this.blockOf(fp[2 * i]);
+        touched ^= w[b] ^ w[b + BLOCK_WORDS - 1];
+      }
+      this.touched ^= touched;
+      for (let i = g; i < end; i++) if (this.probe(fp[2 * i], fp[2 * i + 1])) out.push(i);
+    }
+  }
+
+  /** The first word of a fingerprint's block (from its high word). */
+  private blockOf(hi: number): number {
+    return this.blockShift === 32 ? 0 : (Math.imul(hi, 0x9e3779b1) >>> this.blockShift) * BLOCK_WORDS;
+  }
+
+  /** Sets a fingerprint's bits (the row after the last one seen); true when they were all set already (a suspect, recorded). */
+  private probe(hi: number, lo: number): boolean {
     const seq = this.seq++;
-    // Block from the high word, bit positions by double hashing the low word.
-    const base = this.blockShift === 32 ? 0 : (Math.imul(hi, 0x9e3779b1) >>> this.blockShift) * BLOCK_WORDS;
+    // Bit positions in the block by double hashing the low word; no branch on
+    // the loaded words, so the loads of consecutive rows can overlap.
+    const base = this.blockOf(hi);
     const step = Math.imul(hi, 0x85ebca6b) | 1;
     const w = this.words;
     let g = lo | 0;
-    let all = true;
+    let missing = 0;
     for (let j = 0; j < K; j++) {
       const p = g >>> 23; // 9 bits: one of the block's 512
       const at = base + (p >>> 5);
       const bit = 1 << (p & 31);
-      if ((w[at] & bit) === 0) {
-        all = false;
-        w[at] |= bit;
-      }
+      const x = w[at];
+      missing |= ~x & bit;
+      w[at] = x | bit;
       g = (g + step) | 0;
     }
-    if (all) {
-      this.suspectSeq.push(seq);
-      this.suspectFp.push(hi, lo);
-    }
-    return all;
+    if (missing !== 0) return false;
+    this.suspectSeq.push(seq);
+    this.suspectFp.push(hi, lo);
+    return true;
   }
 
   /**

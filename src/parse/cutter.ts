@@ -18,20 +18,28 @@ const QUOTE = 0x22;
  * when there is none. Also reports the quote parity at `len`.
  */
 export function lastRecordCut(buf: Buffer, len: number): { cut: number; openQuote: boolean } {
-  // Quote positions, in order; quotes are rare in this data so this is short.
-  const quotes: number[] = [];
-  for (let q = buf.indexOf(QUOTE, 0); q !== -1 && q < len; q = buf.indexOf(QUOTE, q + 1)) quotes.push(q);
-  const openQuote = quotes.length % 2 === 1;
-  // Walk back over quote-delimited regions; a region after an even number of
-  // quotes is outside any quoted field.
-  let hi = len; // exclusive upper bound of the region being searched
-  for (let k = quotes.length; k >= 0; k--) {
-    const lo = k === 0 ? 0 : quotes[k - 1] + 1;
-    if (k % 2 === 0 && hi > lo) {
-      const lf = buf.lastIndexOf(LF, hi - 1);
-      if (lf >= lo) return { cut: lf + 1, openQuote };
+  // The quotes before `len` (rare in most files, but some sources quote every field).
+  let quotes = 0;
+  for (let q = buf.indexOf(QUOTE, 0); q !== -1 && q < len; q = buf.indexOf(QUOTE, q + 1)) quotes++;
+  const openQuote = quotes % 2 === 1;
+  // Walk back from the end, keeping the parity of the quotes before `hi`:
+  // the last LF with even parity ends a record. Nothing is stored, so a
+  // chunk of quoted fields costs no memory.
+  let odd = openQuote;
+  let hi = len; // exclusive bound of what is left to search
+  let q = hi > 0 ? buf.lastIndexOf(QUOTE, hi - 1) : -1;
+  while (hi > 0) {
+    const lf = buf.lastIndexOf(LF, hi - 1);
+    if (lf === -1) break;
+    if (q > lf) {
+      // A quote between this LF and `hi`: step back over it.
+      odd = !odd;
+      hi = q;
+      q = hi > 0 ? buf.lastIndexOf(QUOTE, hi - 1) : -1;
+      continue;
     }
-    hi = k === 0 ? 0 : quotes[k - 1];
+    if (!odd) return { cut: lf + 1, openQuote };
+    hi = lf;
   }
   return { cut: 0, openQuote };
 }

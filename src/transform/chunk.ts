@@ -29,6 +29,7 @@ import { type ChunkContext, type ChunkResult, PENDING, type Rejects, type Shared
 import { ByteTable, hash64, hashBytes, type TableState } from './bytetable.js';
 import { AcceptedRows, ChunkRefs } from './output.js';
 import { hmacSha256, type Hmac } from './sha256.js';
+import { rejectCells } from '../sinks/quarantine.js';
 
 const LF = 10;
 const CR = 13;
@@ -193,7 +194,7 @@ export class ChunkProcessor {
     this.periodLast = ctx.period ? ctx.period.last : Infinity;
     // Run the record loop once on nothing: its exit path then has type
     // feedback when the loop is compiled mid-chunk (on-stack replacement).
-    this.scan(new Uint8Array(0), { line: [], codes: [], hospital: [], fields: [], raw: [] }, []);
+    this.scan(new Uint8Array(0), { line: [], codes: [], hospital: [], cells: [] }, []);
   }
 
   /** Points the shared-dictionary views at the coordinator's current buffers. */
@@ -216,7 +217,7 @@ export class ChunkProcessor {
     this.parts = [];
     this.lastMsgLen = -1;
     this.defaultedRanges = 0;
-    const rejects: Rejects = { line: [], codes: [], hospital: [], fields: [], raw: [] };
+    const rejects: Rejects = { line: [], codes: [], hospital: [], cells: [] };
     const filled = new Array<number>(this.nReq).fill(0);
     const t0 = performance.now();
     this.scan(bytes, rejects, filled);
@@ -767,8 +768,7 @@ export class ChunkProcessor {
         rejects.line.push(line);
         rejects.codes.push(codes);
         rejects.hospital.push(isValidHospitalId(h) ? h : INVALID_HOSPITAL);
-        rejects.fields.push(fields.slice());
-        rejects.raw.push(raw);
+        rejects.cells.push(rejectCells(codes, fields, ctx.columnCount, raw));
       };
       if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
         const code = !countOk && r.problem === Problem.None ? 'row.field_count' : PROBLEM_CODE[r.problem];
