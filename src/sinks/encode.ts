@@ -41,6 +41,12 @@ class KeyIndex {
     this.mask = cap - 1;
   }
 
+  /** Empties the index, keeping its capacity. */
+  reset(): void {
+    this.slots.fill(0);
+    this.size = 0;
+  }
+
   index(hi: number, lo: number): number {
     let i = this.slot(hi, lo);
     for (;;) {
@@ -79,6 +85,36 @@ class KeyIndex {
   }
 }
 
+/**
+ * Worker-local scratch arrays, reused from one batch to the next (grown,
+ * never shrunk): encoding a batch then allocates little beyond its output.
+ * Fresh arrays per batch were a few MB each, dead until the worker's next
+ * garbage collection — which V8 starts for off-heap memory only every few
+ * tens of MB — and the allocator kept that high-water mark as resident memory.
+ */
+const scratchU32 = { indices: new Uint32Array(0), defined: new Uint32Array(0), zeros: new Uint32Array(0) };
+const scratchF64 = { sorted: new Float64Array(0), values: new Float64Array(0), counts: new Float64Array(0) };
+
+/** `n` elements of a reused Uint32Array scratch; `defined` and `zeros` come zeroed, `indices` holds anything. */
+function reuseU32(name: keyof typeof scratchU32, n: number): Uint32Array {
+  let a = scratchU32[name];
+  if (a.length < n) scratchU32[name] = a = new Uint32Array(Math.max(n, 2 * a.length));
+  const view = a.subarray(0, n);
+  if (name === 'defined') view.fill(0);
+  return view;
+}
+
+/** `n` elements of a reused Float64Array scratch (contents undefined). */
+function reuseF64(name: keyof typeof scratchF64, n: number): Float64Array {
+  let a = scratchF64[name];
+  if (a.length < n) scratchF64[name] = a = new Float64Array(Math.max(n, 2 * a.length));
+  return a.subarray(0, n);
+}
+
+/** The row group's bytes and the patient key index, reused the same way. */
+const reusedOut = new Bytes(1 << 16);
+const patientIndex = new KeyIndex(1 << 12);
+
 // Reads a double's bits without allocating.
 const F64 = new Float64Array(1);
 const U32 = new Int32Array(F64.buffer);
@@ -86,8 +122,8 @@ const U32 = new Int32Array(F64.buffer);
 /** A dictionary-encoded double column: indices per non-null value, dictionary of distinct values. */
 function doubleColumn(values: Float64Array, n: number, stride: number, offset: number, optional: boolean) {
   const index = new KeyIndex(Math.min(n, 4096));
-  const indices = new Uint32Array(n);
-  const defined = optional ? new Uint32Array(n) : null;
+  const indices = reuseU32('indices', n);
+  const defined = optional ? reuseU32('defined', n) : null;
   let nonNull = 0;
   let min = Infinity;
   let max = -Infinity;
@@ -148,13 +184,13 @@ function sketchBatch(code: Uint32Array, value: Float64Array, n: number, measures
   const start = new Int32Array(measures + 1);
   for (let m = 0; m < measures; m++) start[m + 1] = start[m] + count[m];
   const at = start.slice(0, measures);
-  const sorted = new Float64Array(n);
+  const sorted = reuseF64('sorted', n);
   for (let i = 0; i < n; i++) sorted[at[code[i] & 0xff]++] = value[i];
   out.forEach((s, m) => {
     if (!s) return;
     const seg = sorted.subarray(start[m], start[m + 1]).sort();
-    const values = new Float64Array(seg.length);
-    const counts = new Float64Array(seg.length);
+    const values = reuseF64('values', seg.length);
+    const counts = reuseF64('counts', seg.length);
     let k = 0;
     for (let i = 0; i < seg.length; i++) {
       if (k > 0 && values[k - 1] === seg[i]) counts[k - 1]++;
@@ -163,7 +199,7 @@ function sketchBatch(code: Uint32Array, value: Float64Array, n: number, measures
         counts[k++] = 1;
       }
     }
-    s.quantiles = QuantileSketch.fromSorted(values, counts, k);
+    s.quantiles = QuantileSketch.fromSorted(values.slice(0, k), counts.slice(0, k), k);
   });
   return out;
 }
@@ -205,10 +241,11 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const t1 = performance.now();
 
   // ---- the row group, column by column (curated schema order, src/sinks/schema.ts).
-  const out = new Bytes(Math.max(1 << 12, n * 12));
+  const out = reusedOut;
+  out.length = 0;
   const scratch = new Bytes(64);
   const columns: ColumnMeta[] = [];
-  const constant = (name: string, value: string) => columns.push(writeColumnChunk(out, name, 'BYTE_ARRAY', n, stringDict([value]), 1, new Uint32Array(n), n, null, scratch));
+  const constant = (name: string, value: string) => columns.push(writeColumnChunk(out, name, 'BYTE_ARRAY', n, stringDict([value]), 1, reuseU32('zeros', n), n, null, scratch));
 
   /**
    * A string column from small codes (measure, flag, unit: (code >>> shift)
@@ -218,8 +255,8 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const byCode = (name: string, shift: number, mask: number, size: number, text: (code: number) => string | null, optional: boolean) => {
     const slot = new Int32Array(size).fill(-1);
     const strings: string[] = [];
-    const indices = new Uint32Array(n);
-    const defined = optional ? new Uint32Array(n) : null;
+    const indices = reuseU32('indices', n);
+    const defined = optional ? reuseU32('defined', n) : null;
     const code = b.code;
     let nonNull = 0;
     for (let i = 0; i < n; i++) {
@@ -238,8 +275,9 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   };
 
   const patientKeys = () => {
-    const index = new KeyIndex(Math.min(n, 1 << 15));
-    const indices = new Uint32Array(n);
+    const index = patientIndex;
+    index.reset();
+    const indices = reuseU32('indices', n);
     const patient = b.patient;
     for (let i = 0; i < n; i++) indices[i] = index.index(patient[i], 0);
     const dict = new Bytes(36 * index.size + 8);
@@ -258,7 +296,7 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
 
   const dates = (name: string) => {
     const index = new KeyIndex(64);
-    const indices = new Uint32Array(n);
+    const indices = reuseU32('indices', n);
     const day = b.day;
     let min = Infinity;
     let max = -Infinity;
@@ -280,7 +318,7 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
 
   const sourceValues = () => {
     const index = new KeyIndex(Math.min(n, 4096));
-    const indices = new Uint32Array(n);
+    const indices = reuseU32('indices', n);
     const src = b.srcValue;
     for (let i = 0; i < n; i++) indices[i] = index.index(src[i], 0);
     const dict = new Bytes(64);

@@ -184,6 +184,9 @@ export interface ColumnMeta {
  * them); `indices[0, nonNull)` the dictionary index of each non-null value;
  * `defined`, for an optional column, one 0/1 per row (null when required).
  */
+/** A data page's body, reused from column to column (it is copied into `out`). */
+const pageBody = new Bytes(1 << 16);
+
 export function writeColumnChunk(
   out: Bytes,
   name: string,
@@ -211,7 +214,8 @@ export function writeColumnChunk(
   out.append(dictionary);
   const dataStart = out.length;
   // Data page: levels (optional columns) then the bit width and the indices.
-  const body = new Bytes(Math.max(64, (nonNull * 3) >> 1));
+  const body = pageBody;
+  body.length = 0;
   let levelsLength = 0;
   if (defined) {
     writeHybrid(body, defined, rows, 1);
