@@ -305,6 +305,13 @@ describe('lastRecordCut / firstLineEnd', () => {
     );
   });
 
+  it('stays linear when a long line after the last LF is full of quotes (the walk back steps over each)', () => {
+    // A million quotes after the only LF (a 2 MB chunk), then an open quote: every quote is stepped over on the way back.
+    // A walk that searched for the LF again at each quote scans ~10^12 bytes here (minutes; this walk: milliseconds).
+    const b = Buffer.from('a\n' + '"x",'.repeat(500_000) + '"y');
+    expect(lastRecordCut(b, b.length)).toEqual({ cut: 2, openQuote: true });
+  }, 5_000); // a complexity guard, not a benchmark: ~20 s quadratic, ~0.1 s linear
+
   it('firstLineEnd', () => {
     expect(firstLineEnd(Buffer.from('ab\ncd\n'), 6)).toBe(3);
     expect(firstLineEnd(Buffer.from('abcd'), 4)).toBe(4);

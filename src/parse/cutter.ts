@@ -24,15 +24,15 @@ export function lastRecordCut(buf: Buffer, len: number): { cut: number; openQuot
   const openQuote = quotes % 2 === 1;
   // Walk back from the end, keeping the parity of the quotes before `hi`:
   // the last LF with even parity ends a record. Nothing is stored, so a
-  // chunk of quoted fields costs no memory.
+  // chunk of quoted fields costs no memory, and each byte is searched at
+  // most once for a LF and once for a quote (linear however the quotes fall).
   let odd = openQuote;
   let hi = len; // exclusive bound of what is left to search
   let q = hi > 0 ? buf.lastIndexOf(QUOTE, hi - 1) : -1;
-  while (hi > 0) {
-    const lf = buf.lastIndexOf(LF, hi - 1);
-    if (lf === -1) break;
+  let lf = hi > 0 ? buf.lastIndexOf(LF, hi - 1) : -1;
+  while (lf !== -1) {
     if (q > lf) {
-      // A quote between this LF and `hi`: step back over it.
+      // A quote between the LF and `hi`: step back over it (the LF is still the last one before it).
       odd = !odd;
       hi = q;
       q = hi > 0 ? buf.lastIndexOf(QUOTE, hi - 1) : -1;
@@ -40,6 +40,7 @@ export function lastRecordCut(buf: Buffer, len: number): { cut: number; openQuot
     }
     if (!odd) return { cut: lf + 1, openQuote };
     hi = lf;
+    lf = hi > 0 ? buf.lastIndexOf(LF, hi - 1) : -1;
   }
   return { cut: 0, openQuote };
 }
