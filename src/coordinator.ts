@@ -240,10 +240,14 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           await partitions.add(part, r, from, to, drop, ids);
         }
         lineBase += r.lines;
-        if (metrics) {
-          metrics.setPoolQueueSize(pool.queueSize);
-          metrics.setPoolUtilization(pool.utilization);
-        }
+        // Pool gauges at most once a second: piscina's utilization summarises a histogram on every read.
+        if (metrics && performance.now() - gaugesAt >= 1000) updateGauges();
+      };
+      let gaugesAt = -Infinity;
+      const updateGauges = () => {
+        gaugesAt = performance.now();
+        metrics?.setPoolQueueSize(pool.queueSize);
+        metrics?.setPoolUtilization(pool.utilization);
       };
 
       const dispatch = (fileOffset: number, bytes: Buffer) => {
@@ -299,6 +303,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           if (atEof) break;
         }
         while (inFlight.length > 0) await apply(await inFlight.shift()!);
+        updateGauges();
         progress?.(size, rowsRead, true);
       } finally {
         closeSync(fd);
