@@ -17,6 +17,8 @@ export class Dictionaries {
   /** Patients per hospital so far (the next dense number). */
   private perHospital = new Map<string, number>();
   private readonly payload = new Uint32Array(PATIENT_WORDS);
+  private lastHospitalBytes = new Uint8Array(0);
+  private lastHospital = '';
 
   /** @param expectedRows rows the input holds, roughly: sizes the tables so they rarely grow. */
   constructor(expectedRows: number) {
@@ -44,8 +46,7 @@ export class Dictionaries {
       const end = e.ends[k];
       let id = this.patients.find(e.pool, start, end, e.hashes[k]);
       if (id < 0) {
-        const bar = e.pool.indexOf(124, start);
-        const hospital = Buffer.from(e.pool.buffer, e.pool.byteOffset + start, bar - start).toString('latin1');
+        const hospital = this.hospitalOf(e.pool, start);
         const n = this.perHospital.get(hospital) ?? 0;
         this.perHospital.set(hospital, n + 1);
         this.payload[0] = n;
@@ -56,6 +57,19 @@ export class Dictionaries {
       start = end;
     }
     return ids;
+  }
+
+  /** The hospital of a patient key (the bytes before its '|'); consecutive keys mostly share it, so the last one is reused. */
+  private hospitalOf(pool: Uint8Array, start: number): string {
+    const bar = pool.indexOf(124, start);
+    const last = this.lastHospitalBytes;
+    let same = bar - start === last.length;
+    for (let i = 0; same && i < last.length; i++) same = pool[start + i] === last[i];
+    if (!same) {
+      this.lastHospitalBytes = pool.slice(start, bar);
+      this.lastHospital = Buffer.from(pool.buffer, pool.byteOffset + start, bar - start).toString('latin1');
+    }
+    return this.lastHospital;
   }
 
   /** Publishes a chunk's new source values; returns their entry ids. */
