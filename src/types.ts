@@ -166,6 +166,8 @@ export interface EncodeResult {
   readonly bpPairs: number;
   readonly bpViolations: number;
   readonly timings: { sketch: number; parquet_encode: number };
+  /** The batch's column buffers, sent back for the coordinator's next batches (src/merge/recycle.ts). */
+  readonly recycled: ArrayBuffer[];
 }
 
 export type WorkerTask = ChunkTask | EncodeTask;

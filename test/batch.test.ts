@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BatchBuilder, type Bitset, NO_PENDING, type RowSource } from '../src/merge/batch.js';
 import { Dictionaries } from '../src/merge/dicts.js';
+import { BufferRecycler } from '../src/merge/recycle.js';
 import type { Batch } from '../src/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hcp-batch-'));
@@ -70,12 +71,14 @@ describe('BatchBuilder spill', () => {
   it.each([
     ['vitals', false],
     ['labs', true],
-  ])('%s: spilling at any points gives the same batch as keeping every row in memory, twice in a row', (_, labs) => {
+  ])('%s: spilling at any points gives the same batch as keeping every row in memory, twice in a row, with or without recycled buffers', (_, labs) => {
     fc.assert(
       fc.property(
         // Chunks of rows; per chunk, whether the builder spills after it.
         fc.array(fc.tuple(fc.array(row, { maxLength: 40 }), fc.boolean()), { minLength: 1, maxLength: 12 }),
-        (chunks) => {
+        // Recycled buffers (byte sizes) to take columns from, or none; they are full of junk.
+        fc.option(fc.array(fc.integer({ min: 1, max: 6000 }), { maxLength: 10 }), { nil: null }),
+        (chunks, recycled) => {
           const spillPath = join(dir, `spill-${files++}.bin`);
           const builder = new BatchBuilder('H001', '2024-01', labs, spillPath);
           const patients: Bitset[] = [];
@@ -88,7 +91,9 @@ describe('BatchBuilder spill', () => {
               if (spill) builder.spill();
               expect(builder.pending).toBe(expected.length);
             }
-            const batch = builder.take();
+            const recycler = recycled && new BufferRecycler(recycled.length);
+            recycler?.give(recycled!.map((size) => new Uint8Array(size).fill(0xab).buffer));
+            const batch = builder.take(recycler);
             expect(batch.n).toBe(expected.length);
             expect(decode(batch, labs)).toEqual(expected);
             // Right-sized columns, and the spill file is gone.
@@ -117,5 +122,24 @@ describe('BatchBuilder spill', () => {
     const builder = new BatchBuilder('H001', '2024-01', false);
     builder.append(source([{ day: 19000, measure: 0, flag: 0, unit: 'bpm', value: 1, ref: [0, 0], patient: 0, src: 0 }]), 0, 1, null, NO_PENDING, dicts, []);
     expect(() => builder.spill()).toThrow(/no spill file/);
+  });
+});
+
+describe('BufferRecycler', () => {
+  it('gives the smallest kept buffer big enough, each once, and a fresh array when none fits', () => {
+    const r = new BufferRecycler(3);
+    const [a, b, c, d] = [64, 16, 40, 8].map((n) => new ArrayBuffer(n));
+    r.give([a, b, c, d]); // d is past the limit: left to the collector
+    expect(r.size).toBe(3);
+    const x = r.take(Float64Array, 4); // 32 bytes: c (40) is the smallest that fits
+    expect(x.buffer).toBe(c);
+    expect(x.length).toBe(4);
+    const y = r.take(Int32Array, 4); // 16 bytes: b
+    expect(y.buffer).toBe(b);
+    const z = r.take(Uint32Array, 20); // 80 bytes: nothing fits
+    expect(z.buffer).not.toBe(a);
+    expect(z.length).toBe(20);
+    expect(r.take(Uint32Array, 16).buffer).toBe(a);
+    expect(r.size).toBe(0);
   });
 });

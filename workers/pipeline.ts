@@ -25,6 +25,7 @@ function buffersOf(r: ChunkResult | EncodeResult): ArrayBuffer[] {
     for (const a of [r.partStart, r.day, r.code, r.value, r.ref, r.patient, r.srcValue, r.fp, r.pos]) add(a);
     for (const e of [r.newPatients, r.newValues]) for (const a of [e.pool, e.ends, e.hashes, e.payload]) add(a);
   } else {
+    for (const b of r.recycled) seen.add(b);
     for (const { state } of r.sketches) if (state.quantiles.kind === 'exact') for (const a of [state.quantiles.values, state.quantiles.counts]) if (ArrayBuffer.isView(a)) add(a);
   }
   return [...seen];

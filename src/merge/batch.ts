@@ -14,23 +14,30 @@ import { closeSync, openSync, rmSync } from 'node:fs';
 import { readFully, writeFully } from '../sinks/fsutil.js';
 import { type Batch, type ChunkResult, PATIENT_WORDS } from '../types.js';
 import { type Dictionaries, resolve } from './dicts.js';
+import type { BufferRecycler } from './recycle.js';
+
+type TypedArrayType<T> = { new (n: number): T; new (b: ArrayBuffer, at: number, n: number): T; BYTES_PER_ELEMENT: number };
 
 class Column<T extends Int32Array | Uint32Array | Float64Array> {
   data: T;
-  constructor(private readonly make: (n: number) => T, capacity = 256) {
-    this.data = make(capacity);
+  constructor(readonly type: TypedArrayType<T>, capacity = 256) {
+    this.data = new type(capacity);
   }
   reserve(length: number, extra: number): T {
     if (length + extra > this.data.length) {
-      const bigger = this.make(Math.max(length + extra, this.data.length * 2));
+      const bigger = new this.type(Math.max(length + extra, this.data.length * 2));
       bigger.set(this.data.subarray(0, length) as never);
       this.data = bigger;
     }
     return this.data;
   }
-  /** The filled part, right-sized. */
-  take(length: number): T {
-    return (length === this.data.length ? this.data : this.data.slice(0, length)) as T;
+  /** The filled part, right-sized (a copy into a recycled buffer when one is given). */
+  take(length: number, recycler: BufferRecycler | null): T {
+    if (length === this.data.length) return this.data;
+    if (!recycler) return this.data.slice(0, length) as T;
+    const out = recycler.take(this.type, length);
+    out.set(this.data.subarray(0, length) as never);
+    return out;
   }
 }
 
@@ -173,10 +180,14 @@ export class BatchBuilder {
     this.rows = 0;
   }
 
-  /** The accumulated rows (spilled first, then in memory) as one batch; the builder is empty afterwards. */
-  take(): Batch {
+  /**
+   * The accumulated rows (spilled first, then in memory) as one batch; the
+   * builder is empty afterwards. Columns that need new memory take it from
+   * `recycler` when given.
+   */
+  take(recycler: BufferRecycler | null = null): Batch {
     const n = this.pending;
-    const [day, code, value, ref, patient, srcValue] = this.spilledRows === 0 ? this.columns().map(({ column, width }) => column.take(this.rows * width)) : this.readBack();
+    const [day, code, value, ref, patient, srcValue] = this.spilledRows === 0 ? this.columns().map(({ column, width }) => column.take(this.rows * width, recycler)) : this.readBack(recycler);
     const batch: Batch = { hospital: this.hospital, month: this.month, n, day, code, value, ref, patient, srcValue, units: this.units } as Batch;
     this.freshColumns();
     this.unitIds = new Map();
@@ -198,13 +209,10 @@ export class BatchBuilder {
   }
 
   /** Full-size columns: the spilled rows read back, then the rows in memory; the spill file is removed. */
-  private readBack(): (Int32Array | Uint32Array | Float64Array)[] {
+  private readBack(recycler: BufferRecycler | null): (Int32Array | Uint32Array | Float64Array)[] {
     const n = this.pending;
     const cols = this.columns();
-    const out = cols.map(({ column, width }) => {
-      const a = column.data;
-      return new (a.constructor as new (n: number) => typeof a)(n * width);
-    });
+    const out = cols.map(({ column, width }) => (recycler ? recycler.take(column.type, n * width) : new column.type(n * width)));
     const fd = openSync(this.spillPath, 'r');
     try {
       let pos = 0;
@@ -231,12 +239,12 @@ export class BatchBuilder {
   // Fresh, small columns: a partition's next rows may be far fewer, and
   // 240 partitions each keeping its largest capacity would defeat the memory bound.
   private freshColumns(): void {
-    this.day = new Column((n) => new Int32Array(n));
-    this.code = new Column((n) => new Uint32Array(n));
-    this.value = new Column((n) => new Float64Array(n));
-    this.ref = new Column((n) => new Float64Array(n));
-    this.patient = new Column((n) => new Uint32Array(n));
-    this.srcValue = new Column((n) => new Uint32Array(n));
+    this.day = new Column(Int32Array);
+    this.code = new Column(Uint32Array);
+    this.value = new Column(Float64Array);
+    this.ref = new Column(Float64Array);
+    this.patient = new Column(Uint32Array);
+    this.srcValue = new Column(Uint32Array);
   }
 }
 

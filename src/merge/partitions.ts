@@ -16,6 +16,7 @@ import { monthOf } from '../rules/fields.js';
 import { MeasureSketch } from '../sketch/measure.js';
 import type { ChunkResult, EncodeResult } from '../types.js';
 import { BatchBuilder, Bitset, type ChunkIds, NO_PENDING } from './batch.js';
+import { BufferRecycler } from './recycle.js';
 import type { Dictionaries } from './dicts.js';
 import { PartitionFile } from '../sinks/parquet.js';
 import type { Pool } from '../pool.js';
@@ -36,6 +37,8 @@ export class Partitions {
   private parts = new Map<string, Partition>();
   private inFlight: { part: Partition; result: Promise<EncodeResult> }[] = [];
   private buffered = 0;
+  /** Batch column buffers back from the workers, for the next batches: six columns for each batch in flight, and one more batch. */
+  private readonly recycler: BufferRecycler;
   bpPairs = 0;
   bpViolations = 0;
   timings = { sketch: 0, parquet_encode: 0, write: 0 };
@@ -50,7 +53,9 @@ export class Partitions {
     private readonly rowGroupRows: number,
     private readonly maxBufferedRows: number,
     private readonly maxInFlight: number,
-  ) {}
+  ) {
+    this.recycler = new BufferRecycler(6 * (maxInFlight + 1));
+  }
 
   /** The partition of a chunk's part `p`, created on first sight. */
   partitionOf(r: ChunkResult, p: number): Partition {
@@ -115,7 +120,7 @@ export class Partitions {
     if (p.batch.pending === 0) return;
     this.buffered -= p.batch.rows;
     const t0 = performance.now();
-    const batch = p.batch.take();
+    const batch = p.batch.take(this.recycler);
     this.timings.write += performance.now() - t0;
     const dicts = this.dicts.state;
     const transfer = [batch.day, batch.code, batch.value, batch.ref, batch.patient, batch.srcValue].filter((a) => a.byteLength > 0).map((a) => a.buffer as ArrayBuffer);
@@ -135,6 +140,7 @@ export class Partitions {
       part.file = new PartitionFile(join(dir, 'part-00000.parquet'), this.dataset);
     }
     part.file.append(r.bytes, r.rowGroup, r.rows);
+    this.recycler.give(r.recycled);
     this.timings.write += performance.now() - t0;
     this.timings.sketch += r.timings.sketch;
     this.timings.parquet_encode += r.timings.parquet_encode;

@@ -228,6 +228,13 @@ function bloodPressurePairs(b: EncodeTask['batch']): { pairs: number; violations
   return { pairs, violations };
 }
 
+/** A batch's own column buffers (not the empty ones), each once. */
+export function batchBuffers(b: EncodeTask['batch']): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const a of [b.day, b.code, b.value, b.ref, b.patient, b.srcValue]) if (a.byteLength > 0 && a.buffer instanceof ArrayBuffer) out.add(a.buffer);
+  return [...out];
+}
+
 export function encodeBatch(task: EncodeTask): EncodeResult {
   const t0 = performance.now();
   const labs = task.dataset === 'labs';
@@ -365,6 +372,7 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   });
   return {
     kind: 'encode-result',
+    recycled: batchBuffers(b),
     rows: n,
     bytes,
     rowGroup,
