@@ -149,6 +149,8 @@ export interface Batch {
 
 export interface EncodeTask {
   readonly kind: 'encode';
+  /** 0, or 1 when a worker failed on it (the pool tries a task twice). */
+  readonly attempt: number;
   readonly dataset: Dataset;
   readonly batch: Batch;
   readonly dicts: SharedDicts;

@@ -56,7 +56,7 @@ function task(dataset: Dataset, rs: Row[]): EncodeTask {
     srcValue: Uint32Array.from(rs, (r) => r.src),
     units: ['u0', 'u1'],
   } as Batch;
-  return { kind: 'encode', dataset, batch, dicts: dicts.state };
+  return { kind: 'encode', attempt: 0, dataset, batch, dicts: dicts.state };
 }
 
 /** encodeBatch from a fresh copy of the module: no scratch from earlier batches. */

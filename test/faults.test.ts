@@ -57,6 +57,25 @@ describe('a worker that crashes', () => {
   });
 });
 
+describe('a worker that crashes while encoding a row group', () => {
+  it('fails the run cleanly (exit 1, no retry: the batch was handed over) and the previous good output stays', async () => {
+    const out = join(tempDir(), 'out');
+    // Small row groups: many encode tasks, so each worker gets a second one (the faulty one).
+    const opts = [...OPTS, '--row-group-rows', '50'];
+    const good = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...opts]);
+    expect(good.code, good.stderr).toBe(0);
+    const before = snapshot(out);
+    const bad = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...opts], { env: { HCP_FAULT_ENCODE: '2' } });
+    expect(bad.code).toBe(1);
+    expect(bad.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_WORKER' } });
+    expect(bad.stderr).toMatch(/^error: A worker failed while it held a batch's rows \(encode task; they cannot be resent\)/m);
+    expect(bad.stderr).not.toMatch(/^\s+at /m);
+    expect(snapshot(out)).toEqual(before);
+    expect(existsSync(join(out, '_staging'))).toBe(false);
+    expect(existsSync(join(out, '_locks'))).toBe(false);
+  });
+});
+
 describe('an interrupted run (SIGTERM, as Airflow sends on timeout)', () => {
   it('exits 143, removes its staging and lock, and leaves the previous output as it was', async () => {
     const dir = tempDir();

@@ -34,12 +34,16 @@ function buffersOf(r: ChunkResult | EncodeResult): ArrayBuffer[] {
 /**
  * Fault injection for the tests (test/faults.test.ts): HCP_FAULT_CHUNK=<seq>
  * ends this worker thread abruptly on the first attempt of that chunk;
- * HCP_FAULT_CHUNK=<seq>:always on every attempt.
+ * HCP_FAULT_CHUNK=<seq>:always on every attempt. HCP_FAULT_ENCODE=<k> ends
+ * it on the first attempt of the k-th encode task this thread gets.
  */
 const fault = /^(\d+)(:always)?$/.exec(process.env.HCP_FAULT_CHUNK ?? '');
+const encodeFault = Number(process.env.HCP_FAULT_ENCODE ?? 0);
+let encodes = 0;
 
 export default function run(task: WorkerTask) {
   if (fault && task.kind === 'chunk' && task.seq === Number(fault[1]) && (fault[2] || task.attempt === 0)) process.exit(70);
+  if (encodeFault > 0 && task.kind === 'encode' && task.attempt === 0 && ++encodes === encodeFault) process.exit(70);
   const result = task.kind === 'chunk' ? processorFor(task.ctx).run(task.bytes, task.seq, task.dicts) : encodeBatch(task);
   return move({
     get [transferableSymbol]() {

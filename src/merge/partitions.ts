@@ -124,7 +124,8 @@ export class Partitions {
     this.timings.write += performance.now() - t0;
     const dicts = this.dicts.state;
     const transfer = [batch.day, batch.code, batch.value, batch.ref, batch.patient, batch.srcValue].filter((a) => a.byteLength > 0).map((a) => a.buffer as ArrayBuffer);
-    const result = this.pool.run<EncodeResult>(() => ({ task: { kind: 'encode', dataset: this.dataset, batch, dicts }, transfer }));
+    // The batch's columns are transferred, not copied (nothing keeps them here), so an encode task is tried once.
+    const result = this.pool.run<EncodeResult>((attempt) => ({ task: { kind: 'encode', attempt, dataset: this.dataset, batch, dicts }, transfer, once: true }));
     result.catch(() => {}); // observed when applied
     this.inFlight.push({ part: p, result });
     while (this.inFlight.length > this.maxInFlight) await this.applyNext();
