@@ -28,6 +28,26 @@ function snapshot(dir: string): Record<string, string> {
 /** Manifests carry timestamps; everything else must be identical. */
 const dataFiles = (snap: Record<string, string>) => Object.fromEntries(Object.entries(snap).filter(([k]) => !k.startsWith('_manifests')));
 
+/**
+ * A good run, then the same run with a fault injected (`env`): the second
+ * fails cleanly — exit 1, HCP_ERR_WORKER with `message`, no stack trace —
+ * and leaves the first one's output as it was, with no staging or lock.
+ */
+async function failsCleanly(opts: string[], env: Record<string, string>, message: RegExp): Promise<void> {
+  const out = join(tempDir(), 'out');
+  const good = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...opts]);
+  expect(good.code, good.stderr).toBe(0);
+  const before = snapshot(out);
+  const bad = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...opts], { env });
+  expect(bad.code).toBe(1);
+  expect(bad.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_WORKER' } });
+  expect(bad.stderr).toMatch(message);
+  expect(bad.stderr).not.toMatch(/^\s+at /m);
+  expect(snapshot(out)).toEqual(before);
+  expect(existsSync(join(out, '_staging'))).toBe(false);
+  expect(existsSync(join(out, '_locks'))).toBe(false);
+}
+
 describe('a worker that crashes', () => {
   it('once: its chunk is retried and the output is the same as without the crash', async () => {
     const clean = join(tempDir(), 'out');
@@ -42,37 +62,14 @@ describe('a worker that crashes', () => {
   });
 
   it('twice on the same chunk: the run fails cleanly (exit 1) and the previous good output stays', async () => {
-    const out = join(tempDir(), 'out');
-    const good = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS]);
-    expect(good.code, good.stderr).toBe(0);
-    const before = snapshot(out);
-    const bad = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS], { env: { HCP_FAULT_CHUNK: '3:always' } });
-    expect(bad.code).toBe(1);
-    expect(bad.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_WORKER' } });
-    expect(bad.stderr).toMatch(/^error: A worker failed twice/m);
-    expect(bad.stderr).not.toMatch(/^\s+at /m);
-    expect(snapshot(out)).toEqual(before);
-    expect(existsSync(join(out, '_staging'))).toBe(false);
-    expect(existsSync(join(out, '_locks'))).toBe(false);
+    await failsCleanly(OPTS, { HCP_FAULT_CHUNK: '3:always' }, /^error: A worker failed twice/m);
   });
 });
 
 describe('a worker that crashes while encoding a row group', () => {
   it('fails the run cleanly (exit 1, no retry: the batch was handed over) and the previous good output stays', async () => {
-    const out = join(tempDir(), 'out');
     // Small row groups: many encode tasks, so each worker gets a second one (the faulty one).
-    const opts = [...OPTS, '--row-group-rows', '50'];
-    const good = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...opts]);
-    expect(good.code, good.stderr).toBe(0);
-    const before = snapshot(out);
-    const bad = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...opts], { env: { HCP_FAULT_ENCODE: '2' } });
-    expect(bad.code).toBe(1);
-    expect(bad.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_WORKER' } });
-    expect(bad.stderr).toMatch(/^error: A worker failed while it held a batch's rows \(encode task; they cannot be resent\)/m);
-    expect(bad.stderr).not.toMatch(/^\s+at /m);
-    expect(snapshot(out)).toEqual(before);
-    expect(existsSync(join(out, '_staging'))).toBe(false);
-    expect(existsSync(join(out, '_locks'))).toBe(false);
+    await failsCleanly([...OPTS, '--row-group-rows', '50'], { HCP_FAULT_ENCODE: '2' }, /^error: A worker failed while it held a batch's rows \(encode task; they cannot be resent\)/m);
   });
 });
 

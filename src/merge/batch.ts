@@ -14,9 +14,7 @@ import { closeSync, openSync, rmSync } from 'node:fs';
 import { readFully, writeFully } from '../sinks/fsutil.js';
 import { type Batch, type ChunkResult, PATIENT_WORDS } from '../types.js';
 import { type Dictionaries, resolve } from './dicts.js';
-import type { BufferRecycler } from './recycle.js';
-
-type TypedArrayType<T> = { new (n: number): T; new (b: ArrayBuffer, at: number, n: number): T; BYTES_PER_ELEMENT: number };
+import type { BufferRecycler, TypedArrayType } from './recycle.js';
 
 class Column<T extends Int32Array | Uint32Array | Float64Array> {
   data: T;
@@ -246,6 +244,13 @@ export class BatchBuilder {
     this.patient = new Column(Uint32Array);
     this.srcValue = new Column(Uint32Array);
   }
+}
+
+/** A batch's own column buffers (not the empty ones), each once: what goes to the encoding worker and comes back. */
+export function batchBuffers(b: Batch): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const a of [b.day, b.code, b.value, b.ref, b.patient, b.srcValue]) if (a.byteLength > 0 && a.buffer instanceof ArrayBuffer) out.add(a.buffer);
+  return [...out];
 }
 
 /** The bytes of elements [from, from + count) of a typed array. */

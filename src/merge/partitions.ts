@@ -15,7 +15,7 @@ import type { Dataset } from '../registry.js';
 import { monthOf } from '../rules/fields.js';
 import { MeasureSketch } from '../sketch/measure.js';
 import type { ChunkResult, EncodeResult } from '../types.js';
-import { BatchBuilder, Bitset, type ChunkIds, NO_PENDING } from './batch.js';
+import { BatchBuilder, batchBuffers, Bitset, type ChunkIds, NO_PENDING } from './batch.js';
 import { BufferRecycler } from './recycle.js';
 import type { Dictionaries } from './dicts.js';
 import { PartitionFile } from '../sinks/parquet.js';
@@ -123,7 +123,7 @@ export class Partitions {
     const batch = p.batch.take(this.recycler);
     this.timings.write += performance.now() - t0;
     const dicts = this.dicts.state;
-    const transfer = [batch.day, batch.code, batch.value, batch.ref, batch.patient, batch.srcValue].filter((a) => a.byteLength > 0).map((a) => a.buffer as ArrayBuffer);
+    const transfer = batchBuffers(batch);
     // The batch's columns are transferred, not copied (nothing keeps them here), so an encode task is tried once.
     const result = this.pool.run<EncodeResult>((attempt) => ({ task: { kind: 'encode', attempt, dataset: this.dataset, batch, dicts }, transfer, once: true }));
     result.catch(() => {}); // observed when applied

@@ -9,6 +9,9 @@
  */
 type Typed = Int32Array | Uint32Array | Float64Array;
 
+/** A typed-array constructor, as `take` needs it: fresh, or over a given buffer. */
+export type TypedArrayType<T extends Typed> = { new (n: number): T; new (b: ArrayBuffer, at: number, n: number): T; BYTES_PER_ELEMENT: number };
+
 export class BufferRecycler {
   private free: ArrayBuffer[] = [];
 
@@ -21,7 +24,7 @@ export class BufferRecycler {
   }
 
   /** An array of `n` elements (contents undefined) over the smallest kept buffer big enough, or a fresh one. */
-  take<T extends Typed>(make: { new (n: number): T; new (b: ArrayBuffer, at: number, n: number): T; BYTES_PER_ELEMENT: number }, n: number): T {
+  take<T extends Typed>(make: TypedArrayType<T>, n: number): T {
     const bytes = n * make.BYTES_PER_ELEMENT;
     let best = -1;
     for (let i = 0; i < this.free.length; i++) {

@@ -5,6 +5,7 @@
  * batch's statistics sketches. Pure apart from the clock; reads patient keys
  * and source values from the shared dictionaries.
  */
+import { batchBuffers } from '../merge/batch.js';
 import { MEASURES } from '../registry.js';
 import { FLAG_NONE, FLAG_TEXT } from '../rules/fields.js';
 import { MeasureSketch } from '../sketch/measure.js';
@@ -226,13 +227,6 @@ function bloodPressurePairs(b: EncodeTask['batch']): { pairs: number; violations
     } else bp.set(base + (m === SYSTOLIC ? 1 : 0), v);
   }
   return { pairs, violations };
-}
-
-/** A batch's own column buffers (not the empty ones), each once. */
-export function batchBuffers(b: EncodeTask['batch']): ArrayBuffer[] {
-  const out = new Set<ArrayBuffer>();
-  for (const a of [b.day, b.code, b.value, b.ref, b.patient, b.srcValue]) if (a.byteLength > 0 && a.buffer instanceof ArrayBuffer) out.add(a.buffer);
-  return [...out];
 }
 
 export function encodeBatch(task: EncodeTask): EncodeResult {
