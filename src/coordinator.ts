@@ -204,16 +204,28 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         timings.transform += r.timings.transform;
         const base = firstLine + lineBase;
         const rj = r.rejects;
+        const files = rj.hospitals.map(quarantine);
+        const cells = Buffer.from(rj.cells.buffer, rj.cells.byteOffset, rj.cells.byteLength);
+        // Rows per (hospital, code set), counted by rule after the loop, in
+        // order of first appearance (the order the counts' keys are reported in).
+        const sets = rj.codeSets.length;
+        const perSet = new Uint32Array(rj.hospitals.length * sets);
+        const seen: number[] = [];
         for (let i = 0; i < rj.line.length; i++) {
           const h = rj.hospital[i];
-          const a = hospitalAcc(h);
-          a.read++;
-          a.rejected++;
-          for (const code of rj.codes[i].split(';')) {
-            a.rejectsByRule[code] = (a.rejectsByRule[code] ?? 0) + 1;
-            rejectsByRule[code] = (rejectsByRule[code] ?? 0) + 1;
+          const k = h * sets + rj.codes[i];
+          if (perSet[k]++ === 0) seen.push(k);
+          files[h].addCellBytes(base + rj.line[i], cells, i === 0 ? 0 : rj.cellEnds[i - 1], rj.cellEnds[i]);
+        }
+        for (const k of seen) {
+          const n = perSet[k];
+          const a = hospitalAcc(rj.hospitals[Math.floor(k / sets)]);
+          a.read += n;
+          a.rejected += n;
+          for (const code of rj.codeSets[k % sets].split(';')) {
+            a.rejectsByRule[code] = (a.rejectsByRule[code] ?? 0) + n;
+            rejectsByRule[code] = (rejectsByRule[code] ?? 0) + n;
           }
-          quarantine(h).addCells(base + rj.line[i], rj.cells[i]);
         }
         const t1 = performance.now();
         timings.quarantine += t1 - t0;

@@ -67,20 +67,31 @@ export interface NewEntries {
   readonly payload: Uint32Array;
 }
 
-/** Rejected rows of one chunk, in input order. */
+/**
+ * Rejected rows of one chunk, in input order, packed: a few typed arrays
+ * and short string lists instead of four strings a row, so the coordinator
+ * receives and writes them without a string (or an object) per row.
+ * `RejectList` builds it; `unpackRejects` reads it back row by row.
+ */
 export interface Rejects {
-  /** Line of the record's start, relative to the chunk (0-based). */
-  readonly line: number[];
+  /** Line of each record's start, relative to the chunk (0-based). */
+  readonly line: Uint32Array;
+  /** Each row's partition, an index into `hospitals`. */
+  readonly hospital: Uint32Array;
+  /** Partitions: a hospital_id if valid, else `__invalid__`. */
+  readonly hospitals: string[];
+  /** Each row's rule codes, an index into `codeSets`. */
+  readonly codes: Uint32Array;
   /** `;`-separated rule codes. */
-  readonly codes: string[];
-  /** Partition: the row's hospital_id if valid, else `__invalid__`. */
-  readonly hospital: string[];
+  readonly codeSets: string[];
   /**
-   * The quarantine row from reason_codes on (`rejectCells`): the record's
-   * fields as read (untrimmed), and its raw text when it could not be split
-   * into the header's fields.
+   * Each row's quarantine cells from reason_codes on (`rejectCells`: the
+   * record's fields as read, untrimmed, and its raw text when it could not
+   * be split into the header's fields), UTF-8, back to back; row i's end at
+   * `cellEnds[i]`.
    */
-  readonly cells: string[];
+  readonly cells: Uint8Array;
+  readonly cellEnds: Uint32Array;
 }
 
 export interface StageTimings {
@@ -167,6 +178,8 @@ export interface EncodeResult {
   /** Systolic/diastolic pairs (same patient and date) seen in the batch, and how many had systolic <= diastolic. */
   readonly bpPairs: number;
   readonly bpViolations: number;
+  /** Per measure present in the batch: its patients, as bitset words over the hospital's dense patient numbers (for n_patients). */
+  readonly patientSets: { measure: number; words: Uint32Array }[];
   readonly timings: { sketch: number; parquet_encode: number };
   /** The batch's column buffers, sent back for the coordinator's next batches (src/merge/recycle.ts). */
   readonly recycled: ArrayBuffer[];

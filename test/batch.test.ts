@@ -3,10 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BatchBuilder, type Bitset, NO_PENDING, type RowSource } from '../src/merge/batch.js';
-import { Dictionaries } from '../src/merge/dicts.js';
+import { BatchBuilder, Bitset, NO_PENDING, type RowSource } from '../src/merge/batch.js';
 import { BufferRecycler } from '../src/merge/recycle.js';
-import type { Batch } from '../src/types.js';
+import { type Batch, PENDING } from '../src/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hcp-batch-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -65,7 +64,6 @@ function decode(b: Batch, labs: boolean): Row[] {
   }));
 }
 
-const dicts = new Dictionaries(1000);
 
 describe('BatchBuilder spill', () => {
   it.each([
@@ -81,12 +79,11 @@ describe('BatchBuilder spill', () => {
         (chunks, recycled) => {
           const spillPath = join(dir, `spill-${files++}.bin`);
           const builder = new BatchBuilder('H001', '2024-01', labs, spillPath);
-          const patients: Bitset[] = [];
           // Two rounds: after take(), the builder starts empty and may spill again.
           for (let round = 0; round < 2; round++) {
             const expected: Row[] = [];
             for (const [rows, spill] of chunks) {
-              builder.append(source(rows), 0, rows.length, null, NO_PENDING, dicts, patients);
+              builder.append(source(rows), 0, rows.length, null, NO_PENDING);
               expected.push(...rows.map((r) => ({ ...r, ref: (labs ? r.ref : [0, 0]) as [number, number] })));
               if (spill) builder.spill();
               expect(builder.pending).toBe(expected.length);
@@ -111,17 +108,75 @@ describe('BatchBuilder spill', () => {
   it('skips dropped rows on the way in, whether they end up spilled or not', () => {
     const rows: Row[] = Array.from({ length: 10 }, (_, i) => ({ day: 19000 + i, measure: i % 3, flag: 0, unit: UNITS[i % 2], value: i, ref: [0, 0], patient: i, src: 100 + i }));
     const builder = new BatchBuilder('H001', '2024-01', false, join(dir, `spill-${files++}.bin`));
-    builder.append(source(rows.slice(0, 5)), 0, 5, [1, 3], NO_PENDING, dicts, []);
+    builder.append(source(rows.slice(0, 5)), 0, 5, [1, 3], NO_PENDING);
     builder.spill();
-    builder.append(source(rows.slice(5)), 0, 5, [0], NO_PENDING, dicts, []);
+    builder.append(source(rows.slice(5)), 0, 5, [0], NO_PENDING);
     const got = decode(builder.take(), false).map((r) => r.value);
     expect(got).toEqual([0, 2, 4, 6, 7, 8, 9]);
   });
 
   it('has nowhere to spill without a spill file', () => {
     const builder = new BatchBuilder('H001', '2024-01', false);
-    builder.append(source([{ day: 19000, measure: 0, flag: 0, unit: 'bpm', value: 1, ref: [0, 0], patient: 0, src: 0 }]), 0, 1, null, NO_PENDING, dicts, []);
+    builder.append(source([{ day: 19000, measure: 0, flag: 0, unit: 'bpm', value: 1, ref: [0, 0], patient: 0, src: 0 }]), 0, 1, null, NO_PENDING);
     expect(() => builder.spill()).toThrow(/no spill file/);
+  });
+});
+
+describe('BatchBuilder.append', () => {
+  it.each([
+    ['vitals', false],
+    ['labs', true],
+  ])('%s: rows [from, to) without the dropped ones, references to the chunk\'s new entries resolved to their published ids', (_, labs) => {
+    fc.assert(
+      fc.property(
+        // Rows, each maybe referring to one of the chunk's new patients / values instead of a published one.
+        fc.array(fc.tuple(row, fc.option(fc.nat(), { nil: null }), fc.option(fc.nat(), { nil: null })), { minLength: 1, maxLength: 80 }),
+        fc.array(fc.integer({ min: 0, max: 5000 }), { maxLength: 6 }),
+        fc.array(fc.integer({ min: 0, max: 5000 }), { maxLength: 6 }),
+        fc.tuple(fc.nat(), fc.nat()),
+        fc.array(fc.boolean(), { maxLength: 80 }),
+        (spec, newPatients, newValues, [a, b], dropMask) => {
+          const rows: Row[] = spec.map(([r, p, v]) => ({
+            ...r,
+            patient: p !== null && newPatients.length > 0 ? PENDING + (p % newPatients.length) : r.patient,
+            src: v !== null && newValues.length > 0 ? PENDING + (v % newValues.length) : r.src,
+          }));
+          const from = Math.min(a, b) % (rows.length + 1);
+          const to = Math.max(from, Math.max(a, b) % (rows.length + 1));
+          const drop: number[] = [];
+          for (let i = from; i < to; i++) if (dropMask[i]) drop.push(i);
+          const ids = { patients: Uint32Array.from(newPatients), values: Uint32Array.from(newValues) };
+          const builder = new BatchBuilder('H001', '2024-01', labs);
+          // A row before the range, so the appended rows do not start at 0.
+          builder.append(source(rows.slice(0, 1)), 0, 1, null, ids);
+          builder.append(source(rows), from, to, drop.length > 0 ? drop : null, ids);
+          const resolved = (x: number, published: number[]) => (x >= PENDING ? published[x - PENDING] : x);
+          const expected = [rows[0], ...rows.slice(from, to).filter((_, k) => !dropMask[from + k])].map((r) => ({
+            ...r,
+            ref: (labs ? r.ref : [0, 0]) as [number, number],
+            patient: resolved(r.patient, newPatients),
+            src: resolved(r.src, newValues),
+          }));
+          expect(decode(builder.take(), labs)).toEqual(expected);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('Bitset', () => {
+  it('or() of another set\'s words is the union, and count() its size', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat({ max: 3000 })), fc.array(fc.nat({ max: 3000 })), (xs, ys) => {
+        const a = new Bitset();
+        for (const x of xs) a.add(x);
+        const words = new Uint32Array(((Math.max(-1, ...ys) + 1) >>> 5) + 1);
+        for (const y of ys) words[y >>> 5] |= 1 << (y & 31);
+        a.or(words);
+        expect(a.count()).toBe(new Set([...xs, ...ys]).size);
+      }),
+    );
   });
 });
 

@@ -14,6 +14,7 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { parseString } from 'fast-csv';
 import { expect } from 'vitest';
 import { Dictionaries, resolve } from '../src/merge/dicts.js';
+import { unpackRejects } from '../src/sinks/quarantine.js';
 import { ChunkProcessor } from '../src/transform/chunk.js';
 import { wordsToHex } from '../src/transform/sha256.js';
 import { type ChunkContext, type ChunkResult, PATIENT_WORDS } from '../src/types.js';
@@ -358,7 +359,15 @@ export interface ChunkRow {
  * the start of a file) and resolves each accepted row's references, in
  * partition order as the chunk result lists them.
  */
-export function runChunks(ctx: ChunkContext, chunks: Uint8Array[]): (ChunkResult & { accepted: ChunkRow[] })[] {
+/** A chunk's rejects, column by column (unpacked). */
+export interface RejectColumns {
+  line: number[];
+  codes: string[];
+  hospital: string[];
+  cells: string[];
+}
+
+export function runChunks(ctx: ChunkContext, chunks: Uint8Array[]): (Omit<ChunkResult, 'rejects'> & { rejects: RejectColumns; accepted: ChunkRow[] })[] {
   const proc = new ChunkProcessor(ctx);
   const dicts = new Dictionaries(1024);
   return chunks.map((bytes, seq) => {
@@ -390,6 +399,8 @@ export function runChunks(ctx: ChunkContext, chunks: Uint8Array[]): (ChunkResult
         });
       }
     }
-    return Object.assign(r, { accepted });
+    const rows = unpackRejects(r.rejects);
+    const rejects: RejectColumns = { line: rows.map((x) => x.line), codes: rows.map((x) => x.codes), hospital: rows.map((x) => x.hospital), cells: rows.map((x) => x.cells) };
+    return { ...r, rejects, accepted };
   });
 }

@@ -24,8 +24,11 @@ function buffersOf(r: ChunkResult | EncodeResult): ArrayBuffer[] {
   if (r.kind === 'chunk-result') {
     for (const a of [r.partStart, r.day, r.code, r.value, r.ref, r.patient, r.srcValue, r.fp, r.pos]) add(a);
     for (const e of [r.newPatients, r.newValues]) for (const a of [e.pool, e.ends, e.hashes, e.payload]) add(a);
+    const j = r.rejects;
+    for (const a of [j.line, j.hospital, j.codes, j.cells, j.cellEnds]) add(a);
   } else {
     for (const b of r.recycled) seen.add(b);
+    for (const { words } of r.patientSets) add(words);
     for (const { state } of r.sketches) if (state.quantiles.kind === 'exact') for (const a of [state.quantiles.values, state.quantiles.counts]) if (ArrayBuffer.isView(a)) add(a);
   }
   return [...seen];

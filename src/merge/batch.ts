@@ -1,9 +1,10 @@
 /**
  * Accumulates the accepted rows of one (hospital, month) partition, from
  * the chunks that carry them, into contiguous columns: one encode task then
- * carries a handful of typed arrays. On the way in, duplicates are skipped,
- * row references to a chunk's new dictionary entries become published ids,
- * and each row's patient is marked in its measure's bitset (n_patients).
+ * carries a handful of typed arrays. On the way in, duplicates are skipped
+ * and row references to a chunk's new dictionary entries become published
+ * ids. (Each row's patient is marked for `n_patients` by the encoding
+ * worker: src/sinks/encode.ts `patientSets`.)
  *
  * When the coordinator needs the memory back before a row group is full, a
  * builder spills its rows to a staging file, as they are (24 bytes a vitals
@@ -12,8 +13,7 @@
  */
 import { closeSync, openSync, rmSync } from 'node:fs';
 import { readFully, writeFully } from '../sinks/fsutil.js';
-import { type Batch, type ChunkResult, PATIENT_WORDS } from '../types.js';
-import { type Dictionaries, resolve } from './dicts.js';
+import { type Batch, type ChunkResult, PENDING } from '../types.js';
 import type { BufferRecycler, TypedArrayType } from './recycle.js';
 
 class Column<T extends Int32Array | Uint32Array | Float64Array> {
@@ -60,6 +60,16 @@ export class Bitset {
     }
     return n;
   }
+  /** Adds every member of `words` (a bitset's words, as `toWords` gives them). */
+  or(words: Uint32Array): void {
+    if (words.length > this.words.length) {
+      const bigger = new Uint32Array(Math.max(words.length, this.words.length * 2));
+      bigger.set(this.words);
+      this.words = bigger;
+    }
+    const own = this.words;
+    for (let w = 0; w < words.length; w++) own[w] |= words[w];
+  }
   get bytes(): number {
     return this.words.byteLength;
   }
@@ -103,24 +113,13 @@ export class BatchBuilder {
     return this.spilledRows + this.rows;
   }
 
-  /**
-   * Appends rows [from, to) of a chunk result, skipping those whose index is
-   * in `drop` (sorted), and marks each kept row's patient in `patients[measure]`.
-   */
-  append(r: RowSource, from: number, to: number, drop: number[] | null, ids: ChunkIds, dicts: Dictionaries, patients: Bitset[]): void {
+  /** Appends rows [from, to) of a chunk result, skipping those whose index is in `drop` (sorted). */
+  append(r: RowSource, from: number, to: number, drop: number[] | null, ids: ChunkIds): void {
     const kept = to - from - (drop?.length ?? 0);
     if (kept <= 0) return;
     // The chunk's unit dictionary onto the batch's.
-    const unitMap = r.units.map((u) => {
-      let id = this.unitIds.get(u);
-      if (id === undefined) {
-        id = this.units.length;
-        this.unitIds.set(u, id);
-        this.units.push(u);
-      }
-      return id;
-    });
-    let o = this.rows;
+    const unitMap = this.unitMap(r.units);
+    const o = this.rows;
     const day = this.day.reserve(o, kept);
     const code = this.code.reserve(o, kept);
     const value = this.value.reserve(o, kept);
@@ -130,32 +129,58 @@ export class BatchBuilder {
     const rDay = r.day;
     const rCode = r.code;
     const rValue = r.value;
-    const rRef = r.ref;
     const rPatient = r.patient;
     const rSrc = r.srcValue;
-    const payload = dicts.patients.payload;
-    let d = 0;
-    for (let i = from; i < to; i++) {
-      if (drop !== null && d < drop.length && drop[d] === i) {
-        d++;
-        continue;
+    if (drop === null) {
+      // Most ranges: every row kept, a straight copy.
+      for (let i = from, k = o; i < to; i++, k++) {
+        const c = rCode[i];
+        day[k] = rDay[i];
+        code[k] = (c & 0xffff) | (unitMap[c >>> 16] << 16);
+        value[k] = rValue[i];
+        patient[k] = rPatient[i];
+        srcValue[k] = rSrc[i];
       }
-      const c = rCode[i];
-      day[o] = rDay[i];
-      code[o] = (c & 0xffff) | (unitMap[c >>> 16] << 16);
-      value[o] = rValue[i];
-      if (ref) {
-        ref[2 * o] = rRef[2 * i];
-        ref[2 * o + 1] = rRef[2 * i + 1];
+      if (ref) ref.set(r.ref.subarray(2 * from, 2 * to), 2 * o);
+    } else {
+      const rRef = r.ref;
+      let d = 0;
+      for (let i = from, k = o; i < to; i++) {
+        if (d < drop.length && drop[d] === i) {
+          d++;
+          continue;
+        }
+        const c = rCode[i];
+        day[k] = rDay[i];
+        code[k] = (c & 0xffff) | (unitMap[c >>> 16] << 16);
+        value[k] = rValue[i];
+        if (ref) {
+          ref[2 * k] = rRef[2 * i];
+          ref[2 * k + 1] = rRef[2 * i + 1];
+        }
+        patient[k] = rPatient[i];
+        srcValue[k] = rSrc[i];
+        k++;
       }
-      patient[o] = resolve(rPatient[i], ids.patients);
-      srcValue[o] = resolve(rSrc[i], ids.values);
-      o++;
     }
-    // The patients in a loop of their own: its dictionary loads (a large
-    // table, mostly cache misses) are independent, so they overlap.
-    for (let k = this.rows; k < o; k++) (patients[code[k] & 0xff] ??= new Bitset()).add(payload[patient[k] * PATIENT_WORDS]);
-    this.rows = o;
+    this.rows = o + kept;
+    // References to the chunk's new entries (few: a patient's or value's first rows) become their published ids.
+    if (ids.patients.length > 0) resolveAll(patient, o, o + kept, ids.patients);
+    if (ids.values.length > 0) resolveAll(srcValue, o, o + kept, ids.values);
+  }
+
+  private unitMap(units: readonly string[]): number[] {
+    const map: number[] = [];
+    for (const u of units) {
+      let id = this.unitIds.get(u);
+      if (id === undefined) {
+        id = this.units.length;
+        this.unitIds.set(u, id);
+        this.units.push(u);
+      }
+      map.push(id);
+    }
+    return map;
   }
 
   /**
@@ -251,6 +276,14 @@ export function batchBuffers(b: Batch): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
   for (const a of [b.day, b.code, b.value, b.ref, b.patient, b.srcValue]) if (a.byteLength > 0 && a.buffer instanceof ArrayBuffer) out.add(a.buffer);
   return [...out];
+}
+
+/** Replaces, in a[from, to), each reference to a chunk's new entry (PENDING | index) by its published id. */
+function resolveAll(a: Uint32Array, from: number, to: number, published: Uint32Array): void {
+  for (let k = from; k < to; k++) {
+    const v = a[k];
+    if (v >= PENDING) a[k] = published[v - PENDING];
+  }
 }
 
 /** The bytes of elements [from, from + count) of a typed array. */

@@ -17,8 +17,8 @@ export class Dictionaries {
   /** Patients per hospital so far (the next dense number). */
   private perHospital = new Map<string, number>();
   private readonly payload = new Uint32Array(PATIENT_WORDS);
-  private lastHospitalBytes = new Uint8Array(0);
-  private lastHospital = '';
+  /** Hospitals seen, by the hash of their bytes. */
+  private hospitals = new Map<number, { bytes: Uint8Array; name: string }[]>();
 
   /** @param expectedRows rows the input holds, roughly: sizes the tables so they rarely grow. */
   constructor(expectedRows: number) {
@@ -59,17 +59,20 @@ export class Dictionaries {
     return ids;
   }
 
-  /** The hospital of a patient key (the bytes before its '|'); consecutive keys mostly share it, so the last one is reused. */
+  /**
+   * The hospital of a patient key (the bytes before its '|'): found by the
+   * bytes' hash among the hospitals seen, so a new patient allocates nothing.
+   */
   private hospitalOf(pool: Uint8Array, start: number): string {
     const bar = pool.indexOf(124, start);
-    const last = this.lastHospitalBytes;
-    let same = bar - start === last.length;
-    for (let i = 0; same && i < last.length; i++) same = pool[start + i] === last[i];
-    if (!same) {
-      this.lastHospitalBytes = pool.slice(start, bar);
-      this.lastHospital = Buffer.from(pool.buffer, pool.byteOffset + start, bar - start).toString('latin1');
-    }
-    return this.lastHospital;
+    let h = 0x811c9dc5;
+    for (let i = start; i < bar; i++) h = Math.imul(h ^ pool[i], 0x01000193);
+    let known = this.hospitals.get(h);
+    if (!known) this.hospitals.set(h, (known = []));
+    for (const k of known) if (sameBytes(k.bytes, pool, start, bar)) return k.name;
+    const name = Buffer.from(pool.buffer, pool.byteOffset + start, bar - start).toString('latin1');
+    known.push({ bytes: pool.slice(start, bar), name });
+    return name;
   }
 
   /** Publishes a chunk's new source values; returns their entry ids. */
@@ -90,6 +93,12 @@ export class Dictionaries {
   denseId(entry: number): number {
     return this.patients.payload[entry * PATIENT_WORDS];
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array, start: number, end: number): boolean {
+  if (a.length !== end - start) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[start + i]) return false;
+  return true;
 }
 
 /** Resolves a row reference: a published entry id, or PENDING | index into the chunk's new entries. */

@@ -75,7 +75,7 @@ export class Partitions {
   /** Adds rows [from, to) of a chunk result to their partition, without the duplicates in `drop`. */
   async add(part: Partition, r: ChunkResult, from: number, to: number, drop: number[] | null, ids: ChunkIds): Promise<void> {
     const before = part.batch.rows;
-    part.batch.append(r, from, to, drop, ids, this.dicts, part.patients);
+    part.batch.append(r, from, to, drop, ids);
     this.buffered += part.batch.rows - before;
     if (part.batch.pending >= this.rowGroupRows) await this.flush(part);
     // Bound memory: spill the biggest partitions while too many rows wait in memory.
@@ -94,14 +94,14 @@ export class Partitions {
 
   /**
    * Holds row `i` of a chunk result back (a duplicate suspect) until
-   * `release`; its patient counts already (a duplicate has its original's
-   * patient, so n_patients is the same either way). Returns the row's
+   * `release` (a dropped duplicate's patient is its original's, so
+   * n_patients does not miss it). Returns the row's
    * index among its partition's held rows (what `release` drops by).
    */
   hold(part: Partition, r: ChunkResult, i: number, ids: ChunkIds): number {
     part.held ??= new BatchBuilder(part.hospital, part.month, this.dataset === 'labs');
     const k = part.held.rows;
-    part.held.append(r, i, i + 1, null, ids, this.dicts, part.patients);
+    part.held.append(r, i, i + 1, null, ids);
     return k;
   }
 
@@ -111,7 +111,7 @@ export class Partitions {
     const held = part.held.take();
     part.held = null;
     const before = part.batch.rows;
-    part.batch.append(held, 0, held.n, drop.length > 0 ? drop : null, NO_PENDING, this.dicts, part.patients);
+    part.batch.append(held, 0, held.n, drop.length > 0 ? drop : null, NO_PENDING);
     this.buffered += part.batch.rows - before;
     if (part.batch.pending >= this.rowGroupRows) await this.flush(part);
   }
@@ -151,6 +151,7 @@ export class Partitions {
       if (have) have.merge(s);
       else part.sketches.set(measure, s);
     }
+    for (const { measure, words } of r.patientSets) (part.patients[measure] ??= new Bitset()).or(words);
     this.bpPairs += r.bpPairs;
     this.bpViolations += r.bpViolations;
   }

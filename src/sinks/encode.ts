@@ -93,10 +93,10 @@ class KeyIndex {
  * garbage collection — which V8 starts for off-heap memory only every few
  * tens of MB — and the allocator kept that high-water mark as resident memory.
  */
-const scratchU32 = { indices: new Uint32Array(0), defined: new Uint32Array(0), zeros: new Uint32Array(0) };
+const scratchU32 = { indices: new Uint32Array(0), defined: new Uint32Array(0), zeros: new Uint32Array(0), dense: new Uint32Array(0) };
 const scratchF64 = { sorted: new Float64Array(0), values: new Float64Array(0), counts: new Float64Array(0) };
 
-/** `n` elements of a reused Uint32Array scratch; `defined` and `zeros` come zeroed, `indices` holds anything. */
+/** `n` elements of a reused Uint32Array scratch; `defined` and `zeros` come zeroed, `indices` and `dense` hold anything. */
 function reuseU32(name: keyof typeof scratchU32, n: number): Uint32Array {
   let a = scratchU32[name];
   if (a.length < n) scratchU32[name] = a = new Uint32Array(Math.max(n, 2 * a.length));
@@ -229,6 +229,30 @@ function bloodPressurePairs(b: EncodeTask['batch']): { pairs: number; violations
   return { pairs, violations };
 }
 
+/**
+ * Per measure present: the batch's patients as bitset words over their
+ * hospitals' dense numbers (payload word 0 of each patient entry); the
+ * coordinator ORs them into the partition's sets for n_patients.
+ */
+function patientSets(b: EncodeTask['batch'], payload: Uint32Array, measures: number): { measure: number; words: Uint32Array }[] {
+  const dense = reuseU32('dense', b.n);
+  let max = 0;
+  for (let i = 0; i < b.n; i++) {
+    const d = payload[b.patient[i] * PATIENT_WORDS];
+    dense[i] = d;
+    if (d > max) max = d;
+  }
+  const sets: Uint32Array[] = new Array(measures);
+  const length = (max >>> 5) + 1;
+  for (let i = 0; i < b.n; i++) {
+    const d = dense[i];
+    (sets[b.code[i] & 0xff] ??= new Uint32Array(length))[d >>> 5] |= 1 << (d & 31);
+  }
+  const out: { measure: number; words: Uint32Array }[] = [];
+  sets.forEach((words, measure) => out.push({ measure, words }));
+  return out;
+}
+
 export function encodeBatch(task: EncodeTask): EncodeResult {
   const t0 = performance.now();
   const labs = task.dataset === 'labs';
@@ -239,6 +263,7 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
 
   const sketches = sketchBatch(b.code, b.value, n, specs.length);
   const bp = labs ? { pairs: 0, violations: 0 } : bloodPressurePairs(b);
+  const sets = patientSets(b, patients.payload, specs.length);
   const t1 = performance.now();
 
   // ---- the row group, column by column (curated schema order, src/sinks/schema.ts).
@@ -373,6 +398,7 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
     sketches: states,
     bpPairs: bp.pairs,
     bpViolations: bp.violations,
+    patientSets: sets,
     timings: { sketch: t1 - t0, parquet_encode: t2 - t1 },
   };
 }

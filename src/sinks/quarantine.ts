@@ -4,9 +4,11 @@
  * source_file, line_number, reason_codes, the file's own columns as read,
  * and raw_record for rows that could not be split into those columns.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { csvField } from '../parse/csv.js';
+import type { Rejects } from '../types.js';
+import { writeFully } from './fsutil.js';
 
 /**
  * A rejected row's cells from reason_codes on, as CSV text without the line
@@ -20,42 +22,134 @@ export function rejectCells(codes: string, fields: readonly string[], columns: n
   return s + ',' + csvField(raw);
 }
 
+/** A chunk's rejects as a worker collects them, packed for the coordinator (see `Rejects`). */
+export class RejectList {
+  private line: number[] = [];
+  private hospital: number[] = [];
+  private hospitals = new Map<string, number>();
+  private codes: number[] = [];
+  private codeSets = new Map<string, number>();
+  private cells = Buffer.allocUnsafe(4096);
+  private cellBytes = 0;
+  private cellEnds: number[] = [];
+
+  get length(): number {
+    return this.line.length;
+  }
+
+  push(line: number, codes: string, hospital: string, cells: string): void {
+    this.line.push(line);
+    this.hospital.push(indexOf(this.hospitals, hospital));
+    this.codes.push(indexOf(this.codeSets, codes));
+    const need = this.cellBytes + Buffer.byteLength(cells);
+    if (need > this.cells.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, 2 * this.cells.length));
+      this.cells.copy(bigger, 0, 0, this.cellBytes);
+      this.cells = bigger;
+    }
+    this.cellBytes += this.cells.write(cells, this.cellBytes);
+    this.cellEnds.push(this.cellBytes);
+  }
+
+  pack(): Rejects {
+    return {
+      line: Uint32Array.from(this.line),
+      hospital: Uint32Array.from(this.hospital),
+      hospitals: [...this.hospitals.keys()],
+      codes: Uint32Array.from(this.codes),
+      codeSets: [...this.codeSets.keys()],
+      cells: new Uint8Array(this.cells.subarray(0, this.cellBytes)),
+      cellEnds: Uint32Array.from(this.cellEnds),
+    };
+  }
+}
+
+function indexOf(ids: Map<string, number>, key: string): number {
+  let id = ids.get(key);
+  if (id === undefined) ids.set(key, (id = ids.size));
+  return id;
+}
+
+/** Packed rejects row by row (for tests and tools; the coordinator reads the packed form). */
+export function unpackRejects(r: Rejects): { line: number; codes: string; hospital: string; cells: string }[] {
+  const text = Buffer.from(r.cells.buffer, r.cells.byteOffset, r.cells.byteLength);
+  return Array.from(r.line, (line, i) => ({
+    line,
+    codes: r.codeSets[r.codes[i]],
+    hospital: r.hospitals[r.hospital[i]],
+    cells: text.toString('utf8', i === 0 ? 0 : r.cellEnds[i - 1], r.cellEnds[i]),
+  }));
+}
+
+/** Bytes a quarantine file collects before it writes them. Small: a file may have many hospitals, each with its own buffer. */
+const BUFFER_BYTES = 1 << 16;
+
 export class QuarantineFile {
   private fd: number;
-  private buf: string[] = [];
-  private size = 0;
-  private readonly sourceCell: string;
+  private buf = Buffer.allocUnsafe(BUFFER_BYTES);
+  private fill = 0;
+  private readonly sourceCell: Buffer;
   rows = 0;
 
   constructor(readonly path: string, sourceFile: string, private readonly columns: readonly string[]) {
     mkdirSync(dirname(path), { recursive: true });
     this.fd = openSync(path, 'w');
-    this.sourceCell = csvField(sourceFile);
-    this.push(['source_file', 'line_number', 'reason_codes', ...columns, 'raw_record'].map(csvField).join(',') + '\n');
+    this.sourceCell = Buffer.from(csvField(sourceFile) + ',');
+    this.text(['source_file', 'line_number', 'reason_codes', ...columns, 'raw_record'].map(csvField).join(',') + '\n');
   }
 
   add(line: number, codes: string, fields: readonly string[], raw: string): void {
     this.addCells(line, rejectCells(codes, fields, this.columns.length, raw));
   }
 
-  /** Adds a row whose cells after the line number were formatted already (`rejectCells`, in a worker). */
+  /** Adds a row whose cells after the line number were formatted already (`rejectCells`). */
   addCells(line: number, cells: string): void {
-    this.push(`${this.sourceCell},${line},${cells}\n`);
+    this.prefix(line);
+    this.text(cells + '\n');
     this.rows++;
   }
 
-  private push(s: string): void {
-    this.buf.push(s);
-    this.size += s.length;
-    // Small: a file may have many hospitals, each with its own buffer.
-    if (this.size > 1 << 16) this.flush();
+  /** Adds a row whose cells after the line number are `cells[start, end)` (UTF-8, formatted by a worker). */
+  addCellBytes(line: number, cells: Buffer, start: number, end: number): void {
+    this.prefix(line);
+    this.bytes(cells, start, end);
+    this.bytes(NEWLINE, 0, 1);
+    this.rows++;
+  }
+
+  /** The source file cell and the line number, then a comma. */
+  private prefix(line: number): void {
+    this.bytes(this.sourceCell, 0, this.sourceCell.length);
+    if (this.fill + 16 > this.buf.length) this.flush();
+    const buf = this.buf;
+    let digits = 1;
+    for (let x = line; x >= 10; x = Math.floor(x / 10)) digits++;
+    for (let k = digits - 1, x = line; k >= 0; k--, x = Math.floor(x / 10)) buf[this.fill + k] = 48 + (x % 10);
+    buf[this.fill + digits] = 44; // ','
+    this.fill += digits + 1;
+  }
+
+  private text(s: string): void {
+    const b = Buffer.from(s);
+    this.bytes(b, 0, b.length);
+  }
+
+  private bytes(src: Buffer, start: number, end: number): void {
+    if (this.fill + (end - start) > this.buf.length) {
+      this.flush();
+      if (end - start > this.buf.length) {
+        writeFully(this.fd, src.subarray(start, end));
+        return;
+      }
+    }
+    src.copy(this.buf, this.fill, start, end);
+    this.fill += end - start;
   }
 
   private flush(): void {
-    if (this.buf.length === 0) return;
-    writeSync(this.fd, this.buf.join(''));
-    this.buf = [];
-    this.size = 0;
+    if (this.fill === 0) return;
+    writeFully(this.fd, this.buf.subarray(0, this.fill));
+    this.fill = 0;
   }
 
   close(): void {
@@ -63,3 +157,5 @@ export class QuarantineFile {
     closeSync(this.fd);
   }
 }
+
+const NEWLINE = Buffer.from('\n');

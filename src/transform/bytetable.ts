@@ -209,7 +209,8 @@ export class ByteTable {
     const len = end - start;
     const at = this.offsets[id];
     if (at + len > this.pool.length) this.grow(at + len);
-    this.pool.set(bytes.subarray(start, end), at);
+    const pool = this.pool;
+    for (let i = 0; i < len; i++) pool[at + i] = bytes[start + i];
     this.offsets[id + 1] = at + len;
     this.hashes[id] = h;
     if (payload) for (let k = 0; k < this.payloadWords; k++) this.payload[id * this.payloadWords + k] = payload[payloadAt + k];

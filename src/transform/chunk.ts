@@ -25,11 +25,11 @@ import { isIdBytes, isTrimByte, parseDateBytes, parseDecimalBytes } from '../rul
 import type { RowIssue } from '../rules/codes.js';
 import { FLAG_H, FLAG_L, FLAG_N, FLAG_NONE, INVALID_HOSPITAL, isValidHospitalId, parseRefRange, type RefRange } from '../rules/fields.js';
 import { checkRow, type CheckedRow, emptyCheckedRow, ruleContext, type RuleContext } from '../rules/row.js';
-import { type ChunkContext, type ChunkResult, PENDING, type Rejects, type SharedDicts } from '../types.js';
+import { type ChunkContext, type ChunkResult, PENDING, type SharedDicts } from '../types.js';
 import { ByteTable, hash64, hashBytes, type TableState } from './bytetable.js';
 import { AcceptedRows, ChunkRefs } from './output.js';
 import { hmacSha256, type Hmac } from './sha256.js';
-import { rejectCells } from '../sinks/quarantine.js';
+import { RejectList, rejectCells } from '../sinks/quarantine.js';
 
 const LF = 10;
 const CR = 13;
@@ -194,7 +194,7 @@ export class ChunkProcessor {
     this.periodLast = ctx.period ? ctx.period.last : Infinity;
     // Run the record loop once on nothing: its exit path then has type
     // feedback when the loop is compiled mid-chunk (on-stack replacement).
-    this.scan(new Uint8Array(0), { line: [], codes: [], hospital: [], cells: [] }, []);
+    this.scan(new Uint8Array(0), new RejectList(), []);
   }
 
   /** Points the shared-dictionary views at the coordinator's current buffers. */
@@ -217,7 +217,7 @@ export class ChunkProcessor {
     this.parts = [];
     this.lastMsgLen = -1;
     this.defaultedRanges = 0;
-    const rejects: Rejects = { line: [], codes: [], hospital: [], cells: [] };
+    const rejects = new RejectList();
     const filled = new Array<number>(this.nReq).fill(0);
     const t0 = performance.now();
     this.scan(bytes, rejects, filled);
@@ -249,7 +249,7 @@ export class ChunkProcessor {
       units: this.chunkUnits,
       newPatients: this.newPatients.collect(this.patientCache),
       newValues: this.newValues.collect(this.valueCache),
-      rejects,
+      rejects: rejects.pack(),
       filled,
       defaultedRanges: this.defaultedRanges,
       timings: { parse: share(sParse), rules: share(sRules), transform: share(sTransform) + (t2 - t1) },
@@ -261,7 +261,7 @@ export class ChunkProcessor {
    * The record loop over one chunk (kept apart from the per-chunk set-up and
    * packing, so the optimising compiler sees one hot, stable function).
    */
-  private scan(b: Uint8Array, rejects: Rejects, filled: number[]) {
+  private scan(b: Uint8Array, rejects: RejectList, filled: number[]) {
     const end = b.length;
     const nReq = this.nReq;
     const idx = this.idx;
@@ -755,7 +755,7 @@ export class ChunkProcessor {
    * it fails; an accepted one joins the output like a fast-path row.
    * Returns the LFs consumed.
    */
-  private slowRecord(b: Uint8Array, start: number, end: number, lineBase: number, rejects: Rejects, filled: number[]): number {
+  private slowRecord(b: Uint8Array, start: number, end: number, lineBase: number, rejects: RejectList, filled: number[]): number {
     const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
     const ctx = this.ctx;
     const nReq = this.nReq;
@@ -765,10 +765,7 @@ export class ChunkProcessor {
       const countOk = fields.length === ctx.columnCount;
       const reject = (codes: string, raw: string) => {
         const h = fields.length > ctx.index[0] ? fields[ctx.index[0]].trim() : '';
-        rejects.line.push(line);
-        rejects.codes.push(codes);
-        rejects.hospital.push(isValidHospitalId(h) ? h : INVALID_HOSPITAL);
-        rejects.cells.push(rejectCells(codes, fields, ctx.columnCount, raw));
+        rejects.push(line, codes, isValidHospitalId(h) ? h : INVALID_HOSPITAL, rejectCells(codes, fields, ctx.columnCount, raw));
       };
       if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
         const code = !countOk && r.problem === Problem.None ? 'row.field_count' : PROBLEM_CODE[r.problem];
