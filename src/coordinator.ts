@@ -27,6 +27,7 @@ import { onInterrupt } from './lifecycle.js';
 import type { Logger } from './log.js';
 import { DuplicateFilter, filterBits } from './merge/dedupe.js';
 import { Dictionaries } from './merge/dicts.js';
+import { HeldRows } from './merge/held.js';
 import { type Partition, Partitions } from './merge/partitions.js';
 import { planCuts } from './parse/cutter.js';
 import { parseHeader, type Header } from './parse/header.js';
@@ -169,8 +170,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   };
 
   let dups: DuplicateFilter | null = null;
-  /** Rows the duplicate filter held back, in arrival order: partition, index among its held rows, line, raw record. */
-  const held: { part: Partition; k: number; line: number; record: Buffer }[] = [];
+  /** Rows the duplicate filter held back, in arrival order. */
+  const held = new HeldRows<Partition>();
   try {
     if (header && size > header.dataOffset) {
       const ctx: ChunkContext = {
@@ -244,7 +245,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           filter.scan(r.fp, from, to, suspects);
           for (const i of suspects) {
             const k = partitions.hold(part, r, i, ids);
-            held.push({ part, k, line: base + r.pos[2 * i + 1], record: recordAt(chunk, r.pos[2 * i]) });
+            held.push(part, k, base + r.pos[2 * i + 1], recordAt(chunk, r.pos[2 * i]));
           }
           const drop = suspects.length > 0 ? suspects : null;
           hospitalAcc(hospital).read += to - from;
@@ -326,7 +327,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       /** Per partition with held rows: the indices of the held rows that are duplicates. */
       const drops = new Map<Partition, number[]>();
       for (let s = 0; s < held.length; s++) {
-        const { part, k, line, record } = held[s];
+        const { part, index: k, line, record } = held.get(s);
         let drop = drops.get(part);
         if (!drop) drops.set(part, (drop = []));
         if (isDup[s] === 0) continue;
@@ -461,9 +462,9 @@ function removeIfEmpty(dir: string): void {
 
 const round = (ms: number) => Math.round(ms * 10) / 10;
 
-/** A copy of the record starting at byte `pos` of a chunk. */
+/** The record starting at byte `pos` of a chunk (a view). */
 function recordAt(chunk: Buffer, pos: number): Buffer {
-  return Buffer.from(chunk.subarray(pos, parsedRecordEnd(chunk, pos, chunk.length)));
+  return chunk.subarray(pos, parsedRecordEnd(chunk, pos, chunk.length));
 }
 
 /** The fields of a record, as read (for the quarantine file). */
