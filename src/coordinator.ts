@@ -234,6 +234,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         const ids = { patients: dicts.publishPatients(r.newPatients), values: dicts.publishValues(r.newValues) };
         timings.transform += performance.now() - t1;
         const chunk = Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
+        const unitMap = partitions.units.map(r.units);
         for (let p = 0; p < r.parts.length; p++) {
           const from = r.partStart[p];
           const to = r.partStart[p + 1];
@@ -244,13 +245,14 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           const suspects: number[] = [];
           filter.scan(r.fp, from, to, suspects);
           for (const i of suspects) {
-            const k = partitions.hold(part, r, i, ids);
+            const k = partitions.hold(part, r, i, ids, unitMap);
             held.push(part, k, base + r.pos[2 * i + 1], recordAt(chunk, r.pos[2 * i]));
           }
           const drop = suspects.length > 0 ? suspects : null;
           hospitalAcc(hospital).read += to - from;
           timings.dedupe += performance.now() - td;
-          await partitions.add(part, r, from, to, drop, ids);
+          const full = partitions.add(part, r, from, to, drop, ids, unitMap);
+          if (full) await full;
         }
         lineBase += r.lines;
         // Pool gauges at most once a second: piscina's utilization summarises a histogram on every read.

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BatchBuilder, Bitset, NO_PENDING, type RowSource } from '../src/merge/batch.js';
+import { BatchBuilder, Bitset, type ChunkIds, NO_PENDING, UnitIds, type RowSource } from '../src/merge/batch.js';
 import { BufferRecycler } from '../src/merge/recycle.js';
 import { type Batch, PENDING } from '../src/types.js';
 
@@ -36,7 +36,7 @@ const row = fc.record({
 });
 
 /** A chunk result holding `rows`, with its own unit dictionary (as a worker builds one per chunk). */
-function source(rows: Row[]): RowSource {
+function source(rows: Row[]): RowSource & { units: string[] } {
   const units: string[] = [];
   const unitOf = (u: string) => (units.includes(u) ? units.indexOf(u) : units.push(u) - 1);
   return {
@@ -48,6 +48,11 @@ function source(rows: Row[]): RowSource {
     patient: Uint32Array.from(rows, (r) => r.patient),
     srcValue: Uint32Array.from(rows, (r) => r.src),
   };
+}
+
+/** Appends a chunk's rows as the coordinator does: its units mapped onto the run's (the builder's). */
+function append(builder: BatchBuilder, units: UnitIds, chunk: RowSource & { units: string[] }, from: number, to: number, drop: number[] | null, ids: ChunkIds): void {
+  builder.append(chunk, from, to, drop, ids, units.map(chunk.units));
 }
 
 /** What a batch says, row by row, with units spelled out (independent of how the builder numbered them). */
@@ -78,12 +83,13 @@ describe('BatchBuilder spill', () => {
         fc.option(fc.array(fc.integer({ min: 1, max: 6000 }), { maxLength: 10 }), { nil: null }),
         (chunks, recycled) => {
           const spillPath = join(dir, `spill-${files++}.bin`);
-          const builder = new BatchBuilder('H001', '2024-01', labs, spillPath);
+          const units = new UnitIds();
+          const builder = new BatchBuilder('H001', '2024-01', labs, units, spillPath);
           // Two rounds: after take(), the builder starts empty and may spill again.
           for (let round = 0; round < 2; round++) {
             const expected: Row[] = [];
             for (const [rows, spill] of chunks) {
-              builder.append(source(rows), 0, rows.length, null, NO_PENDING);
+              append(builder, units, source(rows), 0, rows.length, null, NO_PENDING);
               expected.push(...rows.map((r) => ({ ...r, ref: (labs ? r.ref : [0, 0]) as [number, number] })));
               if (spill) builder.spill();
               expect(builder.pending).toBe(expected.length);
@@ -107,17 +113,19 @@ describe('BatchBuilder spill', () => {
 
   it('skips dropped rows on the way in, whether they end up spilled or not', () => {
     const rows: Row[] = Array.from({ length: 10 }, (_, i) => ({ day: 19000 + i, measure: i % 3, flag: 0, unit: UNITS[i % 2], value: i, ref: [0, 0], patient: i, src: 100 + i }));
-    const builder = new BatchBuilder('H001', '2024-01', false, join(dir, `spill-${files++}.bin`));
-    builder.append(source(rows.slice(0, 5)), 0, 5, [1, 3], NO_PENDING);
+    const units = new UnitIds();
+    const builder = new BatchBuilder('H001', '2024-01', false, units, join(dir, `spill-${files++}.bin`));
+    append(builder, units, source(rows.slice(0, 5)), 0, 5, [1, 3], NO_PENDING);
     builder.spill();
-    builder.append(source(rows.slice(5)), 0, 5, [0], NO_PENDING);
+    append(builder, units, source(rows.slice(5)), 0, 5, [0], NO_PENDING);
     const got = decode(builder.take(), false).map((r) => r.value);
     expect(got).toEqual([0, 2, 4, 6, 7, 8, 9]);
   });
 
   it('has nowhere to spill without a spill file', () => {
-    const builder = new BatchBuilder('H001', '2024-01', false);
-    builder.append(source([{ day: 19000, measure: 0, flag: 0, unit: 'bpm', value: 1, ref: [0, 0], patient: 0, src: 0 }]), 0, 1, null, NO_PENDING);
+    const units = new UnitIds();
+    const builder = new BatchBuilder('H001', '2024-01', false, units);
+    append(builder, units, source([{ day: 19000, measure: 0, flag: 0, unit: 'bpm', value: 1, ref: [0, 0], patient: 0, src: 0 }]), 0, 1, null, NO_PENDING);
     expect(() => builder.spill()).toThrow(/no spill file/);
   });
 });
@@ -146,10 +154,11 @@ describe('BatchBuilder.append', () => {
           const drop: number[] = [];
           for (let i = from; i < to; i++) if (dropMask[i]) drop.push(i);
           const ids = { patients: Uint32Array.from(newPatients), values: Uint32Array.from(newValues) };
-          const builder = new BatchBuilder('H001', '2024-01', labs);
+          const units = new UnitIds();
+          const builder = new BatchBuilder('H001', '2024-01', labs, units);
           // A row before the range, so the appended rows do not start at 0.
-          builder.append(source(rows.slice(0, 1)), 0, 1, null, ids);
-          builder.append(source(rows), from, to, drop.length > 0 ? drop : null, ids);
+          append(builder, units, source(rows.slice(0, 1)), 0, 1, null, ids);
+          append(builder, units, source(rows), from, to, drop.length > 0 ? drop : null, ids);
           const resolved = (x: number, published: number[]) => (x >= PENDING ? published[x - PENDING] : x);
           const expected = [rows[0], ...rows.slice(from, to).filter((_, k) => !dropMask[from + k])].map((r) => ({
             ...r,

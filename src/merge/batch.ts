@@ -16,6 +16,9 @@ import { readFully, writeFully } from '../sinks/fsutil.js';
 import { type Batch, type ChunkResult, PENDING } from '../types.js';
 import type { BufferRecycler, TypedArrayType } from './recycle.js';
 
+/** The most rows a spilled builder makes room for at once (then it grows by doubling): 4096 rows × 240 partitions ≈ 24 MB at most. */
+const SPILLED_CAPACITY = 4096;
+
 class Column<T extends Int32Array | Uint32Array | Float64Array> {
   data: T;
   constructor(readonly type: TypedArrayType<T>, capacity = 256) {
@@ -76,7 +79,29 @@ export class Bitset {
 }
 
 /** Rows to append: a chunk result's accepted rows, or a batch (rows held back by the duplicate filter). */
-export type RowSource = Pick<ChunkResult, 'units' | 'day' | 'code' | 'value' | 'ref' | 'patient' | 'srcValue'>;
+export type RowSource = Pick<ChunkResult, 'day' | 'code' | 'value' | 'ref' | 'patient' | 'srcValue'>;
+
+/**
+ * The source units of a run, numbered once: batches' rows refer to them by
+ * these numbers, and each chunk's own unit numbers are mapped onto them once
+ * per chunk (`map`), not once per partition the chunk feeds.
+ */
+export class UnitIds {
+  readonly names: string[] = [];
+  private readonly ids = new Map<string, number>();
+
+  /** For each of a chunk's units (its own numbering), the run's number. */
+  map(units: readonly string[]): number[] {
+    return units.map((u) => {
+      let id = this.ids.get(u);
+      if (id === undefined) {
+        id = this.names.push(u) - 1;
+        this.ids.set(u, id);
+      }
+      return id;
+    });
+  }
+}
 
 /** Ids for a source whose references are all published already (a batch). */
 export const NO_PENDING: ChunkIds = { patients: new Uint32Array(0), values: new Uint32Array(0) };
@@ -95,8 +120,6 @@ export class BatchBuilder {
   private ref!: Column<Float64Array>;
   private patient!: Column<Uint32Array>;
   private srcValue!: Column<Uint32Array>;
-  private unitIds = new Map<string, number>();
-  private units: string[] = [];
   /** Rows in memory. */
   rows = 0;
   /** Rows in the spill file (before the rows in memory), by spill. */
@@ -104,7 +127,8 @@ export class BatchBuilder {
   private spilledRows = 0;
 
   /** @param spillPath where rows go when spilled (a staging file, created on first spill) */
-  constructor(readonly hospital: string, readonly month: string, private readonly labs: boolean, private readonly spillPath = '') {
+  /** @param units the run's source units, which rows refer to (a chunk's own numbers are mapped by `append`'s caller) */
+  constructor(readonly hospital: string, readonly month: string, private readonly labs: boolean, private readonly units: UnitIds, private readonly spillPath = '') {
     this.freshColumns();
   }
 
@@ -113,12 +137,14 @@ export class BatchBuilder {
     return this.spilledRows + this.rows;
   }
 
-  /** Appends rows [from, to) of a chunk result, skipping those whose index is in `drop` (sorted). */
-  append(r: RowSource, from: number, to: number, drop: number[] | null, ids: ChunkIds): void {
+  /**
+   * Appends rows [from, to) of a chunk result, skipping those whose index is
+   * in `drop` (sorted). `unitMap` maps the chunk's unit numbers onto the
+   * run's (`UnitIds.map`); null when they are the run's already (a batch).
+   */
+  append(r: RowSource, from: number, to: number, drop: number[] | null, ids: ChunkIds, unitMap: readonly number[] | null): void {
     const kept = to - from - (drop?.length ?? 0);
     if (kept <= 0) return;
-    // The chunk's unit dictionary onto the batch's.
-    const unitMap = this.unitMap(r.units);
     const o = this.rows;
     const day = this.day.reserve(o, kept);
     const code = this.code.reserve(o, kept);
@@ -136,7 +162,7 @@ export class BatchBuilder {
       for (let i = from, k = o; i < to; i++, k++) {
         const c = rCode[i];
         day[k] = rDay[i];
-        code[k] = (c & 0xffff) | (unitMap[c >>> 16] << 16);
+        code[k] = unitMap === null ? c : (c & 0xffff) | (unitMap[c >>> 16] << 16);
         value[k] = rValue[i];
         patient[k] = rPatient[i];
         srcValue[k] = rSrc[i];
@@ -152,7 +178,7 @@ export class BatchBuilder {
         }
         const c = rCode[i];
         day[k] = rDay[i];
-        code[k] = (c & 0xffff) | (unitMap[c >>> 16] << 16);
+        code[k] = unitMap === null ? c : (c & 0xffff) | (unitMap[c >>> 16] << 16);
         value[k] = rValue[i];
         if (ref) {
           ref[2 * k] = rRef[2 * i];
@@ -169,23 +195,8 @@ export class BatchBuilder {
     if (ids.values.length > 0) resolveAll(srcValue, o, o + kept, ids.values);
   }
 
-  private unitMap(units: readonly string[]): number[] {
-    const map: number[] = [];
-    for (const u of units) {
-      let id = this.unitIds.get(u);
-      if (id === undefined) {
-        id = this.units.length;
-        this.unitIds.set(u, id);
-        this.units.push(u);
-      }
-      map.push(id);
-    }
-    return map;
-  }
-
   /**
    * Appends the rows in memory to the spill file and lets their memory go.
-   * The unit dictionary stays: spilled rows refer to it.
    */
   spill(): void {
     const n = this.rows;
@@ -199,7 +210,8 @@ export class BatchBuilder {
     }
     this.spills.push(n);
     this.spilledRows += n;
-    this.freshColumns();
+    // Its next rows likely come in as fast: room for as many (within a small bound), not a regrowth from 256.
+    this.freshColumns(Math.min(n, SPILLED_CAPACITY));
     this.rows = 0;
   }
 
@@ -211,10 +223,8 @@ export class BatchBuilder {
   take(recycler: BufferRecycler | null = null): Batch {
     const n = this.pending;
     const [day, code, value, ref, patient, srcValue] = this.spilledRows === 0 ? this.columns().map(({ column, width }) => column.take(this.rows * width, recycler)) : this.readBack(recycler);
-    const batch: Batch = { hospital: this.hospital, month: this.month, n, day, code, value, ref, patient, srcValue, units: this.units } as Batch;
+    const batch: Batch = { hospital: this.hospital, month: this.month, n, day, code, value, ref, patient, srcValue, units: this.units.names.slice() } as Batch;
     this.freshColumns();
-    this.unitIds = new Map();
-    this.units = [];
     this.rows = 0;
     return batch;
   }
@@ -261,13 +271,13 @@ export class BatchBuilder {
 
   // Fresh, small columns: a partition's next rows may be far fewer, and
   // 240 partitions each keeping its largest capacity would defeat the memory bound.
-  private freshColumns(): void {
-    this.day = new Column(Int32Array);
-    this.code = new Column(Uint32Array);
-    this.value = new Column(Float64Array);
-    this.ref = new Column(Float64Array);
-    this.patient = new Column(Uint32Array);
-    this.srcValue = new Column(Uint32Array);
+  private freshColumns(capacity = 256): void {
+    this.day = new Column(Int32Array, capacity);
+    this.code = new Column(Uint32Array, capacity);
+    this.value = new Column(Float64Array, capacity);
+    this.ref = new Column(Float64Array, this.labs ? 2 * capacity : 0);
+    this.patient = new Column(Uint32Array, capacity);
+    this.srcValue = new Column(Uint32Array, capacity);
   }
 }
 

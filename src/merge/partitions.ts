@@ -15,7 +15,7 @@ import type { Dataset } from '../registry.js';
 import { monthOf } from '../rules/fields.js';
 import { MeasureSketch } from '../sketch/measure.js';
 import type { ChunkResult, EncodeResult } from '../types.js';
-import { BatchBuilder, batchBuffers, Bitset, type ChunkIds, NO_PENDING } from './batch.js';
+import { BatchBuilder, batchBuffers, Bitset, type ChunkIds, NO_PENDING, UnitIds } from './batch.js';
 import { BufferRecycler } from './recycle.js';
 import type { Dictionaries } from './dicts.js';
 import { PartitionFile } from '../sinks/parquet.js';
@@ -37,6 +37,8 @@ export class Partitions {
   private parts = new Map<string, Partition>();
   private inFlight: { part: Partition; result: Promise<EncodeResult> }[] = [];
   private buffered = 0;
+  /** The run's source units, which every batch's rows refer to. */
+  readonly units = new UnitIds();
   /** Batch column buffers back from the workers, for the next batches: six columns for each batch in flight, and one more batch. */
   private readonly recycler: BufferRecycler;
   bpPairs = 0;
@@ -65,31 +67,41 @@ export class Partitions {
     if (!part) {
       const m = monthOf(month);
       const spill = join(this.stagingSpill, `${this.parts.size}.bin`);
-      part = { hospital, month: m, batch: new BatchBuilder(hospital, m, this.dataset === 'labs', spill), file: null, sketches: new Map(), patients: [], held: null };
+      part = { hospital, month: m, batch: new BatchBuilder(hospital, m, this.dataset === 'labs', this.units, spill), file: null, sketches: new Map(), patients: [], held: null };
       if (this.parts.size === 0) mkdirSync(this.stagingSpill, { recursive: true });
       this.parts.set(key, part);
     }
     return part;
   }
 
-  /** Adds rows [from, to) of a chunk result to their partition, without the duplicates in `drop`. */
-  async add(part: Partition, r: ChunkResult, from: number, to: number, drop: number[] | null, ids: ChunkIds): Promise<void> {
+  /**
+   * Adds rows [from, to) of a chunk result to their partition, without the
+   * duplicates in `drop`; `unitMap` is the chunk's `units.map(r.units)`.
+   */
+  add(part: Partition, r: ChunkResult, from: number, to: number, drop: number[] | null, ids: ChunkIds, unitMap: readonly number[]): Promise<void> | null {
     const before = part.batch.rows;
-    part.batch.append(r, from, to, drop, ids);
+    part.batch.append(r, from, to, drop, ids, unitMap);
     this.buffered += part.batch.rows - before;
-    if (part.batch.pending >= this.rowGroupRows) await this.flush(part);
-    // Bound memory: spill the biggest partitions while too many rows wait in memory.
-    if (this.buffered > this.maxBufferedRows) {
-      const t0 = performance.now();
-      while (this.buffered > this.maxBufferedRows) {
-        let biggest: Partition | null = null;
-        for (const q of this.parts.values()) if (!biggest || q.batch.rows > biggest.batch.rows) biggest = q;
-        if (!biggest || biggest.batch.rows === 0) break;
-        this.buffered -= biggest.batch.rows;
-        biggest.batch.spill();
-      }
-      this.timings.write += performance.now() - t0;
+    // Null (nothing to wait for) unless a row group is full: most calls, and no promise each.
+    if (part.batch.pending < this.rowGroupRows) {
+      this.bound();
+      return null;
     }
+    return this.flush(part).then(() => this.bound());
+  }
+
+  /** Bounds memory: spills the biggest partitions while too many rows wait in memory. */
+  private bound(): void {
+    if (this.buffered <= this.maxBufferedRows) return;
+    const t0 = performance.now();
+    while (this.buffered > this.maxBufferedRows) {
+      let biggest: Partition | null = null;
+      for (const q of this.parts.values()) if (!biggest || q.batch.rows > biggest.batch.rows) biggest = q;
+      if (!biggest || biggest.batch.rows === 0) break;
+      this.buffered -= biggest.batch.rows;
+      biggest.batch.spill();
+    }
+    this.timings.write += performance.now() - t0;
   }
 
   /**
@@ -98,10 +110,10 @@ export class Partitions {
    * n_patients does not miss it). Returns the row's
    * index among its partition's held rows (what `release` drops by).
    */
-  hold(part: Partition, r: ChunkResult, i: number, ids: ChunkIds): number {
-    part.held ??= new BatchBuilder(part.hospital, part.month, this.dataset === 'labs');
+  hold(part: Partition, r: ChunkResult, i: number, ids: ChunkIds, unitMap: readonly number[]): number {
+    part.held ??= new BatchBuilder(part.hospital, part.month, this.dataset === 'labs', this.units);
     const k = part.held.rows;
-    part.held.append(r, i, i + 1, null, ids);
+    part.held.append(r, i, i + 1, null, ids, unitMap);
     return k;
   }
 
@@ -111,7 +123,7 @@ export class Partitions {
     const held = part.held.take();
     part.held = null;
     const before = part.batch.rows;
-    part.batch.append(held, 0, held.n, drop.length > 0 ? drop : null, NO_PENDING);
+    part.batch.append(held, 0, held.n, drop.length > 0 ? drop : null, NO_PENDING, null);
     this.buffered += part.batch.rows - before;
     if (part.batch.pending >= this.rowGroupRows) await this.flush(part);
   }
