@@ -130,20 +130,24 @@ export class QuarantineFile {
   }
 
   private text(s: string): void {
-    const b = Buffer.from(s);
-    this.bytes(b, 0, b.length);
+    const n = Buffer.byteLength(s);
+    if (this.fill + n > this.buf.length) {
+      this.flush();
+      if (n > this.buf.length) return writeFully(this.fd, Buffer.from(s));
+    }
+    this.fill += this.buf.write(s, this.fill);
   }
 
-  private bytes(src: Buffer, start: number, end: number): void {
+  private bytes(src: Uint8Array, start: number, end: number): void {
     if (this.fill + (end - start) > this.buf.length) {
       this.flush();
-      if (end - start > this.buf.length) {
-        writeFully(this.fd, src.subarray(start, end));
-        return;
-      }
+      if (end - start > this.buf.length) return writeFully(this.fd, src.subarray(start, end));
     }
-    src.copy(this.buf, this.fill, start, end);
-    this.fill += end - start;
+    // A loop, not Buffer.copy: rows are short, and copy() makes a view of the source range each call.
+    const buf = this.buf;
+    let at = this.fill;
+    for (let i = start; i < end; i++) buf[at++] = src[i];
+    this.fill = at;
   }
 
   private flush(): void {
