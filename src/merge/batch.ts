@@ -19,7 +19,8 @@ import type { BufferRecycler, TypedArrayType } from './recycle.js';
 /** The most rows a spilled builder makes room for at once (then it grows by doubling): 4096 rows × 240 partitions ≈ 24 MB at most. */
 const SPILLED_CAPACITY = 4096;
 
-class Column<T extends Int32Array | Uint32Array | Float64Array> {
+/** A growable typed array: `reserve` makes room, keeping what is filled. */
+export class Column<T extends Uint8Array | Int32Array | Uint32Array | Float64Array> {
   data: T;
   constructor(readonly type: TypedArrayType<T>, capacity = 256) {
     this.data = new type(capacity);
@@ -47,11 +48,7 @@ export class Bitset {
   private words = new Uint32Array(8);
   add(i: number): void {
     const w = i >>> 5;
-    if (w >= this.words.length) {
-      const bigger = new Uint32Array(Math.max(w + 1, this.words.length * 2));
-      bigger.set(this.words);
-      this.words = bigger;
-    }
+    this.ensure(w + 1);
     this.words[w] |= 1 << (i & 31);
   }
   count(): number {
@@ -63,15 +60,18 @@ export class Bitset {
     }
     return n;
   }
-  /** Adds every member of `words` (a bitset's words, as `toWords` gives them). */
+  /** Adds every member of another set, given as its words (bit i of word w is member 32w + i). */
   or(words: Uint32Array): void {
-    if (words.length > this.words.length) {
-      const bigger = new Uint32Array(Math.max(words.length, this.words.length * 2));
-      bigger.set(this.words);
-      this.words = bigger;
-    }
+    this.ensure(words.length);
     const own = this.words;
     for (let w = 0; w < words.length; w++) own[w] |= words[w];
+  }
+  /** Room for `n` words at least (doubling), the members kept. */
+  private ensure(n: number): void {
+    if (n <= this.words.length) return;
+    const bigger = new Uint32Array(Math.max(n, this.words.length * 2));
+    bigger.set(this.words);
+    this.words = bigger;
   }
   get bytes(): number {
     return this.words.byteLength;

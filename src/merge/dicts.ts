@@ -17,8 +17,9 @@ export class Dictionaries {
   /** Patients per hospital so far (the next dense number). */
   private perHospital = new Map<string, number>();
   private readonly payload = new Uint32Array(PATIENT_WORDS);
-  /** Hospitals seen, by the hash of their bytes. */
-  private hospitals = new Map<number, { bytes: Uint8Array; name: string }[]>();
+  /** Hospitals seen: their bytes (ids in order of first sight) and their names by id. */
+  private readonly hospitalIds = new ByteTable(0);
+  private readonly hospitalNames: string[] = [];
 
   /** @param expectedRows rows the input holds, roughly: sizes the tables so they rarely grow. */
   constructor(expectedRows: number) {
@@ -60,19 +61,14 @@ export class Dictionaries {
   }
 
   /**
-   * The hospital of a patient key (the bytes before its '|'): found by the
-   * bytes' hash among the hospitals seen, so a new patient allocates nothing.
+   * The hospital of a patient key (the bytes before its '|'): interned by
+   * its bytes, so a new patient allocates nothing.
    */
   private hospitalOf(pool: Uint8Array, start: number): string {
     const bar = pool.indexOf(124, start);
-    let h = 0x811c9dc5;
-    for (let i = start; i < bar; i++) h = Math.imul(h ^ pool[i], 0x01000193);
-    let known = this.hospitals.get(h);
-    if (!known) this.hospitals.set(h, (known = []));
-    for (const k of known) if (sameBytes(k.bytes, pool, start, bar)) return k.name;
-    const name = Buffer.from(pool.buffer, pool.byteOffset + start, bar - start).toString('latin1');
-    known.push({ bytes: pool.slice(start, bar), name });
-    return name;
+    const id = this.hospitalIds.intern(pool, start, bar);
+    if (this.hospitalIds.isNew) this.hospitalNames.push(Buffer.from(pool.buffer, pool.byteOffset + start, bar - start).toString('latin1'));
+    return this.hospitalNames[id];
   }
 
   /** Publishes a chunk's new source values; returns their entry ids. */
@@ -93,12 +89,6 @@ export class Dictionaries {
   denseId(entry: number): number {
     return this.patients.payload[entry * PATIENT_WORDS];
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array, start: number, end: number): boolean {
-  if (a.length !== end - start) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[start + i]) return false;
-  return true;
 }
 
 /** Resolves a row reference: a published entry id, or PENDING | index into the chunk's new entries. */

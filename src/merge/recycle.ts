@@ -7,7 +7,7 @@
  * and the end of a file, when every partition's rows are encoded, peaked
  * higher than the rest of the run.
  */
-type Typed = Int32Array | Uint32Array | Float64Array;
+type Typed = Uint8Array | Int32Array | Uint32Array | Float64Array;
 
 /** A typed-array constructor, as `take` needs it: fresh, or over a given buffer. */
 export type TypedArrayType<T extends Typed> = { new (n: number): T; new (b: ArrayBuffer, at: number, n: number): T; BYTES_PER_ELEMENT: number };
