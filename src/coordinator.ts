@@ -22,6 +22,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, rmdirSync, rmSync, statSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { CpuAccount, type CpuTotals } from './cpu.js';
 import { PipelineError } from './errors.js';
 import { onInterrupt } from './lifecycle.js';
 import type { Logger } from './log.js';
@@ -69,6 +70,15 @@ export interface ProcessSummary {
   rejectsByRule: Record<string, number>;
   warnings: string[];
   timings: Record<string, number>;
+  /**
+   * Wall time of the file's phases, one after the other: chunks (read,
+   * split and checked by the workers, applied in order), duplicates (held
+   * suspects decided), encode (the row groups still waiting, encoded and
+   * written), commit (files moved into place, manifests).
+   */
+  phases: { chunks: number; duplicates: number; encode: number; commit: number };
+  /** CPU by thread (src/cpu.ts); null where the system does not report thread times. */
+  cpu: CpuTotals | null;
   durationMs: number;
 }
 
@@ -118,6 +128,7 @@ export function preflight(dataset: Dataset, input: string): { header: Header | n
 
 export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, metrics: PipelineMetrics | null): Promise<ProcessSummary> {
   const started = performance.now();
+  const cpu = new CpuAccount();
   const { dataset, input, out } = cfg;
   const { header, size } = preflight(dataset, input);
   const scope = cfg.period ?? 'all';
@@ -140,7 +151,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   const forget = onInterrupt(cleanup);
   // Sized for the file (about 50 bytes a row).
   const dicts = new Dictionaries(Math.ceil(size / 50));
-  const partitions = new Partitions(dataset, pool, dicts, join(staging, 'curated'), join(staging, 'spill'), cfg.rowGroupRows, cfg.maxBufferedRows, pool.threads * 2);
+  const partitions = new Partitions(dataset, pool, dicts, join(staging, 'curated'), join(staging, 'spill'), cfg.rowGroupRows, cfg.maxBufferedRows, pool.threads * 2, cpu);
   const hospitals = new Map<string, HospitalAcc>();
   const rejectsByRule: Record<string, number> = {};
   const filled = new Array<number>(COLUMNS[dataset].length).fill(0);
@@ -169,6 +180,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     return a.quarantine;
   };
 
+  /** When each phase ended (see ProcessSummary.phases); a file without rows skips straight to encode. */
+  const phaseAt = { chunks: 0, duplicates: 0, encode: 0 };
   let dups: DuplicateFilter | null = null;
   /** Rows the duplicate filter held back, in arrival order. */
   const held = new HeldRows<Partition>();
@@ -195,6 +208,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       /** Applies one chunk's result, in order: line numbers, dictionaries, dedupe, quarantine, partitions. */
       const apply = async (r: ChunkResult) => {
         const t0 = performance.now();
+        cpu.add(r.cpu);
         rowsRead += r.rows;
         parsedBytes += r.bytes.byteLength;
         blankLines += r.blankLines;
@@ -318,6 +332,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           if (atEof) break;
         }
         while (inFlight.length > 0) await apply(await inFlight.shift()!);
+        phaseAt.chunks = performance.now();
         updateGauges();
         progress?.(size, rowsRead, true);
       } finally {
@@ -345,8 +360,9 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       dups = null;
       timings.dedupe += performance.now() - td;
     }
-
+    phaseAt.duplicates = performance.now();
     await partitions.finish();
+    phaseAt.encode = performance.now();
   } catch (e) {
     dups?.close();
     await partitions.abandon();
@@ -449,6 +465,13 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       parquet_encode: round(pt.parquet_encode),
       write: round(pt.write + timings.quarantine + commitMs),
     },
+    phases: {
+      chunks: round((phaseAt.chunks || phaseAt.duplicates) - started),
+      duplicates: round(phaseAt.duplicates - (phaseAt.chunks || phaseAt.duplicates)),
+      encode: round(phaseAt.encode - phaseAt.duplicates),
+      commit: round(commitMs),
+    },
+    cpu: cpu.totals(),
     durationMs: round(performance.now() - started),
   };
 }

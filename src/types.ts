@@ -3,6 +3,7 @@
  * strings, plain objects), declared in one place. Class instances do not
  * survive postMessage; sketches travel as their `toJSON` state.
  */
+import type { TaskCpu } from './cpu.js';
 import type { ColumnMeta } from './sinks/pages.js';
 import type { Dataset } from './registry.js';
 import type { MeasureSketchState } from './sketch/measure.js';
@@ -139,6 +140,8 @@ export interface ChunkResult {
   readonly defaultedRanges: number;
   readonly timings: StageTimings;
   readonly bytes: Uint8Array;
+  /** The worker thread's CPU clock around the task (set by the worker entry, where the system tells). */
+  readonly cpu?: TaskCpu;
 }
 
 /** The accepted rows of one (hospital, month) partition waiting to become one Parquet row group (duplicates already dropped). */
@@ -183,6 +186,8 @@ export interface EncodeResult {
   readonly timings: { sketch: number; parquet_encode: number };
   /** The batch's column buffers, sent back for the coordinator's next batches (src/merge/recycle.ts). */
   readonly recycled: ArrayBuffer[];
+  /** The worker thread's CPU clock around the task (set by the worker entry, where the system tells). */
+  readonly cpu?: TaskCpu;
 }
 
 export type WorkerTask = ChunkTask | EncodeTask;

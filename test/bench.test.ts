@@ -70,6 +70,13 @@ describe('bench (tiny size)', () => {
     expect(md).toMatch(/### Scaling with input size[\s\S]*\n\| 500 \|[^\n]*\n\| 2,000 \|/);
   });
 
+  it('splits CPU by thread and wall time by phase per worker count, with the ceiling they set', () => {
+    expect(md).toMatch(/#### CPU by thread and wall time by phase\n\n\| workers \| coordinator CPU s[^\n]*\n[^\n]*\n\| 1 \|[^\n]*\n\| 2 \|/);
+    const c = results.workers.find((w: { workers: number }) => w.workers === 1).extra.cpu_ms;
+    const ceiling = (2 * c.workers) / (c.workers + c.coordinator + c.background);
+    expect(md).toContain(`= **${ceiling.toFixed(2)}×** as fast as one`);
+  });
+
   it.each(['read', 'parse', 'rules', 'transform', 'dedupe', 'sketch', 'parquet_encode', 'write'])('shows the engine stage "%s"', (stage) => {
     expect(md).toMatch(new RegExp(`\\n${stage} +[█ ]+ [\\d,]+ ms \\(`));
     expect(results.engine.timings[stage]).toEqual(expect.any(Number));

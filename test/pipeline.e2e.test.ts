@@ -61,6 +61,24 @@ describe('run on the bundled data', () => {
     expect(run.json!.gates.passed).toBe(true);
   });
 
+  it('says in the summary where the time went: phases one after another, CPU by thread', () => {
+    ok();
+    for (const { dataset } of DATASETS) {
+      const s = run.json!.datasets[dataset];
+      const phases = s.phases_ms as Record<string, number>;
+      expect(Object.keys(phases)).toEqual(['chunks', 'duplicates', 'encode', 'commit']);
+      for (const ms of Object.values(phases)) expect(ms).toBeGreaterThanOrEqual(0);
+      // Consecutive parts of the file's run: together no longer than the whole.
+      expect(Object.values(phases).reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(s.duration_ms + 0.5);
+      // Linux reports thread times: the coordinator and the workers both worked on every file.
+      const cpu = s.cpu_ms as Record<string, number>;
+      expect(Object.keys(cpu)).toEqual(['coordinator', 'workers', 'background']);
+      expect(cpu.coordinator).toBeGreaterThan(0);
+      expect(cpu.workers).toBeGreaterThan(0);
+      expect(cpu.background).toBeGreaterThanOrEqual(0);
+    }
+  });
+
   it('writes the SPEC §5 layout', () => {
     ok();
     const files = listFiles(out);

@@ -3,6 +3,7 @@
  * Results go back with their typed arrays transferred, not copied.
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { withTaskCpu } from '../src/cpu.js';
 import { encodeBatch } from '../src/sinks/encode.js';
 import { ChunkProcessor } from '../src/transform/chunk.js';
 import type { ChunkContext, ChunkResult, EncodeResult, WorkerTask } from '../src/types.js';
@@ -47,7 +48,8 @@ let encodes = 0;
 export default function run(task: WorkerTask) {
   if (fault && task.kind === 'chunk' && task.seq === Number(fault[1]) && (fault[2] || task.attempt === 0)) process.exit(70);
   if (encodeFault > 0 && task.kind === 'encode' && task.attempt === 0 && ++encodes === encodeFault) process.exit(70);
-  const result = task.kind === 'chunk' ? processorFor(task.ctx).run(task.bytes, task.seq, task.dicts) : encodeBatch(task);
+  // The thread's CPU clock around the task goes back with the result (the run summary's cpu_ms).
+  const result = withTaskCpu<ChunkResult | EncodeResult>(() => (task.kind === 'chunk' ? processorFor(task.ctx).run(task.bytes, task.seq, task.dicts) : encodeBatch(task)));
   return move({
     get [transferableSymbol]() {
       return buffersOf(result);

@@ -99,7 +99,15 @@ export async function engineJob(ctx: JobContext, input: Input, workers: number, 
     rejected: rows.rejected,
     timings: p.json!.timings_ms as Record<string, number>,
     durationMs: (p.json!.duration_ms as number) + ((s.json!.duration_ms as number) ?? 0),
-    extra: { process_wall_ms: Math.round(p.wallMs), stats_wall_ms: Math.round(s.wallMs), process_rss: p.maxRssBytes, stats_rss: s.maxRssBytes },
+    extra: {
+      process_wall_ms: Math.round(p.wallMs),
+      stats_wall_ms: Math.round(s.wallMs),
+      process_rss: p.maxRssBytes,
+      stats_rss: s.maxRssBytes,
+      // CPU by thread and wall time by phase, from the process summary (cpu_ms is absent where the system does not report thread times).
+      cpu_ms: p.json!.cpu_ms ?? null,
+      phases_ms: p.json!.phases_ms ?? null,
+    },
   };
 }
 

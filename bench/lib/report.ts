@@ -118,6 +118,69 @@ function stageBars(e: Result): Bar[] {
   return STAGES.map((s) => ({ label: s, value: e.timings[s] ?? 0, text: `${int(e.timings[s] ?? 0)} ms (${total > 0 ? pct((e.timings[s] ?? 0) / total) : 'n/a'})` }));
 }
 
+interface ThreadCpu {
+  coordinator: number;
+  workers: number;
+  background: number;
+}
+interface Phases {
+  chunks: number;
+  duplicates: number;
+  encode: number;
+  commit: number;
+}
+
+const threadCpu = (x: Result) => (x.extra.cpu_ms ?? null) as ThreadCpu | null;
+const phasesOf = (x: Result) => (x.extra.phases_ms ?? null) as Phases | null;
+
+/**
+ * How much faster `cores` workers can be than one, from the 1-worker run's
+ * CPU split: that run's time is its worker's CPU time W (the coordinator's
+ * and V8's background work C run beside it on the other cores); with as many
+ * workers as cores, every core is busy and W + C is shared out. Null without
+ * thread times.
+ */
+export function scalingCeiling(w1: Result, cores: number): number | null {
+  const c = threadCpu(w1);
+  if (!c || c.workers <= 0) return null;
+  return (cores * c.workers) / (c.workers + c.coordinator + c.background);
+}
+
+/** CPU by thread and wall time by phase, per worker count, and the ceiling they set on scaling. */
+function threadSection(workers: readonly Result[], cores: number): string[] {
+  const rows = workers.filter((w) => threadCpu(w) && phasesOf(w));
+  if (rows.length === 0) return [];
+  const s = (ms: number) => (ms / 1000).toFixed(1);
+  const md = ['', '#### CPU by thread and wall time by phase', ''];
+  md.push(
+    table(
+      ['workers', 'coordinator CPU s', 'workers CPU s', 'V8 background CPU s', 'chunks s', 'duplicates s', 'encode s', 'commit s'],
+      rows.map((w) => {
+        const c = threadCpu(w)!;
+        const p = phasesOf(w)!;
+        return [String(w.workers), s(c.coordinator), s(c.workers), s(c.background), s(p.chunks), s(p.duplicates), s(p.encode), s(p.commit)];
+      }),
+    ),
+  );
+  md.push(
+    '',
+    'From the `process` summary (`cpu_ms`, `phases_ms`, median run): the coordinator thread; the worker threads while they work for the file; ' +
+      "the rest of the process, mostly V8's background threads (optimising compiler, concurrent garbage collection). " +
+      'Phases follow one another: chunks read, checked and applied; held duplicate suspects decided; the row groups still waiting encoded and written; commit.',
+  );
+  const w1 = workers.find((w) => w.workers === 1);
+  const ceiling = w1 ? scalingCeiling(w1, cores) : null;
+  if (ceiling !== null && workers.some((w) => w.workers === cores)) {
+    const c = threadCpu(w1!)!;
+    md.push(
+      '',
+      `A ceiling on scaling, from the 1-worker run: on a large input its worker is the bottleneck, so that run takes at least the worker's ${s(c.workers)} CPU s, while the coordinator's ${s(c.coordinator)} s and the background's ${s(c.background)} s run beside it on another core; ` +
+        `with ${cores} workers all ${cores} cores are busy and share all of it, so ${cores} workers can be at most ${cores} × ${s(c.workers)} ÷ ${s(c.workers + c.coordinator + c.background)} = **${ratio(ceiling)}** as fast as one.`,
+    );
+  }
+  return md;
+}
+
 /** The markdown section for one run (without the markers). */
 export function renderResults(r: BenchResults, svgDir: string): string {
   const md: string[] = [];
@@ -191,6 +254,7 @@ export function renderResults(r: BenchResults, svgDir: string): string {
     md.push('', `"cores busy" = CPU seconds ÷ wall seconds; the coordinator thread works too, so it can exceed the worker count, up to the machine's ${r.machine.cores} cores.`);
     md.push('', asciiBars(r.workers.map((w) => ({ label: `${w.workers}w`, value: w.rowsPerS, text: `${int(w.rowsPerS)} rows/s` }))));
     md.push('', `![throughput vs workers](${svgDir}/rows-${r.input.rows}-workers.svg)`);
+    md.push(...threadSection(r.workers, r.machine.cores));
   }
   if (r.chunks.length > 0) {
     md.push('', `### Chunk size (${r.engine.workers} workers)`, '');

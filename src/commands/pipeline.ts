@@ -90,6 +90,8 @@ const processJson = (s: ProcessSummary) => ({
   bytes: s.bytes,
   warnings: s.warnings,
   timings_ms: s.timings,
+  phases_ms: s.phases,
+  ...(s.cpu ? { cpu_ms: s.cpu } : {}),
   duration_ms: s.durationMs,
 });
 

@@ -20,6 +20,7 @@ import { BufferRecycler } from './recycle.js';
 import type { Dictionaries } from './dicts.js';
 import { PartitionFile } from '../sinks/parquet.js';
 import type { Pool } from '../pool.js';
+import type { CpuAccount } from '../cpu.js';
 
 export interface Partition {
   hospital: string;
@@ -55,6 +56,8 @@ export class Partitions {
     private readonly rowGroupRows: number,
     private readonly maxBufferedRows: number,
     private readonly maxInFlight: number,
+    /** The file's CPU by thread: each encode task's reading goes here. */
+    private readonly cpu: CpuAccount,
   ) {
     this.recycler = new BufferRecycler(6 * (maxInFlight + 1));
   }
@@ -147,6 +150,7 @@ export class Partitions {
     const { part, result } = this.inFlight.shift()!;
     const r = await result;
     const t0 = performance.now();
+    this.cpu.add(r.cpu);
     if (!part.file) {
       const dir = join(this.stagingCurated, `hospital_id=${part.hospital}`, `month=${part.month}`);
       mkdirSync(dir, { recursive: true });
