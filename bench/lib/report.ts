@@ -172,10 +172,13 @@ function threadSection(workers: readonly Result[], cores: number): string[] {
   const ceiling = w1 ? scalingCeiling(w1, cores) : null;
   if (ceiling !== null && workers.some((w) => w.workers === cores)) {
     const c = threadCpu(w1!)!;
+    const wall = Number(w1!.extra.process_wall_ms);
     md.push(
       '',
-      `A ceiling on scaling, from the 1-worker run: on a large input its worker is the bottleneck, so that run takes at least the worker's ${s(c.workers)} CPU s, while the coordinator's ${s(c.coordinator)} s and the background's ${s(c.background)} s run beside it on another core; ` +
-        `with ${cores} workers all ${cores} cores are busy and share all of it, so ${cores} workers can be at most ${cores} × ${s(c.workers)} ÷ ${s(c.workers + c.coordinator + c.background)} = **${ratio(ceiling)}** as fast as one.`,
+      `What the split allows: in the 1-worker run its worker used ${s(c.workers)} CPU s of a ${s(wall)} s \`process\` run (busy ${pct(c.workers / wall)} of it), ` +
+        `while the coordinator's ${s(c.coordinator)} s and the background's ${s(c.background)} s ran beside it. With ${cores} workers all of it shares the ${cores} cores, ` +
+        `so if one worker were busy throughout, ${cores} workers could be at most ${cores} × ${s(c.workers)} ÷ ${s(c.workers + c.coordinator + c.background)} = **${ratio(ceiling)}** as fast as one. ` +
+        'Time the single worker waits (the start, while V8 compiles on every core; the encoding at the end of the file) is time a second worker can win back beyond that.',
     );
   }
   return md;
