@@ -7,7 +7,9 @@
  * share (docs/PERFORMANCE.md, "Scaling with workers").
  *
  * Thread times come from /proc/thread-self/schedstat (Linux: nanoseconds
- * on a CPU); elsewhere they are unknown and the summary leaves `cpu_ms` out.
+ * on a CPU), or /proc/thread-self/stat (10 ms ticks) where the kernel keeps
+ * no scheduler statistics; elsewhere they are unknown and the summary
+ * leaves `cpu_ms` out.
  */
 import { readFileSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
@@ -27,10 +29,31 @@ export interface CpuTotals {
 
 /** CPU time the calling thread has used so far (ms), or null where the system does not say. */
 export function threadCpuMs(): number | null {
+  return schedstatMs() ?? statMs();
+}
+
+/** Each source of `threadCpuMs` on its own (the tests compare them). */
+export const threadClocks = { schedstat: () => schedstatMs(), stat: () => statMs() };
+
+/** Nanoseconds on a CPU, from the scheduler's statistics (kernels built with them, most). */
+function schedstatMs(): number | null {
   try {
     const s = readFileSync('/proc/thread-self/schedstat', 'latin1');
     const ns = Number(s.slice(0, s.indexOf(' ')));
     return Number.isFinite(ns) ? ns / 1e6 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** User + system time in clock ticks (USER_HZ, 100 a second on Linux): coarser, always there. */
+function statMs(): number | null {
+  try {
+    const s = readFileSync('/proc/thread-self/stat', 'latin1');
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]);
+    return Number.isFinite(ticks) ? ticks * 10 : null;
   } catch {
     return null;
   }

@@ -4,7 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { CpuAccount, threadCpuMs, type TaskCpu, withTaskCpu } from '../src/cpu.js';
+import { CpuAccount, threadClocks, threadCpuMs, type TaskCpu, withTaskCpu } from '../src/cpu.js';
 
 /** Keeps this thread on a CPU for `ms` of wall time. */
 function spin(ms: number): void {
@@ -24,6 +24,17 @@ describe('threadCpuMs', () => {
     // On a CPU most of the time (a shared machine may take some away), never more than the wall time.
     expect(used).toBeGreaterThan(50);
     expect(used).toBeLessThanOrEqual(wall + 1);
+  });
+
+  it('has a coarse fallback (10 ms ticks) that agrees with the nanosecond clock', () => {
+    const n0 = threadClocks.schedstat()!;
+    const t0 = threadClocks.stat()!;
+    spin(300);
+    const ns = threadClocks.schedstat()! - n0;
+    const ticks = threadClocks.stat()! - t0;
+    expect(ticks % 10).toBe(0);
+    // The tick clock samples at each tick: a few ticks either way.
+    expect(Math.abs(ticks - ns)).toBeLessThanOrEqual(40);
   });
 
   it("is a thread's own clock: another thread's work does not move it", async () => {
