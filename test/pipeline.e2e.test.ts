@@ -61,7 +61,7 @@ describe('run on the bundled data', () => {
     expect(run.json!.gates.passed).toBe(true);
   });
 
-  it('says in the summary where the time went: phases one after another, CPU by thread', () => {
+  it('says in the summary and the log where the time went: phases one after another, CPU by thread', () => {
     ok();
     for (const { dataset } of DATASETS) {
       const s = run.json!.datasets[dataset];
@@ -76,6 +76,12 @@ describe('run on the bundled data', () => {
       expect(cpu.coordinator).toBeGreaterThan(0);
       expect(cpu.workers).toBeGreaterThan(0);
       expect(cpu.background).toBeGreaterThanOrEqual(0);
+      // The human log says the same, in seconds.
+      const sec = (ms: number) => (ms / 1000).toFixed(1);
+      expect(run.stderr).toContain(
+        `${dataset}: wall s: chunks ${sec(phases.chunks)}, duplicates ${sec(phases.duplicates)}, encode ${sec(phases.encode)}, commit ${sec(phases.commit)}; ` +
+          `CPU s: coordinator ${sec(cpu.coordinator)}, workers ${sec(cpu.workers)}, background ${sec(cpu.background)}`,
+      );
     }
   });
 

@@ -75,6 +75,10 @@ function stageMetrics(m: PipelineMetrics, s: ProcessSummary): void {
 function logSummary(s: ProcessSummary, log: Logger): void {
   const rate = s.rows.read / Math.max(s.durationMs / 1000, 1e-3);
   log.info(`${s.dataset}: ${s.rows.read} rows read, ${s.rows.accepted} curated, ${s.rows.rejected} quarantined (${Math.round(rate).toLocaleString('en')} rows/s)`);
+  const sec = (ms: number) => (ms / 1000).toFixed(1);
+  const p = s.phases;
+  const cpu = s.cpu ? `; CPU s: coordinator ${sec(s.cpu.coordinator)}, workers ${sec(s.cpu.workers)}, background ${sec(s.cpu.background)}` : '';
+  log.info(`${s.dataset}: wall s: chunks ${sec(p.chunks)}, duplicates ${sec(p.duplicates)}, encode ${sec(p.encode)}, commit ${sec(p.commit)}${cpu}`);
   for (const w of s.warnings) log.warn(w);
 }
 
