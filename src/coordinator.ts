@@ -71,10 +71,12 @@ export interface ProcessSummary {
   warnings: string[];
   timings: Record<string, number>;
   /**
-   * Wall time of the file's phases, one after the other: chunks (read,
-   * split and checked by the workers, applied in order), duplicates (held
-   * suspects decided), encode (the row groups still waiting, encoded and
-   * written), commit (files moved into place, manifests).
+   * Wall time of the file's phases, one after the other, adding up to the
+   * whole: chunks (set-up, then the file read, split and checked by the
+   * workers, applied in order), duplicates (held suspects decided), encode
+   * (the row groups still waiting, encoded and written), commit (quarantine
+   * files closed, ledger checked, files moved into place, manifests). A file
+   * without rows spends it all in chunks and commit.
    */
   phases: { chunks: number; duplicates: number; encode: number; commit: number };
   /** CPU by thread (src/cpu.ts); null where the system does not report thread times. */
@@ -180,7 +182,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     return a.quarantine;
   };
 
-  /** When each phase ended (see ProcessSummary.phases); a file without rows skips straight to encode. */
+  /** When each phase ended (see ProcessSummary.phases); for a file without rows, chunks and duplicates end together. */
   const phaseAt = { chunks: 0, duplicates: 0, encode: 0 };
   let dups: DuplicateFilter | null = null;
   /** Rows the duplicate filter held back, in arrival order. */
@@ -443,6 +445,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     hospitals: outcomes.map((o) => o.hospital_id),
     warnings,
   });
+  const ended = performance.now();
 
   const pt = partitions.timings;
   return {
@@ -469,10 +472,10 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       chunks: round((phaseAt.chunks || phaseAt.duplicates) - started),
       duplicates: round(phaseAt.duplicates - (phaseAt.chunks || phaseAt.duplicates)),
       encode: round(phaseAt.encode - phaseAt.duplicates),
-      commit: round(commitMs),
+      commit: round(ended - phaseAt.encode),
     },
     cpu: cpu.totals(),
-    durationMs: round(performance.now() - started),
+    durationMs: round(ended - started),
   };
 }
 

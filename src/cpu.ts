@@ -1,8 +1,9 @@
 /**
  * CPU time by thread, for the run summary's `cpu_ms`: the coordinator
  * thread, the worker threads while they work for a file, and the rest of
- * the process — V8's background threads (optimising compiler, concurrent
- * marking and sweeping) and libuv's pool. It says where the cores went:
+ * the process ("background") — mostly V8's background threads (optimising
+ * compiler, concurrent marking and sweeping), plus worker start-up, a
+ * failed attempt's work before a retry, and libuv's pool. It says where the cores went:
  * work on the coordinator or in the background is work two workers cannot
  * share (docs/PERFORMANCE.md, "Scaling with workers").
  *
@@ -29,11 +30,23 @@ export interface CpuTotals {
 
 /** CPU time the calling thread has used so far (ms), or null where the system does not say. */
 export function threadCpuMs(): number | null {
-  return schedstatMs() ?? statMs();
+  return clock();
 }
 
 /** Each source of `threadCpuMs` on its own (the tests compare them). */
 export const threadClocks = { schedstat: () => schedstatMs(), stat: () => statMs() };
+
+/**
+ * The source this thread reads, chosen once: schedstat when it counts (a
+ * kernel can keep the file but write zeros when its scheduler statistics
+ * are off), else stat, else none.
+ */
+const clock: () => number | null = (() => {
+  const ns = schedstatMs();
+  if (ns !== null && ns > 0) return schedstatMs;
+  if (statMs() !== null) return statMs;
+  return () => null;
+})();
 
 /** Nanoseconds on a CPU, from the scheduler's statistics (kernels built with them, most). */
 function schedstatMs(): number | null {

@@ -68,9 +68,10 @@ describe('run on the bundled data', () => {
       const phases = s.phases_ms as Record<string, number>;
       expect(Object.keys(phases)).toEqual(['chunks', 'duplicates', 'encode', 'commit']);
       for (const ms of Object.values(phases)) expect(ms).toBeGreaterThanOrEqual(0);
-      // Consecutive parts of the file's run: together no longer than the whole.
-      expect(Object.values(phases).reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(s.duration_ms + 0.5);
-      // Linux reports thread times: the coordinator and the workers both worked on every file.
+      // Consecutive parts of the file's run that add up to the whole (each rounded to 0.1 ms).
+      expect(Math.abs(Object.values(phases).reduce((a, b) => a + b, 0) - s.duration_ms)).toBeLessThanOrEqual(0.5);
+      // Linux reports thread times (elsewhere the summary leaves cpu_ms out): the coordinator and the workers both worked on every file.
+      if (process.platform !== 'linux') continue;
       const cpu = s.cpu_ms as Record<string, number>;
       expect(Object.keys(cpu)).toEqual(['coordinator', 'workers', 'background']);
       expect(cpu.coordinator).toBeGreaterThan(0);

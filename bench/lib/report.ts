@@ -134,19 +134,20 @@ const threadCpu = (x: Result) => (x.extra.cpu_ms ?? null) as ThreadCpu | null;
 const phasesOf = (x: Result) => (x.extra.phases_ms ?? null) as Phases | null;
 
 /**
- * How much faster `cores` workers can be than one, from the 1-worker run's
- * CPU split: that run's time is its worker's CPU time W (the coordinator's
- * and V8's background work C run beside it on the other cores); with as many
- * workers as cores, every core is busy and W + C is shared out. Null without
- * thread times.
+ * The most `wN` (cores workers) can gain over `w1` given the CPU the
+ * `wN` run used: on `cores` cores it cannot finish before its CPU time ÷
+ * cores, so the ratio of `process` wall times is at most w1's wall × cores
+ * ÷ that CPU. Null without thread times.
  */
-export function scalingCeiling(w1: Result, cores: number): number | null {
-  const c = threadCpu(w1);
-  if (!c || c.workers <= 0) return null;
-  return (cores * c.workers) / (c.workers + c.coordinator + c.background);
+export function scalingBound(w1: Result, wN: Result, cores: number): number | null {
+  const c = threadCpu(wN);
+  const wall = Number(w1.extra.process_wall_ms);
+  if (!c || !(wall > 0)) return null;
+  const cpu = c.coordinator + c.workers + c.background;
+  return cpu > 0 ? (cores * wall) / cpu : null;
 }
 
-/** CPU by thread and wall time by phase, per worker count, and the ceiling they set on scaling. */
+/** CPU by thread and wall time by phase, per worker count, and the bound the CPU sets on scaling. */
 function threadSection(workers: readonly Result[], cores: number): string[] {
   const rows = workers.filter((w) => threadCpu(w) && phasesOf(w));
   if (rows.length === 0) return [];
@@ -154,7 +155,7 @@ function threadSection(workers: readonly Result[], cores: number): string[] {
   const md = ['', '#### CPU by thread and wall time by phase', ''];
   md.push(
     table(
-      ['workers', 'coordinator CPU s', 'workers CPU s', 'V8 background CPU s', 'chunks s', 'duplicates s', 'encode s', 'commit s'],
+      ['workers', 'coordinator CPU s', 'workers CPU s', 'other threads CPU s', 'chunks s', 'duplicates s', 'encode s', 'commit s'],
       rows.map((w) => {
         const c = threadCpu(w)!;
         const p = phasesOf(w)!;
@@ -165,20 +166,27 @@ function threadSection(workers: readonly Result[], cores: number): string[] {
   md.push(
     '',
     'From the `process` summary (`cpu_ms`, `phases_ms`, median run): the coordinator thread; the worker threads while they work for the file; ' +
-      "the rest of the process, mostly V8's background threads (optimising compiler, concurrent garbage collection). " +
-      'Phases follow one another: chunks read, checked and applied; held duplicate suspects decided; the row groups still waiting encoded and written; commit.',
+      "the rest of the process (\"other threads\"): mostly V8's background threads (optimising compiler, concurrent garbage collection), plus the workers' start-up. " +
+      'Phases follow one another and add up to the run: set-up and chunks read, checked and applied; held duplicate suspects decided; the row groups still waiting encoded and written; commit.',
   );
   const w1 = workers.find((w) => w.workers === 1);
-  const ceiling = w1 ? scalingCeiling(w1, cores) : null;
-  if (ceiling !== null && workers.some((w) => w.workers === cores)) {
-    const c = threadCpu(w1!)!;
-    const wall = Number(w1!.extra.process_wall_ms);
+  const wN = workers.find((w) => w.workers === cores);
+  const bound = w1 && wN && wN !== w1 ? scalingBound(w1, wN, cores) : null;
+  if (bound !== null) {
+    const c = threadCpu(wN!)!;
+    const cpu = c.coordinator + c.workers + c.background;
+    const t1 = Number(w1!.extra.process_wall_ms);
+    const tN = Number(wN!.extra.process_wall_ms);
+    const one = threadCpu(w1!);
     md.push(
       '',
-      `What the split allows: in the 1-worker run its worker used ${s(c.workers)} CPU s of a ${s(wall)} s \`process\` run (busy ${pct(c.workers / wall)} of it), ` +
-        `while the coordinator's ${s(c.coordinator)} s and the background's ${s(c.background)} s ran beside it. With ${cores} workers all of it shares the ${cores} cores, ` +
-        `so if one worker were busy throughout, ${cores} workers could be at most ${cores} × ${s(c.workers)} ÷ ${s(c.workers + c.coordinator + c.background)} = **${ratio(ceiling)}** as fast as one. ` +
-        'Time the single worker waits (the start, while V8 compiles on every core; the encoding at the end of the file) is time a second worker can win back beyond that.',
+      `What the CPU allows: the ${cores}-worker \`process\` run used ${s(cpu)} CPU s, so on ${cores} cores it cannot take less than ${s(cpu / cores)} s; ` +
+        `against the 1-worker run's ${s(t1)} s that is at most **${ratio(bound)}** (it took ${s(tN)} s: ${ratio(t1 / tN)}, the cores ${pct(cpu / (cores * tN))} busy). ` +
+        `1.7× would need ${s(t1 / 1.7)} s: at most ${s((cores * t1) / 1.7)} CPU s with every core busy throughout.` +
+        (one
+          ? ` The single worker was busy ${pct(one.workers / t1)} of its run; were it never idle, that run would take its ${s(one.workers)} CPU s, and ${cores} workers sharing ` +
+            `all ${s(one.workers + one.coordinator + one.background)} s of it could be at most ${ratio((cores * one.workers) / (one.workers + one.coordinator + one.background))} as fast as that.`
+          : ''),
     );
   }
   return md;
