@@ -363,6 +363,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       timings.dedupe += performance.now() - td;
     }
     phaseAt.duplicates = performance.now();
+    phaseAt.chunks ||= phaseAt.duplicates; // a file without rows had no chunks to wait for
     await partitions.finish();
     phaseAt.encode = performance.now();
   } catch (e) {
@@ -469,8 +470,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       write: round(pt.write + timings.quarantine + commitMs),
     },
     phases: {
-      chunks: round((phaseAt.chunks || phaseAt.duplicates) - started),
-      duplicates: round(phaseAt.duplicates - (phaseAt.chunks || phaseAt.duplicates)),
+      chunks: round(phaseAt.chunks - started),
+      duplicates: round(phaseAt.duplicates - phaseAt.chunks),
       encode: round(phaseAt.encode - phaseAt.duplicates),
       commit: round(ended - phaseAt.encode),
     },

@@ -28,25 +28,21 @@ export interface CpuTotals {
   readonly background: number;
 }
 
-/** CPU time the calling thread has used so far (ms), or null where the system does not say. */
-export function threadCpuMs(): number | null {
-  return clock();
-}
-
-/** Each source of `threadCpuMs` on its own (the tests compare them). */
-export const threadClocks = { schedstat: () => schedstatMs(), stat: () => statMs() };
-
 /**
- * The source this thread reads, chosen once: schedstat when it counts (a
- * kernel can keep the file but write zeros when its scheduler statistics
- * are off), else stat, else none.
+ * CPU time the calling thread has used so far (ms), or null where the
+ * system does not say. The source is chosen once per thread: schedstat when
+ * it counts (a kernel can keep the file but write zeros when its scheduler
+ * statistics are off), else stat, else none.
  */
-const clock: () => number | null = (() => {
+export const threadCpuMs: () => number | null = (() => {
   const ns = schedstatMs();
   if (ns !== null && ns > 0) return schedstatMs;
   if (statMs() !== null) return statMs;
   return () => null;
 })();
+
+/** Each source of `threadCpuMs` on its own (the tests compare them). */
+export const threadClocks = { schedstat: schedstatMs, stat: statMs };
 
 /** Nanoseconds on a CPU, from the scheduler's statistics (kernels built with them, most). */
 function schedstatMs(): number | null {

@@ -131,6 +131,8 @@ interface Phases {
 }
 
 const threadCpu = (x: Result) => (x.extra.cpu_ms ?? null) as ThreadCpu | null;
+/** All the CPU a run used: its coordinator, workers and other threads. */
+const totalCpu = (c: ThreadCpu) => c.coordinator + c.workers + c.background;
 const phasesOf = (x: Result) => (x.extra.phases_ms ?? null) as Phases | null;
 
 /**
@@ -143,7 +145,7 @@ export function scalingBound(w1: Result, wN: Result, cores: number): number | nu
   const c = threadCpu(wN);
   const wall = Number(w1.extra.process_wall_ms);
   if (!c || !(wall > 0)) return null;
-  const cpu = c.coordinator + c.workers + c.background;
+  const cpu = totalCpu(c);
   return cpu > 0 ? (cores * wall) / cpu : null;
 }
 
@@ -173,8 +175,7 @@ function threadSection(workers: readonly Result[], cores: number): string[] {
   const wN = workers.find((w) => w.workers === cores);
   const bound = w1 && wN && wN !== w1 ? scalingBound(w1, wN, cores) : null;
   if (bound !== null) {
-    const c = threadCpu(wN!)!;
-    const cpu = c.coordinator + c.workers + c.background;
+    const cpu = totalCpu(threadCpu(wN!)!);
     const t1 = Number(w1!.extra.process_wall_ms);
     const tN = Number(wN!.extra.process_wall_ms);
     const one = threadCpu(w1!);
@@ -185,7 +186,7 @@ function threadSection(workers: readonly Result[], cores: number): string[] {
         `1.7× would need ${s(t1 / 1.7)} s: at most ${s((cores * t1) / 1.7)} CPU s with every core busy throughout.` +
         (one
           ? ` The single worker was busy ${pct(one.workers / t1)} of its run; were it never idle, that run would take its ${s(one.workers)} CPU s, and ${cores} workers sharing ` +
-            `all ${s(one.workers + one.coordinator + one.background)} s of it could be at most ${ratio((cores * one.workers) / (one.workers + one.coordinator + one.background))} as fast as that.`
+            `all ${s(totalCpu(one))} s of it could be at most ${ratio((cores * one.workers) / totalCpu(one))} as fast as that.`
           : ''),
     );
   }
