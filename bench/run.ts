@@ -6,6 +6,7 @@
  *   generate inputs (cached: DIR/data/vitals-<rows>-s<seed>-h<H>/)
  *      │
  *      ├─ read floor ........ newline count, 1 MiB reads (also warms the page cache)
+ *      ├─ cores reference ... the same work on 1 thread, then on N at once (bench/cores.ts)
  *      └─ rounds ×repeat .... every job once per round, each round starting one job later:
  *           engine (max workers, --rows) │ DuckDB SQL │ pandas + pandera
  *           │ engine at each other --workers │ each other --chunk-sizes │ each other --sizes
@@ -22,7 +23,7 @@ import { VITALS } from '../src/registry.js';
 import { mergeDoc, readIfExists } from './lib/docs.js';
 import { CLI, ensureInput, type Input } from './lib/data.js';
 import { int, rowsLabel } from './lib/format.js';
-import { floorJob, summarise, type JobContext, type Result } from './lib/jobs.js';
+import { coresJob, floorJob, summarise, type JobContext, type Result } from './lib/jobs.js';
 import { engineCommit, loadNow, machine, packageVersion, projectVersion } from './lib/machine.js';
 import { parseOptions, USAGE, type BenchOptions } from './lib/options.js';
 import { planJobs, runRounds } from './lib/plan.js';
@@ -88,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
     publish(results, o.writeDocsGiven ?? results.input.rows >= 1_000_000, o);
     return 0;
   }
-  for (const f of [CLI, 'dist/bench/duckdb-job.js', 'dist/bench/floor.js']) {
+  for (const f of [CLI, 'dist/bench/duckdb-job.js', 'dist/bench/floor.js', 'dist/bench/cores.js']) {
     if (!existsSync(f)) throw new Error(`${f} is missing: run \`npm run build\` first (npm run bench does)`);
   }
   if (!existsSync(GNU_TIME)) log(`${GNU_TIME} not found (apt-get install -y time): peak RSS will be n/a`);
@@ -119,6 +120,8 @@ async function main(argv: string[]): Promise<number> {
   log(`read floor: ${int(floor.mbPerS)} MB/s (${floor.durationMs} ms for ${int(floor.bytes / MB)} MB)`);
 
   const maxWorkers = o.workers[o.workers.length - 1];
+  const cores = maxWorkers > 1 ? await coresJob(maxWorkers, o.rows, Math.max(3, o.repeat)) : null;
+  for (const k of cores?.kernels ?? []) log(`cores reference, ${k.kernel}: ${maxWorkers} threads at once ${k.scaling.toFixed(2)}× one alone`);
   const defaultChunk = engineDefaultChunk(engine.cli);
   const pandasInput = o.skipPandas ? null : o.pandasRows === o.rows ? input : ensureInput(o.out, o.pandasRows, o.seed, o.hospitals, log, engine.cli);
   const jobs = planJobs(o, input, sizeInputs, pandasInput, defaultChunk);
@@ -166,6 +169,7 @@ async function main(argv: string[]): Promise<number> {
     },
     input,
     floor,
+    cores,
     engine: c.engine,
     duckdb: c.duckdb,
     pandas: c.pandas,

@@ -86,6 +86,22 @@ describe('bench (tiny size)', () => {
     expect(md).toContain(`that is at most **${bound.toFixed(2)}×**`);
   });
 
+  it('measures what the machine gives a second thread, next to the engine', () => {
+    const c = results.cores;
+    expect(c.threads).toBe(2);
+    expect(c.kernels.map((k: { kernel: string }) => k.kernel)).toEqual(['compute', 'memory']);
+    expect(md).toMatch(/#### What this machine gives a second thread\n\n\| work \| 1 thread alone s \| 2 threads at once s \| 2 threads ÷ 1 \|/);
+    for (const k of c.kernels) {
+      expect(k.scaling).toBeGreaterThan(0);
+      expect(md).toContain(`| ${(k.aloneMs / 1000).toFixed(2)} | ${(k.togetherMs / 1000).toFixed(2)} | ${k.scaling.toFixed(2)}× |`);
+    }
+    // The engine row: its own 1- and 2-worker process wall times, independently divided.
+    const w1 = results.workers.find((w: { workers: number }) => w.workers === 1);
+    const w2 = results.workers.find((w: { workers: number }) => w.workers === 2);
+    const engine = w1.extra.process_wall_ms / w2.extra.process_wall_ms;
+    expect(md).toMatch(new RegExp(`\\| engine \`process\`, 1 worker → 2 workers \\| [\\d.]+ \\| [\\d.]+ \\| ${engine.toFixed(2).replace('.', '\\.')}× \\| — \\|`));
+  });
+
   it.each(['read', 'parse', 'rules', 'transform', 'dedupe', 'sketch', 'parquet_encode', 'write'])('shows the engine stage "%s"', (stage) => {
     expect(md).toMatch(new RegExp(`\\n${stage} +[█ ]+ [\\d,]+ ms \\(`));
     expect(results.engine.timings[stage]).toEqual(expect.any(Number));

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Input } from './data.js';
 import { median } from './format.js';
 import { ensureOk, measure, type Measured } from './proc.js';
+import type { CoresResult } from '../cores.js';
 import { ENGINE_NODE_FLAGS } from '../../src/config.js';
 
 export type Tool = 'engine' | 'duckdb' | 'pandas';
@@ -172,6 +173,18 @@ export async function floorJob(input: Input, repeat: number): Promise<Floor> {
     if (!best || f.mbPerS > best.mbPerS) best = f;
   }
   return best!;
+}
+
+/**
+ * The machine's own scaling (bench/cores.ts): fixed work on one thread,
+ * then on `threads` at once, `rounds` times. Work per thread grows with the
+ * run's size (about 1 s of arithmetic at 2M rows and more, milliseconds in
+ * CI's tiny run).
+ */
+export async function coresJob(threads: number, rows: number, rounds: number): Promise<CoresResult> {
+  const steps = Math.min(150_000_000, Math.max(200_000, rows * 75));
+  const args = ['dist/bench/cores.js', '--threads', String(threads), '--steps', String(steps), '--rounds', String(rounds)];
+  return ensureOk(await measure(process.execPath, args), 'cores reference').json as unknown as CoresResult;
 }
 
 /** Folds repeated samples of one configuration: median wall time, largest RSS, timings of the median run. */

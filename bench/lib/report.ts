@@ -193,6 +193,50 @@ function threadSection(workers: readonly Result[], cores: number): string[] {
   return md;
 }
 
+/**
+ * The machine's own scaling next to the engine's: what N threads at once
+ * get over one for plain arithmetic and for random memory access
+ * (bench/cores.ts), and the engine's N-worker run over its 1-worker run.
+ */
+function coresSection(r: BenchResults): string[] {
+  const c = r.cores;
+  const w1 = r.workers.find((w) => w.workers === 1);
+  if (!c || c.kernels.length === 0) return [];
+  const n = c.threads;
+  const wN = r.workers.find((w) => w.workers === n);
+  const s = (ms: number) => (ms / 1000).toFixed(2);
+  const work: Record<string, string> = {
+    compute: 'compute: arithmetic on a 4 KiB table (stays in the L1 cache)',
+    memory: 'memory: random read-modify-write over 64 MiB (cache and TLB misses)',
+  };
+  const rows = c.kernels.map((k) => [
+    work[k.kernel] ?? k.kernel,
+    s(k.aloneMs),
+    s(k.togetherMs),
+    ratio(k.scaling),
+    k.aloneCpuMs !== null && k.togetherCpuMs !== null ? `${s(k.aloneCpuMs)} → ${s(k.togetherCpuMs)}` : 'n/a',
+  ]);
+  const t1 = w1 ? Number(w1.extra.process_wall_ms) : NaN;
+  const tN = wN ? Number(wN.extra.process_wall_ms) : NaN;
+  const engine = t1 > 0 && tN > 0 ? t1 / tN : null;
+  if (engine !== null) rows.push([`engine \`process\`, 1 worker → ${n} workers`, s(t1), s(tN), ratio(engine), '—']);
+  const md = ['', `#### What this machine gives ${n === 2 ? 'a second thread' : `${n} threads`}`, ''];
+  md.push(table(['work', '1 thread alone s', `${n} threads at once s`, `${n} threads ÷ 1`, `CPU s a thread: alone → among ${n}`], rows));
+  const best = Math.max(...c.kernels.map((k) => k.scaling));
+  const mem = c.kernels.find((k) => k.kernel === 'memory');
+  md.push(
+    '',
+    `bench/cores.ts, in this run: the same fixed work on one thread alone, then on ${n} threads at once (each doing it), alternating ${c.rounds} times; medians. ` +
+      `Perfect hardware gives ${ratio(n)}; this machine gives ${c.kernels.map((k) => `${ratio(k.scaling)} for ${k.kernel}`).join(' and ')}` +
+      ` (a thread among ${n} gets less done per CPU second, or waits for a core). No program scales better here than its own kind of work does.` +
+      (engine !== null
+        ? ` The engine's \`process\` gets ${ratio(engine)}: ${pct(engine / best)} of the best kernel's${mem ? ` and ${pct(engine / mem.scaling)} of the memory kernel's` : ''} scaling; ` +
+          'the gap is work a second worker cannot share and what running two more costs (the CPU by thread above).'
+        : ''),
+  );
+  return md;
+}
+
 /** The markdown section for one run (without the markers). */
 export function renderResults(r: BenchResults, svgDir: string): string {
   const md: string[] = [];
@@ -267,6 +311,7 @@ export function renderResults(r: BenchResults, svgDir: string): string {
     md.push('', asciiBars(r.workers.map((w) => ({ label: `${w.workers}w`, value: w.rowsPerS, text: `${int(w.rowsPerS)} rows/s` }))));
     md.push('', `![throughput vs workers](${svgDir}/rows-${r.input.rows}-workers.svg)`);
     md.push(...threadSection(r.workers, r.machine.cores));
+    md.push(...coresSection(r));
   }
   if (r.chunks.length > 0) {
     md.push('', `### Chunk size (${r.engine.workers} workers)`, '');

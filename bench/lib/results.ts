@@ -3,6 +3,7 @@
  * targets of the issue, checked against ratios measured in that run.
  */
 import type { Input } from './data.js';
+import type { CoresResult } from '../cores.js';
 import type { Floor, Result } from './jobs.js';
 import type { Machine } from './machine.js';
 import type { BenchOptions } from './options.js';
@@ -19,6 +20,8 @@ export interface BenchResults {
   readonly versions: Record<string, string | null>;
   readonly input: Input;
   readonly floor: Floor;
+  /** What the machine gives more threads (bench/cores.ts); absent in results recorded before it existed. */
+  readonly cores?: CoresResult | null;
   /** The engine at the largest worker count and default chunk size. */
   readonly engine: Result;
   readonly duckdb: Result | null;
