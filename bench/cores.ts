@@ -13,8 +13,9 @@
  *   memory   random read-modify-write over 64 MiB (cache and TLB misses,
  *            like the dictionary and duplicate-filter probes)
  *
- * Alone and together alternate for `rounds` rounds; the medians are
- * reported. Each thread reads its own CPU clock
+ * Alone and together alternate for `rounds` rounds (each pair close in
+ * time, so a slow spell of the shared host hits both); the round with the
+ * median ratio is reported, with every round's times. Each thread reads its own CPU clock
  * (/proc/thread-self/schedstat, src/cpu.ts), so a thread that waited for
  * a core shows as wall time above its CPU time.
  *
@@ -31,8 +32,8 @@ export type Kernel = (typeof KERNELS)[number];
 
 /** Table sizes in 32-bit words: 4 KiB (L1) and 64 MiB (far beyond the caches). */
 const WORDS: Record<Kernel, number> = { compute: 1 << 10, memory: 1 << 24 };
-/** The memory kernel does fewer steps: each is a cache miss, about 30× a compute step here. */
-const STEP_SHARE: Record<Kernel, number> = { compute: 1, memory: 1 / 16 };
+/** The memory kernel does fewer steps: each is a cache miss, several times a compute step (both run about a second at the default). */
+const STEP_SHARE: Record<Kernel, number> = { compute: 1, memory: 1 / 4 };
 
 /**
  * The kernel itself: `steps` pseudo-random read-modify-writes into `a`
@@ -66,13 +67,20 @@ export interface KernelRun {
 export interface KernelResult {
   readonly kernel: Kernel;
   readonly steps: number;
-  /** Median over the rounds of: one thread alone, wall ms. */
+  /** Every round, in order. */
+  readonly rounds: readonly Round[];
+  /** The median round (by its ratio; the lower middle for an even count): its wall times, CPU times and N × alone ÷ together, the throughput N threads get over one. */
   readonly aloneMs: number;
-  /** Median over the rounds of: the slowest of N threads at once, wall ms. */
   readonly togetherMs: number;
-  /** Median over the rounds of N × alone ÷ together: the throughput N threads get over one. */
   readonly scaling: number;
-  /** Median CPU ms of a thread alone and of a thread among N (null: no thread clock). */
+  readonly aloneCpuMs: number | null;
+  readonly togetherCpuMs: number | null;
+}
+
+/** One round: one thread alone, then N at once (wall ms of the slowest; CPU ms of a thread, the median of the N; null without a thread clock). */
+export interface Round {
+  readonly aloneMs: number;
+  readonly togetherMs: number;
   readonly aloneCpuMs: number | null;
   readonly togetherCpuMs: number | null;
 }
@@ -134,15 +142,15 @@ export async function measureCores(threads: number, steps: number, rounds: numbe
     const sums = new Set([...alone, ...together].flatMap((run) => run.checksums));
     if (sums.size !== 1) throw new Error(`${k} kernel: threads disagree on the checksum (${[...sums].join(', ')})`);
     const slowest = (run: KernelRun) => Math.max(...run.wallMs);
-    kernels.push({
-      kernel: k,
-      steps: job.steps,
-      aloneMs: median(alone.map(slowest)),
-      togetherMs: median(together.map(slowest)),
-      scaling: median(alone.map((a, i) => (threads * slowest(a)) / slowest(together[i]))),
-      aloneCpuMs: medianOrNull(alone.map((a) => a.cpuMs[0])),
-      togetherCpuMs: medianOrNull(together.flatMap((t) => t.cpuMs)),
-    });
+    const each: Round[] = alone.map((a, i) => ({
+      aloneMs: slowest(a),
+      togetherMs: slowest(together[i]),
+      aloneCpuMs: a.cpuMs[0],
+      togetherCpuMs: medianOrNull(together[i].cpuMs),
+    }));
+    const ratioOf = (x: Round) => (threads * x.aloneMs) / x.togetherMs;
+    const mid = [...each].sort((a, b) => ratioOf(a) - ratioOf(b))[(each.length - 1) >> 1];
+    kernels.push({ kernel: k, steps: job.steps, rounds: each, ...mid, scaling: ratioOf(mid) });
   }
   return { threads, rounds, kernels };
 }

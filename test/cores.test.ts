@@ -42,13 +42,25 @@ describe('bench/cores.js', () => {
     expect(r.rounds).toBe(1);
     expect(r.kernels.map((k: { kernel: string }) => k.kernel)).toEqual(['compute', 'memory']);
     for (const k of r.kernels) {
+      expect(k.rounds).toHaveLength(1);
       expect(k.aloneMs).toBeGreaterThan(0);
       expect(k.togetherMs).toBeGreaterThan(0);
-      // One round: the median is that round's ratio.
+      // One round: the reported round is that one, and scaling is its ratio.
+      expect(k.rounds[0]).toEqual({ aloneMs: k.aloneMs, togetherMs: k.togetherMs, aloneCpuMs: k.aloneCpuMs, togetherCpuMs: k.togetherCpuMs });
       expect(k.scaling).toBeCloseTo((2 * k.aloneMs) / k.togetherMs, 9);
     }
-    // The memory kernel does a sixteenth of the steps (each is a cache miss).
-    expect(r.kernels[1].steps).toBe(25_000);
+    // The memory kernel does a quarter of the steps (each is a cache miss).
+    expect(r.kernels[1].steps).toBe(100_000);
+  });
+
+  it('reports the round with the median ratio, with every round', () => {
+    const out = execFileSync(process.execPath, ['dist/bench/cores.js', '--threads', '2', '--steps', '200000', '--rounds', '3'], { encoding: 'utf8' });
+    for (const k of JSON.parse(out.trim()).kernels) {
+      expect(k.rounds).toHaveLength(3);
+      const ratios = k.rounds.map((x: { aloneMs: number; togetherMs: number }) => (2 * x.aloneMs) / x.togetherMs).sort((a: number, b: number) => a - b);
+      expect(k.scaling).toBeCloseTo(ratios[1], 9);
+      expect(k.rounds).toContainEqual({ aloneMs: k.aloneMs, togetherMs: k.togetherMs, aloneCpuMs: k.aloneCpuMs, togetherCpuMs: k.togetherCpuMs });
+    }
   });
 
   it.each([

@@ -226,7 +226,9 @@ function coresSection(r: BenchResults): string[] {
   const mem = c.kernels.find((k) => k.kernel === 'memory');
   md.push(
     '',
-    `bench/cores.ts, in this run: the same fixed work on one thread alone, then on ${n} threads at once (each doing it), alternating ${c.rounds} times; medians. ` +
+    `bench/cores.ts, in this run: the same fixed work on one thread alone, then on ${n} threads at once (each doing it), alternating ${c.rounds} times; the round with the median ratio` +
+      (c.kernels[0].rounds ? ` (all rounds: ${c.kernels.map((k) => `${k.kernel} ${k.rounds.map((x) => ratio((n * x.aloneMs) / x.togetherMs)).join(', ')}`).join('; ')})` : '') +
+      '. ' +
       `Perfect hardware gives ${ratio(n)}; this machine gives ${c.kernels.map((k) => `${ratio(k.scaling)} for ${k.kernel}`).join(' and ')}` +
       ` (a thread among ${n} gets less done per CPU second, or waits for a core). No program scales better here than its own kind of work does.` +
       (engine !== null
