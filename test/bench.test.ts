@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scalingBound } from '../bench/lib/report.js';
+import { pairedRatio } from '../bench/lib/results.js';
 
 const PYTHON = 'bench/.venv/bin/python';
 const withPandas = existsSync(PYTHON);
@@ -139,5 +140,33 @@ describe('scalingBound', () => {
 
   it('is unknown without thread times', () => {
     expect(scalingBound(result(1, 40_000, null), result(2, 0, null), 2)).toBeNull();
+  });
+});
+
+describe('pairedRatio', () => {
+  const run = (rows: number, wallMsRuns: number[]) => {
+    const sorted = [...wallMsRuns].sort((a, b) => a - b);
+    const wall = sorted.length % 2 ? sorted[sorted.length >> 1] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+    return { rows, wallMsRuns, wallMs: wall, rowsPerS: rows / (wall / 1000) } as never;
+  };
+
+  it.each([
+    // Steady host: every round 2× → 2×, like the ratio of the medians.
+    { a: [10, 11, 12], b: [20, 22, 24], rowsA: 1, rowsB: 1, paired: 2 },
+    // The 10M run of 2026-12-03 (2w vs 1w, s): the host sped up during the run. Rounds 1.33×, 1.88×, 1.49×:
+    // the median round 1.49×, where the ratio of the medians (33.0 / 17.7) would say 1.86×.
+    { a: [29.238, 17.555, 17.675], b: [38.838, 33.026, 26.392], rowsA: 1, rowsB: 1, paired: 26.392 / 17.675 },
+    // Different inputs (a tool run on fewer rows): throughput, not time.
+    { a: [10, 10, 10], b: [4, 4, 4], rowsA: 10, rowsB: 2, paired: 2 },
+    // An even number of rounds: the mean of the middle two.
+    { a: [10, 10, 10, 10], b: [10, 20, 30, 40], rowsA: 1, rowsB: 1, paired: 2.5 },
+  ])('rounds $a vs $b: $paired', ({ a, b, rowsA, rowsB, paired }) => {
+    expect(pairedRatio(run(rowsA, a), run(rowsB, b))).toBeCloseTo(paired, 9);
+  });
+
+  it('falls back to the ratio of the medians when the run counts differ (a pandas retry)', () => {
+    const a = run(1, [10, 10, 10]);
+    const b = run(1, [30]);
+    expect(pairedRatio(a, b)).toBeCloseTo(3, 9);
   });
 });

@@ -5,7 +5,7 @@
 import { bytesLabel, int, pct, ratio, rowsLabel, secs } from './format.js';
 import type { Result } from './jobs.js';
 import { asciiBars, table, type Bar } from './markdown.js';
-import { cpuSpeedup, MB, speedup, STAGES, type BenchResults } from './results.js';
+import { cpuSpeedup, MB, pairedRatio, speedup, STAGES, type BenchResults } from './results.js';
 import { barChartSvg } from './svg.js';
 
 const mb = (b: number | null) => (b === null ? 'n/a' : int(b / MB));
@@ -43,7 +43,7 @@ export function headline(r: BenchResults): Headline {
     vsDuckdbCpu: round2(cpuSpeedup(r.engine, r.duckdb)),
     vsPandasCpu: round2(cpuSpeedup(r.engine, r.pandas)),
     pandasRows: r.pandas?.rows ?? null,
-    workerScaling: w1 && w2 ? round2(w2.rowsPerS / w1.rowsPerS) : null,
+    workerScaling: w1 && w2 ? round2(pairedRatio(w2, w1)) : null,
     rssMB: r.engine.maxRssBytes === null ? null : Math.round(r.engine.maxRssBytes / MB),
     load: `${r.machine.loadAtStart[0]} → ${r.loadAtEnd[0]}`,
   };
@@ -86,7 +86,7 @@ export function charts(r: BenchResults): Chart[] {
       svg: barChartSvg({
         title: `Throughput vs workers (${rowsLabel(r.input.rows)} rows)`,
         unit: 'rows/s',
-        bars: r.workers.map((w) => ({ label: `${w.workers} worker${w.workers === 1 ? '' : 's'}`, value: w.rowsPerS, text: `${int(w.rowsPerS)} rows/s${w1 ? ` (${ratio(w.rowsPerS / w1.rowsPerS)})` : ''}` })),
+        bars: r.workers.map((w) => ({ label: `${w.workers} worker${w.workers === 1 ? '' : 's'}`, value: w.rowsPerS, text: `${int(w.rowsPerS)} rows/s${w1 ? ` (${ratio(pairedRatio(w, w1))})` : ''}` })),
         ...(w1 && r.workers.some((w) => w.workers === 2) ? { reference: { value: w1.rowsPerS * 1.7, label: '1.7× target' } } : {}),
       }),
     });
@@ -296,7 +296,7 @@ export function renderResults(r: BenchResults, svgDir: string): string {
       `Wall times include process start-up for every tool; the engine's is \`process\` + \`stats\` (${secs(Number(e.extra.process_wall_ms))} s + ${secs(Number(e.extra.stats_wall_ms))} s).`,
   );
   if (r.options.repeat > 1) {
-    md.push('', `Each configuration ran ${r.options.repeat} times, in rounds that each start one job later; the tables show the median wall time and the largest peak RSS. Wall times of the runs (s): ${tools.map((x) => `${x.tool} ${x.wallMsRuns.map((v) => secs(v)).join(', ')}`).join('; ')}.`);
+    md.push('', `Each configuration ran ${r.options.repeat} times, in rounds that each start one job later; the tables show the median wall time and the largest peak RSS, and every ratio between two configurations is the median of the rounds' ratios (the two runs of a round are close in time, so a drift in the host's speed over the run cancels), not the ratio of the medians. Wall times of the runs (s): ${tools.map((x) => `${x.tool} ${x.wallMsRuns.map((v) => secs(v)).join(', ')}`).join('; ')}.`);
   }
   if (r.pandas?.extrapolatedTo) md.push('', `¹ pandas ran on ${int(r.pandas.rows)} rows (${r.pandas.extra.reason ?? 'see notes'}); its rows/s stands in for ${int(r.pandas.extrapolatedTo)} rows, which flatters pandas (its memory grows with the input).`);
 
@@ -306,10 +306,13 @@ export function renderResults(r: BenchResults, svgDir: string): string {
     md.push(
       table(
         ['workers', 'wall s', 'rows/s', 'vs 1 worker', 'CPU s', 'cores busy', 'peak RSS MB'],
-        r.workers.map((w) => [String(w.workers), secs(w.wallMs), int(w.rowsPerS), w1 ? ratio(w.rowsPerS / w1.rowsPerS) : 'n/a', cpu(w), cores(w), mb(w.maxRssBytes)]),
+        r.workers.map((w) => [String(w.workers), secs(w.wallMs), int(w.rowsPerS), w1 ? ratio(pairedRatio(w, w1)) : 'n/a', cpu(w), cores(w), mb(w.maxRssBytes)]),
       ),
     );
     md.push('', `"cores busy" = CPU seconds ÷ wall seconds; the coordinator thread works too, so it can exceed the worker count, up to the machine's ${r.machine.cores} cores.`);
+    if (r.options.repeat > 1) {
+      md.push('', `"vs 1 worker" is the median of the rounds' ratios. Wall times by round (s): ${r.workers.map((w) => `${w.workers}w ${w.wallMsRuns.map((v) => secs(v)).join(', ')}`).join('; ')}.`);
+    }
     md.push('', asciiBars(r.workers.map((w) => ({ label: `${w.workers}w`, value: w.rowsPerS, text: `${int(w.rowsPerS)} rows/s` }))));
     md.push('', `![throughput vs workers](${svgDir}/rows-${r.input.rows}-workers.svg)`);
     md.push(...threadSection(r.workers, r.machine.cores));

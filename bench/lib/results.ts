@@ -4,6 +4,7 @@
  */
 import type { Input } from './data.js';
 import type { CoresResult } from '../cores.js';
+import { median } from './format.js';
 import type { Floor, Result } from './jobs.js';
 import type { Machine } from './machine.js';
 import type { BenchOptions } from './options.js';
@@ -42,8 +43,24 @@ export interface Target {
   readonly pass: boolean | null;
 }
 
-/** Engine rows/s divided by the other tool's rows/s (same input, same run). */
-export const speedup = (engine: Result, other: Result | null): number | null => (other ? engine.rowsPerS / other.rowsPerS : null);
+/**
+ * `a`'s throughput over `b`'s (rows/s ÷ rows/s), paired by round: each
+ * round runs every job once, so the two runs of a round are close in time;
+ * the median of the rounds' ratios is steadier than the ratio of the
+ * medians when the shared host's speed drifts during a run (a host that
+ * speeds up pairs one tool's fast late runs with the other's middle run).
+ * Falls back to the ratio of the medians when the two have different
+ * numbers of runs (a pandas retry at a smaller size).
+ */
+export function pairedRatio(a: Result, b: Result): number {
+  const n = a.wallMsRuns.length;
+  if (n === 0 || n !== b.wallMsRuns.length) return a.rowsPerS / b.rowsPerS;
+  const each = a.wallMsRuns.map((wa, i) => a.rows / wa / (b.rows / b.wallMsRuns[i]));
+  return median(each);
+}
+
+/** Engine throughput over the other tool's (same input, same run), paired by round (`pairedRatio`). */
+export const speedup = (engine: Result, other: Result | null): number | null => (other ? pairedRatio(engine, other) : null);
 
 /** The same ratio by CPU time per row (user + system): steadier than wall time on a busy machine. */
 export const cpuSpeedup = (engine: Result, other: Result | null): number | null =>
@@ -66,7 +83,7 @@ export function checkTargets(r: Omit<BenchResults, 'targets'>): Target[] {
   });
   const w1 = r.workers.find((w) => w.workers === 1);
   const w2 = r.workers.find((w) => w.workers === 2);
-  const scale = w1 && w2 ? w2.rowsPerS / w1.rowsPerS : null;
+  const scale = w1 && w2 ? pairedRatio(w2, w1) : null;
   t.push({ name: '2 workers vs 1 worker', target: '≥ 1.7×', measured: scale === null ? 'not run' : fmt(scale), pass: scale === null ? null : scale >= 1.7 });
   const rss = r.engine.maxRssBytes;
   t.push({ name: `peak RSS at ${r.input.rows.toLocaleString('en-US')} rows`, target: '≤ 300 MB', measured: rss === null ? 'n/a' : `${Math.round(rss / MB).toLocaleString('en-US')} MB`, pass: rss === null ? null : rss <= 300 * MB });
