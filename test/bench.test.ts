@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scalingBound } from '../bench/lib/report.js';
+import { medianRound, scalingBound } from '../bench/lib/report.js';
 import { pairedRatio } from '../bench/lib/results.js';
 
 const PYTHON = 'bench/.venv/bin/python';
@@ -81,6 +81,9 @@ describe('bench (tiny size)', () => {
       expect(md).not.toContain('What the CPU allows');
       return;
     }
+    // One round here: the runs the section reads are the only ones.
+    expect(w1.runExtras).toEqual([w1.extra]);
+    expect(wN.runExtras).toEqual([wN.extra]);
     // Independently: the N-worker run's CPU over N cores is the least time it can take.
     const c = wN.extra.cpu_ms;
     const bound = (cores * w1.extra.process_wall_ms) / (c.coordinator + c.workers + c.background);
@@ -100,7 +103,7 @@ describe('bench (tiny size)', () => {
     const w1 = results.workers.find((w: { workers: number }) => w.workers === 1);
     const w2 = results.workers.find((w: { workers: number }) => w.workers === 2);
     const engine = w1.extra.process_wall_ms / w2.extra.process_wall_ms;
-    expect(md).toMatch(new RegExp(`\\| engine \`process\`, 1 worker → 2 workers \\| [\\d.]+ \\| [\\d.]+ \\| ${engine.toFixed(2).replace('.', '\\.')}× \\| — \\|`));
+    expect(md).toMatch(new RegExp(`\\| engine \`process\`, 1 worker → 2 workers \\(round 1\\) \\| [\\d.]+ \\| [\\d.]+ \\| ${engine.toFixed(2).replace('.', '\\.')}× \\| — \\|`));
   });
 
   it.each(['read', 'parse', 'rules', 'transform', 'dedupe', 'sketch', 'parquet_encode', 'write'])('shows the engine stage "%s"', (stage) => {
@@ -126,8 +129,7 @@ describe('bench (tiny size)', () => {
 });
 
 describe('scalingBound', () => {
-  const result = (workers: number, processWallMs: number, cpu: { coordinator: number; workers: number; background: number } | null) =>
-    ({ tool: 'engine', workers, extra: { process_wall_ms: processWallMs, cpu_ms: cpu } }) as never;
+  const result = (_workers: number, processWallMs: number, cpu: { coordinator: number; workers: number; background: number } | null) => ({ process_wall_ms: processWallMs, cpu_ms: cpu });
 
   it.each([
     // 1-worker run 40 s; the 2-worker run used 50 CPU s: on 2 cores at least 25 s, so at most 1.6×.
@@ -140,6 +142,30 @@ describe('scalingBound', () => {
 
   it('is unknown without thread times', () => {
     expect(scalingBound(result(1, 40_000, null), result(2, 0, null), 2)).toBeNull();
+  });
+});
+
+describe('medianRound', () => {
+  const engine = (walls: number[] | null, median: number) =>
+    ({ workers: 1, extra: { process_wall_ms: median }, runExtras: walls?.map((w) => ({ process_wall_ms: w })) }) as never;
+
+  it.each([
+    // Ratios by round 1.33, 1.88, 1.49 (the 10M run of 2026-12-03): round 3.
+    { one: [38_838, 33_026, 26_392], many: [29_238, 17_555, 17_675], round: 3 },
+    { one: [10, 10, 10], many: [5, 10, 20], round: 2 },
+    // Even: the lower middle (ratios 1, 2, 3, 4 → round with 2).
+    { one: [10, 20, 30, 40], many: [10, 10, 10, 10], round: 2 },
+    { one: [10], many: [10], round: 1 },
+  ])('1-worker $one vs N-worker $many: round $round', ({ one, many, round }) => {
+    const pair = medianRound(engine(one, 0), engine(many, 0));
+    expect(pair.round).toBe(round);
+    expect(pair.one).toEqual({ process_wall_ms: one[round - 1] });
+    expect(pair.many).toEqual({ process_wall_ms: many[round - 1] });
+  });
+
+  it('falls back to the median runs without per-round data (results recorded before it)', () => {
+    const pair = medianRound(engine(null, 33_000), engine(null, 17_700));
+    expect(pair).toEqual({ one: { process_wall_ms: 33_000 }, many: { process_wall_ms: 17_700 }, round: null });
   });
 });
 

@@ -53,6 +53,8 @@ export interface Result {
   readonly extra: Record<string, unknown>;
   /** Set when this tool ran on fewer rows than the comparison and its throughput stands in for it. */
   readonly extrapolatedTo?: number;
+  /** Every run's `extra`, in round order (absent in results recorded before it existed). */
+  readonly runExtras?: readonly Record<string, unknown>[];
 }
 
 export interface JobContext {
@@ -207,6 +209,7 @@ export function summarise(tool: Tool, input: Input, samples: readonly Sample[], 
     timings: mid.timings,
     durationMs: mid.durationMs,
     extra: mid.extra,
+    runExtras: samples.map((x) => x.extra),
     ...more,
   };
 }

@@ -130,10 +130,26 @@ interface Phases {
   commit: number;
 }
 
-const threadCpu = (x: Result) => (x.extra.cpu_ms ?? null) as ThreadCpu | null;
+type Extra = Record<string, unknown>;
+const threadCpu = (x: Extra) => (x.cpu_ms ?? null) as ThreadCpu | null;
 /** All the CPU a run used: its coordinator, workers and other threads. */
 const totalCpu = (c: ThreadCpu) => c.coordinator + c.workers + c.background;
-const phasesOf = (x: Result) => (x.extra.phases_ms ?? null) as Phases | null;
+const phasesOf = (x: Extra) => (x.phases_ms ?? null) as Phases | null;
+
+/**
+ * The runs of `w1` and `wN` to read CPU and phases from: those of the round
+ * with the median `process` ratio (the two runs of a round are close in
+ * time; on a host whose speed drifts, runs of different rounds are not
+ * comparable), or the median runs when per-round data is missing.
+ */
+export function medianRound(w1: Result, wN: Result): { one: Extra; many: Extra; round: number | null } {
+  const a = w1.runExtras;
+  const b = wN.runExtras;
+  if (!a || !b || a.length !== b.length || a.length === 0) return { one: w1.extra, many: wN.extra, round: null };
+  const ratios = a.map((x, i) => ({ i, r: Number(x.process_wall_ms) / Number(b[i].process_wall_ms) })).sort((x, y) => x.r - y.r);
+  const i = ratios[(ratios.length - 1) >> 1].i;
+  return { one: a[i], many: b[i], round: i + 1 };
+}
 
 /**
  * The most `wN` (cores workers) can gain over `w1` given the CPU the
@@ -141,9 +157,9 @@ const phasesOf = (x: Result) => (x.extra.phases_ms ?? null) as Phases | null;
  * cores, so the ratio of `process` wall times is at most w1's wall × cores
  * ÷ that CPU. Null without thread times.
  */
-export function scalingBound(w1: Result, wN: Result, cores: number): number | null {
+export function scalingBound(w1: Extra, wN: Extra, cores: number): number | null {
   const c = threadCpu(wN);
-  const wall = Number(w1.extra.process_wall_ms);
+  const wall = Number(w1.process_wall_ms);
   if (!c || !(wall > 0)) return null;
   const cpu = totalCpu(c);
   return cpu > 0 ? (cores * wall) / cpu : null;
@@ -151,7 +167,11 @@ export function scalingBound(w1: Result, wN: Result, cores: number): number | nu
 
 /** CPU by thread and wall time by phase, per worker count, and the bound the CPU sets on scaling. */
 function threadSection(workers: readonly Result[], cores: number): string[] {
-  const rows = workers.filter((w) => threadCpu(w) && phasesOf(w));
+  const w1 = workers.find((w) => w.workers === 1);
+  const wN = workers.find((w) => w.workers === cores);
+  const pair = w1 && wN && wN !== w1 ? medianRound(w1, wN) : null;
+  const runOf = (w: Result) => (pair && w === w1 ? pair.one : pair && w === wN ? pair.many : w.extra);
+  const rows = workers.filter((w) => threadCpu(runOf(w)) && phasesOf(runOf(w)));
   if (rows.length === 0) return [];
   const s = (ms: number) => (ms / 1000).toFixed(1);
   const md = ['', '#### CPU by thread and wall time by phase', ''];
@@ -159,26 +179,24 @@ function threadSection(workers: readonly Result[], cores: number): string[] {
     table(
       ['workers', 'coordinator CPU s', 'workers CPU s', 'other threads CPU s', 'chunks s', 'duplicates s', 'encode s', 'commit s'],
       rows.map((w) => {
-        const c = threadCpu(w)!;
-        const p = phasesOf(w)!;
+        const c = threadCpu(runOf(w))!;
+        const p = phasesOf(runOf(w))!;
         return [String(w.workers), s(c.coordinator), s(c.workers), s(c.background), s(p.chunks), s(p.duplicates), s(p.encode), s(p.commit)];
       }),
     ),
   );
   md.push(
     '',
-    'From the `process` summary (`cpu_ms`, `phases_ms`, median run): the coordinator thread; the worker threads while they work for the file; ' +
+    `From the \`process\` summary (\`cpu_ms\`, \`phases_ms\`, ${pair?.round ? `round ${pair.round}, the round with the median ratio of 1-worker to ${cores}-worker \`process\` time` : 'median run'}): the coordinator thread; the worker threads while they work for the file; ` +
       "the rest of the process (\"other threads\"): mostly V8's background threads (optimising compiler, concurrent garbage collection), plus the workers' start-up. " +
       'Phases follow one another and add up to the run: set-up and chunks read, checked and applied; held duplicate suspects decided; the row groups still waiting encoded and written; commit.',
   );
-  const w1 = workers.find((w) => w.workers === 1);
-  const wN = workers.find((w) => w.workers === cores);
-  const bound = w1 && wN && wN !== w1 ? scalingBound(w1, wN, cores) : null;
-  if (bound !== null) {
-    const cpu = totalCpu(threadCpu(wN!)!);
-    const t1 = Number(w1!.extra.process_wall_ms);
-    const tN = Number(wN!.extra.process_wall_ms);
-    const one = threadCpu(w1!);
+  const bound = pair ? scalingBound(pair.one, pair.many, cores) : null;
+  if (pair && bound !== null) {
+    const cpu = totalCpu(threadCpu(pair.many)!);
+    const t1 = Number(pair.one.process_wall_ms);
+    const tN = Number(pair.many.process_wall_ms);
+    const one = threadCpu(pair.one);
     md.push(
       '',
       `What the CPU allows: the ${cores}-worker \`process\` run used ${s(cpu)} CPU s, so on ${cores} cores it cannot take less than ${s(cpu / cores)} s; ` +
@@ -216,10 +234,11 @@ function coresSection(r: BenchResults): string[] {
     ratio(k.scaling),
     k.aloneCpuMs !== null && k.togetherCpuMs !== null ? `${s(k.aloneCpuMs)} → ${s(k.togetherCpuMs)}` : 'n/a',
   ]);
-  const t1 = w1 ? Number(w1.extra.process_wall_ms) : NaN;
-  const tN = wN ? Number(wN.extra.process_wall_ms) : NaN;
+  const pair = w1 && wN && wN !== w1 ? medianRound(w1, wN) : null;
+  const t1 = pair ? Number(pair.one.process_wall_ms) : NaN;
+  const tN = pair ? Number(pair.many.process_wall_ms) : NaN;
   const engine = t1 > 0 && tN > 0 ? t1 / tN : null;
-  if (engine !== null) rows.push([`engine \`process\`, 1 worker → ${n} workers`, s(t1), s(tN), ratio(engine), '—']);
+  if (engine !== null) rows.push([`engine \`process\`, 1 worker → ${n} workers${pair?.round ? ` (round ${pair.round})` : ''}`, s(t1), s(tN), ratio(engine), '—']);
   const md = ['', `#### What this machine gives ${n === 2 ? 'a second thread' : `${n} threads`}`, ''];
   md.push(table(['work', '1 thread alone s', `${n} threads at once s`, `${n} threads ÷ 1`, `CPU s a thread: alone → among ${n}`], rows));
   const best = Math.max(...c.kernels.map((k) => k.scaling));
@@ -230,7 +249,7 @@ function coresSection(r: BenchResults): string[] {
       (c.kernels[0].rounds ? ` (all rounds: ${c.kernels.map((k) => `${k.kernel} ${k.rounds.map((x) => ratio((n * x.aloneMs) / x.togetherMs)).join(', ')}`).join('; ')})` : '') +
       '. ' +
       `Perfect hardware gives ${ratio(n)}; this machine gives ${c.kernels.map((k) => `${ratio(k.scaling)} for ${k.kernel}`).join(' and ')}` +
-      ` (a thread among ${n} gets less done per CPU second, or waits for a core). No program scales better here than its own kind of work does.` +
+      ` (a thread among ${n} gets less done per CPU second, or waits for a core; above ${ratio(n)}, the host sped up between the two runs of a round). No program scales better here than its own kind of work does.` +
       (engine !== null
         ? ` The engine's \`process\` gets ${ratio(engine)}: ${pct(engine / best)} of the best kernel's${mem ? ` and ${pct(engine / mem.scaling)} of the memory kernel's` : ''} scaling; ` +
           'the gap is work a second worker cannot share and what running two more costs (the CPU by thread above).'
