@@ -7,9 +7,9 @@
  *      │
  *      ├─ read floor ........ newline count, 1 MiB reads (also warms the page cache)
  *      ├─ cores reference ... the same work on 1 thread, then on N at once (bench/cores.ts)
- *      └─ rounds ×repeat .... every job once per round, each round starting one job later:
- *           engine (max workers, --rows) │ DuckDB SQL │ pandas + pandera
- *           │ engine at each other --workers │ each other --chunk-sizes │ each other --sizes
+ *      └─ rounds ×repeat .... every job once per round (bench/lib/plan.ts):
+ *           [pandas + pandera → DuckDB SQL → engine (max workers, --rows) → engine at each other --workers]
+ *           │ each other --chunk-sizes │ each other --sizes      (units rotate one place a round)
  *      ▼
  *   DIR/results-<rows>.json ─► markdown + SVG ─► docs/PERFORMANCE.md (rows ≥ 1M) or DIR/PERFORMANCE.md
  *

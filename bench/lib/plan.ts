@@ -1,8 +1,13 @@
 /**
  * What one run measures, as a flat list of jobs, and the rounds that run
- * them. Every round runs every job once, starting one job later than the
- * previous round, so a slow spell on the shared machine spreads over all
- * configurations instead of hitting one of them.
+ * them. Every round runs every job once. The jobs the targets compare
+ * (pandas, DuckDB, the engine at the largest worker count, the engine at
+ * the other worker counts) run back to back as one block, the engine's
+ * main run in the middle, so each ratio pairs two runs minutes apart at
+ * most: the host's speed drifts within a run, and the ratios are taken
+ * round by round (results.ts, `pairedRatio`). The block and the other
+ * configurations (chunk sizes, input sizes) start one place later each
+ * round, so a slow spell spreads over all of them instead of hitting one.
  */
 import { ensureInput, type Input } from './data.js';
 import { int, rowsLabel, secs } from './format.js';
@@ -35,6 +40,20 @@ export function planJobs(o: BenchOptions, input: Input, sizeInputs: readonly Inp
   return jobs;
 }
 
+/**
+ * The order of round `round`: the comparison block (pandas, DuckDB, the
+ * main engine run, the other worker counts: in that order) as one unit,
+ * then each other job as its own unit, rotated by the round number.
+ */
+export function roundOrder(jobs: readonly Job[], round: number): Job[] {
+  const inBlock = (j: Job) => j.key === 'pandas' || j.key === 'duckdb' || j.key === 'main' || /^w\d+$/.test(j.key);
+  const rank = (j: Job) => (j.key === 'pandas' ? 0 : j.key === 'duckdb' ? 1 : j.key === 'main' ? 2 : 3);
+  const block = jobs.filter(inBlock).sort((a, b) => rank(a) - rank(b));
+  const units: Job[][] = [...(block.length ? [block] : []), ...jobs.filter((j) => !inBlock(j)).map((j) => [j])];
+  const shift = units.length ? round % units.length : 0;
+  return [...units.slice(shift), ...units.slice(0, shift)].flat();
+}
+
 export interface Rounds {
   readonly samples: Map<string, Sample[]>;
   /** The input pandas finally ran on (smaller than --rows after a fallback), or null. */
@@ -54,8 +73,7 @@ export async function runRounds(ctx: JobContext, o: BenchOptions, jobs: readonly
 
   for (let r = 0; r < o.repeat; r++) {
     if (o.repeat > 1) log(`round ${r + 1} of ${o.repeat}`);
-    for (let k = 0; k < jobs.length; k++) {
-      const job = jobs[(k + r) % jobs.length];
+    for (const job of roundOrder(jobs, r)) {
       if (job.tool === 'engine') {
         const s = await engineJob(ctx, job.input, job.workers, job.chunkSize);
         describe(job.label, s, job.input.rows);
