@@ -315,7 +315,7 @@ export function renderResults(r: BenchResults, svgDir: string): string {
       `Wall times include process start-up for every tool; the engine's is \`process\` + \`stats\` (${secs(Number(e.extra.process_wall_ms))} s + ${secs(Number(e.extra.stats_wall_ms))} s).`,
   );
   if (r.options.repeat > 1) {
-    md.push('', `Each configuration ran ${r.options.repeat} times, in rounds that each start one job later; the tables show the median wall time and the largest peak RSS, and every ratio between two configurations is the median of the rounds' ratios (the two runs of a round are close in time, so a drift in the host's speed over the run cancels), not the ratio of the medians. Wall times of the runs (s): ${tools.map((x) => `${x.tool} ${x.wallMsRuns.map((v) => secs(v)).join(', ')}`).join('; ')}.`);
+    md.push('', `Each configuration ran ${r.options.repeat} times, in rounds (the compared runs back to back, the other configurations rotating; see Method); the tables show the median wall time and the largest peak RSS, and every ratio between two configurations is the median of the rounds' ratios (the two runs of a round are close in time, so a drift in the host's speed over the run cancels), not the ratio of the medians. Wall times of the runs (s): ${tools.map((x) => `${x.tool} ${x.wallMsRuns.map((v) => secs(v)).join(', ')}`).join('; ')}.`);
   }
   if (r.pandas?.extrapolatedTo) md.push('', `¹ pandas ran on ${int(r.pandas.rows)} rows (${r.pandas.extra.reason ?? 'see notes'}); its rows/s stands in for ${int(r.pandas.extrapolatedTo)} rows, which flatters pandas (its memory grows with the input).`);
 
