@@ -20,8 +20,16 @@ export interface Pool {
   destroy(): Promise<void>;
 }
 
-export function createPool(threads: number): Pool {
+/**
+ * @param onError told of a worker that failed while it held no task (its
+ * task already settled, or between tasks): Piscina reports that as an
+ * 'error' event on the pool, which, unheard, is an uncaught exception — the
+ * process would die with exit 1 and no summary instead of failing the run
+ * cleanly. A failure that matters rejects its task (retried below).
+ */
+export function createPool(threads: number, onError: (e: unknown) => void): Pool {
   const piscina = new Piscina({ filename: WORKER, minThreads: threads, maxThreads: threads, idleTimeout: 60_000 });
+  piscina.on('error', onError);
   return {
     threads,
     get queueSize() {

@@ -39,8 +39,8 @@ async function failsCleanly(opts: string[], env: Record<string, string>, message
   expect(good.code, good.stderr).toBe(0);
   const before = snapshot(out);
   const bad = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...opts], { env });
-  expect(bad.code).toBe(1);
-  expect(bad.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_WORKER' } });
+  expect(bad.code, bad.stdout + bad.stderr).toBe(1);
+  expect(bad.json, bad.stdout + bad.stderr).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_WORKER' } });
   expect(bad.stderr).toMatch(message);
   expect(bad.stderr).not.toMatch(/^\s+at /m);
   expect(snapshot(out)).toEqual(before);

@@ -101,6 +101,9 @@ const processJson = (s: ProcessSummary) => ({
 
 const groupsOf = (summaries: ProcessSummary[]) => summaries.map((s) => ({ dataset: s.dataset, hospitalIds: s.hospitals.map((h) => h.hospital_id) }));
 
+/** A worker failure outside any task (see createPool): worth a warning, not the run. */
+const poolWarning = (log: Logger) => (e: unknown) => log.warn(`a worker failed between tasks: ${e instanceof Error ? e.message : String(e)}`);
+
 export async function processCommand(cfg: Config, log: Logger): Promise<Outcome> {
   const dataset = need(cfg.dataset, 'dataset', 'process');
   const input = need(cfg.input, 'input', 'process');
@@ -108,7 +111,7 @@ export async function processCommand(cfg: Config, log: Logger): Promise<Outcome>
   warnDemoKey(key, log);
   const done: ProcessSummary[] = [];
   return withMetrics(cfg, log, () => groupsOf(done), async (metrics) => {
-    const pool = createPool(cfg.workers);
+    const pool = createPool(cfg.workers, poolWarning(log));
     try {
       const s = await processFile(processConfig(cfg, dataset, input, key), pool, log, metrics);
       done.push(s);
@@ -168,7 +171,7 @@ export async function runCommand(cfg: Config, log: Logger): Promise<Outcome> {
   warnDemoKey(key, log);
   const done: ProcessSummary[] = [];
   return withMetrics(cfg, log, () => groupsOf(done), async (metrics) => {
-    const pool = createPool(cfg.workers);
+    const pool = createPool(cfg.workers, poolWarning(log));
     rmSync(join(cfg.out, '_SUCCESS'), { force: true });
     try {
       for (const [dataset, input] of [['vitals', cfg.vitals], ['labs', cfg.labs]] as const) {
