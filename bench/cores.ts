@@ -26,6 +26,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { threadCpuMs } from '../src/cpu.js';
+import { median, medianIndex } from './lib/format.js';
 
 export const KERNELS = ['compute', 'memory'] as const;
 export type Kernel = (typeof KERNELS)[number];
@@ -120,12 +121,6 @@ async function onThreads(n: number, job: Job): Promise<KernelRun> {
   }
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
 const medianOrNull = (xs: readonly (number | null)[]): number | null => (xs.every((x) => x !== null) && xs.length ? median(xs as number[]) : null);
 
 /** Measures both kernels: alone vs `threads` at once, alternating, `rounds` times. */
@@ -149,7 +144,7 @@ export async function measureCores(threads: number, steps: number, rounds: numbe
       togetherCpuMs: medianOrNull(together[i].cpuMs),
     }));
     const ratioOf = (x: Round) => (threads * x.aloneMs) / x.togetherMs;
-    const mid = [...each].sort((a, b) => ratioOf(a) - ratioOf(b))[(each.length - 1) >> 1];
+    const mid = each[medianIndex(each, ratioOf)];
     kernels.push({ kernel: k, steps: job.steps, rounds: each, ...mid, scaling: ratioOf(mid) });
   }
   return { threads, rounds, kernels };

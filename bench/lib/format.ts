@@ -32,3 +32,9 @@ export function median(xs: readonly number[]): number {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
+
+/** The index of the median item of a non-empty list by `by` (the lower middle for an even count): one real item, not an average. */
+export function medianIndex<T>(xs: readonly T[], by: (x: T, i: number) => number): number {
+  const order = xs.map((x, i) => ({ i, v: by(x, i) })).sort((a, b) => a.v - b.v);
+  return order[(order.length - 1) >> 1].i;
+}

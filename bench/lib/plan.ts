@@ -46,10 +46,13 @@ export function planJobs(o: BenchOptions, input: Input, sizeInputs: readonly Inp
  * then each other job as its own unit, rotated by the round number.
  */
 export function roundOrder(jobs: readonly Job[], round: number): Job[] {
-  const inBlock = (j: Job) => j.key === 'pandas' || j.key === 'duckdb' || j.key === 'main' || /^w\d+$/.test(j.key);
-  const rank = (j: Job) => (j.key === 'pandas' ? 0 : j.key === 'duckdb' ? 1 : j.key === 'main' ? 2 : 3);
-  const block = jobs.filter(inBlock).sort((a, b) => rank(a) - rank(b));
-  const units: Job[][] = [...(block.length ? [block] : []), ...jobs.filter((j) => !inBlock(j)).map((j) => [j])];
+  // Place in the block, or −1 for a job outside it.
+  const rank = (j: Job) => {
+    const k = ['pandas', 'duckdb', 'main'].indexOf(j.key);
+    return k >= 0 ? k : /^w\d+$/.test(j.key) ? 3 : -1;
+  };
+  const block = jobs.filter((j) => rank(j) >= 0).sort((a, b) => rank(a) - rank(b));
+  const units: Job[][] = [...(block.length ? [block] : []), ...jobs.filter((j) => rank(j) < 0).map((j) => [j])];
   const shift = units.length ? round % units.length : 0;
   return [...units.slice(shift), ...units.slice(0, shift)].flat();
 }

@@ -2,7 +2,7 @@
  * Renders one run's results as a markdown section (tables, ASCII bars,
  * links to SVG charts) plus the SVG files themselves.
  */
-import { bytesLabel, int, pct, ratio, rowsLabel, secs } from './format.js';
+import { bytesLabel, int, medianIndex, pct, ratio, rowsLabel, secs } from './format.js';
 import type { Result } from './jobs.js';
 import { asciiBars, table, type Bar } from './markdown.js';
 import { cpuSpeedup, MB, pairedRatio, speedup, STAGES, type BenchResults } from './results.js';
@@ -146,8 +146,7 @@ export function medianRound(w1: Result, wN: Result): { one: Extra; many: Extra; 
   const a = w1.runExtras;
   const b = wN.runExtras;
   if (!a || !b || a.length !== b.length || a.length === 0) return { one: w1.extra, many: wN.extra, round: null };
-  const ratios = a.map((x, i) => ({ i, r: Number(x.process_wall_ms) / Number(b[i].process_wall_ms) })).sort((x, y) => x.r - y.r);
-  const i = ratios[(ratios.length - 1) >> 1].i;
+  const i = medianIndex(a, (x, k) => Number(x.process_wall_ms) / Number(b[k].process_wall_ms));
   return { one: a[i], many: b[i], round: i + 1 };
 }
 
