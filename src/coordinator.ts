@@ -30,6 +30,7 @@ import { DuplicateFilter, filterBits } from './merge/dedupe.js';
 import { Dictionaries } from './merge/dicts.js';
 import { HeldRows } from './merge/held.js';
 import { type Partition, Partitions } from './merge/partitions.js';
+import { BufferRecycler } from './merge/recycle.js';
 import { planCuts } from './parse/cutter.js';
 import { parseHeader, type Header } from './parse/header.js';
 import { parsedRecordEnd, parseRecords } from './parse/csv.js';
@@ -205,6 +206,12 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       let lineBase = 0;
       const inFlight: Promise<ChunkResult>[] = [];
       const maxInFlight = pool.threads * 2;
+      // Buffers that go round (src/merge/recycle.ts): a chunk's bytes and its result's columns come back
+      // with the result; the next read reuses the first, the next chunk's worker the second.
+      const chunkBuffers = new BufferRecycler(maxInFlight + 1);
+      const columnBuffers = new BufferRecycler(maxInFlight + 1);
+      // Room for the partial record carried over from the previous read, so every chunk buffer has one size.
+      const chunkCapacity = cfg.chunkSize + (64 << 10);
       let seq = 0;
 
       /** Applies one chunk's result, in order: line numbers, dictionaries, dedupe, quarantine, partitions. */
@@ -271,6 +278,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           if (full) await full;
         }
         lineBase += r.lines;
+        chunkBuffers.give([r.bytes.buffer as ArrayBuffer]);
+        columnBuffers.give([r.value.buffer as ArrayBuffer]);
         // Pool gauges at most once a second: piscina's utilization summarises a histogram on every read.
         if (metrics && performance.now() - gaugesAt >= 1000) updateGauges();
       };
@@ -293,7 +302,9 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           const data = fresh ?? rereadRange(input, fileOffset, length);
           fresh = null;
           const own = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-          return { task: { kind: 'chunk', seq: mySeq, attempt, ctx, dicts: dicts.state, bytes: own }, transfer: [own.buffer as ArrayBuffer] };
+          const spare = columnBuffers.takeAny();
+          const transfer = [own.buffer as ArrayBuffer, ...(spare ? [spare] : [])];
+          return { task: { kind: 'chunk', seq: mySeq, attempt, ctx, dicts: dicts.state, bytes: own, spare }, transfer };
         });
         p.then(() => metrics?.observeChunkDuration((performance.now() - chunkStart) / 1000), () => {});
         inFlight.push(p);
@@ -307,8 +318,9 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         const progress = cfg.progress ? progressMeter(size, log) : null;
         for (;;) {
           const tr = performance.now();
-          // A fresh, unpooled buffer per chunk (it will be transferred): pending tail + new bytes.
-          const buf = Buffer.allocUnsafeSlow(pending.length + cfg.chunkSize);
+          // Pending tail + new bytes, in a buffer of its own: it will be transferred, and reused when it comes back.
+          const need = pending.length + cfg.chunkSize;
+          const buf = Buffer.from(chunkBuffers.take(Uint8Array, Math.max(need, chunkCapacity)).buffer, 0, need);
           pending.copy(buf, 0);
           const got = readFully(fd, buf, pending.length, cfg.chunkSize, pos);
           pos += got;
@@ -530,3 +542,4 @@ function progressMeter(total: number, log: Logger): (done: number, rows: number,
     void log;
   };
 }
+

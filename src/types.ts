@@ -52,6 +52,8 @@ export interface ChunkTask {
   readonly dicts: SharedDicts;
   /** The chunk's bytes; transferred, and transferred back with the result. */
   readonly bytes: Uint8Array;
+  /** A buffer an earlier result's columns came back in, for this result's (transferred; may be absent). */
+  readonly spare: ArrayBuffer | null;
 }
 
 /**

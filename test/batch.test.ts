@@ -206,4 +206,13 @@ describe('BufferRecycler', () => {
     expect(r.take(Uint32Array, 16).buffer).toBe(a);
     expect(r.size).toBe(0);
   });
+
+  it('takeAny gives the largest kept buffer, each once, then null', () => {
+    const r = new BufferRecycler(4);
+    const [a, b, c] = [16, 64, 40].map((n) => new ArrayBuffer(n));
+    r.give([a, b, c, new ArrayBuffer(0)]); // an empty buffer is never kept
+    expect(r.size).toBe(3);
+    expect([r.takeAny(), r.takeAny(), r.takeAny(), r.takeAny()]).toEqual([b, c, a, null]);
+    expect(r.takeAny()).toBeNull();
+  });
 });

@@ -49,7 +49,7 @@ export default function run(task: WorkerTask) {
   if (fault && task.kind === 'chunk' && task.seq === Number(fault[1]) && (fault[2] || task.attempt === 0)) process.exit(70);
   if (encodeFault > 0 && task.kind === 'encode' && task.attempt === 0 && ++encodes === encodeFault) process.exit(70);
   // The thread's CPU clock around the task goes back with the result (the run summary's cpu_ms).
-  const result = withTaskCpu<ChunkResult | EncodeResult>(() => (task.kind === 'chunk' ? processorFor(task.ctx).run(task.bytes, task.seq, task.dicts) : encodeBatch(task)));
+  const result = withTaskCpu<ChunkResult | EncodeResult>(() => (task.kind === 'chunk' ? processorFor(task.ctx).run(task.bytes, task.seq, task.dicts, task.spare) : encodeBatch(task)));
   return move({
     get [transferableSymbol]() {
       return buffersOf(result);

@@ -1,7 +1,10 @@
 /**
- * Column buffers that go round instead of being reallocated. A batch's
- * columns travel to a worker (transferred), and the worker sends them back
- * with the encoded row group; the next batch is read into them. Without
+ * Buffers that go round instead of being reallocated. A batch's columns
+ * travel to a worker (transferred), and the worker sends them back with the
+ * encoded row group; the next batch is read into them. The same for a
+ * chunk's bytes (the next read goes into them) and a chunk result's columns
+ * (they go back to a worker with the next chunk, src/transform/output.ts).
+ * Without
  * that, every batch left a few MB dead in the worker until its next garbage
  * collection, which V8 starts for off-heap memory only every few tens of MB,
  * and the end of a file, when every partition's rows are encoded, peaked
@@ -34,6 +37,13 @@ export class BufferRecycler {
     if (best < 0 || n === 0) return new make(n);
     const [buffer] = this.free.splice(best, 1);
     return new make(buffer, 0, n);
+  }
+
+  /** A kept buffer (the largest), whatever its use next, or null when none is kept. */
+  takeAny(): ArrayBuffer | null {
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) if (best < 0 || this.free[i].byteLength > this.free[best].byteLength) best = i;
+    return best < 0 ? null : this.free.splice(best, 1)[0];
   }
 
   /** Buffers kept. */

@@ -204,7 +204,7 @@ export class ChunkProcessor {
     if (!same(this.sharedValues, dicts.values)) this.sharedValues = ByteTable.view(dicts.values);
   }
 
-  run(bytes: Uint8Array, seq: number, dicts: SharedDicts): ChunkResult {
+  run(bytes: Uint8Array, seq: number, dicts: SharedDicts, spare: ArrayBuffer | null = null): ChunkResult {
     this.attach(dicts);
     this.chunkNo++;
     this.newPatients.reset(this.chunkNo);
@@ -231,7 +231,7 @@ export class ChunkProcessor {
     });
     const rank = new Uint32Array(order.length);
     order.forEach((p, k) => (rank[p] = k));
-    const packed = this.out.pack(order.length, rank);
+    const packed = this.out.pack(order.length, rank, spare);
     const parts = order.map((p) => this.parts[p]);
     const t2 = performance.now();
     // Split the chunk's time in the proportions the sampled rows showed.
