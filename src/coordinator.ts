@@ -542,4 +542,3 @@ function progressMeter(total: number, log: Logger): (done: number, rows: number,
     void log;
   };
 }
-
