@@ -45,17 +45,20 @@ export class AcceptedRows {
   }
 
   /**
-   * Fresh, exactly sized columns (views of one buffer: see Block) with the rows grouped by partition, the
-   * groups in `rank` order (rank[p] = position of partition p), and the
+   * Exactly sized columns, views of one buffer (`spare` when it is big
+   * enough, else a new one: see Block), with the rows grouped by partition,
+   * the groups in `rank` order (rank[p] = position of partition p), and the
    * start of each group. The collector is empty after.
    */
   pack(nParts: number, rank: Uint32Array, spare: ArrayBuffer | null = null) {
     const n = this.n;
     const part = this.part;
     for (let i = 0; i < n; i++) part[i] = rank[part[i]];
-    const block = new Block(44 * n + (this.labs ? 16 * n : 0) + 4 * (nParts + 1), spare);
+    const refs = this.labs ? 2 * n : 0;
+    // 8-byte columns (value, ref) first, then the 4-byte ones: fp and pos (2 a row), day, code, patient, srcValue, partStart.
+    const block = new Block(8 * (n + refs) + 4 * (8 * n + nParts + 1), spare);
     const value = block.f64(n);
-    const ref = block.f64(this.labs ? 2 * n : 0);
+    const ref = block.f64(refs);
     const fp = block.u32(2 * n);
     const pos = block.u32(2 * n);
     const day = block.i32(n);
@@ -153,8 +156,8 @@ export class ChunkRefs {
  * coordinator sends back with a later chunk (src/merge/recycle.ts) usually
  * fits that chunk's columns too. Eight exactly sized arrays a chunk, left
  * to the coordinator's garbage collector, kept more memory resident (peak
- * RSS on the 10M-row file, with the chunk buffers also reused: 277–280 MB
- * before, 262–271 MB after).
+ * RSS on the 10M-row file, with the chunk buffers also reused: 277–280 MiB
+ * before, 262–271 MiB after).
  */
 class Block {
   private readonly buffer: ArrayBuffer;
