@@ -80,3 +80,108 @@ describe('encodeBatch after other batches', () => {
     );
   });
 });
+
+/**
+ * The batch statistics that read the patients: per measure, the set of the
+ * rows' dense patient numbers (payload word 0, here the patient's own
+ * number), and the blood-pressure pairs — a systolic and a diastolic of the
+ * same patient and day, matched in row order — with how many have systolic
+ * <= diastolic. Expected values computed here with string keys.
+ */
+describe('encodeBatch patient sets and blood-pressure pairs', () => {
+  const SYS = MEASURES.vitals.findIndex((m) => m.name === 'blood_pressure_systolic');
+  const DIA = MEASURES.vitals.findIndex((m) => m.name === 'blood_pressure_diastolic');
+  // Mostly blood pressure, few patients and days, runs of one patient (visits): many pairs, repeats and near misses.
+  const bpRows = fc
+    .array(
+      fc.record({
+        patient: fc.integer({ min: 0, max: 6 }),
+        day: fc.integer({ min: 19700, max: 19702 }),
+        measures: fc.array(fc.oneof(fc.constant(SYS), fc.constant(DIA), fc.integer({ min: 0, max: MEASURES.vitals.length - 1 })), { minLength: 1, maxLength: 4 }),
+        value: fc.integer({ min: 40, max: 200 }),
+      }),
+      { minLength: 1, maxLength: 60 },
+    )
+    .map((visits) => visits.flatMap((v, j) => v.measures.map((measure, k) => ({ day: v.day, measure, flag: 0, unit: 0, value: v.value + ((j * 7 + k * 13) % 50) - 25, low: NaN, high: NaN, patient: v.patient * 37, src: 0 }))));
+
+  it('match sets and pairs computed directly', async () => {
+    const encode = await freshEncoder();
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(bpRows, rows('vitals')), async (rs) => {
+        const r = encode(task('vitals', rs));
+        const want = new Map<number, Set<number>>();
+        for (const x of rs) (want.get(x.measure) ?? want.set(x.measure, new Set()).get(x.measure)!).add(x.patient);
+        const got = new Map<number, Set<number>>();
+        for (const { measure, words } of r.patientSets) {
+          const s = new Set<number>();
+          words.forEach((w, i) => {
+            for (let bit = 0; bit < 32; bit++) if ((w >>> bit) & 1) s.add(32 * i + bit);
+          });
+          got.set(measure, s);
+        }
+        expect(got).toEqual(want);
+        const open = new Map<string, number>();
+        let pairs = 0;
+        let violations = 0;
+        for (const x of rs) {
+          if (x.measure !== SYS && x.measure !== DIA) continue;
+          const other = `${x.patient}/${x.day}/${x.measure === SYS ? 'dia' : 'sys'}`;
+          const waiting = open.get(other);
+          if (waiting === undefined) {
+            open.set(`${x.patient}/${x.day}/${x.measure === SYS ? 'sys' : 'dia'}`, x.value);
+            continue;
+          }
+          open.delete(other);
+          pairs++;
+          if ((x.measure === SYS ? x.value : waiting) <= (x.measure === SYS ? waiting : x.value)) violations++;
+        }
+        expect([r.bpPairs, r.bpViolations]).toEqual([pairs, violations]);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+/**
+ * Each measure's exact histogram in the batch's sketches: the distinct
+ * values ascending with how often each occurs, −0 and 0 counted as one
+ * value (shown as −0 when the batch has one, as a sorted typed array
+ * would), whether a measure's values are few and repeated (counted by value
+ * first) or mostly distinct (sorted). Expected values computed here with a
+ * Map and a comparator sort.
+ */
+describe('encodeBatch value histograms', () => {
+  const few = fc.oneof(fc.constantFrom(-0, 0, 36.6, 37, 120, 80.5), fc.integer({ min: 30, max: 40 }));
+  const many = fc.double({ min: -50, max: 500, noNaN: true });
+  // Repeated values only (the counting path), or with some of every kind (past a quarter distinct: the sorting path).
+  const histRows = (value: fc.Arbitrary<number>) =>
+    fc.array(fc.record({ measure: fc.integer({ min: 0, max: 2 }), value, patient: fc.integer({ min: 0, max: PATIENTS - 1 }) }), { minLength: 40, maxLength: 400, size: 'max' });
+  const batches = fc.oneof(histRows(few), histRows(fc.oneof({ arbitrary: few, weight: 4 }, { arbitrary: many, weight: 1 })), histRows(many.map(Math.round)));
+
+  it('match histograms computed directly', async () => {
+    const encode = await freshEncoder();
+    await fc.assert(
+      fc.asyncProperty(batches, async (hs) => {
+        const rs = hs.map((h) => ({ day: 19700, measure: h.measure, flag: 0, unit: 0, value: h.value, low: NaN, high: NaN, patient: h.patient, src: 0 }));
+        const r = encode(task('vitals', rs));
+        for (let m = 0; m < 3; m++) {
+          const mine = rs.filter((x) => x.measure === m).map((x) => x.value);
+          const state = r.sketches.find((s) => s.measure === m)?.state.quantiles;
+          if (mine.length === 0) {
+            expect(state).toBeUndefined();
+            continue;
+          }
+          const tally = new Map<number, number>();
+          for (const v of mine) tally.set(v === 0 ? 0 : v, (tally.get(v === 0 ? 0 : v) ?? 0) + 1);
+          const keys = [...tally.keys()].sort((a, b) => a - b);
+          const shown = (v: number) => (v === 0 && mine.some((x) => Object.is(x, -0)) ? -0 : v);
+          expect(state?.kind).toBe('exact');
+          if (state?.kind !== 'exact') continue;
+          expect(Array.from(state.values)).toEqual(keys.map(shown));
+          expect(Array.from(state.counts)).toEqual(keys.map((k) => tally.get(k)));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -93,10 +93,10 @@ class KeyIndex {
  * garbage collection — which V8 starts for off-heap memory only every few
  * tens of MB — and the allocator kept that high-water mark as resident memory.
  */
-const scratchU32 = { indices: new Uint32Array(0), defined: new Uint32Array(0), zeros: new Uint32Array(0), dense: new Uint32Array(0) };
-const scratchF64 = { sorted: new Float64Array(0), values: new Float64Array(0), counts: new Float64Array(0) };
+const scratchU32 = { indices: new Uint32Array(0), defined: new Uint32Array(0), zeros: new Uint32Array(0), dense: new Uint32Array(0), patients: new Uint32Array(0) };
+const scratchF64 = { sorted: new Float64Array(0), values: new Float64Array(0), counts: new Float64Array(0), tally: new Float64Array(0), distinct: new Float64Array(0) };
 
-/** `n` elements of a reused Uint32Array scratch; `defined` and `zeros` come zeroed, `indices` and `dense` hold anything. */
+/** `n` elements of a reused Uint32Array scratch; `defined` and `zeros` come zeroed, the others hold anything. */
 function reuseU32(name: keyof typeof scratchU32, n: number): Uint32Array {
   let a = scratchU32[name];
   if (a.length < n) scratchU32[name] = a = new Uint32Array(Math.max(n, 2 * a.length));
@@ -189,15 +189,20 @@ function sketchBatch(code: Uint32Array, value: Float64Array, n: number, measures
   for (let i = 0; i < n; i++) sorted[at[code[i] & 0xff]++] = value[i];
   out.forEach((s, m) => {
     if (!s) return;
-    const seg = sorted.subarray(start[m], start[m + 1]).sort();
+    const seg = sorted.subarray(start[m], start[m + 1]);
     const values = reuseF64('values', seg.length);
     const counts = reuseF64('counts', seg.length);
-    let k = 0;
-    for (let i = 0; i < seg.length; i++) {
-      if (k > 0 && values[k - 1] === seg[i]) counts[k - 1]++;
-      else {
-        values[k] = seg[i];
-        counts[k++] = 1;
+    let k = countDistinct(seg, values, counts);
+    if (k < 0) {
+      // Too many distinct values to gain from counting first: sort them all, then count runs.
+      seg.sort();
+      k = 0;
+      for (let i = 0; i < seg.length; i++) {
+        if (k > 0 && values[k - 1] === seg[i]) counts[k - 1]++;
+        else {
+          values[k] = seg[i];
+          counts[k++] = 1;
+        }
       }
     }
     s.quantiles = QuantileSketch.fromSorted(values.slice(0, k), counts.slice(0, k), k);
@@ -205,8 +210,95 @@ function sketchBatch(code: Uint32Array, value: Float64Array, n: number, measures
   return out;
 }
 
-/** Systolic/diastolic pairs (same patient and date) in the batch, and how many have systolic <= diastolic. */
-function bloodPressurePairs(b: EncodeTask['batch']): { pairs: number; violations: number } {
+/** Distinct values of one measure's segment, counted by their bits (see countDistinct). */
+const distinctIndex = new KeyIndex(1 << 10);
+
+/**
+ * The histogram of `seg` — its distinct values ascending in `values`, how
+ * often each occurs in `counts` — as sorting `seg` and counting runs of
+ * equal (===) values would give it; returns how many. Counts by the values'
+ * bits first and sorts only the distinct ones (a measure has a few hundred
+ * in a month); −1, with `seg` untouched, when there are more than a quarter
+ * as many distinct values as values, or a NaN (which the runs would never
+ * merge), so the caller sorts instead.
+ */
+function countDistinct(seg: Float64Array, values: Float64Array, counts: Float64Array): number {
+  const index = distinctIndex;
+  index.reset();
+  const limit = seg.length >>> 2;
+  const tally = reuseF64('tally', seg.length);
+  for (let i = 0; i < seg.length; i++) {
+    const v = seg[i];
+    if (v !== v) return -1;
+    F64[0] = v;
+    const before = index.size;
+    const id = index.index(U32[1], U32[0]);
+    if (id === before) {
+      if (before === limit) return -1;
+      tally[id] = 1;
+    } else tally[id]++;
+  }
+  const d = index.size;
+  const distinct = reuseF64('distinct', d);
+  for (let j = 0; j < d; j++) {
+    U32[1] = index.keysHi[j];
+    U32[0] = index.keysLo[j];
+    distinct[j] = F64[0];
+  }
+  distinct.sort();
+  // Ascending; −0 and 0 (two bit patterns, one value) become one entry, as in a run.
+  let k = 0;
+  for (let j = 0; j < d; j++) {
+    const v = distinct[j];
+    F64[0] = v;
+    const c = tally[index.index(U32[1], U32[0])];
+    if (k > 0 && values[k - 1] === v) counts[k - 1] += c;
+    else {
+      values[k] = v;
+      counts[k++] = c;
+    }
+  }
+  return k;
+}
+
+/**
+ * The batch's patients: for each row, the index of its patient among the
+ * batch's distinct patients (in order of first appearance, `patientIndex`
+ * holds their entry ids). A visit's rows are adjacent and share a patient,
+ * so a row with the previous row's patient skips the lookup.
+ */
+function batchPatients(b: EncodeTask['batch']): Uint32Array {
+  const index = patientIndex;
+  index.reset();
+  const rows = reuseU32('patients', b.n);
+  const patient = b.patient;
+  let last = -1;
+  let at = 0;
+  for (let i = 0; i < b.n; i++) {
+    const p = patient[i];
+    if (p !== last) {
+      at = index.index(p, 0);
+      last = p;
+    }
+    rows[i] = at;
+  }
+  return rows;
+}
+
+/**
+ * Systolic/diastolic pairs (same patient and date) in the batch, and how
+ * many have systolic <= diastolic. `rows` are the rows' batch patients
+ * (batchPatients), so the keys stay small integers for a batch's days.
+ */
+function bloodPressurePairs(b: EncodeTask['batch'], rows: Uint32Array): { pairs: number; violations: number } {
+  let minDay = Infinity;
+  let maxDay = -Infinity;
+  for (let i = 0; i < b.n; i++) {
+    const d = b.day[i];
+    if (d < minDay) minDay = d;
+    if (d > maxDay) maxDay = d;
+  }
+  const days = maxDay - minDay + 1;
   const bp = new Map<number, number>();
   let pairs = 0;
   let violations = 0;
@@ -214,8 +306,8 @@ function bloodPressurePairs(b: EncodeTask['batch']): { pairs: number; violations
     const m = b.code[i] & 0xff;
     if (m !== SYSTOLIC && m !== DIASTOLIC) continue;
     const v = b.value[i];
-    // (patient entry, day, which) as one number: patients < 2^26, days < 2^16 here.
-    const base = (b.patient[i] * 65536 + (b.day[i] & 0xffff)) * 2;
+    // (batch patient, day, which) as one number: a small integer for one month's batch.
+    const base = (rows[i] * days + (b.day[i] - minDay)) * 2;
     const mine = base + (m === SYSTOLIC ? 0 : 1);
     const other = bp.get(mine);
     if (other !== undefined) {
@@ -230,22 +322,54 @@ function bloodPressurePairs(b: EncodeTask['batch']): { pairs: number; violations
 }
 
 /**
- * Per measure present: the batch's patients as bitset words over their
- * hospitals' dense numbers (payload word 0 of each patient entry); the
- * coordinator ORs them into the partition's sets for n_patients.
+ * The batch's distinct patients (patientIndex, from batchPatients), read
+ * once each from the shared dictionary: the patient_key column's
+ * dictionary (each 128-bit key as 32 hex digits, PLAIN-encoded) and, in
+ * scratch `dense`, each one's dense number within its hospital (payload word
+ * 0). Both from the same entry, so one memory access per patient.
  */
-function patientSets(b: EncodeTask['batch'], payload: Uint32Array, measures: number): { measure: number; words: Uint32Array }[] {
-  const dense = reuseU32('dense', b.n);
+function patientKeys(payload: Uint32Array): { dict: Bytes; dense: Uint32Array; max: number } {
+  const index = patientIndex;
+  const d = index.size;
+  const dense = reuseU32('dense', d);
+  const dict = new Bytes(36 * d + 8);
+  const buf = dict.buf;
+  let at = 0;
   let max = 0;
-  for (let i = 0; i < b.n; i++) {
-    const d = payload[b.patient[i] * PATIENT_WORDS];
-    dense[i] = d;
-    if (d > max) max = d;
+  for (let k = 0; k < d; k++) {
+    const base = index.keysHi[k] * PATIENT_WORDS;
+    const n = payload[base];
+    dense[k] = n;
+    if (n > max) max = n;
+    buf[at] = 32; // the value's length, u32 little-endian
+    buf[at + 1] = 0;
+    buf[at + 2] = 0;
+    buf[at + 3] = 0;
+    at += 4;
+    for (let w = 1; w <= 4; w++) {
+      const x = payload[base + w];
+      for (let s = 24; s >= 0; s -= 8) {
+        const byte = (x >>> s) & 255;
+        buf[at++] = HEX[byte >>> 4];
+        buf[at++] = HEX[byte & 15];
+      }
+    }
   }
+  dict.length = at;
+  return { dict, dense, max };
+}
+
+/**
+ * Per measure present: the batch's patients as bitset words over their
+ * hospitals' dense numbers (`dense` per distinct patient, from
+ * patientKeys); the coordinator ORs them into the partition's sets for
+ * n_patients.
+ */
+function patientSets(b: EncodeTask['batch'], rows: Uint32Array, dense: Uint32Array, max: number, measures: number): { measure: number; words: Uint32Array }[] {
   const sets: Uint32Array[] = new Array(measures);
   const length = (max >>> 5) + 1;
   for (let i = 0; i < b.n; i++) {
-    const d = dense[i];
+    const d = dense[rows[i]];
     (sets[b.code[i] & 0xff] ??= new Uint32Array(length))[d >>> 5] |= 1 << (d & 31);
   }
   const out: { measure: number; words: Uint32Array }[] = [];
@@ -262,8 +386,10 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const { patients, values } = views(task);
 
   const sketches = sketchBatch(b.code, b.value, n, specs.length);
-  const bp = labs ? { pairs: 0, violations: 0 } : bloodPressurePairs(b);
-  const sets = patientSets(b, patients.payload, specs.length);
+  const batchRows = batchPatients(b);
+  const bp = labs ? { pairs: 0, violations: 0 } : bloodPressurePairs(b, batchRows);
+  const keys = patientKeys(patients.payload);
+  const sets = patientSets(b, batchRows, keys.dense, keys.max, specs.length);
   const t1 = performance.now();
 
   // ---- the row group, column by column (curated schema order, src/sinks/schema.ts).
@@ -298,26 +424,6 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
       indices[nonNull++] = d;
     }
     columns.push(writeColumnChunk(out, name, 'BYTE_ARRAY', n, stringDict(strings), strings.length, indices, nonNull, defined, scratch));
-  };
-
-  const patientKeys = () => {
-    const index = patientIndex;
-    index.reset();
-    const indices = reuseU32('indices', n);
-    const patient = b.patient;
-    for (let i = 0; i < n; i++) indices[i] = index.index(patient[i], 0);
-    const dict = new Bytes(36 * index.size + 8);
-    const p = patients.payload;
-    for (let k = 0; k < index.size; k++) {
-      dict.u32(32);
-      dict.reserve(32);
-      const base = index.keysHi[k] * PATIENT_WORDS + 1;
-      for (let w = 0; w < 4; w++) {
-        const x = p[base + w];
-        for (let s = 28; s >= 0; s -= 4) dict.buf[dict.length++] = HEX[(x >>> s) & 15];
-      }
-    }
-    columns.push(writeColumnChunk(out, 'patient_key', 'BYTE_ARRAY', n, dict, index.size, indices, n, null, scratch));
   };
 
   const dates = (name: string) => {
@@ -362,7 +468,7 @@ export function encodeBatch(task: EncodeTask): EncodeResult {
   const units = b.units;
 
   constant('hospital_id', b.hospital);
-  patientKeys();
+  columns.push(writeColumnChunk(out, 'patient_key', 'BYTE_ARRAY', n, keys.dict, patientIndex.size, batchRows, n, null, scratch));
   dates(labs ? 'test_date' : 'measurement_date');
   constant('month', b.month);
   byCode(labs ? 'test_type' : 'vital_type', 0, 0xff, 256, (m) => specs[m].name, false);
