@@ -3,13 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BatchBuilder, Bitset, type ChunkIds, NO_PENDING, UnitIds, type RowSource } from '../src/merge/batch.js';
+import { BatchBuilder, Bitset, type ChunkIds, NO_PENDING, SpillFiles, UnitIds, type RowSource } from '../src/merge/batch.js';
 import { BufferRecycler } from '../src/merge/recycle.js';
 import { type Batch, PENDING } from '../src/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hcp-batch-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
+let filesMade = 0;
 
 const UNITS = ['bpm', 'mmHg', '°C', '°F', 'kg', 'lb'];
 
@@ -108,6 +109,36 @@ describe('BatchBuilder spill', () => {
         },
       ),
       { numRuns: 150, interruptAfterTimeLimit: 30_000, markInterruptAsFailure: true },
+    );
+  });
+
+  it('several builders sharing a few open spill files: each batch is its own rows, in order, and never more files open than allowed', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 3 }),
+        // Steps: which builder gets a chunk of rows, and whether it spills after it.
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.array(row, { maxLength: 30 }), fc.boolean()), { minLength: 1, maxLength: 40 }),
+        (max, steps) => {
+          const files = new SpillFiles(max);
+          const units = new UnitIds();
+          const paths = Array.from({ length: 5 }, () => join(dir, `spill-${files.size}-${filesMade++}.bin`));
+          const builders = paths.map((path) => new BatchBuilder('H001', '2024-01', false, units, path, files));
+          const expected: Row[][] = paths.map(() => []);
+          for (const [b, rows, spill] of steps) {
+            append(builders[b], units, source(rows), 0, rows.length, null, NO_PENDING);
+            expected[b].push(...rows.map((r) => ({ ...r, ref: [0, 0] as [number, number] })));
+            if (spill) builders[b].spill();
+            expect(files.size).toBeLessThanOrEqual(max);
+          }
+          builders.forEach((builder, b) => {
+            expect(decode(builder.take(), false)).toEqual(expected[b]);
+            expect(existsSync(paths[b])).toBe(false);
+          });
+          files.closeAll();
+          expect(files.size).toBe(0);
+        },
+      ),
+      { numRuns: 100 },
     );
   });
 

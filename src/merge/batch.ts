@@ -11,8 +11,8 @@
  * row), and reads them back when the row group is encoded: row groups reach
  * their full size whatever the number of open partitions, in bounded memory.
  */
-import { closeSync, openSync, rmSync } from 'node:fs';
-import { readFully, writeFully } from '../sinks/fsutil.js';
+import { closeSync, openSync, rmSync, writevSync } from 'node:fs';
+import { readFully } from '../sinks/fsutil.js';
 import { type Batch, type ChunkResult, PENDING } from '../types.js';
 import type { BufferRecycler, TypedArrayType } from './recycle.js';
 
@@ -78,6 +78,46 @@ export class Bitset {
   }
 }
 
+/**
+ * Open spill files, at most `max` at once (the least recently used is
+ * closed first): a partition spills hundreds of times in a large file, and
+ * an open and a close for each spill cost more than its write.
+ */
+export class SpillFiles {
+  /** path → fd, least recently used first. */
+  private readonly open = new Map<string, number>();
+  constructor(private readonly max: number) {}
+
+  /** A descriptor appending to `path` (created when missing). */
+  fd(path: string): number {
+    let fd = this.open.get(path);
+    if (fd !== undefined) this.open.delete(path);
+    else {
+      if (this.open.size >= this.max) this.close(this.open.keys().next().value!);
+      fd = openSync(path, 'a');
+    }
+    this.open.set(path, fd);
+    return fd;
+  }
+
+  /** Closes `path` if it is open. */
+  close(path: string): void {
+    const fd = this.open.get(path);
+    if (fd === undefined) return;
+    this.open.delete(path);
+    closeSync(fd);
+  }
+
+  closeAll(): void {
+    for (const path of [...this.open.keys()]) this.close(path);
+  }
+
+  /** Files open now. */
+  get size(): number {
+    return this.open.size;
+  }
+}
+
 /** Rows to append: a chunk result's accepted rows, or a batch (rows held back by the duplicate filter). */
 export type RowSource = Pick<ChunkResult, 'day' | 'code' | 'value' | 'ref' | 'patient' | 'srcValue'>;
 
@@ -126,9 +166,19 @@ export class BatchBuilder {
   private spills: number[] = [];
   private spilledRows = 0;
 
-  /** @param spillPath where rows go when spilled (a staging file, created on first spill) */
-  /** @param units the run's source units, which rows refer to (a chunk's own numbers are mapped by `append`'s caller) */
-  constructor(readonly hospital: string, readonly month: string, private readonly labs: boolean, private readonly units: UnitIds, private readonly spillPath = '') {
+  /**
+   * @param units the run's source units, which rows refer to (a chunk's own numbers are mapped by `append`'s caller)
+   * @param spillPath where rows go when spilled (a staging file, created on first spill)
+   * @param files the open spill files, shared by a run's builders (by default this builder's own, one file)
+   */
+  constructor(
+    readonly hospital: string,
+    readonly month: string,
+    private readonly labs: boolean,
+    private readonly units: UnitIds,
+    private readonly spillPath = '',
+    private readonly files = new SpillFiles(1),
+  ) {
     this.freshColumns();
   }
 
@@ -202,16 +252,19 @@ export class BatchBuilder {
     const n = this.rows;
     if (n === 0) return;
     if (!this.spillPath) throw new Error('BatchBuilder: no spill file');
-    const fd = openSync(this.spillPath, 'a');
-    try {
-      for (const { column, width } of this.columns()) writeFully(fd, bytesOf(column.data, 0, n * width));
-    } finally {
-      closeSync(fd);
+    // One write for the six columns (a short write, rare on a regular file, goes on from where it stopped).
+    const fd = this.files.fd(this.spillPath);
+    let parts = this.columns().flatMap(({ column, width }) => (width > 0 ? [bytesOf(column.data, 0, n * width)] : []));
+    while (parts.length > 0) {
+      let wrote = writevSync(fd, parts);
+      while (parts.length > 0 && wrote >= parts[0].length) wrote -= parts.shift()!.length;
+      if (wrote > 0) parts[0] = parts[0].subarray(wrote);
     }
     this.spills.push(n);
     this.spilledRows += n;
-    // Its next rows likely come in as fast: room for as many (within a small bound), not a regrowth from 256.
-    this.freshColumns(Math.min(n, SPILLED_CAPACITY));
+    // Its next rows likely come in as fast: room for as many (within a small bound), not a regrowth from 256;
+    // columns of that size already are kept (nothing else holds them: the rows went to the file).
+    if (this.day.data.length > SPILLED_CAPACITY) this.freshColumns(Math.min(n, SPILLED_CAPACITY));
     this.rows = 0;
   }
 
@@ -246,6 +299,7 @@ export class BatchBuilder {
     const n = this.pending;
     const cols = this.columns();
     const out = cols.map(({ column, width }) => (recycler ? recycler.take(column.type, n * width) : new column.type(n * width)));
+    this.files.close(this.spillPath);
     const fd = openSync(this.spillPath, 'r');
     try {
       let pos = 0;

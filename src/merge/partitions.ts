@@ -15,7 +15,7 @@ import type { Dataset } from '../registry.js';
 import { monthOf } from '../rules/fields.js';
 import { MeasureSketch } from '../sketch/measure.js';
 import type { ChunkResult, EncodeResult } from '../types.js';
-import { BatchBuilder, batchBuffers, Bitset, type ChunkIds, NO_PENDING, UnitIds } from './batch.js';
+import { BatchBuilder, batchBuffers, Bitset, type ChunkIds, NO_PENDING, SpillFiles, UnitIds } from './batch.js';
 import { BufferRecycler } from './recycle.js';
 import type { Dictionaries } from './dicts.js';
 import { PartitionFile } from '../sinks/parquet.js';
@@ -42,6 +42,8 @@ export class Partitions {
   readonly units = new UnitIds();
   /** Batch column buffers back from the workers, for the next batches: six columns for each batch in flight, and one more batch. */
   private readonly recycler: BufferRecycler;
+  /** The partitions' spill files, kept open between spills (a few dozen at once). */
+  private readonly spillFiles = new SpillFiles(64);
   bpPairs = 0;
   bpViolations = 0;
   timings = { sketch: 0, parquet_encode: 0, write: 0 };
@@ -70,7 +72,7 @@ export class Partitions {
     if (!part) {
       const m = monthOf(month);
       const spill = join(this.stagingSpill, `${this.parts.size}.bin`);
-      part = { hospital, month: m, batch: new BatchBuilder(hospital, m, this.dataset === 'labs', this.units, spill), file: null, sketches: new Map(), patients: [], held: null };
+      part = { hospital, month: m, batch: new BatchBuilder(hospital, m, this.dataset === 'labs', this.units, spill, this.spillFiles), file: null, sketches: new Map(), patients: [], held: null };
       if (this.parts.size === 0) mkdirSync(this.stagingSpill, { recursive: true });
       this.parts.set(key, part);
     }
@@ -176,6 +178,7 @@ export class Partitions {
   async finish(): Promise<void> {
     const all = [...this.parts.values()].sort((a, b) => cmp(a.hospital, b.hospital) || cmp(a.month, b.month));
     for (const p of all) await this.flush(p);
+    this.spillFiles.closeAll();
     while (this.inFlight.length > 0) await this.applyNext();
     const t0 = performance.now();
     for (const p of all) {
@@ -193,6 +196,7 @@ export class Partitions {
   async abandon(): Promise<void> {
     await Promise.allSettled(this.inFlight.map((x) => x.result));
     this.inFlight = [];
+    this.spillFiles.closeAll();
     for (const p of this.parts.values()) p.file?.abandon();
   }
 
