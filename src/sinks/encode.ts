@@ -170,7 +170,7 @@ function views(task: EncodeTask): { patients: ByteTable; values: ByteTable } {
 /**
  * The batch's statistics, one sketch per measure present: counts, moments
  * and extremes value by value in row order (MeasureSketch.addCounts), and
- * the exact histogram from each measure's values sorted once.
+ * the exact histogram of each measure's values (countDistinct, else sorted).
  */
 function sketchBatch(code: Uint32Array, value: Float64Array, n: number, measures: number): (MeasureSketch | undefined)[] {
   const out: (MeasureSketch | undefined)[] = [];
@@ -181,7 +181,7 @@ function sketchBatch(code: Uint32Array, value: Float64Array, n: number, measures
     (out[m] ??= new MeasureSketch()).addCounts(value[i], (c >>> 8) & 0xff);
     count[m]++;
   }
-  // Each measure's values in one segment, sorted, then run-length counted.
+  // Each measure's values in one segment, then its histogram (values ascending, with their counts).
   const start = new Int32Array(measures + 1);
   for (let m = 0; m < measures; m++) start[m + 1] = start[m] + count[m];
   const at = start.slice(0, measures);
