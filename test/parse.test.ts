@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as csv from '../src/parse/csv.js';
 import { countLF, csvField, parseRecords, Problem, regionEncoding } from '../src/parse/csv.js';
-import { firstLineEnd, lastRecordCut, planCuts } from '../src/parse/cutter.js';
+import { firstLineEnd, lastRecordCut, oddQuotes, oddQuoteWords, planCuts } from '../src/parse/cutter.js';
 import { parseHeader } from '../src/parse/header.js';
 import { curatedScan, describeRun, expectErrorCodeSync, fastCsv, query, readQuarantine, removeTempDirs, runCli, tempDir } from './helpers.js';
 
@@ -302,6 +302,36 @@ describe('lastRecordCut / firstLineEnd', () => {
         expect(lastRecordCut(b, len)).toEqual(reference(b, len));
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  it('counts quote parity like a byte loop, for sparse and dense quotes (one indexOf a quote, then four bytes at a time), at any alignment', () => {
+    const parity = (b: Uint8Array, from: number, to: number) => {
+      let odd = false;
+      for (let i = from; i < to; i++) if (b[i] === 0x22) odd = !odd;
+      return odd;
+    };
+    fc.assert(
+      fc.property(
+        // Quote density from none to every other byte; the other bytes anything (0x22's neighbours and high bytes included).
+        fc.integer({ min: 0, max: 50 }),
+        fc.integer({ min: 0, max: 20_000 }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.nat(),
+        fc.nat(),
+        (percent, size, offset, seed, k) => {
+          let x = seed | 1;
+          const rnd = () => ((x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) ^ (x + 0x6d2b79f5)) >>> 0) / 2 ** 32;
+          const whole = Buffer.alloc(size + offset);
+          for (let i = 0; i < whole.length; i++) whole[i] = rnd() * 100 < percent ? 0x22 : [0x21, 0x23, 0xa2, 0x0a, 0x61, 0][Math.floor(rnd() * 6)];
+          const b = whole.subarray(offset);
+          const len = b.length === 0 ? 0 : k % (b.length + 1);
+          expect(oddQuotes(b, len)).toBe(parity(b, 0, len));
+          const from = len === 0 ? 0 : seed % (len + 1);
+          expect(oddQuoteWords(b, from, len)).toBe(parity(b, from, len));
+        },
+      ),
+      { numRuns: 400 },
     );
   });
 

@@ -18,10 +18,7 @@ const QUOTE = 0x22;
  * when there is none. Also reports the quote parity at `len`.
  */
 export function lastRecordCut(buf: Buffer, len: number): { cut: number; openQuote: boolean } {
-  // The quotes before `len` (rare in most files, but some sources quote every field).
-  let quotes = 0;
-  for (let q = buf.indexOf(QUOTE, 0); q !== -1 && q < len; q = buf.indexOf(QUOTE, q + 1)) quotes++;
-  const openQuote = quotes % 2 === 1;
+  const openQuote = oddQuotes(buf, len);
   // Walk back from the end, keeping the parity of the quotes before `hi`:
   // the last LF with even parity ends a record. Nothing is stored, so a
   // chunk of quoted fields costs no memory, and each byte is searched at
@@ -43,6 +40,59 @@ export function lastRecordCut(buf: Buffer, len: number): { cut: number; openQuot
     lf = hi > 0 ? buf.lastIndexOf(LF, hi - 1) : -1;
   }
   return { cut: 0, openQuote };
+}
+
+/** Quotes counted one `indexOf` at a time before the density is checked, and the mean gap (bytes) below which they count as dense. */
+const DENSE_CHECK = 256;
+const DENSE_GAP = 48;
+
+/**
+ * Whether buf[0, len) holds an odd number of quote bytes. Quotes are rare in
+ * most files and found one native `indexOf` at a time; where they come
+ * densely (some sources quote every field: one call every few bytes costs
+ * more than reading the bytes), the rest is counted a word at a time.
+ */
+export function oddQuotes(buf: Buffer, len: number): boolean {
+  let odd = false;
+  let n = 0;
+  let mark = 0;
+  for (let q = buf.indexOf(QUOTE, 0); q !== -1 && q < len; q = buf.indexOf(QUOTE, q + 1)) {
+    odd = !odd;
+    if (++n < DENSE_CHECK) continue;
+    // (A multiple of DENSE_CHECK quotes so far: an even number, so the rest decides.)
+    if (q - mark < DENSE_CHECK * DENSE_GAP) return oddQuoteWords(buf, q + 1, len);
+    n = 0;
+    mark = q;
+  }
+  return odd;
+}
+
+/**
+ * Whether buf[from, to) holds an odd number of quote bytes, read four bytes
+ * at a time: in each word, the bytes equal to the quote get their high bit
+ * set (the exact zero-byte test on word ^ 0x22222222), and the parity of all
+ * those bits is the parity of the count.
+ */
+export function oddQuoteWords(buf: Uint8Array, from: number, to: number): boolean {
+  let odd = 0;
+  let i = from;
+  // Bytes up to a 4-byte-aligned address, so the words can be read through a Uint32Array.
+  while (i < to && (buf.byteOffset + i) % 4 !== 0) if (buf[i++] === QUOTE) odd ^= 1;
+  const words = (to - i) >>> 2;
+  if (words > 0) {
+    const w = new Uint32Array(buf.buffer, buf.byteOffset + i, words);
+    let acc = 0;
+    for (let k = 0; k < words; k++) {
+      const x = w[k] ^ 0x22222222;
+      acc ^= ~(((x & 0x7f7f7f7f) + 0x7f7f7f7f) | x | 0x7f7f7f7f);
+    }
+    acc ^= acc >>> 16;
+    acc ^= acc >>> 8;
+    odd ^= (acc >>> 7) & 1;
+    i += 4 * words;
+  }
+  while (i < to) if (buf[i++] === QUOTE) odd ^= 1;
+  return odd === 1;
 }
 
 /** Offset just past the first LF in buf[0, len), or `len` when there is none. */
