@@ -2,7 +2,8 @@
  * Finding record boundaries in a byte stream without parsing it: the
  * coordinator's only CSV knowledge. In RFC 4180 a LF ends a record exactly
  * when an even number of quote bytes precede it since the record started,
- * so one pass of `indexOf('"')` (quotes are rare) gives the last safe cut.
+ * so the quotes' parity (`oddQuotes`) and a walk back from the end give the
+ * last safe cut.
  *
  * A quote that is never closed would swallow the rest of the file; once an
  * open record grows past `maxRecordBytes`, we give up on it: the record is
