@@ -10,7 +10,6 @@ import { type Batch, PENDING } from '../src/types.js';
 const dir = mkdtempSync(join(tmpdir(), 'hcp-batch-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
-let filesMade = 0;
 
 const UNITS = ['bpm', 'mmHg', '°C', '°F', 'kg', 'lb'];
 
@@ -119,23 +118,23 @@ describe('BatchBuilder spill', () => {
         // Steps: which builder gets a chunk of rows, and whether it spills after it.
         fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.array(row, { maxLength: 30 }), fc.boolean()), { minLength: 1, maxLength: 40 }),
         (max, steps) => {
-          const files = new SpillFiles(max);
+          const open = new SpillFiles(max);
           const units = new UnitIds();
-          const paths = Array.from({ length: 5 }, () => join(dir, `spill-${files.size}-${filesMade++}.bin`));
-          const builders = paths.map((path) => new BatchBuilder('H001', '2024-01', false, units, path, files));
+          const paths = Array.from({ length: 5 }, () => join(dir, `spill-${files++}.bin`));
+          const builders = paths.map((path) => new BatchBuilder('H001', '2024-01', false, units, path, open));
           const expected: Row[][] = paths.map(() => []);
           for (const [b, rows, spill] of steps) {
             append(builders[b], units, source(rows), 0, rows.length, null, NO_PENDING);
             expected[b].push(...rows.map((r) => ({ ...r, ref: [0, 0] as [number, number] })));
             if (spill) builders[b].spill();
-            expect(files.size).toBeLessThanOrEqual(max);
+            expect(open.size).toBeLessThanOrEqual(max);
           }
           builders.forEach((builder, b) => {
             expect(decode(builder.take(), false)).toEqual(expected[b]);
             expect(existsSync(paths[b])).toBe(false);
           });
-          files.closeAll();
-          expect(files.size).toBe(0);
+          open.closeAll();
+          expect(open.size).toBe(0);
         },
       ),
       { numRuns: 100 },

@@ -11,8 +11,8 @@
  * row), and reads them back when the row group is encoded: row groups reach
  * their full size whatever the number of open partitions, in bounded memory.
  */
-import { closeSync, openSync, rmSync, writevSync } from 'node:fs';
-import { readFully } from '../sinks/fsutil.js';
+import { closeSync, openSync, rmSync } from 'node:fs';
+import { readFully, writevFully } from '../sinks/fsutil.js';
 import { type Batch, type ChunkResult, PENDING } from '../types.js';
 import type { BufferRecycler, TypedArrayType } from './recycle.js';
 
@@ -252,14 +252,8 @@ export class BatchBuilder {
     const n = this.rows;
     if (n === 0) return;
     if (!this.spillPath) throw new Error('BatchBuilder: no spill file');
-    // One write for the six columns (a short write, rare on a regular file, goes on from where it stopped).
-    const fd = this.files.fd(this.spillPath);
-    let parts = this.columns().flatMap(({ column, width }) => (width > 0 ? [bytesOf(column.data, 0, n * width)] : []));
-    while (parts.length > 0) {
-      let wrote = writevSync(fd, parts);
-      while (parts.length > 0 && wrote >= parts[0].length) wrote -= parts.shift()!.length;
-      if (wrote > 0) parts[0] = parts[0].subarray(wrote);
-    }
+    // One write for the six columns.
+    writevFully(this.files.fd(this.spillPath), this.columns().map(({ column, width }) => bytesOf(column.data, 0, n * width)));
     this.spills.push(n);
     this.spilledRows += n;
     // Its next rows likely come in as fast: room for as many (within a small bound), not a regrowth from 256;

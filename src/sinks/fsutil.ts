@@ -1,5 +1,5 @@
 /** Small filesystem helpers for atomic output. */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** Writes a file atomically: a temp file in the same directory, fsync, rename. */
@@ -53,6 +53,16 @@ export function readFully(fd: number, buf: Uint8Array, at: number, length: numbe
 export function writeFully(fd: number, bytes: Uint8Array): void {
   let off = 0;
   while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+}
+
+/** Writes all of `parts`, in order, at the file's current position: one writev, continued after a short write. */
+export function writevFully(fd: number, parts: Uint8Array[]): void {
+  let rest = parts.filter((p) => p.length > 0);
+  while (rest.length > 0) {
+    let wrote = writevSync(fd, rest);
+    while (rest.length > 0 && wrote >= rest[0].length) wrote -= rest.shift()!.length;
+    if (wrote > 0) rest[0] = rest[0].subarray(wrote);
+  }
 }
 
 /** Every `*.json` file of a directory whose name passes `keep`, parsed, in name order; none if the directory is missing. */
