@@ -98,13 +98,16 @@ const FIELD_VALUES: Record<string, string[]> = {
   value: ['72', '36.6', '98.6', '0.5', '.5', '5.', '+80', '-1.5', '180', '1e3', 'NaN', 'Infinity', '0x1A', '1,000', '', '7.2345678901234567', '12345678901234567', '0072', '150',
     // plausible magnitudes that only the exact (string) parse may read, and malformed numbers
     '72.000000000000001', '98.60000000000001', '70.00000000000000000001', '7.2.1', '72..', '.', '+', '-', '+.5', '-.'],
-  unit: ['bpm', 'BPM', '/min', 'celsius', 'C', '°C', 'F', '°F', '[degF]', 'kg', 'lb', 'cm', 'in', 'm', '%', 'mmHg', 'mg/dL', 'mmol/L', 'mmol/mol', 'umol/L', 'µmol/L', 'g/L', '', 'furlong'],
-  reference_range: ['', '70-100', '3.5 - 5.1', '<5', '<=5.6', '>0.6', '>=1', '100-70', 'abc', '4.0-5.6'],
+  unit: ['bpm', 'BPM', '/min', 'celsius', 'C', '°C', 'F', '°F', '[degF]', 'kg', 'lb', 'cm', 'in', 'm', '%', 'mmHg', 'mg/dL', 'mmol/L', 'mmol/mol', 'umol/L', 'µmol/L', 'g/L', '', 'furlong', '°\u2009C', 'µ', '℃'],
+  reference_range: ['', '70-100', '3.5 - 5.1', '<5', '<=5.6', '>0.6', '>=1', '100-70', 'abc', '4.0-5.6', '3.5–5.1', '≤5.6'],
   extra: ['', 'note', 'x,y', 'é'],
 };
 
 /** How a field is written: as is, padded, quoted, quoted with an escaped quote, with a stray quote. */
-const DRESS = fc.constantFrom('plain', 'plain', 'plain', 'pad', 'quote', 'quote', 'quotepad', 'escaped', 'stray', 'newline');
+const DRESS = fc.constantFrom('plain', 'plain', 'plain', 'pad', 'quote', 'quote', 'quotepad', 'escaped', 'stray', 'newline', 'unipad', 'uniquote');
+
+/** Whitespace String.prototype.trim removes beyond ASCII (no-break space, em space, ideographic space, BOM…), and U+200B, which it keeps. */
+const UNICODE_PAD = ['\u00a0', '\u2003', '\u3000', '\ufeff', '\u1680', '\u2028', '\u200b'];
 
 function dress(v: string, how: string): string {
   switch (how) {
@@ -120,6 +123,10 @@ function dress(v: string, how: string): string {
       return `${v}"`;
     case 'newline':
       return `"${v}\n"`;
+    case 'unipad':
+      return `${UNICODE_PAD[v.length % UNICODE_PAD.length]}${v}`;
+    case 'uniquote':
+      return `"${v}${UNICODE_PAD[(v.length + 3) % UNICODE_PAD.length]}"`;
     default:
       return v.includes(',') || v.includes('"') ? `"${v.replace(/"/g, '""')}"` : v;
   }
@@ -291,6 +298,28 @@ describe('the worker core agrees with the reference on generated chunks', () => 
     ['a value too long for the fast parse', 'H001,2024-03-15,P1,heart_rate,72.00000000000000001,bpm\n'],
   ])('%s', (_name, text) => {
     compare({ dataset: 'vitals', names: [...COLUMNS.vitals] }, Buffer.from(text, 'utf8'));
+  });
+});
+
+describe('non-ASCII bytes (the fast path takes well-formed UTF-8; trimming beyond ASCII and malformed bytes are the string path\'s)', () => {
+  const withNote: Layout = { dataset: 'vitals', names: [...COLUMNS.vitals, 'extra'] };
+  const row = (unit: string, note: string) => Buffer.from(`H001,2024-03-15,P1,temperature,37.1,${unit},${note}\n`, 'utf8');
+
+  it.each<[string, Buffer]>([
+    ['units and free text in every UTF-8 length', Buffer.concat(['°C', 'µmol/L', 'é', '€', 'x😀'].map((s) => row('°C', s)))],
+    // Equal after trimming: one fingerprint (and a duplicate of the first row); U+200B is not trimmed: another.
+    ['Unicode whitespace around a free-text field', Buffer.concat(['note', '\u00a0note', 'note\u3000', '"\ufeffnote"', '\u2028note\u2003', '\u200bnote'].map((s) => row('°C', s)))],
+    ['Unicode whitespace around the unit', Buffer.concat(['\u00a0°C', '°C\u3000', '"\u2009°F"'].map((u) => row(u, 'n')))],
+    [
+      'malformed UTF-8 in a free-text field',
+      Buffer.concat(
+        [[0x80], [0xc0, 0xaf], [0xc2], [0xe2, 0x82], [0xed, 0xa0, 0x80], [0xf0, 0x8f, 0xbf, 0xbf], [0xf4, 0x90, 0x80, 0x80], [0xff], [0xe2, 0x82, 0xac]].map((bad) =>
+          Buffer.concat([Buffer.from('H001,2024-03-15,P1,temperature,37.1,°C,x'), Buffer.from(bad), Buffer.from('y\n')]),
+        ),
+      ),
+    ],
+  ])('%s', (_name, bytes) => {
+    compare(withNote, bytes);
   });
 });
 

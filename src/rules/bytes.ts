@@ -2,12 +2,63 @@
  * The field rules of ./fields.ts over bytes instead of strings, for the
  * workers' fast path (src/transform/chunk.ts). They only ever need to be
  * right when they accept: anything they do not accept is re-checked by the
- * string rules, which decide. test/bytes.test.ts checks both agree.
+ * string rules, which decide. test/fastpath.test.ts checks the two paths
+ * agree; test/bytes.test.ts checks the UTF-8 helpers against Node's
+ * `isUtf8` and `String.prototype.trim`.
  */
 import { daysFromCivil } from './fields.js';
 
 /** Bytes String.prototype.trim removes in ASCII: \t \n \v \f \r and space. */
 export const isTrimByte = (c: number): boolean => c === 32 || (c >= 9 && c <= 13);
+
+/**
+ * Length of the well-formed UTF-8 sequence at b[i] (a byte >= 0x80), or 0
+ * when it is not one (Unicode Table 3-7: no overlongs, surrogates or code
+ * points past U+10FFFF), as `isUtf8` judges a record.
+ */
+export function utf8SequenceLength(b: Uint8Array, i: number, end: number): number {
+  const c = b[i];
+  let n: number;
+  // The second byte's range depends on the lead (the first continuation byte rules out overlongs and surrogates).
+  let lo = 0x80;
+  let hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) n = 2;
+  else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c === 0xe0) lo = 0xa0;
+    else if (c === 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c === 0xf0) lo = 0x90;
+    else if (c === 0xf4) hi = 0x8f;
+  } else return 0;
+  if (i + n > end) return 0;
+  if (b[i + 1] < lo || b[i + 1] > hi) return 0;
+  for (let k = 2; k < n; k++) if (b[i + k] < 0x80 || b[i + k] > 0xbf) return 0;
+  return n;
+}
+
+/**
+ * Whether the first or the last character of bytes[start, end) (valid
+ * UTF-8, ASCII whitespace already trimmed) may be one String.prototype.trim
+ * removes beyond ASCII: U+00A0, or anything in U+1000–U+3FFF or
+ * U+F000–U+FFFF, the blocks that hold U+1680, U+2000–U+200A, U+2028,
+ * U+2029, U+202F, U+205F, U+3000 and U+FEFF. Erring towards yes only sends
+ * a row to the string path.
+ */
+export function mayEndInUnicodeSpace(b: Uint8Array, start: number, end: number): boolean {
+  if (end <= start) return false;
+  if (b[start] >= 0x80 && isSpaceLead(b, start)) return true;
+  if (b[end - 1] < 0x80) return false;
+  let lead = end - 1;
+  while (lead > start && b[lead] >= 0x80 && b[lead] <= 0xbf) lead--;
+  return isSpaceLead(b, lead);
+}
+
+const isSpaceLead = (b: Uint8Array, i: number): boolean => {
+  const c = b[i];
+  return (c === 0xc2 && b[i + 1] === 0xa0) || c === 0xe1 || c === 0xe2 || c === 0xe3 || c === 0xef;
+};
 
 /** [A-Za-z0-9_-] */
 const ID_BYTE = new Uint8Array(256);

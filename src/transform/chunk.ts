@@ -5,12 +5,14 @@
  * happens here, in the workers.
  *
  * Two paths, one contract:
- * - the fast path reads a plain record straight from the bytes (ASCII,
- *   fields unquoted or simply quoted) and accepts it only when every rule
- *   passes, with byte-level checks (src/rules/bytes.ts) and interned fields
- *   (a field's bytes are looked up, never turned into a string);
- * - everything else — a rule failing, odd quoting, non-ASCII bytes, a wrong
- *   field count — takes the string path: the parser (src/parse/csv.ts) and
+ * - the fast path reads a plain record straight from the bytes (fields
+ *   unquoted or simply quoted, well-formed UTF-8 such as a °C unit) and
+ *   accepts it only when every rule passes, with byte-level checks
+ *   (src/rules/bytes.ts) and interned fields (a field's bytes are looked
+ *   up, never turned into a string);
+ * - everything else — a rule failing, odd quoting, malformed UTF-8, a field
+ *   that may start or end in non-ASCII whitespace, a wrong field count —
+ *   takes the string path: the parser (src/parse/csv.ts) and
  *   `checkRow` decide, exactly as they always did, and produce the
  *   quarantine entry with every failed rule. The fast path never rejects.
  *
@@ -21,7 +23,7 @@
  */
 import { parsedRecordEnd, parseRecords, Problem } from '../parse/csv.js';
 import { type Convert, MEASURES } from '../registry.js';
-import { isIdBytes, isTrimByte, parseDateBytes, parseDecimalBytes } from '../rules/bytes.js';
+import { isIdBytes, isTrimByte, mayEndInUnicodeSpace, parseDateBytes, parseDecimalBytes, utf8SequenceLength } from '../rules/bytes.js';
 import type { RowIssue } from '../rules/codes.js';
 import { FLAG_H, FLAG_L, FLAG_N, FLAG_NONE, INVALID_HOSPITAL, isValidHospitalId, parseRefRange, type RefRange } from '../rules/fields.js';
 import { checkRow, type CheckedRow, emptyCheckedRow, ruleContext, type RuleContext } from '../rules/row.js';
@@ -36,9 +38,9 @@ const CR = 13;
 const QUOTE = 34;
 const COMMA = 44;
 const PIPE = 124;
-/** Bytes that end an unquoted field's fast scan: comma, LF, quote, non-ASCII. */
+/** Bytes that end an unquoted field's fast scan: comma, LF, quote, non-ASCII (then checked as UTF-8). */
 const STOP = Uint8Array.from({ length: 256 }, (_, c) => (c === COMMA || c === LF || c === QUOTE || c >= 0x80 ? 1 : 0));
-/** Bytes that end a quoted field's fast scan: quote, LF, CR, non-ASCII. */
+/** Bytes that end a quoted field's fast scan: quote, LF, CR, non-ASCII (then checked as UTF-8). */
 const QSTOP = Uint8Array.from({ length: 256 }, (_, c) => (c === QUOTE || c === LF || c === CR || c >= 0x80 ? 1 : 0));
 
 const PROBLEM_CODE: Record<number, string> = {
@@ -310,8 +312,14 @@ export class ChunkProcessor {
         let c = i < end ? b[i] : LF;
         if (c === QUOTE) {
           s = ++i;
-          while (i < end && QSTOP[b[i]] === 0) i++;
-          c = i < end ? b[i] : LF;
+          for (;;) {
+            while (i < end && QSTOP[b[i]] === 0) i++;
+            c = i < end ? b[i] : LF;
+            // Non-ASCII: a well-formed UTF-8 character is part of the field (a °C unit); anything else, the string path.
+            const n = c >= 0x80 ? utf8SequenceLength(b, i, end) : 0;
+            if (n === 0) break;
+            i += n;
+          }
           if (i >= end || c !== QUOTE) {
             simple = false;
             break;
@@ -324,8 +332,13 @@ export class ChunkProcessor {
             break;
           }
         } else {
-          while (i < end && STOP[b[i]] === 0) i++;
-          c = i < end ? b[i] : LF;
+          for (;;) {
+            while (i < end && STOP[b[i]] === 0) i++;
+            c = i < end ? b[i] : LF;
+            const n = c >= 0x80 ? utf8SequenceLength(b, i, end) : 0;
+            if (n === 0) break;
+            i += n;
+          }
           if (c === QUOTE || c >= 0x80) {
             simple = false;
             break;
@@ -334,6 +347,11 @@ export class ChunkProcessor {
         }
         while (s < e && isTrimByte(b[s])) s++;
         while (e > s && isTrimByte(b[e - 1])) e--;
+        // Trimming beyond ASCII (a no-break space, U+3000…) is the string path's.
+        if ((b[s] >= 0x80 || b[e - 1] >= 0x80) && mayEndInUnicodeSpace(b, s, e)) {
+          simple = false;
+          break;
+        }
         if (nf < 256) {
           bounds[2 * nf] = s;
           bounds[2 * nf + 1] = e;
@@ -527,9 +545,10 @@ export class ChunkProcessor {
     len[0] = he - hs;
     len[1] = 10;
     len[2] = pe - ps;
-    w.set(b.subarray(hs, he), 0);
-    w.set(b.subarray(ds, de), 32);
-    w.set(b.subarray(ps, pe), 42);
+    // Byte loops, not set(subarray): this runs once a visit, and a subarray is an allocation.
+    for (let i = hs; i < he; i++) w[i - hs] = b[i];
+    for (let i = ds; i < de; i++) w[32 + i - ds] = b[i];
+    for (let i = ps; i < pe; i++) w[42 + i - ps] = b[i];
     return true;
   }
 
@@ -564,7 +583,7 @@ export class ChunkProcessor {
     const measure = this.measureOf(b, ts, te);
     if (measure < 0) return false;
     const unit = internField(this.units, b, us, ue);
-    if (this.units.isNew) this.unitName[unit] = Buffer.from(b.buffer, b.byteOffset + us, ue - us).toString('latin1');
+    if (this.units.isNew) this.unitName[unit] = Buffer.from(b.buffer, b.byteOffset + us, ue - us).toString('utf8');
     const conv = this.conversion(unit, measure);
     this.comboType[k] = this.lastTypeId + 1;
     this.comboUnit[k] = unit + 1;
@@ -610,7 +629,7 @@ export class ChunkProcessor {
   private hospitalId(b: Uint8Array, s: number, e: number): number {
     const id = internField(this.hospitals, b, s, e);
     if (this.hospitals.isNew) {
-      const name = Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1');
+      const name = Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('utf8');
       this.hospitalName[id] = name;
       this.hospitalOk[id] = isValidHospitalId(name);
     }
@@ -620,7 +639,7 @@ export class ChunkProcessor {
   /** Measure index of a type name, or −1 when unknown. */
   private measureOf(b: Uint8Array, s: number, e: number): number {
     const id = internField(this.types, b, s, e);
-    if (this.types.isNew) this.typeMeasure[id] = this.rules.measures.byName.get(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1')) ?? -1;
+    if (this.types.isNew) this.typeMeasure[id] = this.rules.measures.byName.get(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('utf8')) ?? -1;
     this.lastTypeId = id;
     return this.typeMeasure[id];
   }
@@ -649,7 +668,7 @@ export class ChunkProcessor {
 
   private rangeAt(b: Uint8Array, s: number, e: number): RefRange | null {
     const id = internField(this.ranges, b, s, e);
-    if (this.ranges.isNew) this.rangeOf[id] = parseRefRange(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1'));
+    if (this.ranges.isNew) this.rangeOf[id] = parseRefRange(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('utf8'));
     this.lastRangeId = id;
     return this.rangeOf[id];
   }
@@ -710,7 +729,7 @@ export class ChunkProcessor {
     for (let i = ps; i < pe; i++) msg[m++] = b[i];
     const ref = this.lookupPatient(msg, n);
     hash64(b, ps, pe, this.patientHash);
-    last.set(msg.subarray(0, n));
+    for (let i = 0; i < n; i++) last[i] = msg[i];
     this.lastMsgLen = n;
     this.lastPatientRef = ref;
     return ref;
