@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,6 +6,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BatchBuilder, Bitset, type ChunkIds, NO_PENDING, SpillFiles, UnitIds, type RowSource } from '../src/merge/batch.js';
 import { BufferRecycler } from '../src/merge/recycle.js';
+import { openFileLimit } from '../src/sinks/fsutil.js';
 import { type Batch, PENDING } from '../src/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hcp-batch-'));
@@ -157,6 +159,27 @@ describe('BatchBuilder spill', () => {
     const builder = new BatchBuilder('H001', '2024-01', false, units);
     append(builder, units, source([{ day: 19000, measure: 0, flag: 0, unit: 'bpm', value: 1, ref: [0, 0], patient: 0, src: 0 }]), 0, 1, null, NO_PENDING);
     expect(() => builder.spill()).toThrow(/no spill file/);
+  });
+});
+
+describe('SpillFiles.budget and the open-file limit', () => {
+  it.each<[number | null, number]>([
+    [null, 64],
+    [0, 64],
+    [NaN, 64],
+    [32, 16],
+    [256, 64],
+    [1024, 256],
+    [4096, 1024],
+    [20000, 1024],
+    [Infinity, 1024],
+  ])('limit %s -> %i open spill files', (limit, want) => {
+    expect(SpillFiles.budget(limit)).toBe(want);
+  });
+
+  it("reads this process's soft limit as the shell reports it", () => {
+    const shell = execFileSync('sh', ['-c', 'ulimit -Sn'], { encoding: 'utf8' }).trim();
+    expect(openFileLimit()).toBe(shell === 'unlimited' ? Infinity : Number(shell));
   });
 });
 

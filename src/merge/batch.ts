@@ -88,6 +88,18 @@ export class SpillFiles {
   private readonly open = new Map<string, number>();
   constructor(private readonly max: number) {}
 
+  /**
+   * How many to keep open under a soft limit of `limit` open files (null:
+   * unknown): a quarter of it, within 16..1024, leaving the rest to the
+   * partitions' Parquet files, the quarantine files and the runtime. A
+   * bench file has 240 partitions: 64 open at once meant a reopen for most
+   * spills (4,700 opens at 10M rows).
+   */
+  static budget(limit: number | null): number {
+    if (limit === null || !(limit > 0)) return 64;
+    return Math.max(16, Math.min(1024, Math.floor(limit / 4)));
+  }
+
   /** A descriptor appending to `path` (created when missing). */
   fd(path: string): number {
     let fd = this.open.get(path);

@@ -19,6 +19,7 @@ import { BatchBuilder, batchBuffers, Bitset, type ChunkIds, NO_PENDING, SpillFil
 import { BufferRecycler } from './recycle.js';
 import type { Dictionaries } from './dicts.js';
 import { PartitionFile } from '../sinks/parquet.js';
+import { openFileLimit } from '../sinks/fsutil.js';
 import type { Pool } from '../pool.js';
 import type { CpuAccount } from '../cpu.js';
 
@@ -42,8 +43,8 @@ export class Partitions {
   readonly units = new UnitIds();
   /** Batch column buffers back from the workers, for the next batches: six columns for each batch in flight, and one more batch. */
   private readonly recycler: BufferRecycler;
-  /** The partitions' spill files, kept open between spills (a few dozen at once). */
-  private readonly spillFiles = new SpillFiles(64);
+  /** The partitions' spill files, kept open between spills (as many as the open-file limit comfortably allows). */
+  private readonly spillFiles = new SpillFiles(SpillFiles.budget(openFileLimit()));
   bpPairs = 0;
   bpViolations = 0;
   timings = { sketch: 0, parquet_encode: 0, write: 0 };
