@@ -140,8 +140,9 @@ export class ChunkRefs {
       const id = ids[k];
       const s = table.offsets[id];
       const e = table.offsets[id + 1];
-      pool.set(table.pool.subarray(s, e), o);
-      o += e - s;
+      // A byte loop: keys are a few bytes, and a subarray would be an allocation per entry.
+      const src = table.pool;
+      for (let i = s; i < e; i++) pool[o++] = src[i];
       ends[k] = o;
       hashes[k] = table.hashes[id];
       for (let j = 0; j < w; j++) payload[k * w + j] = table.payload[id * w + j];
