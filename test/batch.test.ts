@@ -167,10 +167,10 @@ describe('SpillFiles.budget and the open-file limit', () => {
     [null, 64],
     [0, 64],
     [NaN, 64],
-    [32, 16],
     [256, 64],
-    [1024, 256],
-    [4096, 1024],
+    [1024, 64],
+    [8191, 64],
+    [8192, 1024],
     [20000, 1024],
     [Infinity, 1024],
   ])('limit %s -> %i open spill files', (limit, want) => {

@@ -90,14 +90,16 @@ export class SpillFiles {
 
   /**
    * How many to keep open under a soft limit of `limit` open files (null:
-   * unknown): a quarter of it, within 16..1024, leaving the rest to the
-   * partitions' Parquet files, the quarantine files and the runtime. A
+   * unknown). Every partition's Parquet file is open too, so below 8192
+   * (a file of many hospitals could have hundreds of partitions) it stays
+   * at 64; above, an eighth of the limit, at most 1024. Node raises the
+   * soft limit to the hard one at start-up, which is usually far higher. A
    * bench file has 240 partitions: 64 open at once meant a reopen for most
    * spills (4,700 opens at 10M rows).
    */
   static budget(limit: number | null): number {
-    if (limit === null || !(limit > 0)) return 64;
-    return Math.max(16, Math.min(1024, Math.floor(limit / 4)));
+    if (limit === null || !(limit >= 8192)) return 64;
+    return Math.min(1024, Math.floor(limit / 8));
   }
 
   /** A descriptor appending to `path` (created when missing). */
