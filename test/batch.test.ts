@@ -191,12 +191,16 @@ describe('BatchBuilder.append', () => {
     fc.assert(
       fc.property(
         // Rows, each maybe referring to one of the chunk's new patients / values instead of a published one.
-        fc.array(fc.tuple(row, fc.option(fc.nat(), { nil: null }), fc.option(fc.nat(), { nil: null })), { minLength: 1, maxLength: 80 }),
+        // Up to 200 rows: ranges both shorter and longer than the block-copy threshold (64 rows).
+        fc.array(fc.tuple(row, fc.option(fc.nat(), { nil: null }), fc.option(fc.nat(), { nil: null })), { minLength: 1, maxLength: 200, size: 'max' }),
         fc.array(fc.integer({ min: 0, max: 5000 }), { maxLength: 6 }),
         fc.array(fc.integer({ min: 0, max: 5000 }), { maxLength: 6 }),
         fc.tuple(fc.nat(), fc.nat()),
-        fc.array(fc.boolean(), { maxLength: 80 }),
-        (spec, newPatients, newValues, [a, b], dropMask) => {
+        // Half the time nothing dropped (the block copy), else a random mask.
+        fc.option(fc.array(fc.boolean(), { maxLength: 200, size: 'max' }), { nil: [] as boolean[] }),
+        // The chunk's unit numbers are the run's here (its first unit is the first row's): the caller may say so with no map.
+        fc.boolean(),
+        (spec, newPatients, newValues, [a, b], dropMask, noMap) => {
           const rows: Row[] = spec.map(([r, p, v]) => ({
             ...r,
             patient: p !== null && newPatients.length > 0 ? PENDING + (p % newPatients.length) : r.patient,
@@ -211,7 +215,10 @@ describe('BatchBuilder.append', () => {
           const builder = new BatchBuilder('H001', '2024-01', labs, units);
           // A row before the range, so the appended rows do not start at 0.
           append(builder, units, source(rows.slice(0, 1)), 0, 1, null, ids);
-          append(builder, units, source(rows), from, to, drop.length > 0 ? drop : null, ids);
+          const chunk = source(rows);
+          const map = units.map(chunk.units);
+          expect(map).toEqual(chunk.units.map((_, k) => k));
+          builder.append(chunk, from, to, drop.length > 0 ? drop : null, ids, noMap ? null : map);
           const resolved = (x: number, published: number[]) => (x >= PENDING ? published[x - PENDING] : x);
           const expected = [rows[0], ...rows.slice(from, to).filter((_, k) => !dropMask[from + k])].map((r) => ({
             ...r,
@@ -222,7 +229,7 @@ describe('BatchBuilder.append', () => {
           expect(decode(builder.take(), labs)).toEqual(expected);
         },
       ),
-      { numRuns: 300 },
+      { numRuns: 500 },
     );
   });
 });

@@ -16,6 +16,9 @@ import { readFully, writevFully } from '../sinks/fsutil.js';
 import { type Batch, type ChunkResult, PENDING } from '../types.js';
 import type { BufferRecycler, TypedArrayType } from './recycle.js';
 
+/** Ranges of at least this many rows, none dropped, are appended by block copies. */
+const BULK_ROWS = 64;
+
 /** The most rows a spilled builder makes room for at once (then it grows by doubling): 4096 rows × 240 partitions ≈ 24 MB at most. */
 const SPILLED_CAPACITY = 4096;
 
@@ -221,8 +224,21 @@ export class BatchBuilder {
     const rValue = r.value;
     const rPatient = r.patient;
     const rSrc = r.srcValue;
-    if (drop === null) {
-      // Most ranges: every row kept, a straight copy.
+    if (drop === null && kept >= BULK_ROWS) {
+      // Most ranges: every row kept, block copies (memcpy) but for the codes' unit numbers.
+      day.set(rDay.subarray(from, to), o);
+      value.set(rValue.subarray(from, to), o);
+      patient.set(rPatient.subarray(from, to), o);
+      srcValue.set(rSrc.subarray(from, to), o);
+      if (unitMap === null) code.set(rCode.subarray(from, to), o);
+      else
+        for (let i = from, k = o; i < to; i++, k++) {
+          const c = rCode[i];
+          code[k] = (c & 0xffff) | (unitMap[c >>> 16] << 16);
+        }
+      if (ref) ref.set(r.ref.subarray(2 * from, 2 * to), 2 * o);
+    } else if (drop === null) {
+      // A short range: a loop costs less than the views.
       for (let i = from, k = o; i < to; i++, k++) {
         const c = rCode[i];
         day[k] = rDay[i];
