@@ -10,12 +10,13 @@
  */
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseRecords, Problem } from '../src/parse/csv.js';
 import { COLUMNS, type Dataset } from '../src/registry.js';
 import type { RowIssue } from '../src/rules/codes.js';
 import { INVALID_HOSPITAL, isValidHospitalId, monthBounds, parseIsoDate } from '../src/rules/fields.js';
 import { checkRow, emptyCheckedRow, ruleContext } from '../src/rules/row.js';
+import { ChunkProcessor } from '../src/transform/chunk.js';
 import type { ChunkContext } from '../src/types.js';
 import { type ChunkRow, csvRecords, runChunks } from './helpers.js';
 
@@ -311,6 +312,11 @@ describe('non-ASCII bytes (the fast path takes well-formed UTF-8; trimming beyon
     ['Unicode whitespace around a free-text field', Buffer.concat(['note', '\u00a0note', 'note\u3000', '"\ufeffnote"', '\u2028note\u2003', '\u200bnote'].map((s) => row('°C', s)))],
     // The plain ones take the fast path, the padded ones the string path: the same fingerprint either way.
     ['Unicode whitespace around the unit', Buffer.concat(['°C', '\u00a0°C', '°C\u3000', '"\u2009°F"', '°F'].map((u) => row(u, 'n')))],
+    // ASCII trimming that uncovers a no-break space, and Unicode padding inside quotes.
+    ['ASCII and Unicode padding together', Buffer.concat(['note', 'note\u00a0 ', ' \u00a0note\t', '" \u3000note"', '"note\u2003 "'].map((s) => row('°C', s)))],
+    ['malformed UTF-8 inside a quoted field', Buffer.concat([Buffer.from('H001,2024-03-15,P1,temperature,37.1,"°C","x'), Buffer.from([0xe2, 0x28, 0xa1]), Buffer.from('y"\n')])],
+    // A sequence cut short by the end of the chunk (no line end after it).
+    ['a truncated sequence at the very end', Buffer.concat([row('°C', 'n'), Buffer.from('H001,2024-03-15,P1,temperature,37.1,°C,x'), Buffer.from([0xe2, 0x82])])],
     [
       'malformed UTF-8 in a free-text field',
       Buffer.concat(
@@ -321,6 +327,23 @@ describe('non-ASCII bytes (the fast path takes well-formed UTF-8; trimming beyon
     ],
   ])('%s', (_name, bytes) => {
     compare(withNote, bytes);
+  });
+
+  // The comparisons above hold whichever path reads a row; this pins down which one does.
+  const utf8 = (text: string) => Buffer.from(text, 'utf8');
+  it.each<[string, Buffer, number]>([
+    ['°C, °F and free text in UTF-8: the fast path', utf8('H001,2024-03-15,P1,temperature,37.1,°C,é\nH001,2024-03-15,P1,temperature,"98.6",°F,😀\n'), 0],
+    ['Unicode padding: the string path', utf8('H001,2024-03-15,P1,temperature,37.1,\u00a0°C,n\nH001,2024-03-15,P1,temperature,37.1,°C,n\u3000\n'), 2],
+    ['malformed UTF-8: the string path', Buffer.concat([utf8('H001,2024-03-15,P1,temperature,37.1,°C,x'), Buffer.from([0x80]), utf8('y\n')]), 1],
+  ])('%s', (_name, input, slow) => {
+    const spy = vi.spyOn(ChunkProcessor.prototype as unknown as { slowRecord: () => number }, 'slowRecord');
+    try {
+      const [got] = runChunks(contextFor(withNote), [input]);
+      expect(got.rows).toBe(input.filter((c) => c === 10).length);
+      expect(spy).toHaveBeenCalledTimes(slow);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
 
