@@ -43,6 +43,20 @@ const STOP = Uint8Array.from({ length: 256 }, (_, c) => (c === COMMA || c === LF
 /** Bytes that end a quoted field's fast scan: quote, LF, CR, non-ASCII (then checked as UTF-8). */
 const QSTOP = Uint8Array.from({ length: 256 }, (_, c) => (c === QUOTE || c === LF || c === CR || c >= 0x80 ? 1 : 0));
 
+/**
+ * The fast path's field scan: from `i`, the first byte `stop` marks that is
+ * not part of a well-formed UTF-8 character (a °C unit stays in its field),
+ * or `end`. A malformed byte (>= 0x80) stops it, for the string path.
+ */
+function scanTo(b: Uint8Array, i: number, end: number, stop: Uint8Array): number {
+  for (;;) {
+    while (i < end && stop[b[i]] === 0) i++;
+    const n = i < end && b[i] >= 0x80 ? utf8SequenceLength(b, i, end) : 0;
+    if (n === 0) return i;
+    i += n;
+  }
+}
+
 const PROBLEM_CODE: Record<number, string> = {
   [Problem.BadQuote]: 'row.bad_quote',
   [Problem.UnterminatedQuote]: 'row.unterminated_quote',
@@ -312,14 +326,8 @@ export class ChunkProcessor {
         let c = i < end ? b[i] : LF;
         if (c === QUOTE) {
           s = ++i;
-          for (;;) {
-            while (i < end && QSTOP[b[i]] === 0) i++;
-            c = i < end ? b[i] : LF;
-            // Non-ASCII: a well-formed UTF-8 character is part of the field (a °C unit); anything else, the string path.
-            const n = c >= 0x80 ? utf8SequenceLength(b, i, end) : 0;
-            if (n === 0) break;
-            i += n;
-          }
+          i = scanTo(b, i, end, QSTOP);
+          c = i < end ? b[i] : LF;
           if (i >= end || c !== QUOTE) {
             simple = false;
             break;
@@ -332,13 +340,8 @@ export class ChunkProcessor {
             break;
           }
         } else {
-          for (;;) {
-            while (i < end && STOP[b[i]] === 0) i++;
-            c = i < end ? b[i] : LF;
-            const n = c >= 0x80 ? utf8SequenceLength(b, i, end) : 0;
-            if (n === 0) break;
-            i += n;
-          }
+          i = scanTo(b, i, end, STOP);
+          c = i < end ? b[i] : LF;
           if (c === QUOTE || c >= 0x80) {
             simple = false;
             break;
