@@ -191,7 +191,7 @@ describe('BatchBuilder.append', () => {
     fc.assert(
       fc.property(
         // Rows, each maybe referring to one of the chunk's new patients / values instead of a published one.
-        // Up to 200 rows: ranges both shorter and longer than the block-copy threshold (64 rows).
+        // Up to 200 rows (fast-check's default size would keep them to a few): short and long ranges.
         fc.array(fc.tuple(row, fc.option(fc.nat(), { nil: null }), fc.option(fc.nat(), { nil: null })), { minLength: 1, maxLength: 200, size: 'max' }),
         fc.array(fc.integer({ min: 0, max: 5000 }), { maxLength: 6 }),
         fc.array(fc.integer({ min: 0, max: 5000 }), { maxLength: 6 }),

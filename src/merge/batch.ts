@@ -16,9 +16,6 @@ import { readFully, writevFully } from '../sinks/fsutil.js';
 import { type Batch, type ChunkResult, PENDING } from '../types.js';
 import type { BufferRecycler, TypedArrayType } from './recycle.js';
 
-/** Ranges of at least this many rows, none dropped, are appended by block copies. */
-const BULK_ROWS = 64;
-
 /** The most rows a spilled builder makes room for at once (then it grows by doubling): 4096 rows × 240 partitions ≈ 24 MB at most. */
 const SPILLED_CAPACITY = 4096;
 
@@ -224,7 +221,7 @@ export class BatchBuilder {
     const rValue = r.value;
     const rPatient = r.patient;
     const rSrc = r.srcValue;
-    if (drop === null && kept >= BULK_ROWS) {
+    if (drop === null) {
       // Most ranges: every row kept, block copies (memcpy) but for the codes' unit numbers.
       day.set(rDay.subarray(from, to), o);
       value.set(rValue.subarray(from, to), o);
@@ -236,17 +233,6 @@ export class BatchBuilder {
           const c = rCode[i];
           code[k] = (c & 0xffff) | (unitMap[c >>> 16] << 16);
         }
-      if (ref) ref.set(r.ref.subarray(2 * from, 2 * to), 2 * o);
-    } else if (drop === null) {
-      // A short range: a loop costs less than the views.
-      for (let i = from, k = o; i < to; i++, k++) {
-        const c = rCode[i];
-        day[k] = rDay[i];
-        code[k] = unitMap === null ? c : (c & 0xffff) | (unitMap[c >>> 16] << 16);
-        value[k] = rValue[i];
-        patient[k] = rPatient[i];
-        srcValue[k] = rSrc[i];
-      }
       if (ref) ref.set(r.ref.subarray(2 * from, 2 * to), 2 * o);
     } else {
       const rRef = r.ref;
