@@ -197,13 +197,7 @@ function sketchBatch(code: Uint32Array, value: Float64Array, n: number, measures
       // Too many distinct values to gain from counting first: sort them all, then count runs.
       seg.sort();
       k = 0;
-      for (let i = 0; i < seg.length; i++) {
-        if (k > 0 && values[k - 1] === seg[i]) counts[k - 1]++;
-        else {
-          values[k] = seg[i];
-          counts[k++] = 1;
-        }
-      }
+      for (let i = 0; i < seg.length; i++) k = addToHistogram(values, counts, k, seg[i], 1);
     }
     s.quantiles = QuantileSketch.fromSorted(values.slice(0, k), counts.slice(0, k), k);
   });
@@ -251,14 +245,24 @@ function countDistinct(seg: Float64Array, values: Float64Array, counts: Float64A
   for (let j = 0; j < d; j++) {
     const v = distinct[j];
     F64[0] = v;
-    const c = tally[index.index(U32[1], U32[0])];
-    if (k > 0 && values[k - 1] === v) counts[k - 1] += c;
-    else {
-      values[k] = v;
-      counts[k++] = c;
-    }
+    k = addToHistogram(values, counts, k, v, tally[index.index(U32[1], U32[0])]);
   }
   return k;
+}
+
+/**
+ * Appends value `v`, seen `c` times, to the histogram values/counts[0, k)
+ * (built in ascending order): merged into the last entry when equal (===,
+ * so −0 joins 0). Returns the new length.
+ */
+function addToHistogram(values: Float64Array, counts: Float64Array, k: number, v: number, c: number): number {
+  if (k > 0 && values[k - 1] === v) {
+    counts[k - 1] += c;
+    return k;
+  }
+  values[k] = v;
+  counts[k] = c;
+  return k + 1;
 }
 
 /**
@@ -333,19 +337,16 @@ function patientKeys(payload: Uint32Array): { dict: Bytes; dense: Uint32Array; m
   const d = index.size;
   const dense = reuseU32('dense', d);
   const dict = new Bytes(36 * d + 8);
-  const buf = dict.buf;
-  let at = 0;
   let max = 0;
   for (let k = 0; k < d; k++) {
     const base = index.keysHi[k] * PATIENT_WORDS;
     const n = payload[base];
     dense[k] = n;
     if (n > max) max = n;
-    buf[at] = 32; // the value's length, u32 little-endian
-    buf[at + 1] = 0;
-    buf[at + 2] = 0;
-    buf[at + 3] = 0;
-    at += 4;
+    dict.u32(32); // the value's length
+    dict.reserve(32);
+    const buf = dict.buf;
+    let at = dict.length;
     for (let w = 1; w <= 4; w++) {
       const x = payload[base + w];
       for (let s = 24; s >= 0; s -= 8) {
@@ -354,8 +355,8 @@ function patientKeys(payload: Uint32Array): { dict: Bytes; dense: Uint32Array; m
         buf[at++] = HEX[byte & 15];
       }
     }
+    dict.length = at;
   }
-  dict.length = at;
   return { dict, dense, max };
 }
 
