@@ -8,6 +8,14 @@ import { encodeBatch } from '../src/sinks/encode.js';
 import { ChunkProcessor } from '../src/transform/chunk.js';
 import type { ChunkContext, ChunkResult, EncodeResult, WorkerTask } from '../src/types.js';
 
+// V8 compiles typed-array reads without a detached-buffer check until the
+// isolate first detaches an ArrayBuffer; that first detach (here, the first
+// result transferred back) then deoptimises every function compiled so far,
+// and the record loop is compiled again (docs/PERFORMANCE.md). One detach
+// now, before any code is hot, keeps that from happening mid-run.
+const warm = new ArrayBuffer(8);
+structuredClone(warm, { transfer: [warm] });
+
 // Rule tables, interned fields and caches survive between chunks of one pass over a file.
 let cached: { id: string; run: ChunkProcessor } | null = null;
 
