@@ -114,35 +114,13 @@ export function writeHybrid(out: Bytes, values: Uint32Array, n: number, width: n
   let i = 0;
   let groupsStart = -1;
   let groups = 0;
-  const flushGroups = () => {
-    if (groups === 0) return;
-    out.varint((groups << 1) | 1);
-    out.reserve(groups * width);
-    const buf = out.buf;
-    let o = out.length;
-    let acc = 0;
-    let bits = 0;
-    const end = groupsStart + groups * 8;
-    for (let k = groupsStart; k < end; k++) {
-      const v = k < n ? values[k] : 0;
-      // acc holds < 8 pending bits; add width bits (width ≤ 24 keeps acc within 32 bits).
-      acc |= v << bits;
-      bits += width;
-      while (bits >= 8) {
-        buf[o++] = acc & 0xff;
-        acc >>>= 8;
-        bits -= 8;
-      }
-    }
-    out.length = o;
-    groups = 0;
-  };
   while (i < n) {
     const v = values[i];
     let run = 1;
     while (i + run < n && values[i + run] === v) run++;
     if (run >= 8) {
-      flushGroups();
+      if (groups > 0) bitPacked(out, values, n, width, groupsStart, groups);
+      groups = 0;
       out.varint(run << 1);
       for (let b = 0; b < runBytes; b++) out.u8((v >>> (8 * b)) & 0xff);
       i += run;
@@ -152,7 +130,36 @@ export function writeHybrid(out: Bytes, values: Uint32Array, n: number, width: n
       i += 8;
     }
   }
-  flushGroups();
+  if (groups > 0) bitPacked(out, values, n, width, groupsStart, groups);
+}
+
+/**
+ * One bit-packed run: `groups` groups of 8 values from values[start] at
+ * `width` bits (past n, zeros). A function of its own, not a closure made
+ * per call: V8 keeps a closure's optimised code for the next closure from
+ * the same site, and one that deoptimised on its first line did so again on
+ * every call (docs/PERFORMANCE.md).
+ */
+function bitPacked(out: Bytes, values: Uint32Array, n: number, width: number, start: number, groups: number): void {
+  out.varint((groups << 1) | 1);
+  out.reserve(groups * width);
+  const buf = out.buf;
+  let o = out.length;
+  let acc = 0;
+  let bits = 0;
+  const end = start + groups * 8;
+  for (let k = start; k < end; k++) {
+    const v = k < n ? values[k] : 0;
+    // acc holds < 8 pending bits; add width bits (width ≤ 24 keeps acc within 32 bits).
+    acc |= v << bits;
+    bits += width;
+    while (bits >= 8) {
+      buf[o++] = acc & 0xff;
+      acc >>>= 8;
+      bits -= 8;
+    }
+  }
+  out.length = o;
 }
 
 /** Bits needed to write indices below `count` (0 for a one-entry dictionary, as readers expect). */
