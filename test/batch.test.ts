@@ -1,12 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BatchBuilder, Bitset, type ChunkIds, NO_PENDING, SpillFiles, UnitIds, type RowSource } from '../src/merge/batch.js';
+import { BatchBuilder, Bitset, type ChunkIds, NO_PENDING, SpillLog, UnitIds, type RowSource } from '../src/merge/batch.js';
 import { BufferRecycler } from '../src/merge/recycle.js';
-import { openFileLimit } from '../src/sinks/fsutil.js';
 import { type Batch, PENDING } from '../src/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hcp-batch-'));
@@ -84,9 +82,9 @@ describe('BatchBuilder spill', () => {
         // Recycled buffers (byte sizes) to take columns from, or none; they are full of junk.
         fc.option(fc.array(fc.integer({ min: 1, max: 6000 }), { maxLength: 10 }), { nil: null }),
         (chunks, recycled) => {
-          const spillPath = join(dir, `spill-${files++}.bin`);
+          const log = new SpillLog(join(dir, `spill-${files++}.bin`));
           const units = new UnitIds();
-          const builder = new BatchBuilder('H001', '2024-01', labs, units, spillPath);
+          const builder = new BatchBuilder('H001', '2024-01', labs, units, log);
           // Two rounds: after take(), the builder starts empty and may spill again.
           for (let round = 0; round < 2; round++) {
             const expected: Row[] = [];
@@ -101,42 +99,50 @@ describe('BatchBuilder spill', () => {
             const batch = builder.take(recycler);
             expect(batch.n).toBe(expected.length);
             expect(decode(batch, labs)).toEqual(expected);
-            // Right-sized columns, and the spill file is gone.
+            // Right-sized columns.
             expect(batch.day.length).toBe(expected.length);
             expect(batch.ref.length).toBe(labs ? 2 * expected.length : 0);
-            expect(existsSync(spillPath)).toBe(false);
             expect(builder.pending).toBe(0);
           }
+          // The log exists once rows were spilled (a spill with rows in memory), and closing it removes it.
+          let inMemory = 0;
+          let spilled = false;
+          for (const [rows, spill] of chunks) {
+            inMemory += rows.length;
+            if (spill && inMemory > 0) [spilled, inMemory] = [true, 0];
+          }
+          expect(existsSync(log.path)).toBe(spilled);
+          log.close();
+          expect(existsSync(log.path)).toBe(false);
         },
       ),
       { numRuns: 150, interruptAfterTimeLimit: 30_000, markInterruptAsFailure: true },
     );
   });
 
-  it('several builders sharing a few open spill files: each batch is its own rows, in order, and never more files open than allowed', () => {
+  it('several builders sharing one spill log, spills interleaved and batches taken at any point: each batch is its own rows, in order', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 3 }),
-        // Steps: which builder gets a chunk of rows, and whether it spills after it.
-        fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.array(row, { maxLength: 30 }), fc.boolean()), { minLength: 1, maxLength: 40 }),
-        (max, steps) => {
-          const open = new SpillFiles(max);
+        // Steps: which builder gets a chunk of rows, whether it spills after it, and whether its batch is taken then.
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.array(row, { maxLength: 30 }), fc.boolean(), fc.boolean()), { minLength: 1, maxLength: 40 }),
+        (steps) => {
+          const log = new SpillLog(join(dir, `spill-${files++}.bin`));
           const units = new UnitIds();
-          const paths = Array.from({ length: 5 }, () => join(dir, `spill-${files++}.bin`));
-          const builders = paths.map((path) => new BatchBuilder('H001', '2024-01', false, units, path, open));
-          const expected: Row[][] = paths.map(() => []);
-          for (const [b, rows, spill] of steps) {
+          const builders = Array.from({ length: 5 }, () => new BatchBuilder('H001', '2024-01', false, units, log));
+          const expected: Row[][] = builders.map(() => []);
+          const check = (b: number) => {
+            expect(decode(builders[b].take(), false)).toEqual(expected[b]);
+            expected[b] = [];
+          };
+          for (const [b, rows, spill, take] of steps) {
             append(builders[b], units, source(rows), 0, rows.length, null, NO_PENDING);
             expected[b].push(...rows.map((r) => ({ ...r, ref: [0, 0] as [number, number] })));
             if (spill) builders[b].spill();
-            expect(open.size).toBeLessThanOrEqual(max);
+            if (take) check(b);
           }
-          builders.forEach((builder, b) => {
-            expect(decode(builder.take(), false)).toEqual(expected[b]);
-            expect(existsSync(paths[b])).toBe(false);
-          });
-          open.closeAll();
-          expect(open.size).toBe(0);
+          builders.forEach((_, b) => check(b));
+          log.close();
+          expect(existsSync(log.path)).toBe(false);
         },
       ),
       { numRuns: 100 },
@@ -146,40 +152,21 @@ describe('BatchBuilder spill', () => {
   it('skips dropped rows on the way in, whether they end up spilled or not', () => {
     const rows: Row[] = Array.from({ length: 10 }, (_, i) => ({ day: 19000 + i, measure: i % 3, flag: 0, unit: UNITS[i % 2], value: i, ref: [0, 0], patient: i, src: 100 + i }));
     const units = new UnitIds();
-    const builder = new BatchBuilder('H001', '2024-01', false, units, join(dir, `spill-${files++}.bin`));
+    const log = new SpillLog(join(dir, `spill-${files++}.bin`));
+    const builder = new BatchBuilder('H001', '2024-01', false, units, log);
     append(builder, units, source(rows.slice(0, 5)), 0, 5, [1, 3], NO_PENDING);
     builder.spill();
     append(builder, units, source(rows.slice(5)), 0, 5, [0], NO_PENDING);
     const got = decode(builder.take(), false).map((r) => r.value);
     expect(got).toEqual([0, 2, 4, 6, 7, 8, 9]);
+    log.close();
   });
 
-  it('has nowhere to spill without a spill file', () => {
+  it('has nowhere to spill without a spill log', () => {
     const units = new UnitIds();
     const builder = new BatchBuilder('H001', '2024-01', false, units);
     append(builder, units, source([{ day: 19000, measure: 0, flag: 0, unit: 'bpm', value: 1, ref: [0, 0], patient: 0, src: 0 }]), 0, 1, null, NO_PENDING);
-    expect(() => builder.spill()).toThrow(/no spill file/);
-  });
-});
-
-describe('SpillFiles.budget and the open-file limit', () => {
-  it.each<[number | null, number]>([
-    [null, 64],
-    [0, 64],
-    [NaN, 64],
-    [256, 64],
-    [1024, 64],
-    [8191, 64],
-    [8192, 1024],
-    [20000, 1024],
-    [Infinity, 1024],
-  ])('limit %s -> %i open spill files', (limit, want) => {
-    expect(SpillFiles.budget(limit)).toBe(want);
-  });
-
-  it.skipIf(!existsSync('/proc/self/limits'))("reads this process's soft limit as the shell reports it (Linux)", () => {
-    const shell = execFileSync('sh', ['-c', 'ulimit -Sn'], { encoding: 'utf8' }).trim();
-    expect(openFileLimit()).toBe(shell === 'unlimited' ? Infinity : Number(shell));
+    expect(() => builder.spill()).toThrow(/no spill log/);
   });
 });
 

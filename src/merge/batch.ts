@@ -7,9 +7,10 @@
  * worker: src/sinks/encode.ts `patientSets`.)
  *
  * When the coordinator needs the memory back before a row group is full, a
- * builder spills its rows to a staging file, as they are (24 bytes a vitals
- * row), and reads them back when the row group is encoded: row groups reach
- * their full size whatever the number of open partitions, in bounded memory.
+ * builder spills its rows to the run's spill log in staging, as they are
+ * (24 bytes a vitals row), and reads them back when the row group is
+ * encoded: row groups reach their full size whatever the number of open
+ * partitions, in bounded memory.
  */
 import { closeSync, openSync, rmSync } from 'node:fs';
 import { readFully, writevFully } from '../sinks/fsutil.js';
@@ -79,56 +80,40 @@ export class Bitset {
 }
 
 /**
- * Open spill files, at most `max` at once (the least recently used is
- * closed first): a partition spills hundreds of times in a large file, and
- * an open and a close for each spill cost more than its write.
+ * The staging file every partition of a file spills to (decision 0007):
+ * each spill is appended, and its builder remembers where. One file for
+ * all, created on the first spill, because creating a file is what a spill
+ * cost most (0.4–1.3 ms each on the benchmark machine's ext4, more on a
+ * network filesystem, and once per partition), not writing to it. The
+ * space is given back when the file's rows are all written (`close`).
  */
-export class SpillFiles {
-  /** path → fd, least recently used first. */
-  private readonly open = new Map<string, number>();
-  constructor(private readonly max: number) {}
+export class SpillLog {
+  private fd: number | null = null;
+  /** Bytes written so far: where the next spill goes. */
+  private size = 0;
+  constructor(readonly path: string) {}
 
-  /**
-   * How many to keep open under a soft limit of `limit` open files (null:
-   * unknown). Every partition's Parquet file is open too, so below 8192
-   * (a file of many hospitals could have hundreds of partitions) it stays
-   * at 64; above, an eighth of the limit, at most 1024. Node raises the
-   * soft limit to the hard one at start-up, which is usually far higher. A
-   * bench file has 240 partitions: 64 open at once meant a reopen for most
-   * spills (4,700 opens at 10M rows).
-   */
-  static budget(limit: number | null): number {
-    if (limit === null || !(limit >= 8192)) return 64;
-    return Math.min(1024, Math.floor(limit / 8));
+  /** Appends `parts` (one writev) and returns the position they start at. */
+  append(parts: Uint8Array[]): number {
+    this.fd ??= openSync(this.path, 'a+');
+    const at = this.size;
+    writevFully(this.fd, parts);
+    for (const p of parts) this.size += p.length;
+    return at;
   }
 
-  /** A descriptor appending to `path` (created when missing). */
-  fd(path: string): number {
-    let fd = this.open.get(path);
-    if (fd !== undefined) this.open.delete(path);
-    else {
-      if (this.open.size >= this.max) this.close(this.open.keys().next().value!);
-      fd = openSync(path, 'a');
-    }
-    this.open.set(path, fd);
-    return fd;
+  /** Reads dst.length bytes written at `position` back into dst. */
+  read(dst: Uint8Array, position: number): void {
+    if (this.fd === null || readFully(this.fd, dst, 0, dst.length, position) < dst.length) throw new Error(`spill log ${this.path} is short`);
   }
 
-  /** Closes `path` if it is open. */
-  close(path: string): void {
-    const fd = this.open.get(path);
-    if (fd === undefined) return;
-    this.open.delete(path);
-    closeSync(fd);
-  }
-
-  closeAll(): void {
-    for (const path of [...this.open.keys()]) this.close(path);
-  }
-
-  /** Files open now. */
-  get size(): number {
-    return this.open.size;
+  /** Closes and removes the file (if a spill created it). */
+  close(): void {
+    if (this.fd === null) return;
+    closeSync(this.fd);
+    this.fd = null;
+    this.size = 0;
+    rmSync(this.path, { force: true });
   }
 }
 
@@ -176,22 +161,20 @@ export class BatchBuilder {
   private srcValue!: Column<Uint32Array>;
   /** Rows in memory. */
   rows = 0;
-  /** Rows in the spill file (before the rows in memory), by spill. */
-  private spills: number[] = [];
+  /** Rows in the spill log (before the rows in memory), by spill: how many, and where in the log. */
+  private spills: { rows: number; at: number }[] = [];
   private spilledRows = 0;
 
   /**
    * @param units the run's source units, which rows refer to (a chunk's own numbers are mapped by `append`'s caller)
-   * @param spillPath where rows go when spilled (a staging file, created on first spill)
-   * @param files the open spill files, shared by a run's builders (by default this builder's own, one file)
+   * @param log where rows go when spilled, shared by a run's builders (none: this builder cannot spill)
    */
   constructor(
     readonly hospital: string,
     readonly month: string,
     private readonly labs: boolean,
     private readonly units: UnitIds,
-    private readonly spillPath = '',
-    private readonly files = new SpillFiles(1),
+    private readonly log: SpillLog | null = null,
   ) {
     this.freshColumns();
   }
@@ -262,15 +245,15 @@ export class BatchBuilder {
   }
 
   /**
-   * Appends the rows in memory to the spill file and lets their memory go.
+   * Appends the rows in memory to the spill log and lets their memory go.
    */
   spill(): void {
     const n = this.rows;
     if (n === 0) return;
-    if (!this.spillPath) throw new Error('BatchBuilder: no spill file');
+    if (!this.log) throw new Error('BatchBuilder: no spill log');
     // One write for the six columns.
-    writevFully(this.files.fd(this.spillPath), this.columns().map(({ column, width }) => bytesOf(column.data, 0, n * width)));
-    this.spills.push(n);
+    const at = this.log.append(this.columns().map(({ column, width }) => bytesOf(column.data, 0, n * width)));
+    this.spills.push({ rows: n, at });
     this.spilledRows += n;
     // Its next rows likely come in as fast: room for as many (within a small bound), not a regrowth from 256;
     // columns of that size already are kept (nothing else holds them: the rows went to the file).
@@ -304,29 +287,21 @@ export class BatchBuilder {
     ];
   }
 
-  /** Full-size columns: the spilled rows read back, then the rows in memory; the spill file is removed. */
+  /** Full-size columns: the spilled rows read back, then the rows in memory. */
   private readBack(recycler: BufferRecycler | null): (Int32Array | Uint32Array | Float64Array)[] {
     const n = this.pending;
     const cols = this.columns();
     const out = cols.map(({ column, width }) => (recycler ? recycler.take(column.type, n * width) : new column.type(n * width)));
-    this.files.close(this.spillPath);
-    const fd = openSync(this.spillPath, 'r');
-    try {
-      let pos = 0;
-      let at = 0;
-      for (const m of this.spills) {
-        for (let c = 0; c < cols.length; c++) {
-          const w = cols[c].width;
-          const dst = bytesOf(out[c], at * w, m * w);
-          if (readFully(fd, dst, 0, dst.length, pos) < dst.length) throw new Error(`spill file ${this.spillPath} is short`);
-          pos += dst.length;
-        }
-        at += m;
+    let row = 0;
+    for (const { rows, at } of this.spills) {
+      let pos = at;
+      for (let c = 0; c < cols.length; c++) {
+        const dst = bytesOf(out[c], row * cols[c].width, rows * cols[c].width);
+        this.log!.read(dst, pos);
+        pos += dst.length;
       }
-    } finally {
-      closeSync(fd);
+      row += rows;
     }
-    rmSync(this.spillPath, { force: true });
     for (let c = 0; c < cols.length; c++) out[c].set(cols[c].column.data.subarray(0, this.rows * cols[c].width) as never, this.spilledRows * cols[c].width);
     this.spills = [];
     this.spilledRows = 0;

@@ -9,17 +9,18 @@
  * tasks; results are applied strictly in dispatch order, so files and
  * statistics do not depend on which worker finished first.
  */
-import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { closeSync, mkdirSync, open } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import type { Dataset } from '../registry.js';
 import { monthOf } from '../rules/fields.js';
 import { MeasureSketch } from '../sketch/measure.js';
 import type { ChunkResult, EncodeResult } from '../types.js';
-import { BatchBuilder, batchBuffers, Bitset, type ChunkIds, NO_PENDING, SpillFiles, UnitIds } from './batch.js';
+import { BatchBuilder, batchBuffers, Bitset, type ChunkIds, NO_PENDING, SpillLog, UnitIds } from './batch.js';
 import { BufferRecycler } from './recycle.js';
 import type { Dictionaries } from './dicts.js';
 import { PartitionFile } from '../sinks/parquet.js';
-import { openFileLimit } from '../sinks/fsutil.js';
 import type { Pool } from '../pool.js';
 import type { CpuAccount } from '../cpu.js';
 
@@ -33,6 +34,8 @@ export interface Partition {
   patients: Bitset[];
   /** Rows the duplicate filter held back (suspects), in arrival order, until it decides. */
   held: BatchBuilder | null;
+  /** The Parquet file's directory and descriptor, being created off this thread since the partition's first batch was sent. */
+  opening: Promise<number> | null;
 }
 
 export class Partitions {
@@ -43,8 +46,8 @@ export class Partitions {
   readonly units = new UnitIds();
   /** Batch column buffers back from the workers, for the next batches: six columns for each batch in flight, and one more batch. */
   private readonly recycler: BufferRecycler;
-  /** The partitions' spill files, kept open between spills (as many as the open-file limit comfortably allows). */
-  private readonly spillFiles = new SpillFiles(SpillFiles.budget(openFileLimit()));
+  /** Where the partitions spill (one staging file for all, created on the first spill). */
+  private readonly spillLog: SpillLog;
   bpPairs = 0;
   bpViolations = 0;
   timings = { sketch: 0, parquet_encode: 0, write: 0 };
@@ -63,6 +66,7 @@ export class Partitions {
     private readonly cpu: CpuAccount,
   ) {
     this.recycler = new BufferRecycler(6 * (maxInFlight + 1));
+    this.spillLog = new SpillLog(join(stagingSpill, 'rows.bin'));
   }
 
   /** The partition of a chunk's part `p`, created on first sight. */
@@ -72,8 +76,7 @@ export class Partitions {
     let part = this.parts.get(key);
     if (!part) {
       const m = monthOf(month);
-      const spill = join(this.stagingSpill, `${this.parts.size}.bin`);
-      part = { hospital, month: m, batch: new BatchBuilder(hospital, m, this.dataset === 'labs', this.units, spill, this.spillFiles), file: null, sketches: new Map(), patients: [], held: null };
+      part = { hospital, month: m, batch: new BatchBuilder(hospital, m, this.dataset === 'labs', this.units, this.spillLog), file: null, sketches: new Map(), patients: [], held: null, opening: null };
       if (this.parts.size === 0) mkdirSync(this.stagingSpill, { recursive: true });
       this.parts.set(key, part);
     }
@@ -142,6 +145,13 @@ export class Partitions {
     this.timings.write += performance.now() - t0;
     const dicts = this.dicts.state;
     const transfer = batchBuffers(batch);
+    // Creating a directory and a file costs up to a millisecond or more of
+    // system time each (more on a network filesystem); libuv's threads do it
+    // while the batch is encoded, instead of this thread when it is applied.
+    if (!p.opening) {
+      p.opening = openForWriting(this.curatedPath(p));
+      p.opening.catch(() => {}); // observed when applied
+    }
     // The batch's columns are transferred, not copied (nothing keeps them here), so an encode task is tried once.
     const result = this.pool.run<EncodeResult>((attempt) => ({ task: { kind: 'encode', attempt, dataset: this.dataset, batch, dicts }, transfer, once: true }));
     result.catch(() => {}); // observed when applied
@@ -152,13 +162,9 @@ export class Partitions {
   private async applyNext(): Promise<void> {
     const { part, result } = this.inFlight.shift()!;
     const r = await result;
+    part.file ??= new PartitionFile(this.curatedPath(part), this.dataset, await part.opening!);
     const t0 = performance.now();
     this.cpu.add(r.cpu);
-    if (!part.file) {
-      const dir = join(this.stagingCurated, `hospital_id=${part.hospital}`, `month=${part.month}`);
-      mkdirSync(dir, { recursive: true });
-      part.file = new PartitionFile(join(dir, 'part-00000.parquet'), this.dataset);
-    }
     part.file.append(r.bytes, r.rowGroup, r.rows);
     this.recycler.give(r.recycled);
     this.timings.write += performance.now() - t0;
@@ -179,7 +185,7 @@ export class Partitions {
   async finish(): Promise<void> {
     const all = [...this.parts.values()].sort((a, b) => cmp(a.hospital, b.hospital) || cmp(a.month, b.month));
     for (const p of all) await this.flush(p);
-    this.spillFiles.closeAll();
+    this.spillLog.close();
     while (this.inFlight.length > 0) await this.applyNext();
     const t0 = performance.now();
     for (const p of all) {
@@ -197,8 +203,19 @@ export class Partitions {
   async abandon(): Promise<void> {
     await Promise.allSettled(this.inFlight.map((x) => x.result));
     this.inFlight = [];
-    this.spillFiles.closeAll();
-    for (const p of this.parts.values()) p.file?.abandon();
+    this.spillLog.close();
+    for (const p of this.parts.values()) {
+      if (p.file) p.file.abandon();
+      else if (p.opening) {
+        const fd = await p.opening.catch(() => null);
+        if (fd !== null) closeSync(fd);
+      }
+    }
+  }
+
+  /** Where a partition's curated rows go in staging. */
+  private curatedPath(p: Partition): string {
+    return join(this.stagingCurated, `hospital_id=${p.hospital}`, `month=${p.month}`, 'part-00000.parquet');
   }
 
   /** Per (hospital, month): curated rows and merged sketches (after finish). */
@@ -206,6 +223,14 @@ export class Partitions {
     const all = [...this.parts.values()].sort((a, b) => cmp(a.hospital, b.hospital) || cmp(a.month, b.month));
     for (const p of all) if (p.file) yield { hospital: p.hospital, month: p.month, rows: p.file.rowCount, sketches: p.sketches };
   }
+}
+
+const openFile = promisify(open);
+
+/** Creates a file's directory and the file (truncated), on libuv's threads; resolves to its descriptor. */
+async function openForWriting(path: string): Promise<number> {
+  await mkdir(dirname(path), { recursive: true });
+  return openFile(path, 'w');
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

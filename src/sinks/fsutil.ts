@@ -30,17 +30,6 @@ export function replacePath(staged: string, target: string): void {
   if (had) rmSync(aside, { recursive: true, force: true });
 }
 
-/** The process's soft limit on open files (Linux: /proc/self/limits), or null where that cannot be read. */
-export function openFileLimit(): number | null {
-  try {
-    const m = /^Max open files\s+(\d+|unlimited)\s/m.exec(readFileSync('/proc/self/limits', 'latin1'));
-    if (!m) return null;
-    return m[1] === 'unlimited' ? Infinity : Number(m[1]);
-  } catch {
-    return null;
-  }
-}
-
 export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
 }

@@ -28,8 +28,9 @@ export class PartitionFile {
   private columns: { name: string; type: ColumnMeta['meta_data']['type']; encodings: string[] }[] | null = null;
   private rows = 0;
 
-  constructor(readonly path: string, private readonly dataset: Dataset) {
-    this.fd = openSync(path, 'w');
+  /** @param fd the file, already opened for writing (else it is created here) */
+  constructor(readonly path: string, private readonly dataset: Dataset, fd: number | null = null) {
+    this.fd = fd ?? openSync(path, 'w');
     writeSync(this.fd, Buffer.from('PAR1'));
   }
 
