@@ -208,9 +208,25 @@ export class ChunkProcessor {
     this.out = new AcceptedRows(this.labs);
     this.periodFirst = ctx.period ? ctx.period.first : -Infinity;
     this.periodLast = ctx.period ? ctx.period.last : Infinity;
-    // Run the record loop once on nothing: its exit path then has type
-    // feedback when the loop is compiled mid-chunk (on-stack replacement).
-    this.scan(new Uint8Array(0), new RejectList(), []);
+    // Fields replaced during a run (arrays grown, caches started over) are
+    // replaced once here, before any code is compiled: V8 treats a field that
+    // was never reassigned as a constant, and its first replacement mid-run
+    // deoptimised every function compiled with it, the record loop included.
+    this.valueRaw = this.valueRaw.slice();
+    this.unitConv = this.unitConv.slice();
+    this.unitStamp = this.unitStamp.slice();
+    this.unitLocal = this.unitLocal.slice();
+    this.patientCache = new ByteTable(4);
+    this.valueCache = new ByteTable(0);
+    this.knownValues = new ByteTable(3);
+    // Run the record loop on nothing, so that its exit path has type feedback
+    // when the loop is compiled mid-chunk (on-stack replacement); without it
+    // the first chunk's end deoptimised the compiled loop. V8 gives a function
+    // somewhere to keep feedback only after enough of its bytecode has run
+    // (--interrupt-budget-factor-for-feedback-allocation): one run (as before
+    // 2026-12-04) recorded nothing, 32 were not enough, 64 were; 256 cost
+    // well under a millisecond.
+    for (let k = 0; k < 256; k++) this.scan(new Uint8Array(0), new RejectList(), new Array<number>(this.nReq).fill(0));
   }
 
   /** Points the shared-dictionary views at the coordinator's current buffers. */
