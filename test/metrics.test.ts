@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import {
   writeMetricsFile,
   type PipelineMetrics,
 } from '../src/metrics/index.js';
+import { ROOT } from './helpers.js';
 
 // --- helpers ------------------------------------------------------------------
 
@@ -472,5 +474,19 @@ describe('pushMetrics', () => {
     ['vitals', '', '/metrics/job/healthcare_pipeline/dataset/vitals/hospital_id@base64/='],
   ])('groupPath(%j, %j)', (dataset, hospital, path) => {
     expect(groupPath(dataset, hospital)).toBe(path);
+  });
+});
+
+describe('loading prom-client', () => {
+  // The commands load it only when metrics are served, pushed or written
+  // (src/commands/pipeline.ts withMetrics): ~60 ms of every command's start-up.
+  const loaded = (code: string) =>
+    execFileSync(process.execPath, ['--input-type=module', '-e', `import { createRequire } from 'node:module'; ${code}; console.log(Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('prom-client')))`], { cwd: ROOT, encoding: 'utf8' }).trim();
+
+  it.each([
+    ['the commands module', "await import('./dist/src/commands/pipeline.js')", 'false'],
+    ['the metrics module', "await import('./dist/src/metrics/index.js')", 'true'],
+  ])('after importing %s: %s', (_, code, want) => {
+    expect(loaded(code)).toBe(want);
   });
 });
