@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -130,14 +130,25 @@ describe('BatchBuilder spill', () => {
           const units = new UnitIds();
           const builders = Array.from({ length: 5 }, () => new BatchBuilder('H001', '2024-01', false, units, log));
           const expected: Row[][] = builders.map(() => []);
+          // Per builder: rows in memory, and whether it has rows in the log.
+          const inMemory = builders.map(() => 0);
+          const inLog = builders.map(() => false);
           const check = (b: number) => {
             expect(decode(builders[b].take(), false)).toEqual(expected[b]);
             expected[b] = [];
+            inMemory[b] = 0;
+            inLog[b] = false;
+            // Once nothing waits in the log, it is emptied.
+            if (!inLog.some(Boolean) && existsSync(log.path)) expect(statSync(log.path).size).toBe(0);
           };
           for (const [b, rows, spill, take] of steps) {
             append(builders[b], units, source(rows), 0, rows.length, null, NO_PENDING);
             expected[b].push(...rows.map((r) => ({ ...r, ref: [0, 0] as [number, number] })));
-            if (spill) builders[b].spill();
+            inMemory[b] += rows.length;
+            if (spill) {
+              builders[b].spill();
+              if (inMemory[b] > 0) [inLog[b], inMemory[b]] = [true, 0];
+            }
             if (take) check(b);
           }
           builders.forEach((_, b) => check(b));

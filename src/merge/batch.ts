@@ -12,7 +12,7 @@
  * encoded: row groups reach their full size whatever the number of open
  * partitions, in bounded memory.
  */
-import { closeSync, openSync, rmSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, rmSync } from 'node:fs';
 import { readFully, writevFully } from '../sinks/fsutil.js';
 import { type Batch, type ChunkResult, PENDING } from '../types.js';
 import type { BufferRecycler, TypedArrayType } from './recycle.js';
@@ -91,6 +91,8 @@ export class SpillLog {
   private fd: number | null = null;
   /** Bytes written so far: where the next spill goes. */
   private size = 0;
+  /** Bytes written and not read back yet. */
+  private live = 0;
   constructor(readonly path: string) {}
 
   /** Appends `parts` (one writev) and returns the position they start at. */
@@ -98,13 +100,25 @@ export class SpillLog {
     this.fd ??= openSync(this.path, 'a+');
     const at = this.size;
     writevFully(this.fd, parts);
-    for (const p of parts) this.size += p.length;
+    const n = parts.reduce((sum, p) => sum + p.length, 0);
+    this.size += n;
+    this.live += n;
     return at;
   }
 
-  /** Reads dst.length bytes written at `position` back into dst. */
+  /**
+   * Reads dst.length bytes written at `position` back into dst. Each
+   * spilled byte is read back once: when none is left to read, the file is
+   * emptied and the next spill starts again at 0, so staging holds at most
+   * what was spilled since the last moment nothing waited there.
+   */
   read(dst: Uint8Array, position: number): void {
     if (this.fd === null || readFully(this.fd, dst, 0, dst.length, position) < dst.length) throw new Error(`spill log ${this.path} is short`);
+    this.live -= dst.length;
+    if (this.live === 0 && this.size > 0) {
+      ftruncateSync(this.fd, 0);
+      this.size = 0;
+    }
   }
 
   /** Closes and removes the file (if a spill created it). */
@@ -113,6 +127,7 @@ export class SpillLog {
     closeSync(this.fd);
     this.fd = null;
     this.size = 0;
+    this.live = 0;
     rmSync(this.path, { force: true });
   }
 }
