@@ -85,7 +85,8 @@ export class Bitset {
  * all, created on the first spill, because creating a file is what a spill
  * cost most (0.4–1.3 ms each on the benchmark machine's ext4, more on a
  * network filesystem, and once per partition), not writing to it. The
- * space is given back when the file's rows are all written (`close`).
+ * file is emptied whenever every spilled byte has been read back, and
+ * removed by `close`.
  */
 export class SpillLog {
   private fd: number | null = null;

@@ -5,7 +5,7 @@
  * footer (hyparquet-writer's ParquetWriter.finish) when the partition closes.
  * See docs/decisions/0001-parquet-writer.md.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import type { Dataset } from '../registry.js';
 import type { ColumnMeta } from './pages.js';
@@ -28,9 +28,9 @@ export class PartitionFile {
   private columns: { name: string; type: ColumnMeta['meta_data']['type']; encodings: string[] }[] | null = null;
   private rows = 0;
 
-  /** @param fd the file, already opened for writing (else it is created here) */
-  constructor(readonly path: string, private readonly dataset: Dataset, fd: number | null = null) {
-    this.fd = fd ?? openSync(path, 'w');
+  /** @param fd `path`, already created and opened for writing (src/merge/partitions.ts does it off the main thread) */
+  constructor(readonly path: string, private readonly dataset: Dataset, fd: number) {
+    this.fd = fd;
     writeSync(this.fd, Buffer.from('PAR1'));
   }
 
