@@ -23,7 +23,7 @@ import { VITALS } from '../src/registry.js';
 import { mergeDoc, readIfExists } from './lib/docs.js';
 import { CLI, ensureInput, type Input } from './lib/data.js';
 import { int, rowsLabel } from './lib/format.js';
-import { coresJob, floorJob, summarise, type JobContext, type Result } from './lib/jobs.js';
+import { coresJob, floorJob, oneCoreCpu, summarise, type JobContext, type Result } from './lib/jobs.js';
 import { engineCommit, loadNow, machine, packageVersion, projectVersion } from './lib/machine.js';
 import { parseOptions, USAGE, type BenchOptions } from './lib/options.js';
 import { planJobs, runRounds } from './lib/plan.js';
@@ -126,7 +126,9 @@ async function main(argv: string[]): Promise<number> {
   for (const k of cores?.kernels ?? []) log(`cores reference, ${k.kernel}: ${maxWorkers} threads at once ${k.scaling.toFixed(2)}× one alone`);
   const defaultChunk = engineDefaultChunk(engine.cli);
   const pandasInput = o.skipPandas ? null : o.pandasRows === o.rows ? input : ensureInput(o.out, o.pandasRows, o.seed, o.hospitals, log, engine.cli);
-  const jobs = planJobs(o, input, sizeInputs, pandasInput, defaultChunk);
+  const oneCore = maxWorkers > 1 ? oneCoreCpu() : null;
+  if (maxWorkers > 1 && oneCore === null) log('one-core run skipped: needs taskset (util-linux) and at least 2 allowed CPUs');
+  const jobs = planJobs(o, input, sizeInputs, pandasInput, defaultChunk, oneCore);
   const rounds = await runRounds(ctx, o, jobs, log);
 
   const of = (key: string) => rounds.samples.get(key) ?? [];
@@ -145,6 +147,7 @@ async function main(argv: string[]): Promise<number> {
   const workers = o.workers.map((w) => (w === maxWorkers ? main : engineAt(`w${w}`)));
   const chunks = o.chunkSizes.map((size) => (size === defaultChunk ? { ...main, chunkSize: size } : engineAt(`c${size}`)));
   const sizes = sizeInputs.map((inp) => (inp.rows === o.rows ? main : engineAt(`s${inp.rows}`)));
+  const oneCoreRun = of('core1').length ? { ...engineAt('core1'), cpu: oneCore } : null;
   const notes = [...standingNotes(o, c), ...rounds.notes];
 
   const pv = (c.pandas?.extra.versions ?? {}) as Record<string, string>;
@@ -176,6 +179,7 @@ async function main(argv: string[]): Promise<number> {
     duckdb: c.duckdb,
     pandas: c.pandas,
     workers,
+    oneCore: oneCoreRun,
     chunks,
     sizes,
     notes,

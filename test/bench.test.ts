@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { allowedCpus, oneCoreCpu } from '../bench/lib/jobs.js';
 import { medianRound, scalingBound } from '../bench/lib/report.js';
 import { pairedRatio } from '../bench/lib/results.js';
 
@@ -106,6 +107,26 @@ describe('bench (tiny size)', () => {
     expect(md).toMatch(new RegExp(`\\| engine \`process\`, 1 worker → 2 workers \\(round 1\\) \\| [\\d.]+ \\| [\\d.]+ \\| ${engine.toFixed(2).replace('.', '\\.')}× \\| — \\|`));
   });
 
+  it('runs one worker pinned to one core next to the main run, where it can pin', () => {
+    const cpu = oneCoreCpu();
+    if (cpu === null) {
+      expect(results.oneCore).toBeNull();
+      expect(md).not.toContain('#### One core →');
+      return;
+    }
+    const one = results.oneCore;
+    expect(one.cpu).toBe(cpu);
+    expect(one.workers).toBe(1);
+    expect(one.accepted + one.rejected).toBe(ROWS);
+    expect(one.rejected).toBe(results.engine.rejected);
+    // One round: the ratio is the two runs' throughputs, computed here from their wall times.
+    const r = one.wallMsRuns[0] / results.engine.wallMsRuns[0];
+    expect(md).toMatch(/#### One core → 2 cores\n\n\| run \| wall s \| rows\/s \| vs 1 core \|/);
+    expect(md).toContain(`| 1 worker, 1 core (\`taskset -c ${cpu}\`) | ${(one.wallMs / 1000).toFixed(2)} |`);
+    expect(md).toMatch(new RegExp(`\\| 2 workers, all 2 cores \\| [\\d.]+ \\| [\\d,]+ \\| ${r.toFixed(2).replace('.', '\\.')}× \\|`));
+    expect(md).toContain(`2 cores ${r.toFixed(2)}× one core`);
+  });
+
   it.each(['read', 'parse', 'rules', 'transform', 'dedupe', 'sketch', 'parquet_encode', 'write'])('shows the engine stage "%s"', (stage) => {
     expect(md).toMatch(new RegExp(`\\n${stage} +[█ ]+ [\\d,]+ ms \\(`));
     expect(results.engine.timings[stage]).toEqual(expect.any(Number));
@@ -194,5 +215,17 @@ describe('pairedRatio', () => {
     const a = run(1, [10, 10, 10]);
     const b = run(1, [30]);
     expect(pairedRatio(a, b)).toBeCloseTo(3, 9);
+  });
+});
+
+describe('allowedCpus', () => {
+  it.each([
+    ['Cpus_allowed_list:\t0-1\n', [0, 1]],
+    ['Name:\tnode\nCpus_allowed:\t3\nCpus_allowed_list:\t0,2-4\nMems_allowed:\t1\n', [0, 2, 3, 4]],
+    ['Cpus_allowed_list:\t5\n', [5]],
+    ['Name:\tnode\n', null],
+    [null, null],
+  ])('%j → %j', (status, cpus) => {
+    expect(allowedCpus(status)).toEqual(cpus);
   });
 });

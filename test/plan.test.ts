@@ -1,19 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { roundOrder, type Job } from '../bench/lib/plan.js';
+import { planJobs, roundOrder, type Job } from '../bench/lib/plan.js';
+import type { Input } from '../bench/lib/data.js';
+import type { BenchOptions } from '../bench/lib/options.js';
 
 /** The bench's round order (bench/lib/plan.ts): the compared runs back to back, the rest rotating. */
 const job = (key: string) => ({ key }) as Job;
-const PLAN = ['main', 'duckdb', 'pandas', 'w1', 'c524288', 'c8388608', 's1000000'].map(job);
+const PLAN = ['main', 'duckdb', 'pandas', 'w1', 'core1', 'c524288', 'c8388608', 's1000000'].map(job);
 const keys = (jobs: Job[]) => jobs.map((j) => j.key);
 
 describe('roundOrder', () => {
   it.each([
-    [0, ['pandas', 'duckdb', 'main', 'w1', 'c524288', 'c8388608', 's1000000']],
-    [1, ['c524288', 'c8388608', 's1000000', 'pandas', 'duckdb', 'main', 'w1']],
-    [2, ['c8388608', 's1000000', 'pandas', 'duckdb', 'main', 'w1', 'c524288']],
-    [3, ['s1000000', 'pandas', 'duckdb', 'main', 'w1', 'c524288', 'c8388608']],
+    [0, ['pandas', 'duckdb', 'main', 'w1', 'core1', 'c524288', 'c8388608', 's1000000']],
+    [1, ['c524288', 'c8388608', 's1000000', 'pandas', 'duckdb', 'main', 'w1', 'core1']],
+    [2, ['c8388608', 's1000000', 'pandas', 'duckdb', 'main', 'w1', 'core1', 'c524288']],
+    [3, ['s1000000', 'pandas', 'duckdb', 'main', 'w1', 'core1', 'c524288', 'c8388608']],
     // Four units: round 4 starts over.
-    [4, ['pandas', 'duckdb', 'main', 'w1', 'c524288', 'c8388608', 's1000000']],
+    [4, ['pandas', 'duckdb', 'main', 'w1', 'core1', 'c524288', 'c8388608', 's1000000']],
   ])('round %i: %j', (round, order) => {
     expect(keys(roundOrder(PLAN, round))).toEqual(order);
   });
@@ -30,5 +32,25 @@ describe('roundOrder', () => {
         expect(order.slice(m + 1, m + 1 + ws.length)).toEqual(ws);
       }
     }
+  });
+});
+
+describe('planJobs', () => {
+  const input = (rows: number) => ({ rows, path: `v${rows}.csv`, bytes: rows * 50 }) as Input;
+  const opts = (workers: number[]) => ({ workers, chunkSizes: [2097152], skipDuckdb: false }) as unknown as BenchOptions;
+  const plan = (workers: number[], oneCore: number | null) => planJobs(opts(workers), input(1000), [input(1000)], null, 2097152, oneCore);
+
+  it.each([
+    [[1, 2], 3, ['main', 'duckdb', 'w1', 'core1']],
+    [[1, 2], null, ['main', 'duckdb', 'w1']],
+    // One worker at most: nothing to compare one core with.
+    [[1], 0, ['main', 'duckdb']],
+  ])('workers %j, one core %j → %j', (workers, oneCore, keys) => {
+    expect(plan(workers, oneCore).map((j) => j.key)).toEqual(keys);
+  });
+
+  it('pins only the one-core run, to the CPU it was given, with one worker', () => {
+    const jobs = plan([1, 2], 3);
+    expect(jobs.filter((j) => j.cpu !== null).map((j) => [j.key, j.workers, j.cpu])).toEqual([['core1', 1, 3]]);
   });
 });

@@ -41,7 +41,7 @@ function summaryTable(sections: Map<number, string>): string {
   heads.sort((a, b) => b.rows - a.rows);
   if (heads.length === 0) return 'No run recorded yet: `npm run bench -- --rows 10000000`.';
   return table(
-    ['rows', 'date', 'engine', 'engine rows/s', 'vs DuckDB', 'vs pandas + pandera', '2 vs 1 worker', 'peak RSS MB', 'load avg'],
+    ['rows', 'date', 'engine', 'engine rows/s', 'vs DuckDB', 'vs pandas + pandera', '2 vs 1 worker', 'all cores vs 1 core', 'peak RSS MB', 'load avg'],
     heads.map((h) => [
       int(h.rows),
       h.date.slice(0, 10),
@@ -50,10 +50,11 @@ function summaryTable(sections: Map<number, string>): string {
       ratio(h.vsDuckdb) + (h.vsDuckdbCpu ? ` (CPU ${ratio(h.vsDuckdbCpu)})` : ''),
       ratio(h.vsPandas) + (h.vsPandasCpu ? ` (CPU ${ratio(h.vsPandasCpu)})` : '') + (h.pandasRows !== null && h.pandasRows !== h.rows ? `, pandas at ${int(h.pandasRows)}` : ''),
       ratio(h.workerScaling),
+      ratio(h.coreScaling ?? null),
       h.rssMB === null ? 'n/a' : int(h.rssMB),
       h.load,
     ]),
-    ['r', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'l'],
+    ['r', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
   );
 }
 

@@ -3,7 +3,7 @@
  * the DuckDB and pandas + pandera references, and the read floor. Each
  * returns one Sample; `summarise` folds repeats into a median.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Input } from './data.js';
 import { median } from './format.js';
@@ -53,6 +53,8 @@ export interface Result {
   readonly extra: Record<string, unknown>;
   /** Set when this tool ran on fewer rows than the comparison and its throughput stands in for it. */
   readonly extrapolatedTo?: number;
+  /** The one CPU the runs were pinned to (`taskset -c`), when they were. */
+  readonly cpu?: number | null;
   /** Every run's `extra`, in round order (absent in results recorded before it existed). */
   readonly runExtras?: readonly Record<string, unknown>[];
 }
@@ -84,13 +86,53 @@ const cleanup = (ctx: JobContext, dir: string) => {
   if (!ctx.keepOutputs) rmSync(dir, { recursive: true, force: true });
 };
 
-/** The engine: `process` (workers, chunk size) then `stats`, timed as one job. */
-export async function engineJob(ctx: JobContext, input: Input, workers: number, chunkSize: number | null): Promise<Sample> {
-  const dir = runDir(ctx, `engine-${input.rows}-w${workers}-c${chunkSize ?? 'default'}`);
+export const TASKSET = '/usr/bin/taskset';
+
+/**
+ * The CPUs this process may run on, from `Cpus_allowed_list` in
+ * /proc/self/status (`0-1`, `0,2-3`), or null where that is not available.
+ */
+export function allowedCpus(status: string | null = readIfPresent('/proc/self/status')): number[] | null {
+  const m = status === null ? null : /^Cpus_allowed_list:\s*(\S+)/m.exec(status);
+  if (!m) return null;
+  const cpus: number[] = [];
+  for (const part of m[1].split(',')) {
+    const [a, b = a] = part.split('-').map(Number);
+    for (let c = a; c <= b; c++) cpus.push(c);
+  }
+  return cpus;
+}
+
+function readIfPresent(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The one CPU a single-core run is pinned to (the first one this process
+ * may use), or null when it cannot be pinned: fewer than two CPUs, or no
+ * `taskset` (util-linux).
+ */
+export function oneCoreCpu(): number | null {
+  const cpus = allowedCpus();
+  return cpus && cpus.length >= 2 && existsSync(TASKSET) ? cpus[0] : null;
+}
+
+/**
+ * The engine: `process` (workers, chunk size) then `stats`, timed as one
+ * job; with `pinCpu`, both are pinned to that one CPU (`taskset -c`), so the
+ * coordinator and V8's background threads share the worker's core.
+ */
+export async function engineJob(ctx: JobContext, input: Input, workers: number, chunkSize: number | null, pinCpu: number | null = null): Promise<Sample> {
+  const dir = runDir(ctx, `engine-${input.rows}-w${workers}-c${chunkSize ?? 'default'}${pinCpu === null ? '' : `-cpu${pinCpu}`}`);
   const args = [...ENGINE_NODE_FLAGS, ctx.cli, 'process', '--dataset', 'vitals', '--input', input.path, '--out', dir, '--workers', String(workers), '--as-of', ctx.asOf, '--no-progress'];
   if (chunkSize !== null) args.push('--chunk-size', String(chunkSize));
-  const p = ensureOk(await measure(process.execPath, args, { env: env() }), 'engine process');
-  const s = ensureOk(await measure(process.execPath, [...ENGINE_NODE_FLAGS, ctx.cli, 'stats', '--out', dir], { env: env() }), 'engine stats');
+  const node = (a: string[]) => (pinCpu === null ? measure(process.execPath, a, { env: env() }) : measure(TASKSET, ['-c', String(pinCpu), process.execPath, ...a], { env: env() }));
+  const p = ensureOk(await node(args), 'engine process');
+  const s = ensureOk(await node([...ENGINE_NODE_FLAGS, ctx.cli, 'stats', '--out', dir]), 'engine stats');
   cleanup(ctx, dir);
   const rows = rowsOf(p.json!);
   const rss = [p.maxRssBytes, s.maxRssBytes].filter((x): x is number => x !== null);

@@ -25,16 +25,23 @@ export interface Job {
   readonly workers: number;
   readonly chunkSize: number | null;
   readonly label: string;
+  /** The one CPU the job is pinned to (`taskset -c`), or null: all of them. */
+  readonly cpu: number | null;
 }
 
-/** The jobs of a run; configurations equal to `main` are not repeated. */
-export function planJobs(o: BenchOptions, input: Input, sizeInputs: readonly Input[], pandasInput: Input | null, defaultChunk: number | null): Job[] {
+/**
+ * The jobs of a run; configurations equal to `main` are not repeated.
+ * With `oneCore` (a CPU number), the engine also runs with one worker
+ * pinned to that CPU (`core1`): one core against the main run's all.
+ */
+export function planJobs(o: BenchOptions, input: Input, sizeInputs: readonly Input[], pandasInput: Input | null, defaultChunk: number | null, oneCore: number | null = null): Job[] {
   const maxW = o.workers[o.workers.length - 1];
-  const engine = (key: string, inp: Input, workers: number, chunkSize: number | null, label: string): Job => ({ key, tool: 'engine', input: inp, workers, chunkSize, label });
+  const engine = (key: string, inp: Input, workers: number, chunkSize: number | null, label: string, cpu: number | null = null): Job => ({ key, tool: 'engine', input: inp, workers, chunkSize, label, cpu });
   const jobs: Job[] = [engine('main', input, maxW, null, `engine ${maxW}w`)];
-  if (!o.skipDuckdb) jobs.push({ key: 'duckdb', tool: 'duckdb', input, workers: o.duckdbThreads, chunkSize: null, label: 'DuckDB' });
-  if (pandasInput) jobs.push({ key: 'pandas', tool: 'pandas', input: pandasInput, workers: 1, chunkSize: null, label: 'pandas + pandera' });
+  if (!o.skipDuckdb) jobs.push({ key: 'duckdb', tool: 'duckdb', input, workers: o.duckdbThreads, chunkSize: null, label: 'DuckDB', cpu: null });
+  if (pandasInput) jobs.push({ key: 'pandas', tool: 'pandas', input: pandasInput, workers: 1, chunkSize: null, label: 'pandas + pandera', cpu: null });
   for (const w of o.workers) if (w !== maxW) jobs.push(engine(`w${w}`, input, w, null, `engine ${w}w`));
+  if (oneCore !== null && maxW > 1) jobs.push(engine('core1', input, 1, null, `engine 1w on CPU ${oneCore} only`, oneCore));
   for (const c of o.chunkSizes) if (c !== defaultChunk) jobs.push(engine(`c${c}`, input, maxW, c, `engine ${maxW}w chunk ${c}`));
   for (const s of sizeInputs) if (s.rows !== input.rows) jobs.push(engine(`s${s.rows}`, s, maxW, null, `engine ${maxW}w ${rowsLabel(s.rows)} rows`));
   return jobs;
@@ -42,14 +49,15 @@ export function planJobs(o: BenchOptions, input: Input, sizeInputs: readonly Inp
 
 /**
  * The order of round `round`: the comparison block (pandas, DuckDB, the
- * main engine run, the other worker counts: in that order) as one unit,
+ * main engine run, the other worker counts, the one-core run: in that
+ * order) as one unit,
  * then each other job as its own unit, rotated by the round number.
  */
 export function roundOrder(jobs: readonly Job[], round: number): Job[] {
   // Place in the block, or −1 for a job outside it.
   const rank = (j: Job) => {
     const k = ['pandas', 'duckdb', 'main'].indexOf(j.key);
-    return k >= 0 ? k : /^w\d+$/.test(j.key) ? 3 : -1;
+    return k >= 0 ? k : /^w\d+$/.test(j.key) ? 3 : j.key === 'core1' ? 4 : -1;
   };
   const block = jobs.filter((j) => rank(j) >= 0).sort((a, b) => rank(a) - rank(b));
   const units: Job[][] = [...(block.length ? [block] : []), ...jobs.filter((j) => rank(j) < 0).map((j) => [j])];
@@ -78,7 +86,7 @@ export async function runRounds(ctx: JobContext, o: BenchOptions, jobs: readonly
     if (o.repeat > 1) log(`round ${r + 1} of ${o.repeat}`);
     for (const job of roundOrder(jobs, r)) {
       if (job.tool === 'engine') {
-        const s = await engineJob(ctx, job.input, job.workers, job.chunkSize);
+        const s = await engineJob(ctx, job.input, job.workers, job.chunkSize, job.cpu);
         describe(job.label, s, job.input.rows);
         samples.get(job.key)!.push(s);
       } else if (job.tool === 'duckdb') {

@@ -26,6 +26,8 @@ export interface Headline {
   vsPandasCpu?: number | null;
   pandasRows: number | null;
   workerScaling: number | null;
+  /** The main run (all cores) over one worker pinned to one core; absent before it was measured. */
+  coreScaling?: number | null;
   rssMB: number | null;
   load: string;
 }
@@ -44,6 +46,7 @@ export function headline(r: BenchResults): Headline {
     vsPandasCpu: round2(cpuSpeedup(r.engine, r.pandas)),
     pandasRows: r.pandas?.rows ?? null,
     workerScaling: w1 && w2 ? round2(pairedRatio(w2, w1)) : null,
+    coreScaling: r.oneCore ? round2(pairedRatio(r.engine, r.oneCore)) : null,
     rssMB: r.engine.maxRssBytes === null ? null : Math.round(r.engine.maxRssBytes / MB),
     load: `${r.machine.loadAtStart[0]} → ${r.loadAtEnd[0]}`,
   };
@@ -211,6 +214,41 @@ function threadSection(workers: readonly Result[], cores: number): string[] {
 }
 
 /**
+ * Scaling with cores rather than workers: the main run (N workers, every
+ * core) against one worker pinned to one core, where the coordinator and
+ * V8's background threads share the worker's core instead of riding on
+ * another one as they do in the 1-worker run with every core.
+ */
+function oneCoreSection(r: BenchResults): string[] {
+  const one = r.oneCore;
+  if (!one) return [];
+  const e = r.engine;
+  const w1 = r.workers.find((w) => w.workers === 1);
+  const n = r.machine.cores;
+  const label = (w: Result, pinned: boolean) => `${w.workers} worker${w.workers === 1 ? '' : 's'}, ${pinned ? `1 core (\`taskset -c ${one.cpu ?? '?'}\`)` : `all ${n} cores`}`;
+  const rows = [one, ...(w1 && w1 !== e ? [w1] : []), e].map((w) => [
+    label(w, w === one),
+    secs(w.wallMs),
+    int(w.rowsPerS),
+    ratio(pairedRatio(w, one)),
+    cpu(w),
+    cores(w),
+    mb(w.maxRssBytes),
+  ]);
+  const md = ['', `#### One core → ${n} cores`, ''];
+  md.push(table(['run', 'wall s', 'rows/s', 'vs 1 core', 'CPU s', 'cores busy', 'peak RSS MB'], rows));
+  md.push(
+    '',
+    `The same job with one worker pinned to a single CPU (\`process\` and \`stats\` under \`taskset\`), in the comparison block of every round; "vs 1 core" is the median of the rounds' ratios ` +
+      `(wall times by round, s: 1 core ${one.wallMsRuns.map((v) => secs(v)).join(', ')}). ` +
+      `This is how the engine scales with the machine: ${ratio(pairedRatio(e, one))} from one core to ${n}. ` +
+      `It is not the "${n} workers vs 1 worker" target, which it does not replace: with every core available, a single worker's run keeps ` +
+      `${w1 ? cores(w1) : 'more than one'} cores busy, because the coordinator and V8's background threads run beside the worker on another core, so that target compares ${n} cores with about ${w1 ? cores(w1) : 'one and a bit'}.`,
+  );
+  return md;
+}
+
+/**
  * The machine's own scaling next to the engine's: what N threads at once
  * get over one for plain arithmetic and for random memory access
  * (bench/cores.ts), and the engine's N-worker run over its 1-worker run.
@@ -274,6 +312,7 @@ export function renderResults(r: BenchResults, svgDir: string): string {
   if (h.vsDuckdb !== null) parts.push(`**${ratio(h.vsDuckdb)} DuckDB**`);
   if (h.vsPandas !== null) parts.push(`**${ratio(h.vsPandas)} pandas + pandera**`);
   if (h.workerScaling !== null) parts.push(`2 workers ${ratio(h.workerScaling)} one worker`);
+  if (h.coreScaling != null) parts.push(`${r.machine.cores} cores ${ratio(h.coreScaling)} one core`);
   parts.push(`peak RSS ${mb(e.maxRssBytes)} MB`);
   md.push(`Engine: ${parts.join('; ')}. Ratios are engine throughput ÷ the other tool's, measured in this run on the same input.`);
   if (r.input.rows < 1_000_000) md.push('', `> A small run (${int(r.input.rows)} rows) keeps the bench working; start-up dominates, so its ratios say nothing about the targets, which apply at 10M rows.`);
@@ -334,6 +373,7 @@ export function renderResults(r: BenchResults, svgDir: string): string {
     md.push('', asciiBars(r.workers.map((w) => ({ label: `${w.workers}w`, value: w.rowsPerS, text: `${int(w.rowsPerS)} rows/s` }))));
     md.push('', `![throughput vs workers](${svgDir}/rows-${r.input.rows}-workers.svg)`);
     md.push(...threadSection(r.workers, r.machine.cores));
+    md.push(...oneCoreSection(r));
     md.push(...coresSection(r));
   }
   if (r.chunks.length > 0) {

@@ -28,6 +28,8 @@ export interface BenchResults {
   readonly duckdb: Result | null;
   readonly pandas: Result | null;
   readonly workers: readonly Result[];
+  /** The engine with one worker pinned to one CPU (absent in results recorded before it existed, null when not run). */
+  readonly oneCore?: Result | null;
   readonly chunks: readonly Result[];
   readonly sizes: readonly Result[];
   readonly targets: readonly Target[];
