@@ -347,6 +347,10 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         }
         while (inFlight.length > 0) await apply(await inFlight.shift()!);
         phaseAt.chunks = performance.now();
+        // No chunk is read or checked again: the buffers that went round are freed now, not at the next
+        // full garbage collection, so they are not still resident when the encode phase peaks.
+        chunkBuffers.clear();
+        columnBuffers.clear();
         updateGauges();
         progress?.(size, rowsRead, true);
       } finally {

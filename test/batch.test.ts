@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BatchBuilder, Bitset, type ChunkIds, NO_PENDING, SpillLog, UnitIds, type RowSource } from '../src/merge/batch.js';
-import { BufferRecycler } from '../src/merge/recycle.js';
+import { BufferRecycler, FREE_NOW_MIN_BYTES, freeNow } from '../src/merge/recycle.js';
 import { type Batch, PENDING } from '../src/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hcp-batch-'));
@@ -272,5 +272,43 @@ describe('BufferRecycler', () => {
     expect(r.size).toBe(3);
     expect([r.takeAny(), r.takeAny(), r.takeAny(), r.takeAny()]).toEqual([b, c, a, null]);
     expect(r.takeAny()).toBeNull();
+  });
+
+  it('clear frees every kept buffer: detached, none kept, the next take allocates', () => {
+    const r = new BufferRecycler(4);
+    const kept = [FREE_NOW_MIN_BYTES, 2 * FREE_NOW_MIN_BYTES].map((n) => new ArrayBuffer(n));
+    r.give(kept);
+    r.clear();
+    expect(r.size).toBe(0);
+    expect(kept.map((b) => b.byteLength)).toEqual([0, 0]);
+    expect(r.take(Uint8Array, 8).byteLength).toBe(8);
+  });
+});
+
+describe('freeNow', () => {
+  const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+  it('detaches buffers of at least FREE_NOW_MIN_BYTES and leaves smaller ones (the Buffer pool among them) alone', () => {
+    const big = new ArrayBuffer(FREE_NOW_MIN_BYTES);
+    const small = new ArrayBuffer(FREE_NOW_MIN_BYTES - 1);
+    const pooled = Buffer.from('a small Buffer lives in the shared pool');
+    freeNow([big, small, pooled.buffer as ArrayBuffer]);
+    expect(big.byteLength).toBe(0);
+    expect(small.byteLength).toBe(FREE_NOW_MIN_BYTES - 1);
+    expect(pooled.toString()).toBe('a small Buffer lives in the shared pool');
+    expect(Buffer.from('and the next one too').toString()).toBe('and the next one too');
+  });
+
+  it('gives the memory back while the buffer object is still referenced, so not by the garbage collector', async () => {
+    const size = 64 << 20;
+    const live = () => process.memoryUsage().arrayBuffers;
+    const kept = new Uint8Array(size).fill(1); // control: referenced, not freed
+    const freed = new Uint8Array(size).fill(1);
+    const before = live();
+    freeNow([freed.buffer]);
+    await tick();
+    expect(live()).toBeLessThan(before - size / 2);
+    expect(live()).toBeGreaterThan(size / 2); // the control is still there
+    expect(kept[size - 1] + freed.length).toBe(1);
   });
 });

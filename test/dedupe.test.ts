@@ -117,6 +117,19 @@ describe('DuplicateFilter.scan (rows of a chunk at once)', () => {
   });
 });
 
+describe('DuplicateFilter.close', () => {
+  it('gives the filter memory back at once, while the filter object is still referenced', async () => {
+    const bits = 1 << 27; // 16 MB, the cap
+    const f = filter(bits);
+    f.scan(Uint32Array.of(1, 2, 3, 4), 0, 2, []);
+    const before = process.memoryUsage().arrayBuffers;
+    f.close();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(process.memoryUsage().arrayBuffers).toBeLessThan(before - bits / 8 / 2);
+    expect(f.rows).toBe(2);
+  });
+});
+
 describe('filterBits', () => {
   it.each([
     [0, 1 << 20],

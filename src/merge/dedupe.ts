@@ -13,6 +13,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { writeFully } from '../sinks/fsutil.js';
+import { freeNow } from './recycle.js';
 
 /** Bits per block: one 64-byte cache line, so a row costs one memory access. */
 const BLOCK_WORDS = 16;
@@ -159,8 +160,10 @@ export class DuplicateFilter {
     return dup;
   }
 
+  /** Closes the log and frees the filter now (`freeNow`): the filter is the largest buffer the encode phase no longer needs. */
   close(): void {
     closeSync(this.fd);
+    freeNow([this.words.buffer as ArrayBuffer, this.logBuf.buffer as ArrayBuffer]);
   }
 
   private flushLog(): void {

@@ -10,7 +10,37 @@
  * and the end of a file, when every partition's rows are encoded, peaked
  * higher than the rest of the run.
  */
+import { MessageChannel } from 'node:worker_threads';
+
 type Typed = Uint8Array | Int32Array | Uint32Array | Float64Array;
+
+/** The smallest buffer `freeNow` frees (smaller ones are left to the garbage collector). */
+export const FREE_NOW_MIN_BYTES = 1 << 16;
+
+/**
+ * Gives buffers' memory back now instead of at the next full garbage
+ * collection: they are transferred into a message on a channel that is
+ * closed at once, and a message that is never delivered is dropped with
+ * its contents. For large buffers that outlive their use by a phase of the
+ * run (a buffer that has lived long enough sits in the old generation,
+ * which V8 collects only now and then, so without this it is still
+ * resident when the next phase peaks). The buffers are detached (length 0)
+ * after. Buffers under 64 KiB are left to the collector: not worth it, and
+ * Node's shared Buffer pool (8 KiB, under every small Buffer) must never be
+ * detached; so is anything that cannot be transferred.
+ */
+export function freeNow(buffers: readonly ArrayBuffer[]): void {
+  const live = buffers.filter((b) => b.byteLength >= FREE_NOW_MIN_BYTES);
+  if (live.length === 0) return;
+  const { port1, port2 } = new MessageChannel();
+  try {
+    port1.postMessage(null, live);
+  } catch {
+    /* not transferable: the garbage collector will free it */
+  }
+  port1.close();
+  port2.close();
+}
 
 /** A typed-array constructor, as `take` needs it: fresh, or over a given buffer. */
 export type TypedArrayType<T extends Typed> = { new (n: number): T; new (b: ArrayBuffer, at: number, n: number): T; BYTES_PER_ELEMENT: number };
@@ -44,6 +74,12 @@ export class BufferRecycler {
     let best = -1;
     for (let i = 0; i < this.free.length; i++) if (best < 0 || this.free[i].byteLength > this.free[best].byteLength) best = i;
     return best < 0 ? null : this.free.splice(best, 1)[0];
+  }
+
+  /** Frees every kept buffer now (`freeNow`): when nothing will be taken again. */
+  clear(): void {
+    freeNow(this.free);
+    this.free = [];
   }
 
   /** Buffers kept. */
