@@ -25,9 +25,9 @@ export const FREE_NOW_MIN_BYTES = 1 << 16;
  * run (a buffer that has lived long enough sits in the old generation,
  * which V8 collects only now and then, so without this it is still
  * resident when the next phase peaks). The buffers are detached (length 0)
- * after. Buffers under 64 KiB are left to the collector: not worth it, and
- * Node's shared Buffer pool (8 KiB, under every small Buffer) must never be
- * detached; so is anything that cannot be transferred.
+ * after. Buffers under 64 KiB are left to the collector (not worth it, and
+ * Node's shared Buffer pool, 8 KiB under every small Buffer, must never be
+ * detached), and so is anything that cannot be transferred.
  */
 export function freeNow(buffers: readonly ArrayBuffer[]): void {
   const live = buffers.filter((b) => b.byteLength >= FREE_NOW_MIN_BYTES);
