@@ -225,6 +225,8 @@ function oneCoreSection(r: BenchResults): string[] {
   const e = r.engine;
   const w1 = r.workers.find((w) => w.workers === 1);
   const n = r.machine.cores;
+  // The main run's workers over all n CPUs; on a machine with more CPUs than workers, say both.
+  const many = e.workers === n ? `${n} cores` : `${e.workers} workers on ${n} cores`;
   const label = (w: Result, pinned: boolean) => `${w.workers} worker${w.workers === 1 ? '' : 's'}, ${pinned ? `1 core (\`taskset -c ${one.cpu ?? '?'}\`)` : `all ${n} cores`}`;
   const rows = [one, ...(w1 && w1 !== e ? [w1] : []), e].map((w) => [
     label(w, w === one),
@@ -235,15 +237,16 @@ function oneCoreSection(r: BenchResults): string[] {
     cores(w),
     mb(w.maxRssBytes),
   ]);
-  const md = ['', `#### One core → ${n} cores`, ''];
+  const busy = w1 && w1.cpuS !== null ? cores(w1) : 'more than one';
+  const md = ['', `#### One core → ${many}`, ''];
   md.push(table(['run', 'wall s', 'rows/s', 'vs 1 core', 'CPU s', 'cores busy', 'peak RSS MB'], rows));
   md.push(
     '',
     `The same job with one worker pinned to a single CPU (\`process\` and \`stats\` under \`taskset\`), in the comparison block of every round; "vs 1 core" is the median of the rounds' ratios ` +
       `(wall times by round, s: 1 core ${one.wallMsRuns.map((v) => secs(v)).join(', ')}). ` +
-      `This is how the engine scales with the machine: ${ratio(pairedRatio(e, one))} from one core to ${n}. ` +
-      `It is not the "${n} workers vs 1 worker" target, which it does not replace: with every core available, a single worker's run keeps ` +
-      `${w1 ? cores(w1) : 'more than one'} cores busy, because the coordinator and V8's background threads run beside the worker on another core, so that target compares ${n} cores with about ${w1 ? cores(w1) : 'one and a bit'}.`,
+      `This is how the engine scales with the machine: ${ratio(pairedRatio(e, one))} from one core to ${many}. ` +
+      `It is not the "2 workers vs 1 worker" target, which it does not replace: with every core available, a single worker's run keeps ` +
+      `${busy} cores busy, because the coordinator and V8's background threads run beside the worker on another core, so that target compares the ${e.workers}-worker run with about ${busy}.`,
   );
   return md;
 }
@@ -312,7 +315,7 @@ export function renderResults(r: BenchResults, svgDir: string): string {
   if (h.vsDuckdb !== null) parts.push(`**${ratio(h.vsDuckdb)} DuckDB**`);
   if (h.vsPandas !== null) parts.push(`**${ratio(h.vsPandas)} pandas + pandera**`);
   if (h.workerScaling !== null) parts.push(`2 workers ${ratio(h.workerScaling)} one worker`);
-  if (h.coreScaling != null) parts.push(`${r.machine.cores} cores ${ratio(h.coreScaling)} one core`);
+  if (h.coreScaling != null) parts.push(`${e.workers === r.machine.cores ? `${e.workers} cores` : `${e.workers} workers on ${r.machine.cores} cores`} ${ratio(h.coreScaling)} one core`);
   parts.push(`peak RSS ${mb(e.maxRssBytes)} MB`);
   md.push(`Engine: ${parts.join('; ')}. Ratios are engine throughput ÷ the other tool's, measured in this run on the same input.`);
   if (r.input.rows < 1_000_000) md.push('', `> A small run (${int(r.input.rows)} rows) keeps the bench working; start-up dominates, so its ratios say nothing about the targets, which apply at 10M rows.`);
