@@ -3,9 +3,10 @@
  * the DuckDB and pandas + pandera references, and the read floor. Each
  * returns one Sample; `summarise` folds repeats into a median.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Input } from './data.js';
+import { readIfExists } from './docs.js';
 import { median } from './format.js';
 import { ensureOk, measure, type Measured } from './proc.js';
 import type { CoresResult } from '../cores.js';
@@ -92,7 +93,7 @@ export const TASKSET = '/usr/bin/taskset';
  * The CPUs this process may run on, from `Cpus_allowed_list` in
  * /proc/self/status (`0-1`, `0,2-3`), or null where that is not available.
  */
-export function allowedCpus(status: string | null = readIfPresent('/proc/self/status')): number[] | null {
+export function allowedCpus(status: string | null = readIfExists('/proc/self/status')): number[] | null {
   const m = status === null ? null : /^Cpus_allowed_list:\s*(\S+)/m.exec(status);
   if (!m) return null;
   const cpus: number[] = [];
@@ -101,14 +102,6 @@ export function allowedCpus(status: string | null = readIfPresent('/proc/self/st
     for (let c = a; c <= b; c++) cpus.push(c);
   }
   return cpus;
-}
-
-function readIfPresent(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
 }
 
 /**

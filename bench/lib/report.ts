@@ -213,6 +213,9 @@ function threadSection(workers: readonly Result[], cores: number): string[] {
   return md;
 }
 
+/** The main run as the one-core comparison names it: `N cores`, or `W workers on N cores` where the two differ. */
+const mainRunCores = (r: BenchResults) => (r.engine.workers === r.machine.cores ? `${r.machine.cores} cores` : `${r.engine.workers} workers on ${r.machine.cores} cores`);
+
 /**
  * Scaling with cores rather than workers: the main run (N workers, every
  * core) against one worker pinned to one core, where the coordinator and
@@ -225,8 +228,7 @@ function oneCoreSection(r: BenchResults): string[] {
   const e = r.engine;
   const w1 = r.workers.find((w) => w.workers === 1);
   const n = r.machine.cores;
-  // The main run's workers over all n CPUs; on a machine with more CPUs than workers, say both.
-  const many = e.workers === n ? `${n} cores` : `${e.workers} workers on ${n} cores`;
+  const many = mainRunCores(r);
   const label = (w: Result, pinned: boolean) => `${w.workers} worker${w.workers === 1 ? '' : 's'}, ${pinned ? `1 core (\`taskset -c ${one.cpu ?? '?'}\`)` : `all ${n} cores`}`;
   const rows = [one, ...(w1 && w1 !== e ? [w1] : []), e].map((w) => [
     label(w, w === one),
@@ -315,7 +317,7 @@ export function renderResults(r: BenchResults, svgDir: string): string {
   if (h.vsDuckdb !== null) parts.push(`**${ratio(h.vsDuckdb)} DuckDB**`);
   if (h.vsPandas !== null) parts.push(`**${ratio(h.vsPandas)} pandas + pandera**`);
   if (h.workerScaling !== null) parts.push(`2 workers ${ratio(h.workerScaling)} one worker`);
-  if (h.coreScaling != null) parts.push(`${e.workers === r.machine.cores ? `${e.workers} cores` : `${e.workers} workers on ${r.machine.cores} cores`} ${ratio(h.coreScaling)} one core`);
+  if (h.coreScaling != null) parts.push(`${mainRunCores(r)} ${ratio(h.coreScaling)} one core`);
   parts.push(`peak RSS ${mb(e.maxRssBytes)} MB`);
   md.push(`Engine: ${parts.join('; ')}. Ratios are engine throughput ÷ the other tool's, measured in this run on the same input.`);
   if (r.input.rows < 1_000_000) md.push('', `> A small run (${int(r.input.rows)} rows) keeps the bench working; start-up dominates, so its ratios say nothing about the targets, which apply at 10M rows.`);
