@@ -30,7 +30,7 @@ import { DuplicateFilter, filterBits } from './merge/dedupe.js';
 import { Dictionaries } from './merge/dicts.js';
 import { HeldRows } from './merge/held.js';
 import { type Partition, Partitions } from './merge/partitions.js';
-import { BufferRecycler } from './merge/recycle.js';
+import { BufferRecycler, freeNow, resultBuffers } from './merge/recycle.js';
 import { planCuts } from './parse/cutter.js';
 import { parseHeader, type Header } from './parse/header.js';
 import { parsedRecordEnd, parseRecords } from './parse/csv.js';
@@ -278,8 +278,13 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           if (full) await full;
         }
         lineBase += r.lines;
-        chunkBuffers.give([r.bytes.buffer as ArrayBuffer]);
-        columnBuffers.give([r.value.buffer as ArrayBuffer]);
+        const chunkBuffer = r.bytes.buffer as ArrayBuffer;
+        const columnBuffer = r.value.buffer as ArrayBuffer;
+        // Everything else the result brought (rejects, new dictionary entries) was copied where it is kept: freed now,
+        // so that the worker's malloc arena it came from does not grow while this thread waits for a collection.
+        freeNow(resultBuffers(r).filter((b) => b !== chunkBuffer && b !== columnBuffer));
+        chunkBuffers.give([chunkBuffer]);
+        columnBuffers.give([columnBuffer]);
         // Pool gauges at most once a second: piscina's utilization summarises a histogram on every read.
         if (metrics && performance.now() - gaugesAt >= 1000) updateGauges();
       };

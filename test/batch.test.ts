@@ -251,7 +251,7 @@ describe('BufferRecycler', () => {
   it('gives the smallest kept buffer big enough, each once, and a fresh array when none fits', () => {
     const r = new BufferRecycler(3);
     const [a, b, c, d] = [64, 16, 40, 8].map((n) => new ArrayBuffer(n));
-    r.give([a, b, c, d]); // d is past the limit: left to the collector
+    r.give([a, b, c, d]); // d is past the limit: not kept
     expect(r.size).toBe(3);
     const x = r.take(Float64Array, 4); // 32 bytes: c (40) is the smallest that fits
     expect(x.buffer).toBe(c);
@@ -272,6 +272,14 @@ describe('BufferRecycler', () => {
     expect(r.size).toBe(3);
     expect([r.takeAny(), r.takeAny(), r.takeAny(), r.takeAny()]).toEqual([b, c, a, null]);
     expect(r.takeAny()).toBeNull();
+  });
+
+  it('frees now what it does not keep (past the limit): detached, while what it keeps stays whole', () => {
+    const r = new BufferRecycler(1);
+    const [kept, extra] = [2 * FREE_NOW_MIN_BYTES, FREE_NOW_MIN_BYTES].map((n) => new ArrayBuffer(n));
+    r.give([kept, extra]);
+    expect([kept.byteLength, extra.byteLength]).toEqual([2 * FREE_NOW_MIN_BYTES, 0]);
+    expect(r.take(Uint8Array, 1).buffer).toBe(kept);
   });
 
   it('clear frees every kept buffer: detached, none kept, the next take allocates', () => {

@@ -17,7 +17,10 @@ import type { RowIssue } from '../src/rules/codes.js';
 import { INVALID_HOSPITAL, isValidHospitalId, monthBounds, parseIsoDate } from '../src/rules/fields.js';
 import { checkRow, emptyCheckedRow, ruleContext } from '../src/rules/row.js';
 import { ChunkProcessor } from '../src/transform/chunk.js';
-import type { ChunkContext } from '../src/types.js';
+import { Dictionaries } from '../src/merge/dicts.js';
+import { resultBuffers } from '../src/merge/recycle.js';
+import { wordsToHex } from '../src/transform/sha256.js';
+import { type ChunkContext, PENDING } from '../src/types.js';
 import { type ChunkRow, csvRecords, runChunks } from './helpers.js';
 
 const KEY = 'fast-path-test-key';
@@ -361,4 +364,50 @@ describe('across chunks', () => {
     expect(rb.newPatients.count).toBe(1);
     expect(rb.newValues.count).toBe(0);
   });
+
+  it('past its size limit the worker-local patient cache starts over in place, and every key stays right', () => {
+    const layout: Layout = { dataset: 'vitals', names: [...COLUMNS.vitals] };
+    const proc = new ChunkProcessor(contextFor(layout));
+    // Never published: as with many chunks in flight, the worker keys every patient itself and caches it.
+    const dicts = new Dictionaries(1024);
+    const n = 40_000; // past the cache's limit (1 << 15 entries), so it starts over before the next chunk
+    const chunkOf = (ids: number[]) => Buffer.from(ids.map((p) => `H001,2024-03-15,P${p},heart_rate,72,bpm\n`).join(''));
+    const key = (p: number) => createHmac('sha256', KEY).update(`H001|P${p}`).digest('hex').slice(0, 32);
+    const chunks = [
+      Array.from({ length: n }, (_, i) => i),
+      // Patients of the first chunk (cached before it started over), then new ones, then a repeat within the chunk.
+      [...Array.from({ length: 2000 }, (_, i) => n - 1 - 17 * i), ...Array.from({ length: 100 }, (_, i) => n + i), 5],
+      [7, n + 3, 7],
+    ];
+    chunks.forEach((ids, seq) => {
+      const r = proc.run(chunkOf(ids), seq, dicts.state);
+      const keys = Array.from(r.patient, (ref) => (ref >= PENDING ? wordsToHex(r.newPatients.payload, 4 * (ref - PENDING), 4) : 'published?'));
+      expect(keys).toEqual(ids.map(key));
+      expect(r.newPatients.count).toBe(new Set(ids).size);
+    });
+  });
 });
+
+describe('resultBuffers', () => {
+  /** Every non-empty, non-shared buffer under an object, found by walking it (independently of the list in resultBuffers). */
+  const walk = (x: unknown, out = new Set<ArrayBuffer>()): Set<ArrayBuffer> => {
+    if (ArrayBuffer.isView(x)) {
+      if (x.byteLength > 0 && !(x.buffer instanceof SharedArrayBuffer)) out.add(x.buffer as ArrayBuffer);
+    } else if (x !== null && typeof x === 'object') for (const v of Object.values(x)) walk(v, out);
+    return out;
+  };
+
+  it("lists each buffer of a chunk result once: all that the worker transfers and the coordinator frees", () => {
+    const layout: Layout = { dataset: 'vitals', names: [...COLUMNS.vitals] };
+    const proc = new ChunkProcessor(contextFor(layout));
+    const dicts = new Dictionaries(1024);
+    // Accepted rows, new patients and values, and rejects of several kinds: every buffer the result can carry.
+    const text = 'H001,2024-03-15,P1,heart_rate,72,bpm\nH002,2024-03-15,P2,temperature,37.1,°C\nH001,2024-13-01,P3,heart_rate,72,bpm\nbad\n';
+    const r = proc.run(Buffer.from(text), 0, dicts.state);
+    expect(r.rejects.line.length).toBe(2);
+    const listed = resultBuffers(r);
+    expect(new Set(listed).size).toBe(listed.length);
+    expect(new Set(listed)).toEqual(walk(r));
+  });
+});
+

@@ -4,6 +4,7 @@
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { withTaskCpu } from '../src/cpu.js';
+import { resultBuffers } from '../src/merge/recycle.js';
 import { encodeBatch } from '../src/sinks/encode.js';
 import { ChunkProcessor } from '../src/transform/chunk.js';
 import type { ChunkContext, ChunkResult, EncodeResult, WorkerTask } from '../src/types.js';
@@ -24,25 +25,6 @@ function processorFor(ctx: ChunkContext): ChunkProcessor {
   return cached.run;
 }
 
-function buffersOf(r: ChunkResult | EncodeResult): ArrayBuffer[] {
-  const seen = new Set<ArrayBuffer>();
-  const add = (a: ArrayBufferView) => {
-    if (a.byteLength > 0 && !(a.buffer instanceof SharedArrayBuffer)) seen.add(a.buffer as ArrayBuffer);
-  };
-  add(r.bytes);
-  if (r.kind === 'chunk-result') {
-    for (const a of [r.partStart, r.day, r.code, r.value, r.ref, r.patient, r.srcValue, r.fp, r.pos]) add(a);
-    for (const e of [r.newPatients, r.newValues]) for (const a of [e.pool, e.ends, e.hashes, e.payload]) add(a);
-    const j = r.rejects;
-    for (const a of [j.line, j.hospital, j.codes, j.cells, j.cellEnds]) add(a);
-  } else {
-    for (const b of r.recycled) seen.add(b);
-    for (const { words } of r.patientSets) add(words);
-    for (const { state } of r.sketches) if (state.quantiles.kind === 'exact') for (const a of [state.quantiles.values, state.quantiles.counts]) if (ArrayBuffer.isView(a)) add(a);
-  }
-  return [...seen];
-}
-
 /**
  * Fault injection for the tests (test/faults.test.ts): HCP_FAULT_CHUNK=<seq>
  * ends this worker thread abruptly on the first attempt of that chunk;
@@ -60,7 +42,7 @@ export default function run(task: WorkerTask) {
   const result = withTaskCpu<ChunkResult | EncodeResult>(() => (task.kind === 'chunk' ? processorFor(task.ctx).run(task.bytes, task.seq, task.dicts, task.spare) : encodeBatch(task)));
   return move({
     get [transferableSymbol]() {
-      return buffersOf(result);
+      return resultBuffers(result);
     },
     get [valueSymbol]() {
       return result;

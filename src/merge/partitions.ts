@@ -18,7 +18,7 @@ import { monthOf } from '../rules/fields.js';
 import { MeasureSketch } from '../sketch/measure.js';
 import type { ChunkResult, EncodeResult } from '../types.js';
 import { BatchBuilder, batchBuffers, Bitset, type ChunkIds, NO_PENDING, SpillLog, UnitIds } from './batch.js';
-import { BufferRecycler } from './recycle.js';
+import { BufferRecycler, freeNow } from './recycle.js';
 import type { Dictionaries } from './dicts.js';
 import { PartitionFile } from '../sinks/parquet.js';
 import type { Pool } from '../pool.js';
@@ -166,6 +166,9 @@ export class Partitions {
     const t0 = performance.now();
     this.cpu.add(r.cpu);
     part.file.append(r.bytes, r.rowGroup, r.rows);
+    // Written (synchronously): the row group's bytes are freed now, not at this thread's next collection, so
+    // the encoding worker's malloc arena they came from can reuse them (RSS at 10M rows: docs/PERFORMANCE.md).
+    freeNow([r.bytes.buffer as ArrayBuffer]);
     this.recycler.give(r.recycled);
     this.timings.write += performance.now() - t0;
     this.timings.sketch += r.timings.sketch;
@@ -177,6 +180,7 @@ export class Partitions {
       else part.sketches.set(measure, s);
     }
     for (const { measure, words } of r.patientSets) (part.patients[measure] ??= new Bitset()).or(words);
+    freeNow(r.patientSets.map((s) => s.words.buffer as ArrayBuffer));
     this.bpPairs += r.bpPairs;
     this.bpViolations += r.bpViolations;
   }

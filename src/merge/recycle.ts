@@ -11,6 +11,7 @@
  * higher than the rest of the run.
  */
 import { MessageChannel } from 'node:worker_threads';
+import type { ChunkResult, EncodeResult } from '../types.js';
 
 type Typed = Uint8Array | Int32Array | Uint32Array | Float64Array;
 
@@ -51,9 +52,15 @@ export class BufferRecycler {
   /** @param max buffers kept at most (the rest are left to the garbage collector) */
   constructor(private readonly max: number) {}
 
-  /** Buffers whose contents are no longer needed. */
+  /** Buffers whose contents are no longer needed; those not kept are freed now (`freeNow`). */
   give(buffers: readonly ArrayBuffer[]): void {
-    for (const b of buffers) if (this.free.length < this.max && b.byteLength > 0) this.free.push(b);
+    const extra: ArrayBuffer[] = [];
+    for (const b of buffers) {
+      if (b.byteLength === 0) continue;
+      if (this.free.length < this.max) this.free.push(b);
+      else extra.push(b);
+    }
+    freeNow(extra);
   }
 
   /** An array of `n` elements (contents undefined) over the smallest kept buffer big enough, or a fresh one. */
@@ -86,4 +93,28 @@ export class BufferRecycler {
   get size(): number {
     return this.free.length;
   }
+}
+
+/**
+ * Every buffer a worker's result carries (SharedArrayBuffers and empty
+ * views aside): what the worker transfers back with it, and what the
+ * coordinator may free once it has applied the result.
+ */
+export function resultBuffers(r: ChunkResult | EncodeResult): ArrayBuffer[] {
+  const seen = new Set<ArrayBuffer>();
+  const add = (a: ArrayBufferView) => {
+    if (a.byteLength > 0 && !(a.buffer instanceof SharedArrayBuffer)) seen.add(a.buffer as ArrayBuffer);
+  };
+  add(r.bytes);
+  if (r.kind === 'chunk-result') {
+    for (const a of [r.partStart, r.day, r.code, r.value, r.ref, r.patient, r.srcValue, r.fp, r.pos]) add(a);
+    for (const e of [r.newPatients, r.newValues]) for (const a of [e.pool, e.ends, e.hashes, e.payload]) add(a);
+    const j = r.rejects;
+    for (const a of [j.line, j.hospital, j.codes, j.cells, j.cellEnds]) add(a);
+  } else {
+    for (const b of r.recycled) seen.add(b);
+    for (const { words } of r.patientSets) add(words);
+    for (const { state } of r.sketches) if (state.quantiles.kind === 'exact') for (const a of [state.quantiles.values, state.quantiles.counts]) if (ArrayBuffer.isView(a)) add(a);
+  }
+  return [...seen];
 }

@@ -155,10 +155,10 @@ export class ChunkProcessor {
   // The coordinator's shared dictionaries, and entries keyed here that are not in them yet.
   private sharedPatients: ByteTable | null = null;
   private sharedValues: ByteTable | null = null;
-  private patientCache = new ByteTable(4);
-  private valueCache = new ByteTable(0);
+  private readonly patientCache = new ByteTable(4);
+  private readonly valueCache = new ByteTable(0);
   /** Source values seen here: [shared id + 1 (0 = not published yet), hash64 words]. */
-  private knownValues = new ByteTable(3);
+  private readonly knownValues = new ByteTable(3);
   private readonly newPatients = new ChunkRefs();
   private readonly newValues = new ChunkRefs();
 
@@ -208,7 +208,7 @@ export class ChunkProcessor {
     this.out = new AcceptedRows(this.labs);
     this.periodFirst = ctx.period ? ctx.period.first : -Infinity;
     this.periodLast = ctx.period ? ctx.period.last : Infinity;
-    // Fields replaced during a run (arrays grown, caches started over) are
+    // Fields replaced during a run (arrays grown) are
     // replaced once here, before any code is compiled: V8 treats a field that
     // was never reassigned as a constant, and its first replacement mid-run
     // deoptimised every function compiled with it, the record loop included.
@@ -216,9 +216,6 @@ export class ChunkProcessor {
     this.unitConv = this.unitConv.slice();
     this.unitStamp = this.unitStamp.slice();
     this.unitLocal = this.unitLocal.slice();
-    this.patientCache = new ByteTable(4);
-    this.valueCache = new ByteTable(0);
-    this.knownValues = new ByteTable(3);
     // Run the record loop on nothing, so that its exit path has type feedback
     // when the loop is compiled mid-chunk (on-stack replacement); without it
     // the first chunk's end deoptimised the compiled loop. V8 gives a function
@@ -241,9 +238,13 @@ export class ChunkProcessor {
     this.chunkNo++;
     this.newPatients.reset(this.chunkNo);
     this.newValues.reset(this.chunkNo);
-    if (this.patientCache.size > CACHE_LIMIT) this.patientCache = new ByteTable(4);
-    if (this.valueCache.size > CACHE_LIMIT) this.valueCache = new ByteTable(0);
-    if (this.knownValues.size > CACHE_LIMIT) this.knownValues = new ByteTable(3);
+    // A full cache starts over in place: a fresh table grew again from 64
+    // entries, leaving every size it went through as garbage (~6 MB a time
+    // at the limit, a few times a file at 10M rows), which sat in the
+    // thread's malloc arena until a collection and kept it large.
+    if (this.patientCache.size > CACHE_LIMIT) this.patientCache.clear();
+    if (this.valueCache.size > CACHE_LIMIT) this.valueCache.clear();
+    if (this.knownValues.size > CACHE_LIMIT) this.knownValues.clear();
     this.chunkUnits = [];
     this.partIndex = new Map();
     this.parts = [];
