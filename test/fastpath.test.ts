@@ -386,6 +386,22 @@ describe('across chunks', () => {
       expect(r.newPatients.count).toBe(new Set(ids).size);
     });
   });
+
+  it('past its size limit the worker-local value cache starts over in place, and no value takes the shared id of one from before', () => {
+    const layout: Layout = { dataset: 'vitals', names: [...COLUMNS.vitals] };
+    // Distinct source texts past the cache's limit (1 << 15); `runChunks` publishes each chunk's new values before the next.
+    const text = (i: number) => `${60 + (i % 100)}.${String(i).padStart(5, '0')}`;
+    const chunkOf = (values: string[]) => Buffer.from(values.map((v, i) => `H001,2024-03-15,P${i % 50},heart_rate,${v},bpm\n`).join(''));
+    const many = Array.from({ length: 40_000 }, (_, i) => text(i));
+    const fresh = ['101.5', '99.25', '72.125', text(7)];
+    // The second pass finds every value published and remembers its shared id; the third starts over and brings new ones.
+    const [a, b, c] = runChunks(contextFor(layout), [chunkOf(many), chunkOf(many), chunkOf(fresh)]);
+    expect(a.accepted.map((r) => r.sourceValue)).toEqual(many);
+    expect(b.accepted.map((r) => r.sourceValue)).toEqual(many);
+    expect(b.newValues.count).toBe(0);
+    expect(c.accepted.map((r) => r.sourceValue)).toEqual(fresh);
+    expect(c.newValues.count).toBe(3);
+  });
 });
 
 describe('resultBuffers', () => {

@@ -5,9 +5,10 @@
  * footer (hyparquet-writer's ParquetWriter.finish) when the partition closes.
  * See docs/decisions/0001-parquet-writer.md.
  */
-import { closeSync, writeSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import type { Dataset } from '../registry.js';
+import { writeFully } from './fsutil.js';
 import type { ColumnMeta } from './pages.js';
 import { curatedSchema } from './schema.js';
 
@@ -31,7 +32,7 @@ export class PartitionFile {
   /** @param fd `path`, already created and opened for writing (src/merge/partitions.ts does it off the main thread) */
   constructor(readonly path: string, private readonly dataset: Dataset, fd: number) {
     this.fd = fd;
-    writeSync(this.fd, Buffer.from('PAR1'));
+    writeFully(this.fd, Buffer.from('PAR1'));
   }
 
   /** Appends a row group's bytes; `rowGroup` has offsets relative to its first byte. */
@@ -56,7 +57,7 @@ export class PartitionFile {
     });
     this.packed.push(p);
     this.groupRows.push(rows);
-    writeSync(this.fd, bytes);
+    writeFully(this.fd, bytes);
     this.offset += bytes.byteLength;
     this.rows += rows;
   }
@@ -102,7 +103,7 @@ export class PartitionFile {
     state.num_rows = BigInt(this.rows);
     pq.finish();
     // Skip the 4-byte header the helper writer started with; ours is already on disk.
-    writeSync(this.fd, writer.getBytes().subarray(4));
+    writeFully(this.fd, writer.getBytes().subarray(4));
     closeSync(this.fd);
   }
 

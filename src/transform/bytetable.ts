@@ -242,10 +242,16 @@ export class ByteTable {
     return Buffer.from(this.pool.buffer, this.pool.byteOffset + this.offsets[id], this.offsets[id + 1] - this.offsets[id]).toString('utf8');
   }
 
-  /** Empties the table (keeps its capacity). Not for shared tables. */
+  /**
+   * Empties the table (keeps its capacity). Not for shared tables. The
+   * used payload is zeroed too: entries added after start from a zero
+   * payload, as in a new table (`intern` and `add` without a payload rely
+   * on it).
+   */
   clear(): void {
     this.slots.fill(0);
     this.cache?.fill(0);
+    this.payload.fill(0, 0, this.size * this.payloadWords);
     this.size = 0;
   }
 
