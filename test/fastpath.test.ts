@@ -17,10 +17,11 @@ import type { RowIssue } from '../src/rules/codes.js';
 import { INVALID_HOSPITAL, isValidHospitalId, monthBounds, parseIsoDate } from '../src/rules/fields.js';
 import { checkRow, emptyCheckedRow, ruleContext } from '../src/rules/row.js';
 import { ChunkProcessor } from '../src/transform/chunk.js';
-import { Dictionaries } from '../src/merge/dicts.js';
+import { Dictionaries, resolve } from '../src/merge/dicts.js';
 import { resultBuffers } from '../src/merge/recycle.js';
 import { wordsToHex } from '../src/transform/sha256.js';
-import { type ChunkContext, PENDING } from '../src/types.js';
+import { encodeBatch } from '../src/sinks/encode.js';
+import { type Batch, type ChunkContext, PENDING } from '../src/types.js';
 import { type ChunkRow, csvRecords, runChunks } from './helpers.js';
 
 const KEY = 'fast-path-test-key';
@@ -409,6 +410,8 @@ describe('resultBuffers', () => {
   const walk = (x: unknown, out = new Set<ArrayBuffer>()): Set<ArrayBuffer> => {
     if (ArrayBuffer.isView(x)) {
       if (x.byteLength > 0 && !(x.buffer instanceof SharedArrayBuffer)) out.add(x.buffer as ArrayBuffer);
+    } else if (x instanceof ArrayBuffer) {
+      if (x.byteLength > 0) out.add(x);
     } else if (x !== null && typeof x === 'object') for (const v of Object.values(x)) walk(v, out);
     return out;
   };
@@ -424,6 +427,34 @@ describe('resultBuffers', () => {
     const listed = resultBuffers(r);
     expect(new Set(listed).size).toBe(listed.length);
     expect(new Set(listed)).toEqual(walk(r));
+  });
+
+  it('lists each buffer of an encode result once, the batch columns (sent back for reuse) among them', () => {
+    const layout: Layout = { dataset: 'vitals', names: [...COLUMNS.vitals] };
+    const proc = new ChunkProcessor(contextFor(layout));
+    const dicts = new Dictionaries(1024);
+    const text = 'H001,2024-03-15,P1,heart_rate,72,bpm\nH001,2024-03-16,P2,temperature,37.1,°C\nH001,2024-03-17,P1,heart_rate,75,bpm\n';
+    const r = proc.run(Buffer.from(text), 0, dicts.state);
+    const ids = { patients: dicts.publishPatients(r.newPatients), values: dicts.publishValues(r.newValues) };
+    const n = r.partStart[1];
+    expect([r.parts.length, n]).toEqual([1, 3]);
+    const batch: Batch = {
+      hospital: 'H001',
+      month: '2024-03',
+      n,
+      day: r.day.slice(0, n),
+      code: r.code.slice(0, n),
+      value: r.value.slice(0, n),
+      ref: new Float64Array(0),
+      patient: Uint32Array.from(r.patient.subarray(0, n), (ref) => resolve(ref, ids.patients)),
+      srcValue: Uint32Array.from(r.srcValue.subarray(0, n), (ref) => resolve(ref, ids.values)),
+      units: r.units,
+    };
+    const e = encodeBatch({ kind: 'encode', attempt: 0, dataset: 'vitals', batch, dicts: dicts.state });
+    const listed = resultBuffers(e);
+    expect(new Set(listed).size).toBe(listed.length);
+    expect(new Set(listed)).toEqual(walk(e));
+    for (const column of [batch.day, batch.code, batch.value, batch.patient, batch.srcValue]) expect(listed).toContain(column.buffer);
   });
 });
 
