@@ -3,13 +3,13 @@
  * keeping every record byte for byte (rows with an invalid hospital_id go to
  * `hospital_id=__invalid__.csv`, so they are quarantined, not dropped).
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { preflight } from '../coordinator.js';
 import { PipelineError } from '../errors.js';
 import { parseRecords } from '../parse/csv.js';
 import { planCuts } from '../parse/cutter.js';
-import { readFully } from '../sinks/fsutil.js';
+import { readFully, writeFully } from '../sinks/fsutil.js';
 import { bomLength } from '../parse/header.js';
 import type { Dataset } from '../registry.js';
 import { INVALID_HOSPITAL, isValidHospitalId } from '../rules/fields.js';
@@ -32,7 +32,7 @@ export function partitionFile(dataset: Dataset, input: string, landing: string, 
   if (headerText[headerText.length - 1] !== 0x0a) headerText = Buffer.concat([headerText, Buffer.from('\n')]);
   const outs = new Map<string, { fd: number; rows: number; path: string; buf: Buffer[]; size: number }>();
   const flush = (o: { fd: number; buf: Buffer[]; size: number }) => {
-    if (o.buf.length) writeSync(o.fd, Buffer.concat(o.buf));
+    if (o.buf.length) writeFully(o.fd, Buffer.concat(o.buf));
     o.buf = [];
     o.size = 0;
   };
