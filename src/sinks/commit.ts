@@ -8,7 +8,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../registry.js';
 import type { MeasureSketch, MeasureSketchState } from '../sketch/measure.js';
-import { replacePath, writeJsonAtomic } from './fsutil.js';
+import { replacePath, writeJsonAtomic, writeJsonAtomicBy } from './fsutil.js';
 import { withLock } from './lock.js';
 
 export const SKETCH_VERSION = 1;
@@ -95,14 +95,21 @@ export async function commitHospital(c: CommitInput): Promise<HospitalOutcome> {
     // Sketches: this run's months replace the same months (or all months for scope `all`).
     const sPath = sketchPath(out, dataset, h);
     const prev = scope === 'all' ? null : readJson<SketchFile>(sPath);
-    const months: SketchFile['months'] = prev?.version === SKETCH_VERSION ? prev.months : {};
-    if (scope !== 'all') delete months[scope];
+    // Each month's entry is made when it is written (writeJsonAtomicBy): the months kept from the previous file as
+    // they were read, this run's from its sketches.
+    const months = new Map<string, () => Record<string, MeasureSketchState>>();
+    if (prev?.version === SKETCH_VERSION) for (const [month, entry] of Object.entries(prev.months)) if (month !== scope) months.set(month, () => entry);
     for (const m of c.months) {
-      const entry: Record<string, MeasureSketchState> = {};
-      for (const [i, s] of [...m.sketches.entries()].sort((a, b) => a[0] - b[0])) entry[c.measures[i]] = s.toJSON();
-      months[m.month] = entry;
+      months.set(m.month, () => {
+        const entry: Record<string, MeasureSketchState> = {};
+        for (const [i, s] of [...m.sketches.entries()].sort((a, b) => a[0] - b[0])) entry[c.measures[i]] = s.toJSON();
+        return entry;
+      });
     }
-    const sketch: SketchFile = { version: SKETCH_VERSION, dataset, hospital_id: h, months: sortKeys(months) };
+    const monthEntries = function* (): Generator<[string, Record<string, MeasureSketchState>]> {
+      for (const month of [...months.keys()].sort()) yield [month, months.get(month)!()];
+    };
+    const sketch: SketchFile = { version: SKETCH_VERSION, dataset, hospital_id: h, months: {} };
 
     const mPath = manifestPath(out, dataset, h);
     const prevManifest = readJson<HospitalManifest>(mPath);
@@ -136,7 +143,7 @@ export async function commitHospital(c: CommitInput): Promise<HospitalOutcome> {
       if (existsSync(stagedMonth)) replacePath(stagedMonth, monthDir);
       replacePath(join(stagedQuarantine, rejectsName), join(quarantineDir, rejectsName));
     }
-    if (Object.keys(months).length > 0) writeJsonAtomic(sPath, sketch);
+    if (months.size > 0) writeJsonAtomicBy(sPath, sketch as unknown as Record<string, unknown>, 'months', monthEntries());
     else rmSync(sPath, { force: true });
     writeJsonAtomic(mPath, manifest);
     return { hospital_id: h, rows: c.counts, months: c.months.map((m) => m.month) };

@@ -1,0 +1,66 @@
+/**
+ * The atomic-write helpers (src/sinks/fsutil.ts): a JSON file written in
+ * pieces must be the same bytes as `JSON.stringify(value, null, 2)` of the
+ * whole value.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { jsonPieces, writeJsonAtomicBy } from '../src/sinks/fsutil.js';
+import { removeTempDirs, tempDir } from './helpers.js';
+
+afterAll(removeTempDirs);
+
+// Plain JSON data (what JSON.parse gives back) and objects of it.
+const plain = fc.jsonValue().map((v) => JSON.parse(JSON.stringify(v)) as unknown);
+const object = fc.dictionary(fc.string(), plain);
+// Entries of the written property: unique keys that do not look like array indices (see writeJsonAtomicBy).
+const entries = fc.uniqueArray(fc.tuple(fc.string().map((k) => `m${k}`), plain), { selector: ([k]) => k, maxLength: 12 });
+
+describe('jsonPieces', () => {
+  it('joined, is JSON.stringify of the whole value plus a newline, whatever the value, the property and its entries', () => {
+    fc.assert(
+      fc.property(object, fc.string(), entries, fc.boolean(), (value, key, list, present) => {
+        // The property is written in its place among the others (first when it is new), or not at all when absent.
+        const v: Record<string, unknown> = present ? { [key]: null, ...value } : value;
+        const whole = Object.hasOwn(v, key) ? { ...v, [key]: Object.fromEntries(list) } : v;
+        expect([...jsonPieces(v, key, list)].join('')).toBe(JSON.stringify(whole, null, 2) + '\n');
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('takes the entries one at a time, as it writes them', () => {
+    const taken: string[] = [];
+    const months = function* () {
+      for (let i = 1; i <= 3; i++) {
+        const month = `2024-0${i}`;
+        taken.push(month);
+        yield [month, { values: [i] }] as [string, unknown];
+      }
+    };
+    const pieces = jsonPieces({ version: 1, months: null, hospital_id: 'H001' }, 'months', months());
+    const seen: string[] = [];
+    for (const piece of pieces) {
+      seen.push(piece);
+      // No entry is taken before the pieces before it are out: the one being written is the last taken.
+      const last = taken.at(-1);
+      if (last) expect(seen.join('')).toContain(`"${last}"`);
+    }
+    expect(taken).toEqual(['2024-01', '2024-02', '2024-03']);
+  });
+
+  it('writeJsonAtomicBy writes those bytes and leaves no temp file', () => {
+    const dir = tempDir();
+    const path = join(dir, 'sketch.json');
+    const value = { version: 1, months: {}, note: 'é "q"' };
+    const list: [string, unknown][] = [
+      ['2024-01', { a: [1, 2.5] }],
+      ['2024-02', {}],
+    ];
+    writeJsonAtomicBy(path, value, 'months', list);
+    expect(readFileSync(path, 'utf8')).toBe(JSON.stringify({ ...value, months: Object.fromEntries(list) }, null, 2) + '\n');
+    expect(readdirSync(dir)).toEqual(['sketch.json']);
+  });
+});
