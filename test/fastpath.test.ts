@@ -416,13 +416,16 @@ describe('resultBuffers', () => {
     return out;
   };
 
-  it("lists each buffer of a chunk result once: all that the worker transfers and the coordinator frees", () => {
-    const layout: Layout = { dataset: 'vitals', names: [...COLUMNS.vitals] };
-    const proc = new ChunkProcessor(contextFor(layout));
+  /** One vitals chunk through a fresh worker core, with fresh (unpublished) dictionaries. */
+  const runOne = (text: string) => {
     const dicts = new Dictionaries(1024);
+    const r = new ChunkProcessor(contextFor({ dataset: 'vitals', names: [...COLUMNS.vitals] })).run(Buffer.from(text), 0, dicts.state);
+    return { r, dicts };
+  };
+
+  it("lists each buffer of a chunk result once: all that the worker transfers and the coordinator frees", () => {
     // Accepted rows, new patients and values, and rejects of several kinds: every buffer the result can carry.
-    const text = 'H001,2024-03-15,P1,heart_rate,72,bpm\nH002,2024-03-15,P2,temperature,37.1,°C\nH001,2024-13-01,P3,heart_rate,72,bpm\nbad\n';
-    const r = proc.run(Buffer.from(text), 0, dicts.state);
+    const { r } = runOne('H001,2024-03-15,P1,heart_rate,72,bpm\nH002,2024-03-15,P2,temperature,37.1,°C\nH001,2024-13-01,P3,heart_rate,72,bpm\nbad\n');
     expect(r.rejects.line.length).toBe(2);
     const listed = resultBuffers(r);
     expect(new Set(listed).size).toBe(listed.length);
@@ -430,11 +433,7 @@ describe('resultBuffers', () => {
   });
 
   it('lists each buffer of an encode result once, the batch columns (sent back for reuse) among them', () => {
-    const layout: Layout = { dataset: 'vitals', names: [...COLUMNS.vitals] };
-    const proc = new ChunkProcessor(contextFor(layout));
-    const dicts = new Dictionaries(1024);
-    const text = 'H001,2024-03-15,P1,heart_rate,72,bpm\nH001,2024-03-16,P2,temperature,37.1,°C\nH001,2024-03-17,P1,heart_rate,75,bpm\n';
-    const r = proc.run(Buffer.from(text), 0, dicts.state);
+    const { r, dicts } = runOne('H001,2024-03-15,P1,heart_rate,72,bpm\nH001,2024-03-16,P2,temperature,37.1,°C\nH001,2024-03-17,P1,heart_rate,75,bpm\n');
     const ids = { patients: dicts.publishPatients(r.newPatients), values: dicts.publishValues(r.newValues) };
     const n = r.partStart[1];
     expect([r.parts.length, n]).toEqual([1, 3]);

@@ -143,7 +143,7 @@ export async function commitHospital(c: CommitInput): Promise<HospitalOutcome> {
       if (existsSync(stagedMonth)) replacePath(stagedMonth, monthDir);
       replacePath(join(stagedQuarantine, rejectsName), join(quarantineDir, rejectsName));
     }
-    if (months.size > 0) writeJsonAtomicBy(sPath, sketch as unknown as Record<string, unknown>, 'months', monthEntries());
+    if (months.size > 0) writeJsonAtomicBy(sPath, sketch, 'months', monthEntries());
     else rmSync(sPath, { force: true });
     writeJsonAtomic(mPath, manifest);
     return { hospital_id: h, rows: c.counts, months: c.months.map((m) => m.month) };

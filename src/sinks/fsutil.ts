@@ -47,12 +47,12 @@ export function writeJsonAtomic(path: string, value: unknown): void {
  * Entries' keys must not look like array indices (JSON.stringify would put
  * those first).
  */
-export function writeJsonAtomicBy(path: string, value: Record<string, unknown>, key: string, entries: Iterable<[string, unknown]>): void {
+export function writeJsonAtomicBy(path: string, value: object, key: string, entries: Iterable<[string, unknown]>): void {
   writeFileAtomic(path, jsonPieces(value, key, entries));
 }
 
 /** The text of `writeJsonAtomicBy`, in pieces: one per entry, and one per name and value of the other properties. */
-export function* jsonPieces(value: Record<string, unknown>, key: string, entries: Iterable<[string, unknown]>): Generator<string> {
+export function* jsonPieces(value: object, key: string, entries: Iterable<[string, unknown]>): Generator<string> {
   // JSON.stringify(v, null, 2) of a value nested `indent` deep: every line after the first indented by it.
   const nested = (v: unknown, indent: string) => JSON.stringify(v, null, 2).replace(/\n/g, `\n${indent}`);
   let sep = '{\n';
