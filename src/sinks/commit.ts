@@ -4,7 +4,7 @@
  * ones by rename, the manifest last. The scope is the run's --period month
  * (replace that month only) or `all` (replace the hospital's whole partition).
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../registry.js';
 import type { MeasureSketch, MeasureSketchState } from '../sketch/measure.js';
@@ -140,7 +140,9 @@ export async function commitHospital(c: CommitInput): Promise<HospitalOutcome> {
     } else {
       const stagedMonth = join(stagedCurated, `month=${scope}`);
       const monthDir = join(curatedDir, `month=${scope}`);
+      // No accepted row in the month this time: the month's previous curated data goes, as its sketch does below.
       if (existsSync(stagedMonth)) replacePath(stagedMonth, monthDir);
+      else removeEmptied(monthDir, curatedDir);
       replacePath(join(stagedQuarantine, rejectsName), join(quarantineDir, rejectsName));
     }
     if (months.size > 0) writeJsonAtomicBy(sPath, sketch, 'months', monthEntries());
@@ -148,6 +150,16 @@ export async function commitHospital(c: CommitInput): Promise<HospitalOutcome> {
     writeJsonAtomic(mPath, manifest);
     return { hospital_id: h, rows: c.counts, months: c.months.map((m) => m.month) };
   });
+}
+
+/** Removes a month directory, then its hospital directory if that month was the last one. */
+function removeEmptied(monthDir: string, hospitalDir: string): void {
+  rmSync(monthDir, { recursive: true, force: true });
+  try {
+    rmdirSync(hospitalDir);
+  } catch {
+    /* other months remain, or it was never there */
+  }
 }
 
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {
