@@ -59,3 +59,92 @@ describe('process --period: a rerun replaces the month', () => {
     expect(Object.keys(json(join(out, 'sketches/vitals/hospital_id=H1.json')).months)).toEqual(['2024-04']);
   });
 });
+
+const STATS_HEADER = STAT_COLUMNS.join(',') + '\n';
+const statsFiles = (dataset: string) => [`stats/monthly_${dataset}.parquet`, `stats/monthly_${dataset}.csv`, `stats/monthly_${dataset}_public.csv`];
+
+/** Every statistics file of the dataset holds the header only (the Parquet file: the columns, no row). */
+async function expectHeaderOnlyStats(out: string, dataset: string) {
+  const [parquet, full, pub] = statsFiles(dataset).map((f) => join(out, f));
+  expect(readFileSync(full, 'utf8')).toBe(STATS_HEADER);
+  expect(readFileSync(pub, 'utf8')).toBe(STATS_HEADER);
+  expect((await query(`SELECT count(*) AS n FROM read_parquet(${sqlStr(parquet)})`))[0].n).toBe(0);
+  const cols = await query(`DESCRIBE SELECT * FROM read_parquet(${sqlStr(parquet)})`);
+  expect(cols.map((c) => c.column_name)).toEqual([...STAT_COLUMNS]);
+}
+
+/** Writes the two inputs and runs `run` on them. */
+async function runBoth(dir: string, out: string, vitals: string, labs: string): Promise<CliResult> {
+  writeFileSync(join(dir, 'vitals.csv'), vitals);
+  writeFileSync(join(dir, 'labs.csv'), labs);
+  return runCli(['run', '--vitals', join(dir, 'vitals.csv'), '--labs', join(dir, 'labs.csv'), '--out', out, ...OPTS]);
+}
+
+describe('runs without accepted rows are valid runs', () => {
+  it('both files header only: exit 0, _SUCCESS, header-only statistics for both datasets, the report warns', async () => {
+    const dir = tempDir('hcp-rerun-');
+    const out = join(dir, 'out');
+    const r = await runBoth(dir, out, csv(VITALS), csv(LABS));
+    exits(r, 0);
+    expect(r.json).toMatchObject({ status: 'ok', gates: { passed: true, failed: [] } });
+    expect(r.json!.stats.map((s: { dataset: string; rows: number }) => [s.dataset, s.rows])).toEqual([['vitals', 0], ['labs', 0]]);
+    for (const d of ['vitals', 'labs']) await expectHeaderOnlyStats(out, d);
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(true);
+    const report = json(join(out, 'quality/report.json'));
+    expect(report.hospitals).toEqual([]);
+    expect(report.inputs.map((i: { rows: unknown }) => i.rows)).toEqual([{ read: 0, accepted: 0, rejected: 0 }, { read: 0, accepted: 0, rejected: 0 }]);
+    expect(report.inputs.flatMap((i: { warnings: string[] }) => i.warnings).join('\n')).toMatch(/vitals\.csv: header only[^]*labs\.csv: header only/);
+  });
+
+  it('every row rejected: the reject-rate gate fails (exit 3), the statistics still written with the header only', async () => {
+    const dir = tempDir('hcp-rerun-');
+    const out = join(dir, 'out');
+    const r = await runBoth(dir, out, csv(VITALS), csv(LABS, 'H1,2024-01-01,P1,glucose,abc,,mg/dL'));
+    exits(r, 3);
+    expect(r.json).toMatchObject({ status: 'gate_failed', gates: { passed: false } });
+    expect(r.json!.gates.failed.map((g: { dataset: string; hospital_id: string; gate: string }) => `${g.dataset} ${g.hospital_id} ${g.gate}`)).toEqual(['labs H1 reject_rate', 'labs ALL reject_rate']);
+    for (const d of ['vitals', 'labs']) await expectHeaderOnlyStats(out, d);
+    expect(json(join(out, 'quality/report.json')).hospitals).toMatchObject([{ dataset: 'labs', hospital_id: 'H1', rows: { read: 1, accepted: 0, rejected: 1 } }]);
+    expect(existsSync(join(out, '_manifest.json'))).toBe(true);
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+  });
+
+  it('one dataset without rows: its statistics files exist beside the other dataset\'s', async () => {
+    const dir = tempDir('hcp-rerun-');
+    const out = join(dir, 'out');
+    exits(await runBoth(dir, out, csv(VITALS, 'H1,2024-01-05,P1,heart_rate,72,bpm'), csv(LABS)), 0);
+    await expectHeaderOnlyStats(out, 'labs');
+    const vitals = await readCsvObjects(join(out, 'stats/monthly_vitals.csv'));
+    expect(vitals.map((x) => [x.hospital_id, x.month, x.measure, x.n])).toEqual([['H1', '2024-01', 'heart_rate', '1'], ['ALL', '2024-01', 'heart_rate', '1']]);
+  });
+
+  it('stats after processing a header-only file: exit 0 and header-only files; with nothing processed: exit 2', async () => {
+    const dir = tempDir('hcp-rerun-');
+    const out = join(dir, 'out');
+    writeFileSync(join(dir, 'v.csv'), csv(VITALS));
+    exits(await runCli(['process', '--dataset', 'vitals', '--input', join(dir, 'v.csv'), '--out', out, ...OPTS]), 0);
+    const r = await runCli(['stats', '--out', out]);
+    exits(r, 0);
+    expect(r.json!.datasets).toMatchObject([{ dataset: 'vitals', rows: 0, hospitals: 0 }]);
+    await expectHeaderOnlyStats(out, 'vitals');
+    expect(listFiles(join(out, 'stats'))).toEqual(['monthly_vitals.csv', 'monthly_vitals.parquet', 'monthly_vitals_public.csv']);
+    const none = await runCli(['stats', '--out', join(dir, 'nothing')]);
+    exits(none, 2);
+    expect(none.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_SKETCHES', message: expect.stringMatching(/run process first/) } });
+  });
+});
+
+describe('a rerun replaces the statistics', () => {
+  it('a dataset whose rows are all rejected this time: its statistics hold the header only, not the previous run\'s rows', async () => {
+    const dir = tempDir('hcp-rerun-');
+    const out = join(dir, 'out');
+    const vitals = csv(VITALS, 'H1,2024-01-05,P1,heart_rate,72,bpm');
+    exits(await runBoth(dir, out, vitals, csv(LABS, 'H1,2024-01-05,P1,glucose,90,,mg/dL', 'H2,2024-01-05,P2,glucose,90,70-100,mg/dL')), 0);
+    expect((await readCsvObjects(join(out, 'stats/monthly_labs.csv'))).map((x) => [x.hospital_id, x.n])).toEqual([['H1', '1'], ['H2', '1'], ['ALL', '2']]);
+    const r = await runBoth(dir, out, vitals, csv(LABS, 'H1,2024-01-05,P1,glucose,abc,,mg/dL', 'H2,2024-01-05,P2,glucose,abc,70-100,mg/dL'));
+    exits(r, 3);
+    expect(r.json!.datasets.labs.rows).toEqual({ read: 2, accepted: 0, rejected: 2 });
+    await expectHeaderOnlyStats(out, 'labs');
+    expect((await readCsvObjects(join(out, 'stats/monthly_vitals.csv'))).map((x) => [x.hospital_id, x.n])).toEqual([['H1', '1'], ['ALL', '1']]);
+  });
+});

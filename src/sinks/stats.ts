@@ -4,6 +4,7 @@
  * merging those sketches (no rescan of rows), written as Parquet, CSV and a
  * small-cell-suppressed public CSV.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { PipelineError } from '../errors.js';
@@ -112,12 +113,25 @@ export interface StatsSummary {
   files: string[];
 }
 
-/** Merges the sketches of every dataset present under `out` and writes the statistics files. */
+/**
+ * Whether `process` committed anything for the dataset under `out`: a hospital manifest, or an input manifest
+ * (a file without rows has no hospital). A dataset processed without a single accepted row has no sketches.
+ */
+function processed(out: string, dataset: Dataset): boolean {
+  const dir = join(out, '_manifests', dataset);
+  const json = (d: string) => existsSync(d) && readdirSync(d).some((f) => f.endsWith('.json'));
+  return json(dir) || json(join(dir, 'inputs'));
+}
+
+/**
+ * Merges the sketches of every dataset processed under `out` and writes the statistics files: a dataset
+ * processed without accepted rows gets them with the header only, so none from an earlier run is left behind.
+ */
 export function writeStats(out: string, minCell: number): StatsSummary[] {
   const summaries: StatsSummary[] = [];
   for (const dataset of DATASETS) {
     const files = readSketches(out, dataset);
-    if (files.length === 0) continue;
+    if (files.length === 0 && !processed(out, dataset)) continue;
     const rows = computeStats(dataset, files);
     const dir = join(out, 'stats');
     const paths = [`monthly_${dataset}.parquet`, `monthly_${dataset}.csv`, `monthly_${dataset}_public.csv`].map((f) => join(dir, f));
@@ -126,6 +140,6 @@ export function writeStats(out: string, minCell: number): StatsSummary[] {
     writeFileAtomic(paths[2], statsCsv(rows, minCell));
     summaries.push({ dataset, rows: rows.length, hospitals: files.length, files: paths });
   }
-  if (summaries.length === 0) throw new PipelineError('HCP_ERR_NO_SKETCHES', `No sketches under ${join(out, 'sketches')}: run process first`, { file: out });
+  if (summaries.length === 0) throw new PipelineError('HCP_ERR_NO_SKETCHES', `Nothing processed under ${out} (no manifests): run process first`, { file: out });
   return summaries;
 }
