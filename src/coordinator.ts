@@ -135,6 +135,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   const { dataset, input, out } = cfg;
   const { header, size } = preflight(dataset, input);
   const scope = cfg.period ?? 'all';
+  // Ties this run's hospital entries to its input manifest, whatever path the input had before.
+  const run = randomUUID();
   const warnings: string[] = [];
   if (!header) warnings.push(`${input}: empty file (no header, zero rows)`);
   else if (size <= header.dataOffset) warnings.push(`${input}: header only (zero rows)`);
@@ -432,6 +434,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           hospital: h,
           scope,
           input,
+          run,
           counts: { read: a.read, accepted, rejected: a.rejected },
           rejectsByRule: a.rejectsByRule,
           months: [...partitions.entries()].filter((e) => e.hospital === h),
@@ -460,6 +463,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   // A record of the input itself, so the report can mention files that had no hospital at all.
   writeInputManifest(out, dataset, scope, partitionName(input), {
     input,
+    run,
     scope,
     committed_at: new Date().toISOString(),
     rows: { read: rowsRead, accepted: curated, rejected },

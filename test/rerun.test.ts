@@ -5,12 +5,11 @@
  * now has; and input without a single accepted row is a valid run whose
  * statistics files hold the header only, the gates deciding the exit code.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { STAT_COLUMNS } from '../src/sinks/stats.js';
-import { type CliResult, describeRun, listFiles, query, readCsvObjects, runCli, sqlStr, tempDir } from './helpers.js';
-import { removeTempDirs } from './helpers.js';
+import { type CliResult, describeRun, listFiles, query, readCsvObjects, removeTempDirs, runCli, sqlStr, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -146,5 +145,82 @@ describe('a rerun replaces the statistics', () => {
     expect(r.json!.datasets.labs.rows).toEqual({ read: 2, accepted: 0, rejected: 2 });
     await expectHeaderOnlyStats(out, 'labs');
     expect((await readCsvObjects(join(out, 'stats/monthly_vitals.csv'))).map((x) => [x.hospital_id, x.n])).toEqual([['H1', '1'], ['ALL', '1']]);
+  });
+});
+
+describe('a rerun from another path replaces the partitions; the ledger checks the files that produced them', () => {
+  const vitals = csv(VITALS, 'H1,2024-01-05,P1,heart_rate,72,bpm', 'H2,2024-01-05,P2,heart_rate,80,bpm');
+  const labs = csv(LABS, 'H1,2024-01-05,P1,glucose,90,,mg/dL', 'H2,2024-01-05,P2,glucose,90,70-100,mg/dL');
+  type Line = { dataset: string; input: string; read: number; accepted: number; rejected: number; holds: boolean };
+  const ledger = (out: string): Line[] => json(join(out, '_manifest.json')).ledger;
+
+  it('run, then run on byte-identical copies elsewhere: exit 0, the ledger names the new files only, the same statistics', async () => {
+    const dir = tempDir('hcp-rerun-');
+    const out = join(dir, 'out');
+    exits(await runBoth(dir, out, vitals, labs), 0);
+    const stats = new Map(['vitals', 'labs'].flatMap(statsFiles).map((f) => [f, readFileSync(join(out, f))]));
+    const day2 = join(dir, 'day2');
+    mkdirSync(day2);
+    const r = await runBoth(day2, out, vitals, labs);
+    exits(r, 0);
+    expect(r.json!.ledger).toEqual([
+      { dataset: 'vitals', input: join(day2, 'vitals.csv'), read: 2, accepted: 2, rejected: 0, holds: true },
+      { dataset: 'labs', input: join(day2, 'labs.csv'), read: 2, accepted: 2, rejected: 0, holds: true },
+    ]);
+    expect(ledger(out)).toEqual(r.json!.ledger);
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(true);
+    expect(json(join(out, 'quality/report.json')).inputs.map((i: { input: string }) => i.input)).toEqual([join(day2, 'vitals.csv'), join(day2, 'labs.csv')]);
+    for (const [f, bytes] of stats) expect(readFileSync(join(out, f)).equals(bytes), f).toBe(true);
+  });
+
+  it('a later file that replaces one of two hospitals: each file is checked on the hospitals it still produced', async () => {
+    const dir = tempDir('hcp-rerun-');
+    const out = join(dir, 'out');
+    const [a, b] = [join(dir, 'a.csv'), join(dir, 'b.csv')];
+    writeFileSync(a, vitals);
+    writeFileSync(b, csv(VITALS, 'H1,2024-01-05,P1,heart_rate,72,bpm', 'H1,2024-01-06,P1,heart_rate,74,bpm', 'H1,2024-01-07,P1,heart_rate,x,bpm'));
+    for (const input of [a, b]) exits(await runCli(['process', '--dataset', 'vitals', '--input', input, '--out', out, ...OPTS]), 0);
+    const r = await runCli(['report', '--out', out, '--max-reject-rate', '0.5']);
+    exits(r, 0);
+    expect([...r.json!.ledger].sort((x: Line, y: Line) => (x.input < y.input ? -1 : 1))).toEqual([
+      { dataset: 'vitals', input: a, read: 1, accepted: 1, rejected: 0, holds: true },
+      { dataset: 'vitals', input: b, read: 3, accepted: 2, rejected: 1, holds: true },
+    ]);
+    const inputs = json(join(out, 'quality/report.json')).inputs;
+    expect(inputs.map((i: { input: string; superseded_hospitals: string[] }) => [i.input, i.superseded_hospitals]).sort()).toEqual([[a, ['H1']], [b, []]]);
+  });
+
+  it('the same path with a hospital fewer: the hospital left from the earlier version is its own ledger line', async () => {
+    const dir = tempDir('hcp-rerun-');
+    const out = join(dir, 'out');
+    exits(await runBoth(dir, out, vitals, labs), 0);
+    const r = await runBoth(dir, out, csv(VITALS, 'H1,2024-01-05,P1,heart_rate,72,bpm'), labs);
+    exits(r, 0);
+    expect(r.json!.ledger.filter((l: Line) => l.dataset === 'vitals')).toEqual([
+      { dataset: 'vitals', input: join(dir, 'vitals.csv'), read: 1, accepted: 1, rejected: 0, holds: true },
+      { dataset: 'vitals', input: join(dir, 'vitals.csv'), read: 1, accepted: 1, rejected: 0, holds: true },
+    ]);
+  });
+
+  it('hospital partition files processed at the same time into one directory, then one rerun from another landing directory', async () => {
+    const dir = tempDir('hcp-rerun-');
+    const out = join(dir, 'out');
+    const landing = (name: string) => {
+      const d = join(dir, name, 'vitals');
+      mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, 'hospital_id=H1.csv'), csv(VITALS, 'H1,2024-01-05,P1,heart_rate,72,bpm'));
+      writeFileSync(join(d, 'hospital_id=H2.csv'), csv(VITALS, 'H2,2024-01-05,P2,heart_rate,80,bpm', 'H2,2024-01-06,P2,heart_rate,81,bpm'));
+      return d;
+    };
+    const [d1, d2] = [landing('day1'), landing('day2')];
+    const proc = (d: string, h: string) => runCli(['process', '--dataset', 'vitals', '--input', join(d, `hospital_id=${h}.csv`), '--out', out, '--period', '2024-01', ...OPTS]);
+    for (const r of await Promise.all([proc(d1, 'H1'), proc(d1, 'H2')])) exits(r, 0);
+    exits(await proc(d2, 'H2'), 0);
+    const r = await runCli(['report', '--out', out]);
+    exits(r, 0);
+    expect(r.json!.ledger).toEqual([
+      { dataset: 'vitals', input: join(d1, 'hospital_id=H1.csv'), read: 1, accepted: 1, rejected: 0, holds: true },
+      { dataset: 'vitals', input: join(d2, 'hospital_id=H2.csv'), read: 2, accepted: 2, rejected: 0, holds: true },
+    ]);
   });
 });

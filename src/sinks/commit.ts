@@ -32,6 +32,8 @@ export interface FileFacts {
 
 export interface ScopeEntry {
   input: string;
+  /** The `process` run that committed it; its input manifest carries the same id (absent in older manifests). */
+  run?: string;
   committed_at: string;
   rows: { read: number; accepted: number; rejected: number };
   rejects_by_rule: Record<string, number>;
@@ -62,6 +64,7 @@ export interface CommitInput {
   hospital: string;
   scope: string;
   input: string;
+  run: string;
   counts: { read: number; accepted: number; rejected: number };
   rejectsByRule: Record<string, number>;
   months: { month: string; rows: number; sketches: Map<number, MeasureSketch> }[];
@@ -122,6 +125,7 @@ export async function commitHospital(c: CommitInput): Promise<HospitalOutcome> {
     };
     manifest.scopes[scope] = {
       input: c.input,
+      run: c.run,
       committed_at: new Date().toISOString(),
       rows: c.counts,
       rejects_by_rule: sortKeys(c.rejectsByRule),
@@ -170,6 +174,8 @@ function sortKeys<T>(o: Record<string, T>): Record<string, T> {
 /** `_manifests/<dataset>/inputs/<partition>.<scope>.json`: one input file's ledger and warnings. */
 export interface InputManifest {
   input: string;
+  /** The `process` run that wrote it, as in its hospitals' scope entries (absent in older manifests). */
+  run?: string;
   scope: string;
   committed_at: string;
   rows: { read: number; accepted: number; rejected: number };
@@ -177,6 +183,12 @@ export interface InputManifest {
   hospitals: string[];
   warnings: string[];
 }
+
+/**
+ * What ties hospital entries to the input manifest of the run that committed them: the run id, or the
+ * input path in manifests written before there was one.
+ */
+export const sourceOf = (e: { run?: string; input: string }): string => e.run ?? e.input;
 
 export function writeInputManifest(out: string, dataset: Dataset, scope: string, name: string, m: InputManifest): void {
   writeJsonAtomic(join(out, '_manifests', dataset, 'inputs', `${name}.${scope}.json`), m);

@@ -6,6 +6,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATASETS } from '../registry.js';
+import { sourceOf } from './commit.js';
 import { writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { readManifests, type QualityReport } from './report.js';
 
@@ -30,7 +31,7 @@ export function writeRootManifest(out: string, report: QualityReport, extra: Rec
       hospitals[m.hospital_id] = m.scopes;
       for (const [scope, e] of Object.entries(m.scopes)) {
         demoKey ||= e.demo_key;
-        const k = `${d}\u0000${e.input}\u0000${scope}`;
+        const k = `${d}\u0000${sourceOf(e)}\u0000${scope}`;
         const l = ledger.get(k) ?? { dataset: d, input: e.input, read: 0, accepted: 0, rejected: 0, holds: true };
         l.read += e.rows.read;
         l.accepted += e.rows.accepted;
@@ -42,9 +43,12 @@ export function writeRootManifest(out: string, report: QualityReport, extra: Rec
     datasets[d] = { hospitals };
   }
   // Per input file, from its own manifest (files with zero rows included);
-  // the per-hospital sums above must agree with it.
+  // the per-hospital sums above must agree with it. A file some of whose
+  // partitions later runs replaced is checked on the hospitals it still
+  // speaks for (the sums above).
   for (const i of report.inputs) {
-    const k = `${i.dataset}\u0000${i.input}\u0000${i.scope}`;
+    if (i.superseded_hospitals.length > 0) continue;
+    const k = `${i.dataset}\u0000${sourceOf(i)}\u0000${i.scope}`;
     const fromHospitals = ledger.get(k) ?? { read: 0, accepted: 0, rejected: 0 };
     const agree = fromHospitals.read === i.rows.read && fromHospitals.accepted === i.rows.accepted && fromHospitals.rejected === i.rows.rejected;
     ledger.set(k, { dataset: i.dataset, input: i.input, ...i.rows, holds: agree && i.rows.read === i.rows.accepted + i.rows.rejected });

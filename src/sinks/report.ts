@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DATASETS, type Dataset } from '../registry.js';
 import { RULES } from '../rules/codes.js';
 import { ALL_HOSPITALS, INVALID_HOSPITAL } from '../rules/fields.js';
-import type { HospitalManifest, InputManifest, ScopeEntry } from './commit.js';
+import { type HospitalManifest, type InputManifest, type ScopeEntry, sourceOf } from './commit.js';
 import { readJsonFiles, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { computeStats, readSketches, type StatRow } from './stats.js';
 
@@ -52,8 +52,12 @@ export interface Shift {
 
 export interface QualityReport {
   generated_at: string;
-  /** Every input file committed, with its ledger and file-level warnings (empty file, header only, extra columns). */
-  inputs: (InputManifest & { dataset: Dataset })[];
+  /**
+   * Every input file whose run produced a current partition, or that had no hospital at all, with its ledger and
+   * file-level warnings (empty file, header only, extra columns). `superseded_hospitals`: its hospitals whose
+   * partition a later run (of another path, or another version of the file) replaced.
+   */
+  inputs: (InputManifest & { dataset: Dataset; superseded_hospitals: string[] })[];
   max_reject_rate: number;
   passed: boolean;
   gates: Gate[];
@@ -163,7 +167,18 @@ export function buildReport(out: string, maxRejectRate: number): QualityReport {
   }
   const inputs: QualityReport['inputs'] = [];
   for (const dataset of DATASETS) {
-    for (const f of readJsonFiles<InputManifest>(join(out, '_manifests', dataset, 'inputs'))) inputs.push({ dataset, ...f.value });
+    const byHospital = new Map(readManifests(out, dataset).map((m) => [m.hospital_id, m]));
+    for (const { value: i } of readJsonFiles<InputManifest>(join(out, '_manifests', dataset, 'inputs'))) {
+      // A rerun of a partition replaces it, from whatever path its input now has: the file that produced the
+      // partition before no longer speaks for it, and one that produces none any more is left out.
+      const current = (h: string) => {
+        const e = byHospital.get(h)?.scopes[i.scope];
+        return !!e && sourceOf(e) === sourceOf(i);
+      };
+      const superseded = i.hospitals.filter((h) => !current(h));
+      if (i.hospitals.length > 0 && superseded.length === i.hospitals.length) continue;
+      inputs.push({ dataset, ...i, superseded_hospitals: superseded });
+    }
   }
   return {
     generated_at: new Date().toISOString(),
