@@ -91,6 +91,11 @@ interface HospitalAcc {
   rejected: number;
   rejectsByRule: Record<string, number>;
   quarantine: QuarantineFile | null;
+  /** Non-empty required cells of its rows the rules rejected (as the chunks' `filled`). */
+  rejectedFilled: number[];
+  /** Its rows the rules accepted (duplicates found later included): every required cell filled, but a defaulted reference range. */
+  ruleAccepted: number;
+  defaultedRanges: number;
 }
 
 /** Reads the first bytes of a file: enough to hold the header record. */
@@ -163,7 +168,6 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   const timings: Record<string, number> = { read: 0, parse: 0, rules: 0, transform: 0, dedupe: 0, quarantine: 0 };
   let rowsRead = 0;
   let blankLines = 0;
-  let defaultedRanges = 0;
   let bytesRead = 0;
   // Every data byte of the file must be dispatched and come back parsed: the
   // row ledger alone cannot see a chunk that was never parsed.
@@ -172,7 +176,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
 
   const hospitalAcc = (h: string): HospitalAcc => {
     let a = hospitals.get(h);
-    if (!a) hospitals.set(h, (a = { read: 0, rejected: 0, rejectsByRule: {}, quarantine: null }));
+    if (!a) hospitals.set(h, (a = { read: 0, rejected: 0, rejectsByRule: {}, quarantine: null, rejectedFilled: new Array<number>(filled.length).fill(0), ruleAccepted: 0, defaultedRanges: 0 }));
     return a;
   };
   const quarantine = (h: string): QuarantineFile => {
@@ -223,7 +227,6 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         rowsRead += r.rows;
         parsedBytes += r.bytes.byteLength;
         blankLines += r.blankLines;
-        defaultedRanges += r.defaultedRanges;
         for (let i = 0; i < filled.length; i++) filled[i] += r.filled[i];
         timings.parse += r.timings.parse;
         timings.rules += r.timings.rules;
@@ -231,6 +234,10 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         const base = firstLine + lineBase;
         const rj = r.rejects;
         const files = rj.hospitals.map(quarantine);
+        rj.filled.forEach((f, h) => {
+          const into = hospitalAcc(rj.hospitals[h]).rejectedFilled;
+          for (let i = 0; i < f.length; i++) into[i] += f[i];
+        });
         const cells = Buffer.from(rj.cells.buffer, rj.cells.byteOffset, rj.cells.byteLength);
         // Rows per (hospital, code set), counted by rule after the loop, in
         // order of first appearance (the order the counts' keys are reported in).
@@ -274,7 +281,10 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
             held.push(part, k, base + r.pos[2 * i + 1], recordAt(chunk, r.pos[2 * i]));
           }
           const drop = suspects.length > 0 ? suspects : null;
-          hospitalAcc(hospital).read += to - from;
+          const acc = hospitalAcc(hospital);
+          acc.read += to - from;
+          acc.ruleAccepted += to - from;
+          acc.defaultedRanges += r.parts[p].defaulted;
           timings.dedupe += performance.now() - td;
           const full = partitions.add(part, r, from, to, drop, ids, unitMap);
           if (full) await full;
@@ -403,9 +413,14 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   // Ledger: rows read = curated + rejected, from independent counters.
   let curated = 0;
   const curatedByHospital = new Map<string, number>();
+  const bpByHospital = new Map<string, { pairs: number; violations: number }>();
   for (const e of partitions.entries()) {
     curated += e.rows;
     curatedByHospital.set(e.hospital, (curatedByHospital.get(e.hospital) ?? 0) + e.rows);
+    const bp = bpByHospital.get(e.hospital) ?? { pairs: 0, violations: 0 };
+    bp.pairs += e.bpPairs;
+    bp.violations += e.bpViolations;
+    bpByHospital.set(e.hospital, bp);
   }
   let rejected = 0;
   for (const a of hospitals.values()) rejected += a.quarantine?.rows ?? 0;
@@ -418,6 +433,25 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     cleanup();
     throw new PipelineError('HCP_ERR_LEDGER', `Ledger mismatch for ${input}: read ${rowsRead} != curated ${curated} + rejected ${rejected}`, { file: input });
   }
+
+  // The report-level checks, for the whole file and for each hospital's rows of it (the hospitals' add up to the file's).
+  const columns = COLUMNS[dataset];
+  const completeness = (n: number, filledOf: (i: number) => number) => Object.fromEntries(columns.map((c, i) => [c, n === 0 ? null : filledOf(i) / n]));
+  let bpPairs = 0;
+  let bpViolations = 0;
+  for (const bp of bpByHospital.values()) {
+    bpPairs += bp.pairs;
+    bpViolations += bp.violations;
+  }
+  let defaultedRanges = 0;
+  for (const a of hospitals.values()) defaultedRanges += a.defaultedRanges;
+  const file = { completeness: completeness(rowsRead, (i) => filled[i]), defaultedReferenceRanges: defaultedRanges, bpPairs, bpViolations, blankLines, warnings };
+  const hospitalFacts = (h: string, a: HospitalAcc) => {
+    // An accepted row has every required cell filled but a defaulted (empty) reference range.
+    const filledOf = (i: number) => a.rejectedFilled[i] + a.ruleAccepted - (columns[i] === 'reference_range' ? a.defaultedRanges : 0);
+    const bp = bpByHospital.get(h) ?? { pairs: 0, violations: 0 };
+    return { completeness: completeness(a.read, filledOf), defaultedReferenceRanges: a.defaultedRanges, bpPairs: bp.pairs, bpViolations: bp.violations };
+  };
 
   const tc = performance.now();
   const outcomes: HospitalOutcome[] = [];
@@ -440,15 +474,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           months: [...partitions.entries()].filter((e) => e.hospital === h),
           measures: MEASURES[dataset].map((m) => m.name),
           keyIsDemo: cfg.keyIsDemo,
-          // Report-level facts about the whole file, recorded with each of its hospitals.
-          file: {
-            completeness: Object.fromEntries(COLUMNS[dataset].map((c, i) => [c, rowsRead === 0 ? null : filled[i] / rowsRead])),
-            defaultedReferenceRanges: defaultedRanges,
-            bpPairs: partitions.bpPairs,
-            bpViolations: partitions.bpViolations,
-            blankLines,
-            warnings,
-          },
+          file,
+          hospitalFacts: hospitalFacts(h, a),
         }),
       );
       metrics?.addRows(dataset, h, 'accepted', accepted);

@@ -95,6 +95,13 @@ export interface Rejects {
    */
   readonly cells: Uint8Array;
   readonly cellEnds: Uint32Array;
+  /**
+   * Per hospital (as `hospitals`): the non-empty (after trimming) count per
+   * required column over its rejected rows that were split into the
+   * header's fields (rows that could not be split count in no column, as in
+   * `ChunkResult.filled`); empty when it has none.
+   */
+  readonly filled: number[][];
 }
 
 export interface StageTimings {
@@ -116,7 +123,8 @@ export interface ChunkResult {
   readonly blankLines: number;
   /** Records (rows) read, blank lines excluded. */
   readonly rows: number;
-  readonly parts: { hospital: string; month: number }[];
+  /** Accepted rows' partitions; `defaulted`: its labs rows whose empty reference range fell back to the default. */
+  readonly parts: { hospital: string; month: number; defaulted: number }[];
   readonly partStart: Uint32Array;
   readonly day: Int32Array;
   /** measure | flag << 8 | source unit (index into `units`) << 16 */
@@ -138,8 +146,6 @@ export interface ChunkResult {
   readonly rejects: Rejects;
   /** Non-empty (after trimming) count per required column, over every row read. */
   readonly filled: number[];
-  /** Labs rows whose empty reference range fell back to the default. */
-  readonly defaultedRanges: number;
   readonly timings: StageTimings;
   readonly bytes: Uint8Array;
   /** The worker thread's CPU clock around the task (set by the worker entry, where the system tells). */
@@ -180,7 +186,7 @@ export interface EncodeResult {
   readonly rowGroup: { columns: ColumnMeta[] };
   /** Per measure present in the batch: its sketch. */
   readonly sketches: { measure: number; state: MeasureSketchState }[];
-  /** Systolic/diastolic pairs (same patient and date) seen in the batch, and how many had systolic <= diastolic. */
+  /** Systolic/diastolic pairs (same patient and date) seen in the batch (one hospital's), and how many had systolic <= diastolic. */
   readonly bpPairs: number;
   readonly bpViolations: number;
   /** Per measure present in the batch: its patients, as bitset words over the hospital's dense patient numbers (for n_patients). */

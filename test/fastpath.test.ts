@@ -260,6 +260,35 @@ function compare(layout: Layout, bytes: Buffer, period: string | null = null): v
   expect(got.rejects.line.map((line, i) => ({ line, codes: got.rejects.codes[i], hospital: got.rejects.hospital[i], cells: cellsOf(got.rejects.cells[i]) }))).toEqual(
     ref.rejects.map(({ line, codes, hospital, fields, raw }) => ({ line, codes, hospital, cells: [codes, ...Array.from({ length: ctx.columnCount }, (_, k) => fields[k] ?? ''), raw] })),
   );
+  // The report's checks by hospital (src/coordinator.ts): non-empty required cells = the rejected rows' (counted by
+  // the worker) + every accepted row's, but a defaulted reference range (counted by partition); read directly here.
+  const ranges = ctx.dataset === 'labs' ? COLUMNS.labs.indexOf('reference_range') : -1;
+  const direct = new Map<string, { filled: number[]; defaulted: number }>();
+  const directOf = (h: string) => direct.get(h) ?? direct.set(h, { filled: ctx.index.map(() => 0), defaulted: 0 }).get(h)!;
+  for (const r of ref.rejects) {
+    const d = directOf(r.hospital);
+    if (r.raw === '') ctx.index.forEach((k, i) => (d.filled[i] += r.fields[k].trim() === '' ? 0 : 1));
+  }
+  for (const r of ref.accepted) {
+    const d = directOf(r.hospital);
+    const trimmed = JSON.parse(r.trimmed) as string[];
+    ctx.index.forEach((k, i) => (d.filled[i] += trimmed[k] === '' ? 0 : 1));
+    if (ranges >= 0 && trimmed[ctx.index[ranges]] === '') d.defaulted++;
+  }
+  const derived = new Map<string, { filled: number[]; defaulted: number }>();
+  const derivedOf = (h: string) => derived.get(h) ?? derived.set(h, { filled: ctx.index.map(() => 0), defaulted: 0 }).get(h)!;
+  for (const [h, f] of Object.entries(got.rejects.filled)) f.forEach((n, i) => (derivedOf(h).filled[i] += n));
+  for (const h of new Set(got.rejects.hospital)) derivedOf(h);
+  got.parts.forEach((part, p) => {
+    const d = derivedOf(part.hospital);
+    const n = got.partStart[p + 1] - got.partStart[p];
+    d.defaulted += part.defaulted;
+    d.filled.forEach((_, i) => (d.filled[i] += n - (i === ranges ? part.defaulted : 0)));
+  });
+  const sorted = (m: Map<string, unknown>) => [...m.entries()].sort((x, y) => (x[0] < y[0] ? -1 : 1));
+  expect(sorted(derived)).toEqual(sorted(direct));
+  // …and they add up to the chunk's own count.
+  expect(ctx.index.map((_, i) => [...derived.values()].reduce((s, d) => s + d.filled[i], 0))).toEqual(got.filled);
   // Accepted rows: the same set with the same values (the chunk groups them by partition; compare in line order).
   const mine = got.accepted.map(({ fp: _f, start: _s, ...r }) => r).sort((a, b) => a.line - b.line);
   const theirs = ref.accepted.map(({ trimmed: _t, ...r }) => r);

@@ -365,6 +365,8 @@ export interface RejectColumns {
   codes: string[];
   hospital: string[];
   cells: string[];
+  /** Per hospital: its rejected rows' non-empty required cells (`Rejects.filled`). */
+  filled: Record<string, number[]>;
 }
 
 export function runChunks(ctx: ChunkContext, chunks: Uint8Array[]): (Omit<ChunkResult, 'rejects'> & { rejects: RejectColumns; accepted: ChunkRow[] })[] {
@@ -400,7 +402,13 @@ export function runChunks(ctx: ChunkContext, chunks: Uint8Array[]): (Omit<ChunkR
       }
     }
     const rows = unpackRejects(r.rejects);
-    const rejects: RejectColumns = { line: rows.map((x) => x.line), codes: rows.map((x) => x.codes), hospital: rows.map((x) => x.hospital), cells: rows.map((x) => x.cells) };
+    const rejects: RejectColumns = {
+      line: rows.map((x) => x.line),
+      codes: rows.map((x) => x.codes),
+      hospital: rows.map((x) => x.hospital),
+      cells: rows.map((x) => x.cells),
+      filled: Object.fromEntries(r.rejects.hospitals.map((h, k) => [h, r.rejects.filled[k]])),
+    };
     return { ...r, rejects, accepted };
   });
 }

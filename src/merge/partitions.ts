@@ -36,6 +36,9 @@ export interface Partition {
   held: BatchBuilder | null;
   /** The Parquet file's directory and descriptor, being created off this thread since the partition's first batch was sent. */
   opening: Promise<number> | null;
+  /** Systolic/diastolic pairs of its row groups, and how many had systolic <= diastolic (the report's check, by hospital). */
+  bpPairs: number;
+  bpViolations: number;
 }
 
 export class Partitions {
@@ -48,8 +51,6 @@ export class Partitions {
   private readonly recycler: BufferRecycler;
   /** Where the partitions spill (one staging file for all, created on the first spill). */
   private readonly spillLog: SpillLog;
-  bpPairs = 0;
-  bpViolations = 0;
   timings = { sketch: 0, parquet_encode: 0, write: 0 };
 
   constructor(
@@ -76,7 +77,7 @@ export class Partitions {
     let part = this.parts.get(key);
     if (!part) {
       const m = monthOf(month);
-      part = { hospital, month: m, batch: new BatchBuilder(hospital, m, this.dataset === 'labs', this.units, this.spillLog), file: null, sketches: new Map(), patients: [], held: null, opening: null };
+      part = { hospital, month: m, batch: new BatchBuilder(hospital, m, this.dataset === 'labs', this.units, this.spillLog), file: null, sketches: new Map(), patients: [], held: null, opening: null, bpPairs: 0, bpViolations: 0 };
       if (this.parts.size === 0) mkdirSync(this.stagingSpill, { recursive: true });
       this.parts.set(key, part);
     }
@@ -181,8 +182,8 @@ export class Partitions {
     }
     for (const { measure, words } of r.patientSets) (part.patients[measure] ??= new Bitset()).or(words);
     freeNow(r.patientSets.map((s) => s.words.buffer as ArrayBuffer));
-    this.bpPairs += r.bpPairs;
-    this.bpViolations += r.bpViolations;
+    part.bpPairs += r.bpPairs;
+    part.bpViolations += r.bpViolations;
   }
 
   /** Flushes everything, applies every pending result and closes the files. */
@@ -222,10 +223,10 @@ export class Partitions {
     return join(this.stagingCurated, `hospital_id=${p.hospital}`, `month=${p.month}`, 'part-00000.parquet');
   }
 
-  /** Per (hospital, month): curated rows and merged sketches (after finish). */
-  *entries(): Generator<{ hospital: string; month: string; rows: number; sketches: Map<number, MeasureSketch> }> {
+  /** Per (hospital, month): curated rows, merged sketches and blood-pressure pairs (after finish). */
+  *entries(): Generator<{ hospital: string; month: string; rows: number; sketches: Map<number, MeasureSketch>; bpPairs: number; bpViolations: number }> {
     const all = [...this.parts.values()].sort((a, b) => cmp(a.hospital, b.hospital) || cmp(a.month, b.month));
-    for (const p of all) if (p.file) yield { hospital: p.hospital, month: p.month, rows: p.file.rowCount, sketches: p.sketches };
+    for (const p of all) if (p.file) yield { hospital: p.hospital, month: p.month, rows: p.file.rowCount, sketches: p.sketches, bpPairs: p.bpPairs, bpViolations: p.bpViolations };
   }
 }
 

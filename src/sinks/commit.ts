@@ -21,11 +21,17 @@ export interface SketchFile {
   months: Record<string, Record<string, MeasureSketchState>>;
 }
 
-export interface FileFacts {
+/** The report-level checks counted over some rows: a whole input file's, or one hospital's of it. */
+export interface CheckFacts {
+  /** Per required column: the share of rows read whose cell is non-empty after trimming (null without rows). */
   completeness: Record<string, number | null>;
   defaultedReferenceRanges: number;
   bpPairs: number;
   bpViolations: number;
+}
+
+/** Facts about the whole input file, recorded with each of its hospitals. */
+export interface FileFacts extends CheckFacts {
   blankLines: number;
   warnings: string[];
 }
@@ -40,6 +46,8 @@ export interface ScopeEntry {
   months: Record<string, number>;
   demo_key: boolean;
   file: FileFacts;
+  /** The checks over this hospital's rows of the file (the report's per-hospital figures); absent in manifests written before it was. */
+  hospital?: CheckFacts;
   previous_rows_read: number | null;
 }
 
@@ -71,6 +79,7 @@ export interface CommitInput {
   measures: string[];
   keyIsDemo: boolean;
   file: FileFacts;
+  hospitalFacts: CheckFacts;
 }
 
 export const manifestPath = (out: string, dataset: string, h: string) => join(out, '_manifests', dataset, `hospital_id=${h}.json`);
@@ -132,6 +141,7 @@ export async function commitHospital(c: CommitInput): Promise<HospitalOutcome> {
       months: Object.fromEntries(c.months.map((m) => [m.month, m.rows])),
       demo_key: c.keyIsDemo,
       file: c.file,
+      hospital: c.hospitalFacts,
       previous_rows_read: prevScope ? prevScope.rows.read : null,
     };
 

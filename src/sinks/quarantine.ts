@@ -32,14 +32,22 @@ export class RejectList {
   private cells = Buffer.allocUnsafe(4096);
   private cellBytes = 0;
   private cellEnds: number[] = [];
+  /** Per hospital index: non-empty required fields of its rejected rows (see `Rejects.filled`). */
+  private filled: number[][] = [];
 
   get length(): number {
     return this.line.length;
   }
 
-  push(line: number, codes: string, hospital: string, cells: string): void {
+  /** Adds a rejected row; `required`: its required fields, trimmed, when it could be split into the header's fields. */
+  push(line: number, codes: string, hospital: string, cells: string, required: readonly string[] | null = null): void {
     this.line.push(line);
-    this.hospital.push(indexOf(this.hospitals, hospital));
+    const h = indexOf(this.hospitals, hospital);
+    this.hospital.push(h);
+    if (required) {
+      const filled = (this.filled[h] ??= new Array<number>(required.length).fill(0));
+      for (let i = 0; i < required.length; i++) if (required[i] !== '') filled[i]++;
+    }
     this.codes.push(indexOf(this.codeSets, codes));
     const need = this.cellBytes + Buffer.byteLength(cells);
     if (need > this.cells.length) {
@@ -60,6 +68,7 @@ export class RejectList {
       codeSets: [...this.codeSets.keys()],
       cells: new Uint8Array(this.cells.subarray(0, this.cellBytes)),
       cellEnds: Uint32Array.from(this.cellEnds),
+      filled: Array.from(this.hospitals.values(), (h) => this.filled[h] ?? []),
     };
   }
 }

@@ -96,12 +96,14 @@ function hospitalReport(m: HospitalManifest): HospitalReport {
     rows.rejected += e.rows.rejected;
     add(byRule, e.rejects_by_rule);
     if (e.previous_rows_read !== null) prev = (prev ?? 0) + e.previous_rows_read;
-    defaulted += e.file.defaultedReferenceRanges;
-    pairs += e.file.bpPairs;
-    viol += e.file.bpViolations;
+    // This hospital's rows of the file; a manifest written before they were recorded has the whole file's only.
+    const checks = e.hospital ?? e.file;
+    defaulted += checks.defaultedReferenceRanges;
+    pairs += checks.bpPairs;
+    viol += checks.bpViolations;
     demo ||= e.demo_key;
     warnings.push(...e.file.warnings);
-    for (const [c, v] of Object.entries(e.file.completeness)) filledWeighted[c] = (filledWeighted[c] ?? 0) + (v ?? 0) * e.rows.read;
+    for (const [c, v] of Object.entries(checks.completeness)) filledWeighted[c] = (filledWeighted[c] ?? 0) + (v ?? 0) * e.rows.read;
   }
   const completeness = Object.fromEntries(Object.entries(filledWeighted).map(([c, v]) => [c, rows.read ? v / rows.read : null]));
   return {

@@ -180,7 +180,7 @@ export class ChunkProcessor {
   private unitLocal = new Int32Array(64);
   private chunkUnits: string[] = [];
   private partIndex = new Map<number, number>();
-  private parts: { hospital: string; month: number }[] = [];
+  private parts: { hospital: string; month: number; defaulted: number }[] = [];
   private chunkNo = 0;
   private lastMsgLen = -1;
   private lastMsg = new Uint8Array(32 + 1 + 64);
@@ -188,7 +188,6 @@ export class ChunkProcessor {
   private readonly row: CheckedRow = emptyCheckedRow();
   private readonly issues: RowIssue[] = [];
   private readonly keyWords = new Uint32Array(4);
-  private defaultedRanges = 0;
 
   constructor(readonly ctx: ChunkContext) {
     this.labs = ctx.dataset === 'labs';
@@ -249,7 +248,6 @@ export class ChunkProcessor {
     this.partIndex = new Map();
     this.parts = [];
     this.lastMsgLen = -1;
-    this.defaultedRanges = 0;
     const rejects = new RejectList();
     const filled = new Array<number>(this.nReq).fill(0);
     const t0 = performance.now();
@@ -284,7 +282,6 @@ export class ChunkProcessor {
       newValues: this.newValues.collect(this.valueCache),
       rejects: rejects.pack(),
       filled,
-      defaultedRanges: this.defaultedRanges,
       timings: { parse: share(sParse), rules: share(sRules), transform: share(sTransform) + (t2 - t1) },
       bytes,
     };
@@ -461,10 +458,10 @@ export class ChunkProcessor {
         line += this.slowRecord(b, recStart, pos, recLine, rejects, filled);
         continue;
       }
-      // Every required field is filled, but a lab's empty reference range (counted at the end).
+      // Every required field is filled, but a lab's empty reference range (counted at the end, and by partition here).
       fastAccepted++;
       if (defaulted) {
-        this.defaultedRanges++;
+        this.parts[this.whoPart].defaulted++;
         fastDefaulted++;
       }
 
@@ -699,7 +696,7 @@ export class ChunkProcessor {
     let p = this.partIndex.get(key);
     if (p === undefined) {
       p = this.parts.length;
-      this.parts.push({ hospital: this.hospitalName[hosp], month });
+      this.parts.push({ hospital: this.hospitalName[hosp], month, defaulted: 0 });
       this.partIndex.set(key, p);
     }
     return p;
@@ -802,13 +799,13 @@ export class ChunkProcessor {
       const line = lineBase + r.line;
       const fields = r.fields;
       const countOk = fields.length === ctx.columnCount;
-      const reject = (codes: string, raw: string) => {
+      const reject = (codes: string, raw: string, required: readonly string[] | null) => {
         const h = fields.length > ctx.index[0] ? fields[ctx.index[0]].trim() : '';
-        rejects.push(line, codes, isValidHospitalId(h) ? h : INVALID_HOSPITAL, rejectCells(codes, fields, ctx.columnCount, raw));
+        rejects.push(line, codes, isValidHospitalId(h) ? h : INVALID_HOSPITAL, rejectCells(codes, fields, ctx.columnCount, raw), required);
       };
       if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
         const code = !countOk && r.problem === Problem.None ? 'row.field_count' : PROBLEM_CODE[r.problem];
-        reject(code, buf.toString(r.problem === Problem.InvalidUtf8 ? 'latin1' : 'utf8', r.start, r.end).replace(/\r?\n$/, ''));
+        reject(code, buf.toString(r.problem === Problem.InvalidUtf8 ? 'latin1' : 'utf8', r.start, r.end).replace(/\r?\n$/, ''), null);
         return;
       }
       const f = new Array<string>(nReq);
@@ -821,7 +818,7 @@ export class ChunkProcessor {
       const ok = checkRow(this.rules, f, this.row, issues);
       if (r.problem === Problem.BadQuote) issues.unshift({ code: 'row.bad_quote', field: '' });
       if (!ok || issues.length > 0) {
-        reject(issues.map((i) => i.code).join(';'), '');
+        reject(issues.map((i) => i.code).join(';'), '', f);
         return;
       }
       this.acceptChecked(fields.map((x) => x.trim()), r.start, line);
@@ -832,7 +829,6 @@ export class ChunkProcessor {
   /** Adds a row the string path accepted (this.row holds its curated values). */
   private acceptChecked(trimmed: string[], recStart: number, line: number): void {
     const row = this.row;
-    if (this.labs && row.defaultedRange) this.defaultedRanges++;
     // Every field's UTF-8 bytes in one scratch buffer, as the fast path sees them.
     const sc = trimmed.reduce((n, s) => n + Buffer.byteLength(s), 0) <= this.scratch.length ? this.scratch : new Uint8Array(trimmed.reduce((n, s) => n + Buffer.byteLength(s), 0));
     const bounds = new Int32Array(2 * trimmed.length);
@@ -857,7 +853,9 @@ export class ChunkProcessor {
     if (this.units.isNew) this.unitName[unit] = row.sourceUnit;
     const o = this.out;
     const r = o.next();
-    o.part[r] = this.partOf(hosp, row.monthIndex);
+    const part = this.partOf(hosp, row.monthIndex);
+    if (this.labs && row.defaultedRange) this.parts[part].defaulted++;
+    o.part[r] = part;
     o.day[r] = row.day;
     o.code[r] = row.measure | (row.flag << 8) | (this.chunkUnit(unit) << 16);
     o.value[r] = row.value;

@@ -1,0 +1,223 @@
+/**
+ * The quality report's report-level checks (SPEC §2) are each hospital's
+ * own: completeness, defaulted reference ranges and systolic ≤ diastolic
+ * pairs count that hospital's rows of the input, whether the file holds one
+ * hospital (the Airflow flow: `partition`, then `process` per file) or
+ * several (`run` on a combined file). Expectations are counted here from
+ * the input rows, independently of the pipeline.
+ */
+import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildReport } from '../src/sinks/report.js';
+import { csvRecords, describeRun, removeTempDirs, runCli, tempDir } from './helpers.js';
+
+afterAll(removeTempDirs);
+
+const COMMON = ['--as-of', '2025-01-01', '--max-reject-rate', '1', '--no-progress'];
+const REQUIRED = {
+  vitals: ['hospital_id', 'measurement_date', 'patient_id', 'vital_type', 'value', 'unit'],
+  labs: ['hospital_id', 'test_date', 'patient_id', 'test_type', 'result_value', 'reference_range', 'unit'],
+} as const;
+type Dataset = keyof typeof REQUIRED;
+
+/** A row's partition as SPEC §1 names it: a valid, unreserved hospital_id, else `__invalid__`. */
+const partitionOf = (h: string) => (/^[A-Za-z0-9_-]{1,32}$/.test(h) && h !== 'ALL' ? h : '__invalid__');
+
+interface Checks {
+  read: number;
+  completeness: Record<string, number>;
+  defaulted_reference_ranges: number;
+  bp_pairs: number;
+  bp_systolic_not_above_diastolic: number;
+}
+
+/**
+ * Per hospital, from the input text: rows read and the non-empty share of
+ * each required column (rows that do not split into the header's fields
+ * count as empty everywhere, in the hospital they name). Pairs and defaulted ranges count every row
+ * with its required cells filled (reference_range aside): enough for
+ * inputs whose only rejected rows miss a cell.
+ */
+function countChecks(dataset: Dataset, text: string): Map<string, Checks> {
+  const [head, ...rows] = csvRecords(text);
+  const col = (name: string) => head.fields.indexOf(name);
+  const acc = new Map<string, { read: number; filled: number[]; defaulted: number; bp: Map<string, { sys?: number; dia?: number }> }>();
+  for (const { fields } of rows) {
+    const split = fields.length === head.fields.length;
+    // A row with too few or too many fields still belongs to the hospital it names, when it names one.
+    const h = partitionOf(fields[col('hospital_id')]?.trim() ?? '');
+    const a = acc.get(h) ?? { read: 0, filled: REQUIRED[dataset].map(() => 0), defaulted: 0, bp: new Map() };
+    acc.set(h, a);
+    a.read++;
+    if (!split) continue;
+    const cell = (name: string) => fields[col(name)].trim();
+    REQUIRED[dataset].forEach((c, i) => (a.filled[i] += cell(c) === '' ? 0 : 1));
+    if (REQUIRED[dataset].some((c) => c !== 'reference_range' && cell(c) === '')) continue;
+    if (dataset === 'labs' && cell('reference_range') === '') a.defaulted++;
+    if (dataset === 'vitals' && cell('vital_type').startsWith('blood_pressure_')) {
+      const k = `${cell('patient_id')}|${cell('measurement_date')}`;
+      const p = a.bp.get(k) ?? {};
+      a.bp.set(k, p);
+      if (cell('vital_type') === 'blood_pressure_systolic') p.sys = Number(cell('value'));
+      else p.dia = Number(cell('value'));
+    }
+  }
+  const out = new Map<string, Checks>();
+  for (const [h, a] of acc) {
+    const pairs = [...a.bp.values()].filter((p) => p.sys !== undefined && p.dia !== undefined);
+    out.set(h, {
+      read: a.read,
+      completeness: Object.fromEntries(REQUIRED[dataset].map((c, i) => [c, a.filled[i] / a.read])),
+      defaulted_reference_ranges: a.defaulted,
+      bp_pairs: pairs.length,
+      bp_systolic_not_above_diastolic: pairs.filter((p) => p.sys! <= p.dia!).length,
+    });
+  }
+  return out;
+}
+
+interface ReportHospital extends Omit<Checks, 'read'> {
+  dataset: Dataset;
+  hospital_id: string;
+  rows: { read: number; accepted: number; rejected: number };
+  rejects_by_rule: Record<string, number>;
+}
+
+const readReport = (out: string): ReportHospital[] => JSON.parse(readFileSync(join(out, 'quality', 'report.json'), 'utf8')).hospitals;
+
+/** The report's check figures of one hospital, in the shape `countChecks` gives. */
+const checksOf = (h: ReportHospital): Checks => ({
+  read: h.rows.read,
+  completeness: h.completeness,
+  defaulted_reference_ranges: h.defaulted_reference_ranges,
+  bp_pairs: h.bp_pairs,
+  bp_systolic_not_above_diastolic: h.bp_systolic_not_above_diastolic,
+});
+
+async function cli(args: string[]): Promise<void> {
+  const r = await runCli([...args, ...COMMON], { timeoutMs: 120_000 });
+  expect(r.code, describeRun(r)).toBe(0);
+}
+
+describe('one file, two hospitals: each hospital gets its own figures', () => {
+  // H1: one pair with systolic below diastolic, a lab without reference range;
+  // H2: one normal pair, one row without unit (rejected), a lab with its range.
+  const input = {
+    vitals: [
+      'hospital_id,measurement_date,patient_id,vital_type,value,unit',
+      'H1,2024-01-05,P1,blood_pressure_systolic,80,mmHg',
+      'H1,2024-01-05,P1,blood_pressure_diastolic,90,mmHg',
+      'H2,2024-01-05,P2,blood_pressure_systolic,120,mmHg',
+      'H2,2024-01-05,P2,blood_pressure_diastolic,80,mmHg',
+      'H2,2024-01-06,P2,heart_rate,70,',
+    ],
+    labs: [
+      'hospital_id,test_date,patient_id,test_type,result_value,reference_range,unit',
+      'H1,2024-01-05,P1,glucose,90,,mg/dL',
+      'H2,2024-01-05,P2,glucose,90,70-100,mg/dL',
+    ],
+  };
+  let report: ReportHospital[];
+  let out: string;
+  beforeAll(async () => {
+    const dir = tempDir('hcp-report-');
+    out = join(dir, 'out');
+    for (const [d, lines] of Object.entries(input)) writeFileSync(join(dir, `${d}.csv`), lines.join('\n') + '\n');
+    await cli(['run', '--vitals', join(dir, 'vitals.csv'), '--labs', join(dir, 'labs.csv'), '--out', out, '--workers', '1']);
+    report = readReport(out);
+  }, 180_000);
+
+  it.each(['vitals', 'labs'] as const)('%s: completeness, defaulted ranges and pairs per hospital = counted from the input', (d) => {
+    const expected = countChecks(d, input[d].join('\n') + '\n');
+    const got = report.filter((h) => h.dataset === d);
+    expect(got.map((h) => h.hospital_id)).toEqual(['H1', 'H2']);
+    for (const h of got) expect(checksOf(h), h.hospital_id).toEqual(expected.get(h.hospital_id));
+  });
+
+  it('a manifest entry written before the per-hospital checks were recorded still reads (with the whole file\'s figures)', () => {
+    const old = join(tempDir('hcp-report-old-'), 'out');
+    cpSync(out, old, { recursive: true });
+    const dir = join(old, '_manifests', 'vitals');
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.json'))) {
+      const m = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+      delete m.scopes.all.hospital;
+      writeFileSync(join(dir, f), JSON.stringify(m));
+    }
+    const vitals = buildReport(old, 1).hospitals.filter((h) => h.dataset === 'vitals');
+    expect(vitals.map((h) => [h.hospital_id, h.bp_pairs, h.bp_systolic_not_above_diastolic])).toEqual([['H1', 2, 1], ['H2', 2, 1]]);
+    // Labs entries were left as written: their own figures.
+    expect(buildReport(old, 1).hospitals.filter((h) => h.dataset === 'labs').map((h) => h.defaulted_reference_ranges)).toEqual([1, 0]);
+  });
+
+  it('the figures the review found wrong (whole-file totals shown for each hospital)', () => {
+    const get = (d: string, h: string) => report.find((x) => x.dataset === d && x.hospital_id === h)!;
+    expect([get('vitals', 'H1').bp_pairs, get('vitals', 'H1').bp_systolic_not_above_diastolic]).toEqual([1, 1]);
+    expect([get('vitals', 'H2').bp_pairs, get('vitals', 'H2').bp_systolic_not_above_diastolic]).toEqual([1, 0]);
+    expect(get('vitals', 'H1').completeness.unit).toBe(1);
+    expect(get('vitals', 'H2').completeness.unit).toBeCloseTo(2 / 3, 12);
+    expect([get('labs', 'H1').defaulted_reference_ranges, get('labs', 'H2').defaulted_reference_ranges]).toEqual([1, 0]);
+    expect([get('labs', 'H1').completeness.reference_range, get('labs', 'H2').completeness.reference_range]).toEqual([0, 1]);
+  });
+});
+
+describe('generated data: `run` on the combined files = `partition` + `process` per hospital file', () => {
+  const FILES = { vitals: 'vitals_2024.csv', labs: 'lab_results_2024.csv' } as const;
+  let dir: string;
+  let combined: ReportHospital[];
+  let perFile: ReportHospital[];
+  beforeAll(async () => {
+    dir = tempDir('hcp-report-flows-');
+    const data = join(dir, 'data');
+    await cli(['generate', '--out', data, '--rows', '3000', '--seed', '7', '--hospitals', '3', '--months', '2', '--year', '2024']);
+    // Small chunks: a hospital's rows (and its pairs) are spread over several chunks.
+    const shared = ['--workers', '2', '--chunk-size', '16384'];
+    await cli(['run', '--vitals', join(data, FILES.vitals), '--labs', join(data, FILES.labs), '--out', join(dir, 'combined'), ...shared]);
+    for (const d of ['vitals', 'labs'] as const) {
+      await cli(['partition', '--dataset', d, '--input', join(data, FILES[d]), '--landing', join(dir, 'landing')]);
+      for (const f of readdirSync(join(dir, 'landing', d)).sort()) {
+        await cli(['process', '--dataset', d, '--input', join(dir, 'landing', d, f), '--out', join(dir, 'per-file'), ...shared]);
+      }
+    }
+    await cli(['report', '--out', join(dir, 'per-file')]);
+    combined = readReport(join(dir, 'combined'));
+    perFile = readReport(join(dir, 'per-file'));
+  }, 300_000);
+
+  it('the same hospitals, rows, rejections by rule and check figures in both reports', () => {
+    const key = (h: ReportHospital) => `${h.dataset}/${h.hospital_id}`;
+    const figures = (hs: ReportHospital[]) => hs.map((h) => ({ key: key(h), rows: h.rows, rejects_by_rule: h.rejects_by_rule, ...checksOf(h) }));
+    expect(combined.length).toBeGreaterThan(4);
+    expect(figures(combined)).toEqual(figures(perFile));
+    // Not the same figures for every hospital (what whole-file totals would give).
+    for (const d of ['vitals', 'labs']) {
+      const hs = combined.filter((h) => h.dataset === d);
+      expect(new Set(hs.map((h) => JSON.stringify(h.completeness))).size, d).toBeGreaterThan(1);
+    }
+  });
+
+  it.each(['vitals', 'labs'] as const)('%s: completeness per hospital = counted from the input; pairs and defaulted ranges add up to the file', (d) => {
+    const expected = countChecks(d, readFileSync(join(dir, 'data', FILES[d]), 'utf8'));
+    const hs = combined.filter((h) => h.dataset === d);
+    expect(hs.map((h) => h.hospital_id).sort()).toEqual([...expected.keys()].sort());
+    for (const h of hs) {
+      const e = expected.get(h.hospital_id)!;
+      expect(h.rows.read, h.hospital_id).toBe(e.read);
+      for (const c of REQUIRED[d]) expect(h.completeness[c], `${h.hospital_id} ${c}`).toBeCloseTo(e.completeness[c], 12);
+    }
+    // The manifests' whole-file facts are counted apart (by the workers): the hospitals' figures add up to them.
+    const manifests = readdirSync(join(dir, 'combined', '_manifests', d))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => JSON.parse(readFileSync(join(dir, 'combined', '_manifests', d, f), 'utf8')).scopes.all);
+    const file = manifests[0].file;
+    const read = hs.reduce((s, h) => s + h.rows.read, 0);
+    const sum = (k: 'defaulted_reference_ranges' | 'bp_pairs' | 'bp_systolic_not_above_diastolic') => hs.reduce((s, h) => s + h[k], 0);
+    expect([sum('defaulted_reference_ranges'), sum('bp_pairs'), sum('bp_systolic_not_above_diastolic')]).toEqual([file.defaultedReferenceRanges, file.bpPairs, file.bpViolations]);
+    if (d === 'labs') expect(sum('defaulted_reference_ranges')).toBeGreaterThan(0);
+    else expect(sum('bp_pairs')).toBeGreaterThan(0);
+    for (const c of REQUIRED[d]) {
+      const filled = hs.reduce((s, h) => s + h.completeness[c] * h.rows.read, 0);
+      expect(filled, c).toBeCloseTo(file.completeness[c] * read, 6);
+    }
+  });
+});
