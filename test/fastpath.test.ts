@@ -49,11 +49,12 @@ function reference(ctx: ChunkContext, bytes: Buffer): RefResult {
   const { lines, blankLines } = parseRecords(bytes, 0, bytes.length, (r) => {
     out.rows++;
     const fields = r.fields.slice();
+    const countOk = fields.length === ctx.columnCount;
+    // A record with the wrong field count is never attributed: its hospital_id column may hold another field.
     const hospitalOf = () => {
-      const h = fields.length > ctx.index[0] ? fields[ctx.index[0]].trim() : '';
+      const h = countOk ? fields[ctx.index[0]].trim() : '';
       return isValidHospitalId(h) ? h : INVALID_HOSPITAL;
     };
-    const countOk = fields.length === ctx.columnCount;
     if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
       const code = !countOk && r.problem === Problem.None ? 'row.field_count' : PROBLEM_CODE[r.problem];
       const raw = bytes.toString(r.problem === Problem.InvalidUtf8 ? 'latin1' : 'utf8', r.start, r.end).replace(/\r?\n$/, '');

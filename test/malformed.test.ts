@@ -326,6 +326,23 @@ describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds
     expect(q[1].raw_record).toBe('H001,2024-01-05,P3,heart_rate,72,bpm,extra');
   });
 
+  it('records with the wrong field count reach no path, summary or report under their hospital_id column (it may hold a patient ID)', async () => {
+    const run = await processInput(csv(HEADER, GOOD[0], 'MRN0012345,heart_rate,72,bpm', '2024-01-05,MRN0099999,heart_rate,72,bpm', 'H002,2024-01-05,P2,heart_rate,72'));
+    await expectLedger(run, { read: 4, accepted: 1, rejected: 3 });
+    const q = await rejects(run.out);
+    expect(q.map((x) => [x.line, x.partition, x.reason_codes])).toEqual([
+      [3, '__invalid__', 'row.field_count'],
+      [4, '__invalid__', 'row.field_count'],
+      [5, '__invalid__', 'row.field_count'],
+    ]);
+    // Quarantine keeps the record as read (the restricted zone).
+    expect(q[0].raw_record).toBe('MRN0012345,heart_rate,72,bpm');
+    expect(run.r.json!.hospitals).toEqual(['H001', '__invalid__']);
+    expect((run.r.json!.hospital_rows as { hospital_id: string }[]).map((h) => h.hospital_id)).toEqual(['H001', '__invalid__']);
+    for (const f of listFiles(run.out)) expect(f).not.toMatch(/MRN|2024-01-05|H002/);
+    expect(run.r.stdout + run.r.stderr).not.toMatch(/MRN/);
+  });
+
   it('a bad quote: row.bad_quote', async () => {
     const run = await processInput(csv(HEADER, 'H001,2024-01-05,P1,heart_rate,"72" ,bpm', GOOD[0]));
     await expectLedger(run, { read: 2, accepted: 1, rejected: 1 });

@@ -171,6 +171,20 @@ describe('processChunk: trimming, partitions of rejects, lines', () => {
     // The quarantine cells: codes, the fields as read, an empty raw_record (the record did split into its fields).
     expect(r.rejects.cells).toEqual(['hospital_id.invalid,../../etc,2024-03-15,P1,heart_rate,72,bpm,', 'value.out_of_range,H002,2024-03-15,P1,heart_rate,999,bpm,']);
   });
+
+  it.each<[string, string]>([
+    ['short, a patient ID where hospital_id is', 'MRN0012345,heart_rate,72,bpm'],
+    ['short, a date where hospital_id is', '2024-01-05,MRN0099999,heart_rate,72,bpm'],
+    ['short, a valid hospital ID in place', 'H001,2024-03-15,P1,heart_rate,72'],
+    ['long, a valid hospital ID in place', 'H001,2024-03-15,P1,heart_rate,72,bpm,extra'],
+    ['short, quoted fields', '"H001","2024-03-15","P1","heart_rate","72"'],
+  ])('a record with the wrong field count is not attributed to a hospital: __invalid__ (%s)', (_, rec) => {
+    const r = runChunk('vitals', Buffer.from(`H001,2024-03-15,P1,heart_rate,72,bpm\n${rec}\n`));
+    expect(r.rows).toBe(2);
+    expect(r.rejects.line).toEqual([1]);
+    expect(r.rejects.hospital).toEqual(['__invalid__']);
+    expect(r.rejects.codes[0].split(';')).toContain('row.field_count');
+  });
 });
 
 // ------------------------------------------------------------------ unit conversions

@@ -1,6 +1,7 @@
 /**
  * `partition`: split a combined file into one file per hospital, streaming,
- * keeping every record byte for byte (rows with an invalid hospital_id go to
+ * keeping every record byte for byte (rows with an invalid hospital_id, or
+ * with more or fewer fields than the header, go to
  * `hospital_id=__invalid__.csv`, so they are quarantined, not dropped).
  */
 import { closeSync, mkdirSync, openSync } from 'node:fs';
@@ -61,7 +62,9 @@ export function partitionFile(dataset: Dataset, input: string, landing: string, 
       for (const cut of cuts) {
         parseRecords(buf.subarray(0, cut), from, cut, (r) => {
           rows++;
-          const h = (r.fields[header.index[0]] ?? '').trim();
+          // A record with the wrong field count goes to __invalid__: its hospital_id
+          // column may hold another field (a patient ID), never to become a file name.
+          const h = r.fields.length === header.names.length ? r.fields[header.index[0]].trim() : '';
           const o = target(isValidHospitalId(h) ? h : INVALID_HOSPITAL);
           o.rows++;
           const bytes = buf.subarray(r.start, r.end);

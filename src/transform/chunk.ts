@@ -800,7 +800,10 @@ export class ChunkProcessor {
       const fields = r.fields;
       const countOk = fields.length === ctx.columnCount;
       const reject = (codes: string, raw: string, required: readonly string[] | null) => {
-        const h = fields.length > ctx.index[0] ? fields[ctx.index[0]].trim() : '';
+        // A record with the wrong field count is not attributed: its hospital_id
+        // column may hold another field (a patient ID, a date), which must never
+        // become a partition name (SPEC §2). It goes to __invalid__.
+        const h = countOk ? fields[ctx.index[0]].trim() : '';
         rejects.push(line, codes, isValidHospitalId(h) ? h : INVALID_HOSPITAL, rejectCells(codes, fields, ctx.columnCount, raw), required);
       };
       if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
