@@ -381,6 +381,44 @@ describe('non-ASCII bytes (the fast path takes well-formed UTF-8; trimming beyon
   });
 });
 
+describe('wide records: more fields than the fast path\'s default scratch (256)', () => {
+  const extras = Array.from({ length: 294 }, (_, k) => `x${k}`);
+  const tail: Layout = { dataset: 'vitals', names: [...COLUMNS.vitals, ...extras] };
+  const head: Layout = { dataset: 'labs', names: [...extras, ...COLUMNS.labs] };
+  /** A row of `layout` with the required fields of a clean row and extra field k set to `x(k)`. */
+  const rowOf = (layout: Layout, x: (k: number) => string) => {
+    const clean: Record<string, string> = { hospital_id: 'H001', measurement_date: '2024-03-15', test_date: '2024-03-15', patient_id: 'P1', vital_type: 'heart_rate', value: '72', unit: 'bpm', test_type: 'glucose', result_value: '95', reference_range: '70-100' };
+    if (layout.dataset === 'labs') clean.unit = 'mg/dL';
+    return layout.names.map((n, k) => clean[n] ?? x(k)).join(',') + '\n';
+  };
+  const bytesOf = (layout: Layout, ...xs: ((k: number) => string)[]) => Buffer.from(xs.map((x) => rowOf(layout, x)).join(''), 'utf8');
+  const last = (layout: Layout, v: string) => (k: number) => (k === layout.names.length - 1 || (layout === head && k === 293) ? v : '');
+
+  it.each<[string, Layout, Buffer]>([
+    // Rows differing only past field 256: different fingerprints (no false duplicate).
+    ['vitals, rows differing only in field 300', tail, bytesOf(tail, last(tail, 'a'), last(tail, 'b'), last(tail, 'a'))],
+    ['vitals, rows differing only in field 257', tail, bytesOf(tail, (k) => (k === 256 ? 'a' : ''), (k) => (k === 256 ? 'b' : ''))],
+    // The same row read by both paths (Unicode padding sends the second to the string path): one fingerprint.
+    ['vitals, one row through each path', tail, bytesOf(tail, last(tail, 'a'), last(tail, '\u3000a'), last(tail, 'b'))],
+    // Required columns past field 256.
+    ['labs, required columns after 294 extras', head, bytesOf(head, last(head, 'a'), last(head, 'b'), last(head, '\u3000a'))],
+  ])('%s', (_name, layout, bytes) => {
+    compare(layout, bytes);
+  });
+
+  it.each([tail, head])('rows differing only past field 256 are not one row, read by the fast path (%#)', (layout) => {
+    const spy = vi.spyOn(ChunkProcessor.prototype as unknown as { slowRecord: () => number }, 'slowRecord');
+    try {
+      const [got] = runChunks(contextFor(layout), [bytesOf(layout, last(layout, 'a'), last(layout, 'b'))]);
+      expect(got.accepted).toHaveLength(2);
+      expect(got.accepted[0].fp.join(':')).not.toBe(got.accepted[1].fp.join(':'));
+      expect(spy).toHaveBeenCalledTimes(0);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
 describe('across chunks', () => {
   it('patients and values first seen in one chunk keep their keys in the next (published in between)', () => {
     const layout: Layout = { dataset: 'vitals', names: [...COLUMNS.vitals] };

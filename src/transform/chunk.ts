@@ -164,9 +164,10 @@ export class ChunkProcessor {
 
   // Per-chunk scratch.
   private readonly out: AcceptedRows;
-  private readonly bounds = new Int32Array(2 * 256);
+  /** Per field of the current row: its trimmed byte range; room for at least the header's fields (see the constructor). */
+  private readonly bounds: Int32Array;
   /** Per field of the current row: its 64-bit hash (fingerprint input). */
-  private readonly comp = new Uint32Array(2 * 256);
+  private readonly comp: Uint32Array;
   /** Per file column: which required column it is (COLUMNS order), or −1 for an extra. */
   private readonly colOf: Int32Array;
   private lastTypeId = 0;
@@ -196,6 +197,12 @@ export class ChunkProcessor {
     this.nReq = ctx.index.length;
     this.idx = Int32Array.from(ctx.index);
     this.colOf = new Int32Array(Math.max(ctx.columnCount, 1)).fill(-1);
+    // Room for every field of a record with the header's count: a wider file
+    // with fixed 256-field scratch left later fields out of the fingerprint
+    // (false duplicates) while the string path hashed them all.
+    const maxFields = Math.max(256, ctx.columnCount);
+    this.bounds = new Int32Array(2 * maxFields);
+    this.comp = new Uint32Array(2 * maxFields);
     ctx.index.forEach((k, col) => (this.colOf[k] = col));
     const specs = MEASURES[ctx.dataset];
     this.nMeasures = specs.length;
@@ -297,6 +304,8 @@ export class ChunkProcessor {
     const idx = this.idx;
     const columnCount = this.ctx.columnCount;
     const bounds = this.bounds;
+    // Fields past this are counted, not stored: such a record is longer than the header's, so the string path's.
+    const maxFields = bounds.length >> 1;
     const labs = this.labs;
     const unitCol = labs ? 6 : 5;
     let rows = 0;
@@ -369,7 +378,7 @@ export class ChunkProcessor {
           simple = false;
           break;
         }
-        if (nf < 256) {
+        if (nf < maxFields) {
           bounds[2 * nf] = s;
           bounds[2 * nf + 1] = e;
         }
