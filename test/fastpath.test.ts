@@ -103,9 +103,13 @@ const FIELD_VALUES: Record<string, string[]> = {
   test_type: ['glucose', 'hba1c', 'creatinine', 'sodium', 'ldl', '', 'GLUCOSE'],
   value: ['72', '36.6', '98.6', '0.5', '.5', '5.', '+80', '-1.5', '180', '1e3', 'NaN', 'Infinity', '0x1A', '1,000', '', '7.2345678901234567', '12345678901234567', '0072', '150',
     // plausible magnitudes that only the exact (string) parse may read, and malformed numbers
-    '72.000000000000001', '98.60000000000001', '70.00000000000000000001', '7.2.1', '72..', '.', '+', '-', '+.5', '-.'],
+    '72.000000000000001', '98.60000000000001', '70.00000000000000000001', '7.2.1', '72..', '.', '+', '-', '+.5', '-.',
+    // past a double's range (not finite), and 1e308 (finite)
+    '1' + '0'.repeat(400), '1' + '0'.repeat(308)],
   unit: ['bpm', 'BPM', '/min', 'celsius', 'C', '°C', 'F', '°F', '[degF]', 'kg', 'lb', 'cm', 'in', 'm', '%', 'mmHg', 'mg/dL', 'mmol/L', 'mmol/mol', 'umol/L', 'µmol/L', 'g/L', '', 'furlong', '°\u2009C', 'µ', '℃'],
-  reference_range: ['', '70-100', '3.5 - 5.1', '<5', '<=5.6', '>0.6', '>=1', '100-70', 'abc', '4.0-5.6', '3.5–5.1', '≤5.6'],
+  reference_range: ['', '70-100', '3.5 - 5.1', '<5', '<=5.6', '>0.6', '>=1', '100-70', 'abc', '4.0-5.6', '3.5–5.1', '≤5.6',
+    // bounds past a double's range, and finite ones that overflow in the canonical unit (mmol/L)
+    `0-1${'0'.repeat(400)}`, `>=1${'0'.repeat(400)}`, `0-1${'0'.repeat(308)}`, `<1${'0'.repeat(308)}`],
   extra: ['', 'note', 'x,y', 'é'],
 };
 

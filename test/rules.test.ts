@@ -332,6 +332,12 @@ describe('reference ranges', () => {
     ['=<5', null],
     ['70 to 100', null],
     ['1e2-2e2', null],
+    // Bounds past a double's range are not finite decimals (Number() reads them as Infinity); 1e308 in digits still is.
+    [`0-1${'0'.repeat(400)}`, null],
+    [`-1${'0'.repeat(400)}-0`, null],
+    [`>=1${'0'.repeat(400)}`, null],
+    [`<1${'0'.repeat(400)}`, null],
+    [`0-1${'0'.repeat(308)}`, { low: 0, high: 1e308, lowInclusive: true, highInclusive: true }],
   ])('%j', (text, want) => {
     expect(parseRefRange(text)).toEqual(want);
   });
@@ -392,8 +398,31 @@ describe('reference ranges', () => {
     expect(r.out.flag).toBe(FLAG_N);
   });
 
-  it.each(['abc', '100-70', '70-', '≤5'])('%j → reference_range.invalid', (range) => {
+  it.each(['abc', '100-70', '70-', '≤5', `0-1${'0'.repeat(400)}`, `>=1${'0'.repeat(400)}`])('%j → reference_range.invalid', (range) => {
     expect(check('labs', lab({ reference_range: range })).codes).toEqual(['reference_range.invalid']);
+  });
+
+  it('a range bound past a double\'s range is reference_range.invalid through the worker core, never an infinite ref_low/ref_high', () => {
+    const big = '1' + '0'.repeat(400);
+    const r = runChunk('labs', Buffer.from(`H001,2024-03-15,P1,glucose,95,70-100,mg/dL\nH001,2024-03-15,P2,glucose,95,0-${big},mg/dL\nH001,2024-03-15,P3,glucose,95,>=${big},mg/dL\nH001,2024-03-15,P4,glucose,95,<${big},mg/dL\n`));
+    expect(r.rejects.line).toEqual([1, 2, 3]);
+    expect(r.rejects.codes).toEqual(['reference_range.invalid', 'reference_range.invalid', 'reference_range.invalid']);
+    expect(r.accepted.map((a) => [a.refLow, a.refHigh])).toEqual([[70, 100]]);
+  });
+
+  it('a finite bound that overflows in the canonical unit is reference_range.invalid (both paths), in the unit it is read in only', () => {
+    const e308 = '1' + '0'.repeat(308); // 1e308: finite; ×38.67 (cholesterol mmol/L → mg/dL) is not
+    const r = runChunk('labs', Buffer.from([
+      `H001,2024-03-15,P1,cholesterol,5,0-${e308},mmol/L`,
+      `H001,2024-03-15,P2,cholesterol,5,-${e308}-10,mmol/L`,
+      `H001,2024-03-15,P3,cholesterol,5,>=-${e308},mmol/L`,
+      `H001,2024-03-15,P4,cholesterol,190,0-${e308},mg/dL`,
+      `H001,2024-03-15,P5,hba1c,48,0-${e308},mmol/mol`,
+    ].join('\n') + '\n'));
+    expect(r.rejects.line).toEqual([0, 1, 2]);
+    expect(r.rejects.codes).toEqual(['reference_range.invalid', 'reference_range.invalid', 'reference_range.invalid']);
+    expect(r.accepted.map((a) => [a.refLow, a.refHigh])).toEqual([[0, 1e308], [0 / 10.929 + 2.15, 1e308 / 10.929 + 2.15]]);
+    expect(r.accepted.every((a) => Number.isFinite(a.refLow) && Number.isFinite(a.refHigh))).toBe(true);
   });
 
   it('flagFor honours inclusive and strict bounds', () => {
@@ -518,6 +547,11 @@ describe('numbers', () => {
     ['７２', NaN],
     ['٧٢', NaN],
     ['72 bpm', NaN],
+    // Past a double's range: Number() gives ±Infinity, which is not a finite decimal.
+    ['1' + '0'.repeat(400), NaN],
+    ['-1' + '0'.repeat(400), NaN],
+    ['1' + '0'.repeat(308), 1e308],
+    ['0.' + '0'.repeat(400) + '1', 0],
   ])('parseDecimal(%j) → %d', (text, want) => {
     expect(parseDecimal(text)).toEqual(want);
   });
@@ -530,6 +564,8 @@ describe('numbers', () => {
     ['1e3', ['value.invalid']],
     ['NaN', ['value.invalid']],
     ['Infinity', ['value.invalid']],
+    ['1' + '0'.repeat(400), ['value.invalid']],
+    ['1' + '0'.repeat(308), ['value.out_of_range']],
     ['0x1A', ['value.invalid']],
     ['1,000', ['value.invalid']],
     ['', ['value.missing']],

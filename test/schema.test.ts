@@ -11,12 +11,14 @@ const pick = (xs: string[]) => fc.constantFrom(...xs);
 const hospital = pick(['H001', 'h-2_x', '', 'H 01', '../etc', 'A'.repeat(32), 'A'.repeat(33)]);
 const patient = pick(['P1', 'MRN-0042', '', 'a/b', 'x y', 'p'.repeat(64), 'p'.repeat(65)]);
 const date = pick(['2024-03-15', '2024-02-29', '2023-02-29', '2024-13-01', '03/15/2024', '', '2031-01-01', '2024-04-30', '2024-04-31', '2024-04-01']);
-const value = pick(['72', '36.6', '-1.5', '.5', '98.6', '1e3', 'NaN', 'Infinity', '0x1A', '1,000', '', '5000', '7', '140', '0']);
+// Digits past a double's range (Number() gives Infinity) are not finite decimals.
+const HUGE = '1' + '0'.repeat(400);
+const value = pick(['72', '36.6', '-1.5', '.5', '98.6', '1e3', 'NaN', 'Infinity', '0x1A', '1,000', '', '5000', '7', '140', '0', HUGE, '-' + HUGE]);
 const vital = pick(['heart_rate', 'temperature', 'weight', 'height', 'oxygen_saturation', 'blood_pressure_systolic', 'blood_sugar', '']);
 const vitalUnit = pick(['bpm', 'BPM', '/min', 'F', '°F', 'celsius', 'C', 'kg', 'lb', 'LB', 'cm', 'in', 'm', '%', 'mmHg', 'mm[Hg]', '', 'furlongs']);
 const lab = pick(['glucose', 'cholesterol', 'hba1c', 'creatinine', 'hemoglobin', 'sodium', 'potassium', 'vitamin_q', '']);
 const labUnit = pick(['mg/dL', 'MG/DL', 'mmol/L', 'mmol/mol', '%', 'umol/L', 'µmol/L', 'g/dL', 'g/L', 'mEq/L', '', 'kg']);
-const range = pick(['70-100', '3.5 - 5.1', '<200', '<=5.6', '>60', '>=3.5', '', 'abc', '100-70', '70–100']);
+const range = pick(['70-100', '3.5 - 5.1', '<200', '<=5.6', '>60', '>=3.5', '', 'abc', '100-70', '70–100', `0-${HUGE}`, `>=${HUGE}`, `<${HUGE}`, `0-1${'0'.repeat(308)}`, `>-1${'0'.repeat(308)}`]);
 
 const CTX = { asOf: '2026-01-31', period: null };
 const PERIOD_CTX = { asOf: '2026-01-31', period: '2024-04' };

@@ -25,7 +25,7 @@ export const RULES = {
   'value.out_of_range': 'The value, in the canonical unit, is outside the plausible range for the measure.',
   'unit.missing': 'The unit is empty.',
   'unit.not_allowed': 'The unit is not accepted for the measure.',
-  'reference_range.invalid': 'The reference range is not low-high, <high, <=high, >low, >=low or empty, or low > high.',
+  'reference_range.invalid': 'The reference range is not low-high, <high, <=high, >low, >=low or empty, a bound is not finite (as read or in the canonical unit), or low > high.',
   'duplicate.exact': 'An earlier row of the same hospital partition has exactly the same fields.',
 } as const;
 

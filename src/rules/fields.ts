@@ -64,10 +64,15 @@ export function formatDay(day: number): string {
   return new Date(day * 86_400_000).toISOString().slice(0, 10);
 }
 
-/** Parses a finite plain decimal (`72`, `36.6`, `-1.5`, `.5`), or NaN. No exponents, hex, separators. */
+/**
+ * Parses a finite plain decimal (`72`, `36.6`, `-1.5`, `.5`), or NaN. No
+ * exponents, hex, separators; digits beyond a double's range (`1` and 400
+ * zeros, which Number() reads as Infinity) are not finite either.
+ */
 export function parseDecimal(s: string): number {
   if (!DECIMAL.test(s)) return NaN;
-  return Number(s);
+  const v = Number(s);
+  return Number.isFinite(v) ? v : NaN;
 }
 
 export interface RefRange {
@@ -82,18 +87,23 @@ const NUM = String.raw`([+-]?(?:\d+(?:\.\d*)?|\.\d+))`;
 const RANGE = new RegExp(String.raw`^${NUM}\s*-\s*${NUM}$`);
 const BOUND = new RegExp(String.raw`^(<=|<|>=|>)\s*${NUM}$`);
 
-/** Parses a reference range; null when it is none of the accepted forms or low > high. Empty is handled by the caller. */
+/**
+ * Parses a reference range; null when it is none of the accepted forms, a
+ * bound is not finite (too many digits for a double) or low > high. Empty
+ * is handled by the caller.
+ */
 export function parseRefRange(s: string): RefRange | null {
   let m = RANGE.exec(s);
   if (m) {
     const low = Number(m[1]);
     const high = Number(m[2]);
-    if (!(low <= high)) return null;
+    if (!Number.isFinite(low) || !Number.isFinite(high) || !(low <= high)) return null;
     return { low, high, lowInclusive: true, highInclusive: true };
   }
   m = BOUND.exec(s);
   if (m) {
     const v = Number(m[2]);
+    if (!Number.isFinite(v)) return null;
     switch (m[1]) {
       case '<':
         return { low: null, high: v, lowInclusive: true, highInclusive: false };

@@ -113,6 +113,8 @@ export function checkRow(ctx: RuleContext, f: readonly string[], out: CheckedRow
     if (text === '') defaulted = true;
     else {
       range = parseRefRange(text);
+      // A finite bound may still overflow in the canonical unit (1e308 mmol/L of glucose): not a usable range.
+      if (range && convert && !(finiteBound(range.low, convert) && finiteBound(range.high, convert))) range = null;
       if (!range) add(issues, 'reference_range.invalid', 'reference_range');
     }
   }
@@ -153,6 +155,9 @@ export function checkRow(ctx: RuleContext, f: readonly string[], out: CheckedRow
   }
   return true;
 }
+
+/** An open bound, or one that stays finite in the canonical unit. */
+const finiteBound = (b: number | null, convert: (x: number) => number) => b === null || Number.isFinite(convert(b));
 
 /** The required columns for a dataset, for messages and the quarantine header. */
 export const requiredColumns = (d: Dataset) => COLUMNS[d];

@@ -94,7 +94,10 @@ export function rowSchema(dataset: Dataset, ctx: SchemaContext) {
     if (dataset === 'labs') {
       const rr = r.reference_range;
       const match = REF.exec(rr);
-      if (rr !== '' && (!match || (match[1] !== undefined && Number(match[1]) > Number(match[2])))) fail('reference_range.invalid', 'reference_range');
+      // Every bound a finite number, as read and in the canonical unit (when the unit is known).
+      const bounds = match ? [match[1], match[2], match[4]].filter((x) => x !== undefined).map(Number) : [];
+      const finite = z.array(z.number().finite()).safeParse(convert ? [...bounds, ...bounds.map(convert)] : bounds).success;
+      if (rr !== '' && (!match || !finite || (match[1] !== undefined && bounds[0] > bounds[1]))) fail('reference_range.invalid', 'reference_range');
     }
   });
 }

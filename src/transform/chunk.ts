@@ -454,6 +454,8 @@ export class ChunkProcessor {
             else {
               refLo = r.low === null ? NaN : conv(r.low);
               refHi = r.high === null ? NaN : conv(r.high);
+              // A bound overflowing in the canonical unit: the string path rejects the range.
+              if (refLo === Infinity || refLo === -Infinity || refHi === Infinity || refHi === -Infinity) ok = false;
               loIncl = r.lowInclusive;
               hiIncl = r.highInclusive;
             }
