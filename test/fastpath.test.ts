@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { parseRecords, Problem } from '../src/parse/csv.js';
 import { COLUMNS, type Dataset } from '../src/registry.js';
-import type { RowIssue } from '../src/rules/codes.js';
+import { RULE_CODES, type RowIssue } from '../src/rules/codes.js';
 import { INVALID_HOSPITAL, isValidHospitalId, monthBounds, parseIsoDate } from '../src/rules/fields.js';
 import { checkRow, emptyCheckedRow, ruleContext } from '../src/rules/row.js';
 import { ChunkProcessor } from '../src/transform/chunk.js';
@@ -56,7 +56,10 @@ function reference(ctx: ChunkContext, bytes: Buffer): RefResult {
       return isValidHospitalId(h) ? h : INVALID_HOSPITAL;
     };
     if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
-      const code = !countOk && r.problem === Problem.None ? 'row.field_count' : PROBLEM_CODE[r.problem];
+      // Every record-level code, in catalogue order; a wrong count is not reported with an unterminated quote (the record has no end).
+      const problem = r.problem === Problem.None ? [] : [PROBLEM_CODE[r.problem]];
+      const countCode = countOk || r.problem === Problem.UnterminatedQuote ? [] : ['row.field_count'];
+      const code = RULE_CODES.filter((c) => problem.includes(c) || countCode.includes(c)).join(';');
       const raw = bytes.toString(r.problem === Problem.InvalidUtf8 ? 'latin1' : 'utf8', r.start, r.end).replace(/\r?\n$/, '');
       out.rejects.push({ line: r.line, codes: code, hospital: hospitalOf(), fields, raw });
       return;

@@ -147,6 +147,17 @@ describe('rows failing several rules get every code', () => {
     expect(new Set(r.codes).size).toBe(r.codes.length);
   });
 
+  it.each<[string, Buffer, string]>([
+    ['a bad quote and a field too many', Buffer.from('H001,2024-01-05,P1,heart_rate,7"2,bpm,extra\n'), 'row.field_count;row.bad_quote'],
+    ['a bad quote and a field too few', Buffer.from('H001,2024-01-05,P1,"heart_rate"x,72\n'), 'row.field_count;row.bad_quote'],
+    ['invalid UTF-8 and a field too few', Buffer.concat([Buffer.from('H001,2024-01-05,P1,heart_rate,7'), Buffer.from([0xff]), Buffer.from('2\n')]), 'row.invalid_utf8;row.field_count'],
+    ['an unterminated quote (its field count says nothing): that code only', Buffer.from('H001,2024-01-05,P1,heart_rate,"72,bpm\n'), 'row.unterminated_quote'],
+    ['a bad quote, the right field count', Buffer.from('H001,2024-01-05,P1,heart_rate,7"2,bpm\n'), 'row.bad_quote;value.invalid'],
+  ])('record-level problems are all reported, in catalogue order: %s', (_, bytes, codes) => {
+    const r = runChunk('vitals', bytes);
+    expect(r.rejects.codes).toEqual([codes]);
+  });
+
   it('a bad quote is reported with the row rules that also fail', () => {
     const r = runChunk('vitals', Buffer.from('H001,2024-03-15,P"1,heart_rate,"72"x,bpm\n'));
     expect(sorted(r.rejects.codes[0].split(';'))).toEqual(['patient_id.invalid', 'row.bad_quote', 'value.invalid']);
@@ -178,6 +189,7 @@ describe('processChunk: trimming, partitions of rejects, lines', () => {
     ['short, a valid hospital ID in place', 'H001,2024-03-15,P1,heart_rate,72'],
     ['long, a valid hospital ID in place', 'H001,2024-03-15,P1,heart_rate,72,bpm,extra'],
     ['short, quoted fields', '"H001","2024-03-15","P1","heart_rate","72"'],
+    ['long with a bad quote', 'H001,2024-03-15,P1,heart_rate,7"2,bpm,extra'],
   ])('a record with the wrong field count is not attributed to a hospital: __invalid__ (%s)', (_, rec) => {
     const r = runChunk('vitals', Buffer.from(`H001,2024-03-15,P1,heart_rate,72,bpm\n${rec}\n`));
     expect(r.rows).toBe(2);

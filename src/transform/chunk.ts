@@ -63,6 +63,18 @@ const PROBLEM_CODE: Record<number, string> = {
   [Problem.InvalidUtf8]: 'row.invalid_utf8',
 };
 
+/**
+ * The codes of a record that cannot be checked field by field, in catalogue
+ * order: its parse problem and a wrong field count (SPEC §2: every rule it
+ * fails). An unterminated quote runs to the end of the region, so its field
+ * count says nothing and is not reported with it.
+ */
+function recordCodes(countOk: boolean, problem: Problem): string {
+  if (problem === Problem.None) return 'row.field_count';
+  if (countOk || problem === Problem.UnterminatedQuote) return PROBLEM_CODE[problem];
+  return problem === Problem.InvalidUtf8 ? 'row.invalid_utf8;row.field_count' : 'row.field_count;row.bad_quote';
+}
+
 /** hash64 of no bytes: an empty field's part of a fingerprint. */
 const EMPTY_HASH = new Uint32Array(2);
 hash64(new Uint8Array(0), 0, 0, EMPTY_HASH);
@@ -818,8 +830,7 @@ export class ChunkProcessor {
         rejects.push(line, codes, isValidHospitalId(h) ? h : INVALID_HOSPITAL, rejectCells(codes, fields, ctx.columnCount, raw), required);
       };
       if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
-        const code = !countOk && r.problem === Problem.None ? 'row.field_count' : PROBLEM_CODE[r.problem];
-        reject(code, buf.toString(r.problem === Problem.InvalidUtf8 ? 'latin1' : 'utf8', r.start, r.end).replace(/\r?\n$/, ''), null);
+        reject(recordCodes(countOk, r.problem), buf.toString(r.problem === Problem.InvalidUtf8 ? 'latin1' : 'utf8', r.start, r.end).replace(/\r?\n$/, ''), null);
         return;
       }
       const f = new Array<string>(nReq);
