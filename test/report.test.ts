@@ -35,7 +35,7 @@ interface Checks {
 /**
  * Per hospital, from the input text: rows read and the non-empty share of
  * each required column (rows that do not split into the header's fields
- * count as empty everywhere, in the hospital they name). Pairs and defaulted ranges count every row
+ * count as empty everywhere, under `__invalid__`: README, unattributable records). Pairs and defaulted ranges count every row
  * with its required cells filled (reference_range aside): enough for
  * inputs whose only rejected rows miss a cell.
  */
@@ -45,8 +45,8 @@ function countChecks(dataset: Dataset, text: string): Map<string, Checks> {
   const acc = new Map<string, { read: number; filled: number[]; defaulted: number; bp: Map<string, { sys?: number; dia?: number }> }>();
   for (const { fields } of rows) {
     const split = fields.length === head.fields.length;
-    // A row with too few or too many fields still belongs to the hospital it names, when it names one.
-    const h = partitionOf(fields[col('hospital_id')]?.trim() ?? '');
+    // A row with too few or too many fields cannot be attributed: its fields may be shifted.
+    const h = split ? partitionOf(fields[col('hospital_id')].trim()) : '__invalid__';
     const a = acc.get(h) ?? { read: 0, filled: REQUIRED[dataset].map(() => 0), defaulted: 0, bp: new Map() };
     acc.set(h, a);
     a.read++;
