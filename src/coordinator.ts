@@ -58,6 +58,8 @@ export interface ProcessConfig {
   readonly key: string;
   readonly keyIsDemo: boolean;
   readonly progress: boolean;
+  /** Called once the file has passed its checks, just before its first commit changes the output (`run` drops `_SUCCESS` there). */
+  readonly beforeCommit?: () => void;
 }
 
 export interface ProcessSummary {
@@ -456,6 +458,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   const tc = performance.now();
   const outcomes: HospitalOutcome[] = [];
   try {
+    cfg.beforeCommit?.();
     for (const h of [...hospitals.keys()].sort()) {
       const a = hospitals.get(h)!;
       const accepted = curatedByHospital.get(h) ?? 0;

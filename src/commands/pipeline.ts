@@ -6,7 +6,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { need, resolveKey } from '../config.js';
-import { processFile, type ProcessSummary } from '../coordinator.js';
+import { preflight, processFile, type ProcessSummary } from '../coordinator.js';
 import { PipelineError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PipelineMetrics } from '../metrics/index.js';
@@ -177,11 +177,19 @@ export async function runCommand(cfg: Config, log: Logger): Promise<Outcome> {
   warnDemoKey(key, log);
   const done: ProcessSummary[] = [];
   return withMetrics(cfg, log, () => groupsOf(done), async (metrics) => {
+    const inputs = [['vitals', cfg.vitals], ['labs', cfg.labs]] as const;
+    // Every file-level check (exit 2) before anything is written or deleted (SPEC §1).
+    for (const [dataset, input] of inputs) preflight(dataset, input);
+    // _SUCCESS goes only when the first commit is about to change the output.
+    let unmarked = false;
+    const beforeCommit = () => {
+      if (!unmarked) rmSync(join(cfg.out, '_SUCCESS'), { force: true });
+      unmarked = true;
+    };
     const pool = createPool(cfg.workers, poolWarning(log));
-    rmSync(join(cfg.out, '_SUCCESS'), { force: true });
     try {
-      for (const [dataset, input] of [['vitals', cfg.vitals], ['labs', cfg.labs]] as const) {
-        const s = await processFile(processConfig(cfg, dataset, input, key), pool, log, metrics);
+      for (const [dataset, input] of inputs) {
+        const s = await processFile({ ...processConfig(cfg, dataset, input, key), beforeCommit }, pool, log, metrics);
         done.push(s);
         stageMetrics(metrics, s);
         logSummary(s, log);

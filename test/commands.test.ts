@@ -1,0 +1,74 @@
+/**
+ * The commands' promises around their outputs (src/commands/pipeline.ts,
+ * src/cli.ts): `run` checks every input before it touches the output,
+ * metrics call a run successful only when it was, `report` declares success
+ * only over current statistics, and a closed stdout does not fail a run.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI, DATA, describeRun, listFiles, removeTempDirs, runCli, tempDir, TEST_KEY } from './helpers.js';
+
+afterAll(removeTempDirs);
+
+const VITALS = join(DATA, 'vitals_2024.csv');
+const LABS = join(DATA, 'lab_results_2024.csv');
+const OPTS = ['--workers', '2', '--no-progress', '--as-of', '2025-01-01'];
+
+/** Every file under `dir` (relative path → sha256): the output byte for byte, manifests and all. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else out[relative(dir, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** `text` with the header's column `name` and that field of every row removed (no quoted commas in these files). */
+function withoutColumn(text: string, name: string): string {
+  const lines = text.split('\n');
+  const i = lines[0].split(',').indexOf(name);
+  expect(i).toBeGreaterThanOrEqual(0);
+  return lines.map((l) => (l === '' ? l : l.split(',').filter((_, k) => k !== i).join(','))).join('\n');
+}
+
+describe('run: every input is checked before the output is touched (SPEC §1, §5)', () => {
+  const dir = tempDir();
+  const noRange = join(dir, 'labs_no_reference_range.csv');
+  writeFileSync(noRange, withoutColumn(readFileSync(LABS, 'utf8'), 'reference_range'));
+  const noPatient = join(dir, 'vitals_no_patient_id.csv');
+  writeFileSync(noPatient, withoutColumn(readFileSync(VITALS, 'utf8'), 'patient_id'));
+  const missing = join(dir, 'no_such_file.csv');
+
+  it.each([
+    ['labs without a required column', VITALS, noRange, 'HCP_ERR_BAD_HEADER'],
+    ['a missing labs file', VITALS, missing, 'HCP_ERR_INPUT_MISSING'],
+    ['vitals without a required column', noPatient, LABS, 'HCP_ERR_BAD_HEADER'],
+    ['a missing vitals file', missing, LABS, 'HCP_ERR_INPUT_MISSING'],
+  ])('%s: exit 2, nothing written into a new output, an existing good output (and its _SUCCESS) kept as it was', async (_, vitals, labs, code) => {
+    const fresh = join(tempDir(), 'out');
+    const r = await runCli(['run', '--vitals', vitals, '--labs', labs, '--out', fresh, ...OPTS]);
+    expect(r.code, describeRun(r)).toBe(2);
+    expect(r.json).toMatchObject({ status: 'error', error: { code } });
+    expect(listFiles(fresh)).toEqual([]);
+
+    const good = join(tempDir(), 'out');
+    const ok = await runCli(['run', '--vitals', VITALS, '--labs', LABS, '--out', good, ...OPTS]);
+    expect(ok.code, describeRun(ok)).toBe(0);
+    expect(existsSync(join(good, '_SUCCESS'))).toBe(true);
+    const before = snapshot(good);
+    const bad = await runCli(['run', '--vitals', vitals, '--labs', labs, '--out', good, ...OPTS]);
+    expect(bad.code, describeRun(bad)).toBe(2);
+    expect(snapshot(good)).toEqual(before);
+  });
+});
+
+
+
