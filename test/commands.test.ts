@@ -70,5 +70,37 @@ describe('run: every input is checked before the output is touched (SPEC §1, §
   });
 });
 
+/** Sample lines of `name` in a Prometheus text file. */
+const samples = (prom: string, name: string) => prom.split('\n').filter((l) => l.startsWith(`${name}{`));
+
+describe('metrics: a run that fails is not a success', () => {
+  it('report exits 1 when the ledger does not hold, and the metrics file has no last-success time', async () => {
+    const out = join(tempDir(), 'out');
+    const p = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS]);
+    expect(p.code, describeRun(p)).toBe(0);
+    const s = await runCli(['stats', '--out', out]);
+    expect(s.code, describeRun(s)).toBe(0);
+    // The control: the same report with the ledger holding records a last success for each hospital.
+    const goodProm = join(out, '..', 'good.prom');
+    const good = await runCli(['report', '--out', out, '--metrics-file', goodProm, '--no-progress']);
+    expect(good.code, describeRun(good)).toBe(0);
+    expect(samples(readFileSync(goodProm, 'utf8'), 'hcp_last_success_timestamp_seconds').length).toBeGreaterThan(0);
+
+    // One hospital's manifest now claims a row more than it curated and quarantined.
+    const manifest = join(out, '_manifests', 'vitals', 'hospital_id=H001.json');
+    const m = JSON.parse(readFileSync(manifest, 'utf8'));
+    m.scopes.all.rows.read += 1;
+    writeFileSync(manifest, JSON.stringify(m));
+    const s2 = await runCli(['stats', '--out', out]);
+    expect(s2.code, describeRun(s2)).toBe(0);
+    const badProm = join(out, '..', 'bad.prom');
+    const bad = await runCli(['report', '--out', out, '--metrics-file', badProm, '--no-progress']);
+    expect(bad.code, describeRun(bad)).toBe(1);
+    expect(bad.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_LEDGER' } });
+    const prom = readFileSync(badProm, 'utf8');
+    expect(samples(prom, 'hcp_last_success_timestamp_seconds')).toEqual([]);
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+  });
+});
 
 

@@ -149,11 +149,15 @@ function finishReport(cfg: Config, log: Logger, metrics: PipelineMetrics | null,
   for (const [k, ok] of byHospital) {
     const [d, h] = k.split('\u0000');
     metrics?.setQualityGate(d, h, ok);
-    if (ok) metrics?.setLastSuccess(d, h, now);
   }
   for (const g of report.gates.filter((x) => !x.passed)) log.warn(`quality gate ${g.gate} failed for ${g.dataset} ${g.hospital_id}: ${g.value} > ${g.threshold}`);
   if (ledger.some((l) => !l.holds)) throw new PipelineError('HCP_ERR_LEDGER', 'The ledger does not hold for every input file (see _manifest.json)');
   markSuccess(cfg.out, report.passed);
+  // Last success only once every check has passed: a run that fails (exit 1) must not look successful.
+  for (const [k, ok] of byHospital) {
+    const [d, h] = k.split('\u0000');
+    if (ok) metrics?.setLastSuccess(d, h, now);
+  }
   log.info(`quality report: ${join(cfg.out, 'quality', 'report.html')} — ${report.passed ? 'all gates passed' : 'a gate FAILED'}`);
   return { report, ledger };
 }
