@@ -103,4 +103,37 @@ describe('metrics: a run that fails is not a success', () => {
   });
 });
 
+describe('report: success only over current statistics', () => {
+  it('refuses (exit 2, no _SUCCESS) without statistics and over statistics older than the last process', async () => {
+    const out = join(tempDir(), 'out');
+    const process1 = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS]);
+    expect(process1.code, describeRun(process1)).toBe(0);
+    const none = await runCli(['report', '--out', out]);
+    expect(none.code, describeRun(none)).toBe(2);
+    expect(none.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_STATS' } });
+    expect(none.json!.error.message).toMatch(/run stats first/);
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+    expect(existsSync(join(out, 'quality'))).toBe(false);
+
+    expect((await runCli(['stats', '--out', out])).code).toBe(0);
+    const fresh = await runCli(['report', '--out', out]);
+    expect(fresh.code, describeRun(fresh)).toBe(0);
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(true);
+
+    // process again: the statistics no longer describe what is committed.
+    const process2 = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS]);
+    expect(process2.code, describeRun(process2)).toBe(0);
+    // (process leaves the root _manifest.json and _SUCCESS to run and report, SPEC §5.)
+    const before = snapshot(out);
+    const stale = await runCli(['report', '--out', out]);
+    expect(stale.code, describeRun(stale)).toBe(2);
+    expect(stale.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_STATS' } });
+    expect(snapshot(out)).toEqual(before);
+
+    expect((await runCli(['stats', '--out', out])).code).toBe(0);
+    const again = await runCli(['report', '--out', out]);
+    expect(again.code, describeRun(again)).toBe(0);
+    expect(snapshot(out)['_SUCCESS']).toBeDefined();
+  });
+});
 

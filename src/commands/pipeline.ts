@@ -2,7 +2,7 @@
  * The commands that run the engine: `process` (one file), `stats`, `report`
  * and `run` (every stage for both datasets), with metrics around them.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { need, resolveKey } from '../config.js';
@@ -11,7 +11,7 @@ import { PipelineError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PipelineMetrics } from '../metrics/index.js';
 import { createPool } from '../pool.js';
-import type { Dataset } from '../registry.js';
+import { DATASETS, type Dataset } from '../registry.js';
 import { markSuccess, writeRootManifest } from '../sinks/manifest.js';
 import { writeReport, type QualityReport } from '../sinks/report.js';
 import { writeStats } from '../sinks/stats.js';
@@ -164,8 +164,36 @@ function finishReport(cfg: Config, log: Logger, metrics: PipelineMetrics | null,
 
 const gatesJson = (r: QualityReport) => ({ passed: r.passed, failed: r.gates.filter((g) => !g.passed) });
 
+/** Newest modification time (ms) of the `.json` files directly in `dir`; -Infinity when there are none. */
+function newestJson(dir: string): number {
+  let newest = -Infinity;
+  if (!existsSync(dir)) return newest;
+  for (const f of readdirSync(dir)) if (f.endsWith('.json')) newest = Math.max(newest, statSync(join(dir, f)).mtimeMs);
+  return newest;
+}
+
+/**
+ * `report` declares success only over current statistics: every dataset with
+ * sketches has its statistics files, and none of them is older than the
+ * newest hospital manifest of its dataset (written last by every commit).
+ */
+function checkStats(out: string): void {
+  for (const dataset of DATASETS) {
+    const committed = newestJson(join(out, '_manifests', dataset));
+    const sketched = newestJson(join(out, 'sketches', dataset)) > -Infinity;
+    for (const name of [`monthly_${dataset}.parquet`, `monthly_${dataset}.csv`, `monthly_${dataset}_public.csv`]) {
+      const path = join(out, 'stats', name);
+      const st = statSync(path, { throwIfNoEntry: false });
+      if (st ? st.mtimeMs < committed : sketched) {
+        throw new PipelineError('HCP_ERR_NO_STATS', `${st ? 'Out-of-date' : 'No'} ${dataset} statistics (${path}): run stats first`, { file: path });
+      }
+    }
+  }
+}
+
 export async function reportCommand(cfg: Config, log: Logger): Promise<Outcome> {
   if (!existsSync(join(cfg.out, '_manifests'))) throw new PipelineError('HCP_ERR_NO_SKETCHES', `Nothing to report under ${cfg.out}: run process first`, { file: cfg.out });
+  checkStats(cfg.out);
   let hospitals: { dataset: string; hospitalIds: string[] }[] = [];
   return withMetrics(cfg, log, () => hospitals, async (metrics) => {
     const { report, ledger } = finishReport(cfg, log, metrics, { written_by: 'report' });
