@@ -4,7 +4,8 @@
  * with more or fewer fields than the header, go to
  * `hospital_id=__invalid__.csv`, so they are quarantined, not dropped).
  */
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { preflight } from '../coordinator.js';
 import { PipelineError } from '../errors.js';
@@ -31,7 +32,17 @@ export function partitionFile(dataset: Dataset, input: string, landing: string, 
   readFully(fd, headBytes, 0, header.dataOffset, 0);
   let headerText = headBytes.subarray(bomLength(headBytes));
   if (headerText[headerText.length - 1] !== 0x0a) headerText = Buffer.concat([headerText, Buffer.from('\n')]);
+  // Each hospital's file is written beside its final name and renamed into place only once every check
+  // passed: a failed split leaves the landing directory as it was.
+  const tmp = `.tmp-${randomUUID()}`;
   const outs = new Map<string, { fd: number; rows: number; path: string; buf: Buffer[]; size: number }>();
+  const discard = () => {
+    for (const o of outs.values()) rmSync(o.path + tmp, { force: true });
+  };
+  const fail = (message: string): never => {
+    discard();
+    throw new PipelineError('HCP_ERR_LEDGER', message, { file: input });
+  };
   const flush = (o: { fd: number; buf: Buffer[]; size: number }) => {
     if (o.buf.length) writeFully(o.fd, Buffer.concat(o.buf));
     o.buf = [];
@@ -41,15 +52,16 @@ export function partitionFile(dataset: Dataset, input: string, landing: string, 
     let o = outs.get(h);
     if (!o) {
       const path = resolve(dir, `hospital_id=${h}.csv`);
-      o = { fd: openSync(path, 'w'), rows: 0, path, buf: [headerText], size: headerText.length };
+      o = { fd: openSync(path + tmp, 'w'), rows: 0, path, buf: [headerText], size: headerText.length };
       outs.set(h, o);
     }
     return o;
   };
   let rows = 0;
+  let pos = header.dataOffset;
+  let ok = false;
   try {
     let pending = Buffer.alloc(0);
-    let pos = header.dataOffset;
     for (;;) {
       const buf = Buffer.allocUnsafe(pending.length + chunkSize);
       pending.copy(buf, 0);
@@ -81,17 +93,21 @@ export function partitionFile(dataset: Dataset, input: string, landing: string, 
       pending = Buffer.from(buf.subarray(consumed, len));
       if (atEof) break;
     }
+    for (const o of outs.values()) flush(o);
+    ok = true;
   } catch (e) {
     throw new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Could not split ${input}: ${(e as Error).message}`, { file: input });
   } finally {
     closeSync(fd);
-    for (const o of outs.values()) {
-      flush(o);
-      closeSync(o.fd);
-    }
+    for (const o of outs.values()) closeSync(o.fd);
+    if (!ok) discard();
   }
   const partitions = [...outs.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([h, o]) => ({ hospital_id: h, path: o.path, rows: o.rows }));
   const total = partitions.reduce((s, p) => s + p.rows, 0);
-  if (total !== rows) throw new PipelineError('HCP_ERR_LEDGER', `partition lost rows: read ${rows}, wrote ${total}`, { file: input });
+  // Every byte found at preflight, and no more, must have been read: a file that shrank or grew meanwhile
+  // was not split whole (the same byte ledger as process, src/coordinator.ts).
+  if (pos !== size) fail(`Byte ledger mismatch for ${input}: ${size - header.dataOffset} data bytes at the start, ${pos - header.dataOffset} read`);
+  if (total !== rows) fail(`partition lost rows: read ${rows}, wrote ${total}`);
+  for (const o of outs.values()) renameSync(o.path + tmp, o.path);
   return { dataset, rows_read: rows, partitions };
 }
