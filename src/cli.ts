@@ -15,7 +15,7 @@ import { installSignalHandlers } from './lifecycle.js';
 
 const SHARED = `Shared options:
   --workers N            worker threads (default: number of cores)
-  --chunk-size BYTES     bytes per chunk handed to a worker (default 2097152)
+  --chunk-size BYTES     bytes per chunk handed to a worker (default 2097152, at most 1 GiB)
   --period YYYY-MM       reject dates outside this month (date.outside_period)
   --as-of YYYY-MM-DD     reject dates after this day (default: today, UTC)
   --max-reject-rate R    quality gate: max share of rejected rows per hospital (default 0.05)
@@ -121,6 +121,10 @@ async function main(argv: string[]): Promise<number> {
 }
 
 installSignalHandlers((m) => process.stderr.write(`error: ${m}\n`));
+// A reader that went away (`run ... | true`) does not undo the run: its summary is simply not read.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+});
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

@@ -75,10 +75,22 @@ export const OPTIONS = {
   year: { type: 'string' },
 } as const;
 
-function int(v: string | undefined, name: string, dflt: number, min = 1): number {
+/** Buffers of this many bytes are the most a chunk or a record may take (a larger --chunk-size cannot be allocated). */
+const MAX_BUFFER_BYTES = 1 << 30;
+
+function int(v: string | undefined, name: string, dflt: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < min) throw usageError(`--${name} must be an integer >= ${min} (got "${v}")`, name);
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw usageError(`--${name} must be an integer ${range} (got "${v}")`, name);
+  }
   return Number(v);
+}
+
+/** A path option: an empty value (`--out=`) would silently mean the current directory. */
+function path(v: string | undefined, name: string): string | undefined {
+  if (v === '') throw usageError(`--${name} must not be empty`, name);
+  return v;
 }
 
 function rate(v: string | undefined, name: string, dflt: number): number {
@@ -116,8 +128,8 @@ export function parseCli(argv: string[]): { config: Config; help: boolean } {
   const config: Config = {
     command,
     workers: int(v.workers, 'workers', Math.max(1, availableParallelism())),
-    chunkSize: int(v['chunk-size'], 'chunk-size', 2 << 20, 1024),
-    maxRecordBytes: int(v['max-record-bytes'], 'max-record-bytes', 1 << 20, 1024),
+    chunkSize: int(v['chunk-size'], 'chunk-size', 2 << 20, 1024, MAX_BUFFER_BYTES),
+    maxRecordBytes: int(v['max-record-bytes'], 'max-record-bytes', 1 << 20, 1024, MAX_BUFFER_BYTES),
     rowGroupRows: int(v['row-group-rows'], 'row-group-rows', 128_000),
     // Rows waiting in memory before partitions spill (src/merge/partitions.ts).
     // Two knobs for the tests (docs/ARCHITECTURE.md, error handling):
@@ -137,10 +149,10 @@ export function parseCli(argv: string[]): { config: Config; help: boolean } {
     requireKey: v['require-key'] ?? false,
     progress: v['no-progress'] ? false : (v.progress ?? process.stderr.isTTY === true),
     debug: v.debug ?? false,
-    out: v.out ?? 'output',
+    out: path(v.out, 'out') ?? 'output',
     dataset,
     input: v.input ?? null,
-    landing: v.landing ?? null,
+    landing: path(v.landing, 'landing') ?? null,
     vitals: v.vitals ?? 'data/vitals_2024.csv',
     labs: v.labs ?? 'data/lab_results_2024.csv',
     rows: int(v.rows, 'rows', 1000, 0),

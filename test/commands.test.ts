@@ -137,3 +137,23 @@ describe('report: success only over current statistics', () => {
   });
 });
 
+describe('a closed stdout', () => {
+  it('does not fail a command that succeeded (run ... | true)', async () => {
+    const out = join(tempDir(), 'out');
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI, 'run', '--vitals', VITALS, '--labs', LABS, '--out', out, ...OPTS], {
+        env: { ...process.env, HCP_PSEUDONYM_KEY: TEST_KEY },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      // The reader goes away before the summary is written.
+      child.stdout.destroy();
+      const err: Buffer[] = [];
+      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stderr: Buffer.concat(err).toString('utf8') }));
+    });
+    expect(r.stderr).not.toMatch(/EPIPE/);
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(true);
+  });
+});

@@ -24,3 +24,32 @@ describe('test knobs from the environment, settled in the config', () => {
     expect(config.dedupeFilterBits).toBe(dedupeFilterBits);
   });
 });
+
+describe('options with no sane meaning are usage errors (exit 2), naming the option', () => {
+  it.each<[string, string[], RegExp]>([
+    ['a chunk larger than a buffer can be', ['--chunk-size', '10000000000'], /--chunk-size must be an integer from 1024 to 1073741824/],
+    ['a chunk just over 1 GiB', ['--chunk-size', String(2 ** 30 + 1)], /--chunk-size/],
+    ['a record limit larger than a buffer can be', ['--max-record-bytes', '99999999999999999999'], /--max-record-bytes/],
+    ['an empty --out (would mean the current directory)', ['--out='], /--out must not be empty/],
+    ['an empty --landing', ['--landing', ''], /--landing must not be empty/],
+  ])('%s', (_, args, message) => {
+    let error: any = null;
+    try {
+      parseCli(['run', ...args]);
+    } catch (e) {
+      error = e;
+    }
+    expect(error?.code).toBe('HCP_ERR_USAGE');
+    expect(error?.exitCode).toBe(2);
+    expect(error?.message).toMatch(message);
+  });
+
+  it.each<[string[], Partial<{ chunkSize: number; maxRecordBytes: number; out: string }>]>([
+    [['--chunk-size', String(2 ** 30)], { chunkSize: 2 ** 30 }],
+    [['--max-record-bytes', '1024'], { maxRecordBytes: 1024 }],
+    [['--out', 'o'], { out: 'o' }],
+    [[], { out: 'output', chunkSize: 2 << 20 }],
+  ])('%j is accepted', (args, want) => {
+    expect(parseCli(['run', ...args]).config).toMatchObject(want);
+  });
+});
