@@ -179,6 +179,7 @@ describe('generated data: `run` on the combined files = `partition` + `process` 
         await cli(['process', '--dataset', d, '--input', join(dir, 'landing', d, f), '--out', join(dir, 'per-file'), ...shared]);
       }
     }
+    await cli(['stats', '--out', join(dir, 'per-file')]);
     await cli(['report', '--out', join(dir, 'per-file')]);
     combined = readReport(join(dir, 'combined'));
     perFile = readReport(join(dir, 'per-file'));

@@ -180,6 +180,7 @@ describe('a rerun from another path replaces the partitions; the ledger checks t
     writeFileSync(a, vitals);
     writeFileSync(b, csv(VITALS, 'H1,2024-01-05,P1,heart_rate,72,bpm', 'H1,2024-01-06,P1,heart_rate,74,bpm', 'H1,2024-01-07,P1,heart_rate,x,bpm'));
     for (const input of [a, b]) exits(await runCli(['process', '--dataset', 'vitals', '--input', input, '--out', out, ...OPTS]), 0);
+    exits(await runCli(['stats', '--out', out]), 0);
     const r = await runCli(['report', '--out', out, '--max-reject-rate', '0.5']);
     exits(r, 0);
     expect([...r.json!.ledger].sort((x: Line, y: Line) => (x.input < y.input ? -1 : 1))).toEqual([
@@ -216,6 +217,7 @@ describe('a rerun from another path replaces the partitions; the ledger checks t
     const proc = (d: string, h: string) => runCli(['process', '--dataset', 'vitals', '--input', join(d, `hospital_id=${h}.csv`), '--out', out, '--period', '2024-01', ...OPTS]);
     for (const r of await Promise.all([proc(d1, 'H1'), proc(d1, 'H2')])) exits(r, 0);
     exits(await proc(d2, 'H2'), 0);
+    exits(await runCli(['stats', '--out', out]), 0);
     const r = await runCli(['report', '--out', out]);
     exits(r, 0);
     expect(r.json!.ledger).toEqual([
