@@ -291,11 +291,20 @@ describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds
   });
 
   it('unterminated quote on line 3: that row quarantined, later rows kept', async () => {
-    const run = await processInput(csv(HEADER, GOOD[0], 'H001,2024-01-05,"P2,heart_rate,73,bpm', GOOD[1], 'H002,2024-02-08,"P4",heart_rate,80,bpm', GOOD[2]));
+    const run = await processInput(csv(HEADER, GOOD[0], 'H001,2024-01-05,"P2,heart_rate,73,bpm', GOOD[1], 'H002,2024-02-08,P4,heart_rate,80,bpm', GOOD[2]));
     await expectLedger(run, { read: 5, accepted: 4, rejected: 1 });
     const q = await rejects(run.out);
     expect(q.map((x) => [x.line, x.reason_codes])).toEqual([[3, 'row.unterminated_quote']]);
     expect(q[0].raw_record).toContain('"P2,heart_rate,73,bpm');
+  });
+
+  it('an open quote closed by a later quoted field: the lines between are one record, as the parser reads them', async () => {
+    // The quote opened on line 3 is closed by the opening quote of "P4" on line 5; the text after it (P4") is a bad quote.
+    const run = await processInput(csv(HEADER, GOOD[0], 'H001,2024-01-05,"P2,heart_rate,73,bpm', GOOD[1], 'H002,2024-02-08,"P4",heart_rate,80,bpm', GOOD[2]));
+    await expectLedger(run, { read: 3, accepted: 2, rejected: 1 });
+    const q = await rejects(run.out);
+    expect(q.map((x) => [x.line, x.reason_codes.split(';')[0]])).toEqual([[3, 'row.bad_quote']]);
+    expect(q[0]).toMatchObject({ patient_id: `P2,heart_rate,73,bpm\n${GOOD[1]}\nH002,2024-02-08,P4"`, vital_type: 'heart_rate', value: '80' });
   });
 
   it('unterminated quote on the last line', async () => {

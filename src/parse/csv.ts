@@ -90,9 +90,9 @@ export function countLF(buf: Buffer, from: number, to: number): number {
 
 /**
  * Where the record starting at `pos` ends: the offset just past its LF,
- * honouring quotes, or -1 when there is no such LF before `end`. Works on
- * bytes and on decoded text alike (the same scan the cutter's parity rule
- * describes, for one record).
+ * honouring quotes by parity, or -1 when there is no such LF before `end`.
+ * Works on bytes and on decoded text alike. (Parity alone: a stray quote in
+ * an unquoted field counts; see `parsedRecordEnd` for the parser's grammar.)
  */
 export function findRecordEnd(src: Buffer | string, pos: number, end: number): number {
   let inQuote = false;
@@ -279,8 +279,8 @@ function countChar(text: string, code: number, from: number, to: number): number
 /**
  * Where `parseText` ends the record that starts at `pos` (not a blank line),
  * scanning bytes: the offset just past its LF, or `end`. Unlike
- * `findRecordEnd` (quote parity, the cutter's rule), this follows the
- * parser's grammar: a quote opens a quoted field only at a field's start.
+ * `findRecordEnd` (quote parity), this follows the parser's grammar, as the
+ * cutter does: a quote opens a quoted field only at a field's start.
  * The workers' fast path uses it to hand one record to the parser.
  */
 export function parsedRecordEnd(b: Uint8Array, pos: number, end: number): number {

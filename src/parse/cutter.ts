@@ -1,9 +1,20 @@
 /**
  * Finding record boundaries in a byte stream without parsing it: the
- * coordinator's only CSV knowledge. In RFC 4180 a LF ends a record exactly
- * when an even number of quote bytes precede it since the record started,
- * so the quotes' parity (`oddQuotes`) and a walk back from the end give the
- * last safe cut.
+ * coordinator's only CSV knowledge. It must cut exactly where the parser
+ * (src/parse/csv.ts), reading the whole file in one piece, ends a record:
+ * otherwise a valid record is split, or text inside a quoted field is read
+ * as records of its own, and the outputs depend on the chunk size.
+ *
+ * The parser opens a quoted field only at a field's start; inside it, `""`
+ * is a quote and any other quote closes it. A LF ends a record unless a
+ * quoted field is open. So the rule is quote parity (a LF ends a record
+ * when an even number of quotes precede it since the record started), but
+ * for stray quotes: a quote met while no field is open that does not follow
+ * a comma, a LF, a closing quote or the record's start sits inside an
+ * unquoted field (`7"2`, text after a closing quote); the parser reports it
+ * (`row.bad_quote`) and it opens nothing, so it must not count. Stray quotes
+ * are checked as the quotes are counted and their offsets kept (rare), for
+ * the walk back from the end to step over them (`lastRecordCut`).
  *
  * A quote that is never closed would swallow the rest of the file; once an
  * open record grows past `maxRecordBytes`, we give up on it: the record is
@@ -11,27 +22,37 @@
  * and scanning resumes on the next line. See docs/ARCHITECTURE.md.
  */
 const LF = 0x0a;
+const COMMA = 0x2c;
 const QUOTE = 0x22;
+
+/** What the quotes of buf[0, len) leave: a quoted field open at `len`, and the offsets of the stray quotes (none: null). */
+export interface QuoteScan {
+  open: boolean;
+  stray: number[] | null;
+}
 
 /**
  * Returns the offset just past the last LF in buf[0, len) that ends a record
- * (even quote parity, counting from 0, which must be a record start), or 0
- * when there is none. Also reports the quote parity at `len`.
+ * (no quoted field open, counting from 0, which must be a record start), or
+ * 0 when there is none. Also reports whether a quoted field is open at `len`.
  */
 export function lastRecordCut(buf: Buffer, len: number): { cut: number; openQuote: boolean } {
-  const openQuote = oddQuotes(buf, len);
-  // Walk back from the end, keeping the parity of the quotes before `hi`:
-  // the last LF with even parity ends a record. Nothing is stored, so a
-  // chunk of quoted fields costs no memory, and each byte is searched at
-  // most once for a LF and once for a quote (linear however the quotes fall).
+  const { open: openQuote, stray } = scanQuotes(buf, len);
+  // Walk back from the end, keeping whether a quoted field is open before
+  // `hi`: the last LF with none open ends a record. Each quote but a stray
+  // one flips it. Nothing is stored, so a chunk of quoted fields costs no
+  // memory, and each byte is searched at most once for a LF and once for a
+  // quote (linear however the quotes fall).
   let odd = openQuote;
+  let s = stray === null ? -1 : stray.length - 1; // the last stray quote not yet stepped over
   let hi = len; // exclusive bound of what is left to search
   let q = hi > 0 ? buf.lastIndexOf(QUOTE, hi - 1) : -1;
   let lf = hi > 0 ? buf.lastIndexOf(LF, hi - 1) : -1;
   while (lf !== -1) {
     if (q > lf) {
       // A quote between the LF and `hi`: step back over it (the LF is still the last one before it).
-      odd = !odd;
+      if (s >= 0 && stray![s] === q) s--;
+      else odd = !odd;
       hi = q;
       q = hi > 0 ? buf.lastIndexOf(QUOTE, hi - 1) : -1;
       continue;
@@ -48,52 +69,128 @@ const DENSE_CHECK = 256;
 const DENSE_GAP = 48;
 
 /**
- * Whether buf[0, len) holds an odd number of quote bytes. Quotes are rare in
- * most files and found one native `indexOf` at a time; where they come
- * densely (some sources quote every field: one call every few bytes costs
- * more than reading the bytes), the rest is counted a word at a time.
+ * The quotes of buf[0, len) (0 a record start), as the parser reads them.
+ * Quotes are rare in most files and found one native `indexOf` at a time
+ * (a quote that would open a field has the byte before it checked); where
+ * they come densely (some sources quote every field: one call every few
+ * bytes costs more than reading the bytes), the rest is read a word at a
+ * time (`scanQuoteWords`).
  */
-export function oddQuotes(buf: Buffer, len: number): boolean {
+export function scanQuotes(buf: Buffer, len: number): QuoteScan {
+  const scan: QuoteScan = { open: false, stray: null };
   let odd = false;
+  let closedAt = -2; // offset of the last quote that closed a field
   let n = 0;
   let mark = 0;
   for (let q = buf.indexOf(QUOTE, 0); q !== -1 && q < len; q = buf.indexOf(QUOTE, q + 1)) {
-    odd = !odd;
+    if (odd) {
+      odd = false;
+      closedAt = q;
+    } else if (q === 0 || buf[q - 1] === COMMA || buf[q - 1] === LF || closedAt === q - 1) odd = true;
+    else (scan.stray ??= []).push(q);
     if (++n < DENSE_CHECK) continue;
-    // (A multiple of DENSE_CHECK quotes so far: an even number, so the rest decides.)
-    if (q - mark < DENSE_CHECK * DENSE_GAP) return oddQuoteWords(buf, q + 1, len);
+    if (q - mark < DENSE_CHECK * DENSE_GAP) {
+      // The state after the quote at q: a field open, or (when it closed one) a quote at q + 1 may open one.
+      scan.open = odd;
+      return scanQuoteWords(buf, q + 1, len, closedAt === q, scan);
+    }
     n = 0;
     mark = q;
   }
-  return odd;
+  scan.open = odd;
+  return scan;
 }
 
+const LOW7 = 0x7f7f7f7f;
+/** Words read before checking for a stray quote (a block that holds one is read again a byte at a time). */
+const BLOCK_WORDS = 256;
+
 /**
- * Whether buf[from, to) holds an odd number of quote bytes, read four bytes
- * at a time: in each word, the bytes equal to the quote get their high bit
- * set (the exact zero-byte test on word ^ 0x22222222), and the parity of all
- * those bits is the parity of the count.
+ * Continues `scan` over buf[from, to), four bytes at a time. `scan.open`:
+ * a quoted field is open at `from`; `canOpen`: a quote at `from` would open
+ * one (the byte before is a comma, a LF or a closing quote).
+ *
+ * In each word the quote bytes get their high bit set (the exact zero-byte
+ * test on word ^ 0x22222222), and a prefix XOR of those bits gives each
+ * byte the parity after it: the quotes that open a field are those with odd
+ * parity after them, and the byte before each must be a comma, a LF or a
+ * quote (which, with even parity after it, closed a field), tested the same
+ * way. These hold for every quote until the first stray one, so a block of
+ * words where one fails holds a stray quote and is read again a byte at a
+ * time (`scanBytes`).
  */
-export function oddQuoteWords(buf: Uint8Array, from: number, to: number): boolean {
-  let odd = 0;
+function scanQuoteWords(buf: Uint8Array, from: number, to: number, canOpen: boolean, scan: QuoteScan): QuoteScan {
   let i = from;
-  // Bytes up to a 4-byte-aligned address, so the words can be read through a Uint32Array.
-  while (i < to && (buf.byteOffset + i) % 4 !== 0) if (buf[i++] === QUOTE) odd ^= 1;
+  // Bytes up to a 4-byte-aligned address, so the words can be read through an Int32Array.
+  let head = i;
+  while (head < to && (buf.byteOffset + head) % 4 !== 0) head++;
+  let ok = scanBytes(buf, i, head, canOpen, scan);
+  i = head;
   const words = (to - i) >>> 2;
   if (words > 0) {
-    const w = new Uint32Array(buf.buffer, buf.byteOffset + i, words);
-    let acc = 0;
-    for (let k = 0; k < words; k++) {
-      const x = w[k] ^ 0x22222222;
-      acc ^= ~(((x & 0x7f7f7f7f) + 0x7f7f7f7f) | x | 0x7f7f7f7f);
+    const w = new Int32Array(buf.buffer, buf.byteOffset + i, words);
+    for (let k0 = 0; k0 < words; k0 += BLOCK_WORDS) {
+      const k1 = Math.min(words, k0 + BLOCK_WORDS);
+      carry[0] = scan.open ? 0x80808080 | 0 : 0;
+      carry[1] = ok ? 0 : 0x80;
+      if (wordBlock(w, k0, k1, carry) === 0) {
+        scan.open = carry[0] !== 0;
+        ok = carry[1] === 0;
+      } else ok = scanBytes(buf, i + 4 * k0, i + 4 * k1, ok, scan);
     }
-    acc ^= acc >>> 16;
-    acc ^= acc >>> 8;
-    odd ^= (acc >>> 7) & 1;
     i += 4 * words;
   }
-  while (i < to) if (buf[i++] === QUOTE) odd ^= 1;
-  return odd === 1;
+  scanBytes(buf, i, to, ok, scan);
+  return scan;
+}
+
+/** The state between words: the parity after the last word's bytes (0 or 0x80808080), and 0x80 when a quote may not open a field after its last byte. */
+const carry = new Int32Array(2);
+
+/**
+ * Reads w[k0, k1) from the state in `carry`, leaving the state after them
+ * there. Returns non-zero when a quote that would open a field follows a
+ * byte after which none may open: a stray quote (the state is then wrong).
+ */
+function wordBlock(w: Int32Array, k0: number, k1: number, carry: Int32Array): number {
+  let oddBits = carry[0];
+  let notOkBit = carry[1];
+  let bad = 0;
+  // Only bit 7 of each byte is meant below (the low bits are left as they fall: fewer operations).
+  for (let k = k0; k < k1; k++) {
+    const x = w[k];
+    const xq = x ^ 0x22222222;
+    const mq = ~(((xq & LOW7) + LOW7) | xq); // the quotes
+    // Parity after each byte, little-endian: byte 0 is the low one.
+    let after = mq ^ (mq << 8);
+    after ^= (after << 16) ^ oddBits;
+    const xc = x ^ 0x2c2c2c2c;
+    const xl = x ^ 0x0a0a0a0a;
+    // Neither a comma, a LF nor a quote: a quote may not open a field after it.
+    const notOk = ((((xc & LOW7) + LOW7) | xc) & (((xl & LOW7) + LOW7) | xl)) ^ mq;
+    bad |= mq & after & ((notOk << 8) | notOkBit);
+    oddBits = (after >> 31) & (0x80808080 | 0);
+    notOkBit = (notOk >>> 24) & 0x80;
+  }
+  carry[0] = oddBits;
+  carry[1] = notOkBit;
+  return bad & (0x80808080 | 0);
+}
+
+/** Continues `scan` over buf[from, to) a byte at a time (see `scanQuoteWords`); returns whether a quote at `to` may open a field. */
+function scanBytes(buf: Uint8Array, from: number, to: number, canOpen: boolean, scan: QuoteScan): boolean {
+  let odd = scan.open;
+  let ok = canOpen;
+  for (let i = from; i < to; i++) {
+    const c = buf[i];
+    if (c === QUOTE) {
+      if (odd) ok = !(odd = false);
+      else if (ok) ok = !(odd = true);
+      else (scan.stray ??= []).push(i);
+    } else ok = c === COMMA || c === LF;
+  }
+  scan.open = odd;
+  return ok;
 }
 
 /** Offset just past the first LF in buf[0, len), or `len` when there is none. */
