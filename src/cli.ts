@@ -46,8 +46,8 @@ Run "healthcare-pipeline <command> --help" for a command's options.`,
   partition: `Usage: healthcare-pipeline partition --dataset vitals|labs --input FILE --landing DIR\n\nWrites DIR/<dataset>/hospital_id=<H>.csv (invalid hospital IDs: hospital_id=__invalid__.csv), streaming, no row lost.`,
   validate: `Usage: healthcare-pipeline validate --dataset vitals|labs --input FILE\n\nChecks the file is readable, has every required column and UTF-8 text. Exit 0 or 2.`,
   process: `Usage: healthcare-pipeline process --dataset vitals|labs --input FILE [--out DIR] [options]\n\nApplies the row rules, writes curated Parquet, quarantine and sketches for the hospitals in FILE.\n\n${SHARED}`,
-  stats: `Usage: healthcare-pipeline stats [--out DIR] [--min-cell N]\n\nMerges DIR/sketches into DIR/stats/monthly_<dataset>.{parquet,csv} and monthly_<dataset>_public.csv.`,
-  report: `Usage: healthcare-pipeline report [--out DIR] [--max-reject-rate R] [metrics options]\n\nWrites DIR/quality/report.{json,html}, _manifest.json and (when every gate passes) _SUCCESS. Exit 3 when a gate fails; exit 2 when the statistics are missing or older than the last process (run stats first).`,
+  stats: `Usage: healthcare-pipeline stats [--out DIR] [--min-cell N]\n\nMerges DIR/sketches into DIR/stats/monthly_<dataset>.{parquet,csv} and monthly_<dataset>_public.csv, and records the commits merged in DIR/_manifests/stats.json.`,
+  report: `Usage: healthcare-pipeline report [--out DIR] [--max-reject-rate R] [metrics options]\n\nWrites DIR/quality/report.{json,html}, _manifest.json and (when every gate passes) _SUCCESS. Exit 3 when a gate fails; exit 2 when the statistics are missing or a process committed since the last stats (run stats first), and then _SUCCESS is removed.`,
   generate: `Usage: healthcare-pipeline generate --out DIR --rows N --seed S [--hospitals H] [--months M] [--year Y] [--defect-rate R]\n\nWrites DIR/vitals_<year>.csv and DIR/lab_results_<year>.csv with N rows each, plus .labels.csv files listing the defective rows.`,
 };
 

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, DATA, describeRun, listFiles, removeTempDirs, runCli, tempDir, TEST_KEY } from './helpers.js';
@@ -125,15 +125,96 @@ describe('report: success only over current statistics', () => {
     expect(process2.code, describeRun(process2)).toBe(0);
     // (process leaves the root _manifest.json and _SUCCESS to run and report, SPEC §5.)
     const before = snapshot(out);
+    expect(before['_SUCCESS']).toBeDefined();
     const stale = await runCli(['report', '--out', out]);
     expect(stale.code, describeRun(stale)).toBe(2);
     expect(stale.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_STATS' } });
-    expect(snapshot(out)).toEqual(before);
+    // The earlier report's _SUCCESS no longer vouches for this output: it goes, and nothing else changes.
+    const { _SUCCESS: _, ...rest } = before;
+    expect(snapshot(out)).toEqual(rest);
 
     expect((await runCli(['stats', '--out', out])).code).toBe(0);
     const again = await runCli(['report', '--out', out]);
     expect(again.code, describeRun(again)).toBe(0);
     expect(snapshot(out)['_SUCCESS']).toBeDefined();
+  });
+});
+
+/** Sets the modification time of every file under `dir` to `seconds`. */
+function touchAll(dir: string, seconds: number): void {
+  for (const f of listFiles(dir)) utimesSync(join(dir, f), seconds, seconds);
+}
+
+describe('report: statistics are current by what they merged, not by file times', () => {
+  it('a process since stats is seen even when its manifests have the same modification time as the statistics', async () => {
+    const out = join(tempDir(), 'out');
+    expect((await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS])).code).toBe(0);
+    expect((await runCli(['stats', '--out', out])).code).toBe(0);
+    expect((await runCli(['report', '--out', out])).code).toBe(0);
+    expect((await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS])).code).toBe(0);
+    // The same clock tick (a filesystem with 1-2 s timestamps): every file has one time.
+    touchAll(out, 1_700_000_000);
+    const r = await runCli(['report', '--out', out]);
+    expect(r.code, describeRun(r)).toBe(2);
+    expect(r.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_STATS' } });
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+  });
+
+  it('a copy without preserved times (statistics older than the manifests) is current', async () => {
+    const out = join(tempDir(), 'out');
+    expect((await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS])).code).toBe(0);
+    expect((await runCli(['process', '--dataset', 'labs', '--input', LABS, '--out', out, ...OPTS])).code).toBe(0);
+    expect((await runCli(['stats', '--out', out])).code).toBe(0);
+    const copy = join(tempDir(), 'copy');
+    cpSync(out, copy, { recursive: true });
+    touchAll(join(copy, 'stats'), 1_600_000_000);
+    const r = await runCli(['report', '--out', copy]);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(existsSync(join(copy, '_SUCCESS'))).toBe(true);
+  });
+
+  it('manifests written before run ids: matched by input path and commit time', async () => {
+    const out = join(tempDir(), 'out');
+    expect((await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS])).code).toBe(0);
+    const dir = join(out, '_manifests', 'vitals');
+    const hospitals = readdirSync(dir).filter((f) => /^hospital_id=.+\.json$/.test(f));
+    expect(hospitals.length).toBeGreaterThan(1);
+    const edit = (f: string, change: (m: any) => void) => {
+      const m = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+      change(m);
+      writeFileSync(join(dir, f), JSON.stringify(m));
+    };
+    for (const f of hospitals) edit(f, (m) => delete m.scopes.all.run);
+    for (const f of readdirSync(join(dir, 'inputs'))) edit(join('inputs', f), (m) => delete m.run);
+    expect((await runCli(['stats', '--out', out])).code).toBe(0);
+    touchAll(out, 1_700_000_000);
+    const ok = await runCli(['report', '--out', out]);
+    expect(ok.code, describeRun(ok)).toBe(0);
+    // An older version's process commits one hospital again: a later commit time, still no run id.
+    for (const f of [hospitals[0], ...readdirSync(join(dir, 'inputs')).map((x) => join('inputs', x))]) edit(f, (m) => ((m.scopes?.all ?? m).committed_at = '2099-01-01T00:00:00.000Z'));
+    touchAll(out, 1_700_000_000);
+    const stale = await runCli(['report', '--out', out]);
+    expect(stale.code, describeRun(stale)).toBe(2);
+    expect(stale.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_STATS' } });
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+  });
+
+  it('a dataset processed without accepted rows needs its (header-only) statistics too, as stats writes them', async () => {
+    const dir = tempDir();
+    const headerOnly = join(dir, 'vitals.csv');
+    writeFileSync(headerOnly, readFileSync(VITALS, 'utf8').split('\n')[0] + '\n');
+    const out = join(dir, 'out');
+    expect((await runCli(['process', '--dataset', 'vitals', '--input', headerOnly, '--out', out, ...OPTS])).code).toBe(0);
+    expect(existsSync(join(out, 'sketches')) ? listFiles(join(out, 'sketches')) : []).toEqual([]);
+    const none = await runCli(['report', '--out', out]);
+    expect(none.code, describeRun(none)).toBe(2);
+    expect(none.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_STATS' } });
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+    const st = await runCli(['stats', '--out', out]);
+    expect(st.code, describeRun(st)).toBe(0);
+    expect(st.json!.datasets.map((d: { dataset: string }) => d.dataset)).toEqual(['vitals']);
+    const ok = await runCli(['report', '--out', out]);
+    expect(ok.code, describeRun(ok)).toBe(0);
   });
 });
 

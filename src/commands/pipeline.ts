@@ -2,7 +2,7 @@
  * The commands that run the engine: `process` (one file), `stats`, `report`
  * and `run` (every stage for both datasets), with metrics around them.
  */
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { need, resolveKey } from '../config.js';
@@ -11,10 +11,10 @@ import { PipelineError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PipelineMetrics } from '../metrics/index.js';
 import { createPool } from '../pool.js';
-import { DATASETS, type Dataset } from '../registry.js';
+import type { Dataset } from '../registry.js';
 import { markSuccess, writeRootManifest } from '../sinks/manifest.js';
 import { writeReport, type QualityReport } from '../sinks/report.js';
-import { writeStats } from '../sinks/stats.js';
+import { staleStats, writeStats } from '../sinks/stats.js';
 
 export interface Outcome {
   exitCode: number;
@@ -164,31 +164,15 @@ function finishReport(cfg: Config, log: Logger, metrics: PipelineMetrics | null,
 
 const gatesJson = (r: QualityReport) => ({ passed: r.passed, failed: r.gates.filter((g) => !g.passed) });
 
-/** Newest modification time (ms) of the `.json` files directly in `dir`; -Infinity when there are none. */
-function newestJson(dir: string): number {
-  let newest = -Infinity;
-  if (!existsSync(dir)) return newest;
-  for (const f of readdirSync(dir)) if (f.endsWith('.json')) newest = Math.max(newest, statSync(join(dir, f)).mtimeMs);
-  return newest;
-}
-
 /**
- * `report` declares success only over current statistics: every dataset with
- * sketches has its statistics files, and none of them is older than the
- * newest hospital manifest of its dataset (written last by every commit).
+ * `report` declares success only over current statistics (see staleStats): otherwise exit 2, and the
+ * `_SUCCESS` of an earlier report goes, as it no longer vouches for this output; nothing else is touched.
  */
 function checkStats(out: string): void {
-  for (const dataset of DATASETS) {
-    const committed = newestJson(join(out, '_manifests', dataset));
-    const sketched = newestJson(join(out, 'sketches', dataset)) > -Infinity;
-    for (const name of [`monthly_${dataset}.parquet`, `monthly_${dataset}.csv`, `monthly_${dataset}_public.csv`]) {
-      const path = join(out, 'stats', name);
-      const st = statSync(path, { throwIfNoEntry: false });
-      if (st ? st.mtimeMs < committed : sketched) {
-        throw new PipelineError('HCP_ERR_NO_STATS', `${st ? 'Out-of-date' : 'No'} ${dataset} statistics (${path}): run stats first`, { file: path });
-      }
-    }
-  }
+  const stale = staleStats(out);
+  if (!stale) return;
+  rmSync(join(out, '_SUCCESS'), { force: true });
+  throw new PipelineError('HCP_ERR_NO_STATS', stale.message, { file: stale.file });
 }
 
 export async function reportCommand(cfg: Config, log: Logger): Promise<Outcome> {

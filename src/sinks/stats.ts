@@ -4,7 +4,7 @@
  * merging those sketches (no rescan of rows), written as Parquet, CSV and a
  * small-cell-suppressed public CSV.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { PipelineError } from '../errors.js';
@@ -14,8 +14,8 @@ import { stddev } from '../sketch/moments.js';
 import { QUANTILES } from '../sketch/quantiles.js';
 import { csvField } from '../parse/csv.js';
 import { ALL_HOSPITALS } from '../rules/fields.js';
-import { SKETCH_VERSION, type SketchFile } from './commit.js';
-import { readJsonFiles, writeFileAtomic } from './fsutil.js';
+import { type HospitalManifest, SKETCH_VERSION, type SketchFile } from './commit.js';
+import { readJsonFiles, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 
 export const STAT_COLUMNS = [
   'dataset', 'hospital_id', 'month', 'measure', 'unit', 'n', 'n_patients', 'mean', 'stddev', 'min', 'max',
@@ -123,23 +123,82 @@ function processed(out: string, dataset: Dataset): boolean {
   return json(dir) || json(join(dir, 'inputs'));
 }
 
+/** `_manifests/stats.json`: what the last `stats` merged, so `report` can tell whether the statistics are current. */
+const STATS_SOURCES_VERSION = 1;
+
+export const statsSourcesPath = (out: string) => join(out, '_manifests', 'stats.json');
+
+/**
+ * The commits a dataset's statistics are made of, one line per (hospital, scope): the `process` run that
+ * committed it, or (manifests written before runs had ids) its input path and commit time. Null when the
+ * dataset was not processed under `out`.
+ */
+export function statsSources(out: string, dataset: Dataset): string[] | null {
+  if (!processed(out, dataset)) return null;
+  const lines: string[] = [];
+  for (const { value: m } of readJsonFiles<HospitalManifest>(join(out, '_manifests', dataset), (f) => /^hospital_id=.+\.json$/.test(f))) {
+    for (const scope of Object.keys(m.scopes).sort()) {
+      const e = m.scopes[scope];
+      lines.push(JSON.stringify([m.hospital_id, scope, e.run ?? null, e.run ? null : e.input, e.run ? null : e.committed_at]));
+    }
+  }
+  return lines;
+}
+
+interface StatsSources {
+  version: number;
+  datasets: Partial<Record<Dataset, string[]>>;
+}
+
+export const statsFiles = (out: string, dataset: Dataset) =>
+  [`monthly_${dataset}.parquet`, `monthly_${dataset}.csv`, `monthly_${dataset}_public.csv`].map((f) => join(out, 'stats', f));
+
+/**
+ * Why the statistics under `out` cannot be reported on, or null when they are current: every processed dataset
+ * has its three files, and `_manifests/stats.json` names exactly the commits its manifests name now.
+ */
+export function staleStats(out: string): { message: string; file: string } | null {
+  let recorded: StatsSources | null = null;
+  try {
+    recorded = JSON.parse(readFileSync(statsSourcesPath(out), 'utf8')) as StatsSources;
+  } catch {
+    /* missing or unreadable: no record of what was merged */
+  }
+  for (const dataset of DATASETS) {
+    const now = statsSources(out, dataset);
+    if (now === null) continue;
+    const missing = statsFiles(out, dataset).find((f) => !existsSync(f));
+    if (missing) return { message: `No ${dataset} statistics (${missing}): run stats first`, file: missing };
+    const then = recorded?.version === STATS_SOURCES_VERSION ? recorded.datasets[dataset] : undefined;
+    if (!then || then.length !== now.length || then.some((x, i) => x !== now[i])) {
+      return { message: `Out-of-date ${dataset} statistics: a process committed since the last stats (${statsSourcesPath(out)}): run stats first`, file: statsSourcesPath(out) };
+    }
+  }
+  return null;
+}
+
 /**
  * Merges the sketches of every dataset processed under `out` and writes the statistics files: a dataset
  * processed without accepted rows gets them with the header only, so none from an earlier run is left behind.
+ * Then `_manifests/stats.json` records the commits merged, read before the sketches (a manifest is written after
+ * its sketch): a `process` committing meanwhile makes the record differ from the manifests, never match them.
  */
 export function writeStats(out: string, minCell: number): StatsSummary[] {
   const summaries: StatsSummary[] = [];
+  const sources: StatsSources = { version: STATS_SOURCES_VERSION, datasets: {} };
   for (const dataset of DATASETS) {
+    const merged = statsSources(out, dataset);
+    if (merged === null) continue;
+    sources.datasets[dataset] = merged;
     const files = readSketches(out, dataset);
-    if (files.length === 0 && !processed(out, dataset)) continue;
     const rows = computeStats(dataset, files);
-    const dir = join(out, 'stats');
-    const paths = [`monthly_${dataset}.parquet`, `monthly_${dataset}.csv`, `monthly_${dataset}_public.csv`].map((f) => join(dir, f));
+    const paths = statsFiles(out, dataset);
     writeFileAtomic(paths[0], new Uint8Array(statsParquet(rows)));
     writeFileAtomic(paths[1], statsCsv(rows, null));
     writeFileAtomic(paths[2], statsCsv(rows, minCell));
     summaries.push({ dataset, rows: rows.length, hospitals: files.length, files: paths });
   }
   if (summaries.length === 0) throw new PipelineError('HCP_ERR_NO_SKETCHES', `Nothing processed under ${out} (no manifests): run process first`, { file: out });
+  writeJsonAtomic(statsSourcesPath(out), sources);
   return summaries;
 }
