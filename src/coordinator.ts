@@ -39,7 +39,7 @@ import { COLUMNS, type Dataset, MEASURES } from './registry.js';
 import { commitHospital, writeInputManifest, type HospitalOutcome } from './sinks/commit.js';
 import { readFully } from './sinks/fsutil.js';
 import { QuarantineFile } from './sinks/quarantine.js';
-import { acquireLock } from './sinks/lock.js';
+import { acquireLock, type Lock } from './sinks/lock.js';
 import type { ChunkContext, ChunkResult } from './types.js';
 import type { PipelineMetrics } from './metrics/index.js';
 
@@ -60,6 +60,8 @@ export interface ProcessConfig {
   readonly progress: boolean;
   /** Called once the file has passed its checks, just before its first commit changes the output (`run` drops `_SUCCESS` there). */
   readonly beforeCommit?: () => void;
+  /** The file's partition lock (see partitionLock), when the caller took it beforehand: used, not released. */
+  readonly lock?: Lock;
 }
 
 export interface ProcessSummary {
@@ -113,6 +115,14 @@ function partitionName(input: string): string {
   return createHash('sha256').update(realpathSync(input)).digest('hex').slice(0, 16);
 }
 
+/**
+ * Takes the lock of the partition a `process` of `input` writes (`DIR/_locks/<dataset>.<scope>.<partition>.lock`):
+ * exit 2 HCP_ERR_LOCKED while another run holds it.
+ */
+export function partitionLock(out: string, dataset: Dataset, scope: string, input: string): Lock {
+  return acquireLock(join(out, '_locks', `${dataset}.${scope}.${partitionName(input)}.lock`), `${dataset} partition of ${input}`);
+}
+
 /** Checks the input is a readable regular file and reads its header (SPEC §1). */
 export function preflight(dataset: Dataset, input: string): { header: Header | null; size: number } {
   let st;
@@ -149,14 +159,14 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   else if (size <= header.dataOffset) warnings.push(`${input}: header only (zero rows)`);
   else if (header.extras.length > 0) warnings.push(`${input}: extra column(s) ignored: ${header.extras.join(', ')}`);
 
-  const lock = acquireLock(join(out, '_locks', `${dataset}.${scope}.${partitionName(input)}.lock`), `${dataset} partition of ${input}`);
+  const lock = cfg.lock ?? partitionLock(out, dataset, scope, input);
   const staging = join(out, '_staging', `${dataset}-${randomUUID()}`);
   mkdirSync(staging, { recursive: true });
   /** Drops staging and the lock, on every way out. */
   const cleanup = () => {
     forget();
     rmSync(staging, { recursive: true, force: true });
-    lock.release();
+    if (!cfg.lock) lock.release();
     removeIfEmpty(join(out, '_staging'));
     removeIfEmpty(join(out, '_locks'));
   };

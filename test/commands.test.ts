@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, DATA, describeRun, listFiles, removeTempDirs, runCli, tempDir, TEST_KEY } from './helpers.js';
@@ -215,6 +215,30 @@ describe('report: statistics are current by what they merged, not by file times'
     expect(st.json!.datasets.map((d: { dataset: string }) => d.dataset)).toEqual(['vitals']);
     const ok = await runCli(['report', '--out', out]);
     expect(ok.code, describeRun(ok)).toBe(0);
+  });
+});
+
+describe('run: a partition lock held by another run', () => {
+  it('is exit 2 HCP_ERR_LOCKED before anything changes, even when it is the second dataset\'s', async () => {
+    const out = join(tempDir(), 'out');
+    const ok = await runCli(['run', '--vitals', VITALS, '--labs', LABS, '--out', out, ...OPTS]);
+    expect(ok.code, describeRun(ok)).toBe(0);
+    const before = snapshot(out);
+    // A live process (this test's) holds the labs partition of LABS (src/coordinator.ts partitionLock).
+    const name = createHash('sha256').update(realpathSync(LABS)).digest('hex').slice(0, 16);
+    const lock = join(out, '_locks', `labs.all.${name}.lock`);
+    mkdirSync(join(out, '_locks'));
+    writeFileSync(lock, String(process.pid), { flag: 'wx' });
+    try {
+      const r = await runCli(['run', '--vitals', VITALS, '--labs', LABS, '--out', out, ...OPTS]);
+      expect(r.code, describeRun(r)).toBe(2);
+      expect(r.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_LOCKED' } });
+      expect(readdirSync(join(out, '_locks'))).toEqual([`labs.all.${name}.lock`]);
+    } finally {
+      rmSync(lock);
+    }
+    rmSync(join(out, '_locks'), { recursive: true });
+    expect(snapshot(out)).toEqual(before);
   });
 });
 

@@ -2,16 +2,18 @@
  * The commands that run the engine: `process` (one file), `stats`, `report`
  * and `run` (every stage for both datasets), with metrics around them.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { need, resolveKey } from '../config.js';
-import { preflight, processFile, type ProcessSummary } from '../coordinator.js';
+import { partitionLock, preflight, processFile, type ProcessSummary } from '../coordinator.js';
+import { onInterrupt } from '../lifecycle.js';
 import { PipelineError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PipelineMetrics } from '../metrics/index.js';
 import { createPool } from '../pool.js';
 import type { Dataset } from '../registry.js';
+import type { Lock } from '../sinks/lock.js';
 import { markSuccess, writeRootManifest } from '../sinks/manifest.js';
 import { writeReport, type QualityReport } from '../sinks/report.js';
 import { staleStats, writeStats } from '../sinks/stats.js';
@@ -196,6 +198,24 @@ export async function runCommand(cfg: Config, log: Logger): Promise<Outcome> {
     const inputs = [['vitals', cfg.vitals], ['labs', cfg.labs]] as const;
     // Every file-level check (exit 2) before anything is written or deleted (SPEC §1).
     for (const [dataset, input] of inputs) preflight(dataset, input);
+    // Both partition locks too, before anything changes: another run holding one is exit 2 with the output as it was.
+    const locks: Lock[] = [];
+    const unlock = () => {
+      for (const l of locks.splice(0)) l.release();
+      try {
+        rmdirSync(join(cfg.out, '_locks'));
+      } catch {
+        /* other runs' locks remain, or it is gone */
+      }
+    };
+    const forget = onInterrupt(unlock);
+    try {
+      for (const [dataset, input] of inputs) locks.push(partitionLock(cfg.out, dataset, cfg.period ?? 'all', input));
+    } catch (e) {
+      forget();
+      unlock();
+      throw e;
+    }
     // _SUCCESS goes only when the first commit is about to change the output.
     let unmarked = false;
     const beforeCommit = () => {
@@ -204,13 +224,15 @@ export async function runCommand(cfg: Config, log: Logger): Promise<Outcome> {
     };
     const pool = createPool(cfg.workers, poolWarning(log));
     try {
-      for (const [dataset, input] of inputs) {
-        const s = await processFile({ ...processConfig(cfg, dataset, input, key), beforeCommit }, pool, log, metrics);
+      for (const [i, [dataset, input]] of inputs.entries()) {
+        const s = await processFile({ ...processConfig(cfg, dataset, input, key), beforeCommit, lock: locks[i] }, pool, log, metrics);
         done.push(s);
         stageMetrics(metrics, s);
         logSummary(s, log);
       }
     } finally {
+      forget();
+      unlock();
       await pool.destroy();
     }
     const t0 = performance.now();
