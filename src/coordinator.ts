@@ -468,11 +468,14 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   const tc = performance.now();
   const outcomes: HospitalOutcome[] = [];
   try {
+    // Every hospital's ledger holds before anything is committed (or `_SUCCESS` dropped).
+    for (const [h, a] of hospitals) {
+      if (a.read !== (curatedByHospital.get(h) ?? 0) + a.rejected) throw new PipelineError('HCP_ERR_LEDGER', `Ledger mismatch for hospital ${h} in ${input}`, { file: input });
+    }
     cfg.beforeCommit?.();
     for (const h of [...hospitals.keys()].sort()) {
       const a = hospitals.get(h)!;
       const accepted = curatedByHospital.get(h) ?? 0;
-      if (a.read !== accepted + a.rejected) throw new PipelineError('HCP_ERR_LEDGER', `Ledger mismatch for hospital ${h} in ${input}`, { file: input });
       outcomes.push(
         await commitHospital({
           out,
