@@ -242,6 +242,29 @@ describe('run: a partition lock held by another run', () => {
   });
 });
 
+describe('metrics: last success only when the whole run succeeded', () => {
+  it('a failed gate of another hospital (exit 3, no _SUCCESS): no last-success time for any hospital', async () => {
+    const out = join(tempDir(), 'out');
+    const ok = await runCli(['run', '--vitals', VITALS, '--labs', LABS, '--out', out, '--max-reject-rate', '1', ...OPTS]);
+    expect(ok.code, describeRun(ok)).toBe(0);
+    const rates = (JSON.parse(readFileSync(join(out, 'quality', 'report.json'), 'utf8')).hospitals as { hospital_id: string; reject_rate: number }[])
+      .filter((h) => h.hospital_id !== '__invalid__')
+      .map((h) => h.reject_rate)
+      .sort((a, b) => a - b);
+    // A threshold some hospitals meet and at least one does not.
+    const lo = rates.findIndex((r) => r > rates[0]);
+    expect(lo).toBeGreaterThan(0);
+    const threshold = (rates[lo - 1] + rates[lo]) / 2;
+    const prom = join(out, '..', 'gate.prom');
+    const r = await runCli(['report', '--out', out, '--max-reject-rate', String(threshold), '--metrics-file', prom]);
+    expect(r.code, describeRun(r)).toBe(3);
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+    const text = readFileSync(prom, 'utf8');
+    expect(samples(text, 'hcp_quality_gate_passed').some((l) => l.endsWith(' 1'))).toBe(true);
+    expect(samples(text, 'hcp_last_success_timestamp_seconds')).toEqual([]);
+  });
+});
+
 describe('a closed stdout', () => {
   it('does not fail a command that succeeded (run ... | true)', async () => {
     const out = join(tempDir(), 'out');

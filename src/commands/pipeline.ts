@@ -155,10 +155,13 @@ function finishReport(cfg: Config, log: Logger, metrics: PipelineMetrics | null,
   for (const g of report.gates.filter((x) => !x.passed)) log.warn(`quality gate ${g.gate} failed for ${g.dataset} ${g.hospital_id}: ${g.value} > ${g.threshold}`);
   if (ledger.some((l) => !l.holds)) throw new PipelineError('HCP_ERR_LEDGER', 'The ledger does not hold for every input file (see _manifest.json)');
   markSuccess(cfg.out, report.passed);
-  // Last success only once every check has passed: a run that fails (exit 1) must not look successful.
-  for (const [k, ok] of byHospital) {
-    const [d, h] = k.split('\u0000');
-    if (ok) metrics?.setLastSuccess(d, h, now);
+  // Last success only when the whole run succeeded (_SUCCESS written): a failed ledger (exit 1) or any failed
+  // gate (exit 3, another hospital's or the dataset-wide ALL one included) must not look successful.
+  if (report.passed) {
+    for (const k of byHospital.keys()) {
+      const [d, h] = k.split('\u0000');
+      metrics?.setLastSuccess(d, h, now);
+    }
   }
   log.info(`quality report: ${join(cfg.out, 'quality', 'report.html')} — ${report.passed ? 'all gates passed' : 'a gate FAILED'}`);
   return { report, ledger };
