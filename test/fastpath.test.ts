@@ -11,7 +11,8 @@
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { parseRecords, Problem } from '../src/parse/csv.js';
+import { isUtf8 } from 'node:buffer';
+import { parseRecords, parseText, Problem } from '../src/parse/csv.js';
 import { COLUMNS, type Dataset } from '../src/registry.js';
 import { RULE_CODES, type RowIssue } from '../src/rules/codes.js';
 import { INVALID_HOSPITAL, isValidHospitalId, monthBounds, parseIsoDate } from '../src/rules/fields.js';
@@ -35,12 +36,6 @@ interface RefResult {
   accepted: (Omit<ChunkRow, 'fp' | 'start'> & { trimmed: string })[];
 }
 
-const PROBLEM_CODE: Record<number, string> = {
-  [Problem.BadQuote]: 'row.bad_quote',
-  [Problem.UnterminatedQuote]: 'row.unterminated_quote',
-  [Problem.InvalidUtf8]: 'row.invalid_utf8',
-};
-
 /** What the contract says a chunk yields, computed the slow, obvious way. */
 function reference(ctx: ChunkContext, bytes: Buffer): RefResult {
   const rules = ruleContext(ctx.dataset, ctx.asOfDay, ctx.period);
@@ -55,19 +50,29 @@ function reference(ctx: ChunkContext, bytes: Buffer): RefResult {
       const h = countOk ? fields[ctx.index[0]].trim() : '';
       return isValidHospitalId(h) ? h : INVALID_HOSPITAL;
     };
-    if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
+    // The record's problems, found on their own: its bytes checked as UTF-8, and its quoting parsed alone (as Latin-1,
+    // byte for byte), so no problem can hide another.
+    const invalid = !isUtf8(bytes.subarray(r.start, r.end));
+    let quoting: number = Problem.None;
+    parseText(bytes.toString('latin1', r.start, r.end), (t) => (quoting |= t.problem));
+    const unterminated = (quoting & Problem.UnterminatedQuote) !== 0;
+    const badQuote = (quoting & Problem.BadQuote) !== 0;
+    if (!countOk || invalid || unterminated) {
       // Every record-level code, in catalogue order; a wrong count is not reported with an unterminated quote (the record has no end).
-      const problem = r.problem === Problem.None ? [] : [PROBLEM_CODE[r.problem]];
-      const countCode = countOk || r.problem === Problem.UnterminatedQuote ? [] : ['row.field_count'];
-      const code = RULE_CODES.filter((c) => problem.includes(c) || countCode.includes(c)).join(';');
-      const raw = bytes.toString(r.problem === Problem.InvalidUtf8 ? 'latin1' : 'utf8', r.start, r.end).replace(/\r?\n$/, '');
+      const failed = new Set<string>();
+      if (invalid) failed.add('row.invalid_utf8');
+      if (!countOk && !unterminated) failed.add('row.field_count');
+      if (unterminated) failed.add('row.unterminated_quote');
+      if (badQuote) failed.add('row.bad_quote');
+      const code = RULE_CODES.filter((c) => failed.has(c)).join(';');
+      const raw = bytes.toString(invalid ? 'latin1' : 'utf8', r.start, r.end).replace(/\r?\n$/, '');
       out.rejects.push({ line: r.line, codes: code, hospital: hospitalOf(), fields, raw });
       return;
     }
     const f = ctx.index.map((k) => fields[k].trim());
     const issues: RowIssue[] = [];
     const ok = checkRow(rules, f, row, issues);
-    if (r.problem === Problem.BadQuote) issues.unshift({ code: 'row.bad_quote', field: '' });
+    if (badQuote) issues.unshift({ code: 'row.bad_quote', field: '' });
     if (!ok || issues.length > 0) {
       out.rejects.push({ line: r.line, codes: issues.map((i) => i.code).join(';'), hospital: hospitalOf(), fields, raw: '' });
       return;
@@ -219,18 +224,36 @@ function rowArb(layout: Layout): fc.Arbitrary<string> {
   );
 }
 
-/** A chunk: generated rows, some repeated (duplicates), sometimes ending without a line end, sometimes with invalid UTF-8. */
+/**
+ * A chunk: generated rows, some repeated (duplicates), sometimes ending without a line end, sometimes with invalid
+ * UTF-8 (in the middle, or anywhere), sometimes with a quote opened at a field's start and never closed (the rest
+ * of the chunk is its record: with a bad byte before or after it, both problems in one record).
+ */
 const CHUNK = LAYOUT.chain((layout) =>
   fc
-    .tuple(fc.array(rowArb(layout), { minLength: 1, maxLength: 40 }), fc.array(fc.nat(), { maxLength: 5 }), fc.boolean(), fc.boolean())
-    .map(([rows, dups, cutEnd, badByte]) => {
+    .tuple(
+      fc.array(rowArb(layout), { minLength: 1, maxLength: 40 }),
+      fc.array(fc.nat(), { maxLength: 5 }),
+      fc.boolean(),
+      fc.boolean(),
+      fc.option(fc.nat(), { freq: 4 }),
+      fc.option(fc.nat(), { freq: 4 }),
+    )
+    .map(([rows, dups, cutEnd, badByte, badAt, openAt]) => {
       for (const d of dups) rows.push(rows[d % rows.length]);
       let text = rows.join('');
       if (cutEnd) text = text.replace(/\r?\n$/, '');
+      if (openAt !== null) {
+        // After the last quote (so no later quote closes it), at the start of a field.
+        const from = Math.max(text.lastIndexOf('"') + 1, openAt % (text.length + 1));
+        const at = text.indexOf(',', from);
+        if (at !== -1) text = text.slice(0, at + 1) + '"' + text.slice(at + 1);
+      }
       let bytes = Buffer.from(text, 'utf8');
-      if (badByte && bytes.length > 4) {
+      if ((badByte || badAt !== null) && bytes.length > 4) {
         bytes = Buffer.from(bytes);
-        bytes[bytes.length >> 1] = 0xff;
+        if (badByte) bytes[bytes.length >> 1] = 0xff;
+        if (badAt !== null) bytes[badAt % bytes.length] = 0xfe;
       }
       return { layout, bytes };
     }),
@@ -355,6 +378,11 @@ describe('non-ASCII bytes (the fast path takes well-formed UTF-8; trimming beyon
     ['Unicode whitespace around the unit', Buffer.concat(['°C', '\u00a0°C', '°C\u3000', '"\u2009°F"', '°F'].map((u) => row(u, 'n')))],
     // ASCII trimming that uncovers a no-break space, and Unicode padding inside quotes.
     ['ASCII and Unicode padding together', Buffer.concat(['note', 'note\u00a0 ', ' \u00a0note\t', '" \u3000note"', '"note\u2003 "'].map((s) => row('°C', s)))],
+    // Malformed UTF-8 and a quote problem in one record: both reported (an unterminated quote without a field count).
+    ['malformed UTF-8, then an unterminated quote', Buffer.concat([row('°C', 'n'), Buffer.from('H001,2024-03-15,P'), Buffer.from([0xff]), Buffer.from('1,temperature,"37.1,°C,n\n'), row('°C', 'm')])],
+    ['an unterminated quote, then malformed UTF-8', Buffer.concat([row('°C', 'n'), Buffer.from('H001,2024-03-15,P1,temperature,37.1,°C,"n\n'), Buffer.from([0xc3]), row('°C', 'm')])],
+    ['malformed UTF-8 and a bad quote', Buffer.concat([Buffer.from('H001,2024-03-15,P1,temperature,3"7.1,°C,x'), Buffer.from([0x80]), Buffer.from('y\n'), row('°C', 'n')])],
+    ['malformed UTF-8, a bad quote and a field too many', Buffer.concat([Buffer.from('H001,2024-03-15,P1,temperature,3"7.1,°C,x'), Buffer.from([0x80]), Buffer.from('y,z\n'), row('°C', 'n')])],
     ['malformed UTF-8 inside a quoted field', Buffer.concat([Buffer.from('H001,2024-03-15,P1,temperature,37.1,"°C","x'), Buffer.from([0xe2, 0x28, 0xa1]), Buffer.from('y"\n')])],
     // A sequence cut short by the end of the chunk (no line end after it).
     ['a truncated sequence at the very end', Buffer.concat([row('°C', 'n'), Buffer.from('H001,2024-03-15,P1,temperature,37.1,°C,x'), Buffer.from([0xe2, 0x82])])],

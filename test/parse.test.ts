@@ -226,6 +226,11 @@ describe('parseRecords problems', () => {
     ['overlong encoding', bytes('x,', [0xc0, 0xaf], '\n'), [Problem.InvalidUtf8]],
     ['UTF-16 surrogate in UTF-8', bytes('x,', [0xed, 0xa0, 0x80], '\n'), [Problem.InvalidUtf8]],
     ['invalid UTF-8 inside a quoted multi-line field', bytes('"a', [0xfe], '\nb",c\nd,e\n'), [Problem.InvalidUtf8, Problem.None]],
+    // A record's problems are a set: none hides another.
+    ['an unterminated quote and invalid UTF-8', bytes('a', [0xff], ',"b\nc\n'), [Problem.InvalidUtf8 | Problem.UnterminatedQuote]],
+    ['a bad quote and invalid UTF-8', bytes('a"b,', [0xff], '\nok,é\n'), [Problem.InvalidUtf8 | Problem.BadQuote, Problem.None]],
+    ['a bad quote, then an unterminated quote', bytes('a"b,"c\nd\n'), [Problem.BadQuote | Problem.UnterminatedQuote]],
+    ['all three', bytes('"a"b,', [0xc3], ',"c\n'), [Problem.InvalidUtf8 | Problem.BadQuote | Problem.UnterminatedQuote]],
   ])('%s', (_name, buf, problems) => {
     expect(parseAll(buf).recs.map((r) => r.problem)).toEqual(problems);
   });

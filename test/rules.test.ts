@@ -153,6 +153,11 @@ describe('rows failing several rules get every code', () => {
     ['invalid UTF-8 and a field too few', Buffer.concat([Buffer.from('H001,2024-01-05,P1,heart_rate,7'), Buffer.from([0xff]), Buffer.from('2\n')]), 'row.invalid_utf8;row.field_count'],
     ['an unterminated quote (its field count says nothing): that code only', Buffer.from('H001,2024-01-05,P1,heart_rate,"72,bpm\n'), 'row.unterminated_quote'],
     ['a bad quote, the right field count', Buffer.from('H001,2024-01-05,P1,heart_rate,7"2,bpm\n'), 'row.bad_quote;value.invalid'],
+    // Invalid UTF-8 does not hide a quote problem, nor bring a meaningless field count with an unterminated quote.
+    ['an unterminated quote and invalid UTF-8', Buffer.concat([Buffer.from('H001,2024-01-05,P'), Buffer.from([0xff]), Buffer.from('1,heart_rate,"72,bpm\n')]), 'row.invalid_utf8;row.unterminated_quote'],
+    ['a bad quote and invalid UTF-8, the right field count', Buffer.concat([Buffer.from('H001,2024-01-05,P1,heart_rate,7"2,b'), Buffer.from([0xff]), Buffer.from('pm\n')]), 'row.invalid_utf8;row.bad_quote'],
+    ['a bad quote, invalid UTF-8 and a field too many', Buffer.concat([Buffer.from('H001,2024-01-05,P1,heart_rate,7"2,b'), Buffer.from([0xff]), Buffer.from('pm,extra\n')]), 'row.invalid_utf8;row.field_count;row.bad_quote'],
+    ['a bad quote, then an unterminated quote (no field count)', Buffer.from('H001,2024-01-05,P"1,heart_rate,"72,bpm\n'), 'row.unterminated_quote;row.bad_quote'],
   ])('record-level problems are all reported, in catalogue order: %s', (_, bytes, codes) => {
     const r = runChunk('vitals', bytes);
     expect(r.rejects.codes).toEqual([codes]);

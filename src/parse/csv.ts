@@ -3,19 +3,21 @@
  *
  * It hands each record to a callback as decoded field strings, with the byte
  * offset where the record starts, its line (0-based count of LFs before it in
- * the region) and a problem, if the record could not be split cleanly. It is
- * lenient where recovery is safe (CRLF or LF, a trailing record without a
+ * the region) and its problems, if the record could not be split cleanly. It
+ * is lenient where recovery is safe (CRLF or LF, a trailing record without a
  * newline) and reports, never throws, on malformed input: a quote inside an
  * unquoted field or text after a closing quote is `bad_quote`; a quote still
- * open at the end of the region is `unterminated_quote`.
+ * open at the end of the region is `unterminated_quote`; bytes that are not
+ * UTF-8 are `invalid_utf8`. A record can have several: `problem` is a set.
  */
 import { isAscii, isUtf8 } from 'node:buffer';
 
+/** A record's problems, as bit flags (a set: a record may have several; 0 is none). */
 export const enum Problem {
   None = 0,
   BadQuote = 1,
   UnterminatedQuote = 2,
-  InvalidUtf8 = 3,
+  InvalidUtf8 = 4,
 }
 
 const COMMA = 0x2c;
@@ -51,8 +53,8 @@ export function regionEncoding(buf: Buffer, start: number, end: number): Encodin
  *
  * The region is decoded as Latin-1 (one char per byte, so offsets are byte
  * offsets) and parsed by `parseText`; outside pure ASCII, each record's bytes
- * are checked and its fields re-decoded as UTF-8, or the record is reported
- * as `InvalidUtf8` (its fields keep every byte, as Latin-1).
+ * are checked and its fields re-decoded as UTF-8, or `InvalidUtf8` is added
+ * to the record's problems (its fields keep every byte, as Latin-1).
  */
 export function parseRecords(
   buf: Buffer,
@@ -71,7 +73,7 @@ export function parseRecords(
     if (!ascii) {
       if (isUtf8(buf.subarray(rec.start, rec.end))) {
         for (let i = 0; i < rec.fields.length; i++) rec.fields[i] = Buffer.from(rec.fields[i], 'latin1').toString('utf8');
-      } else rec.problem = Problem.InvalidUtf8;
+      } else rec.problem |= Problem.InvalidUtf8;
     }
     onRecord(rec);
   });
@@ -216,7 +218,7 @@ export function parseText(text: string, onRecord: (r: TextRecord) => void): { li
           break;
         }
         if (!closed) {
-          if (problem === Problem.None) problem = Problem.UnterminatedQuote;
+          problem |= Problem.UnterminatedQuote;
           fields[nf++] = value;
           break;
         }
@@ -228,7 +230,7 @@ export function parseText(text: string, onRecord: (r: TextRecord) => void): { li
         }
         const tail = after > pos && text.charCodeAt(after - 1) === CR && (after === end || text.charCodeAt(after) === LF) ? after - 1 : after;
         if (tail > pos) {
-          if (problem === Problem.None) problem = Problem.BadQuote;
+          problem |= Problem.BadQuote;
           value += text.slice(pos, tail);
         }
         fields[nf++] = value;
@@ -243,7 +245,7 @@ export function parseText(text: string, onRecord: (r: TextRecord) => void): { li
         }
         const stop = i > pos && text.charCodeAt(i - 1) === CR && (i === end || text.charCodeAt(i) === LF) ? i - 1 : i;
         fields[nf++] = text.slice(pos, stop);
-        if (sawQuote && problem === Problem.None) problem = Problem.BadQuote;
+        if (sawQuote) problem |= Problem.BadQuote;
         pos = i;
       }
       if (pos >= end) break;

@@ -57,22 +57,26 @@ function scanTo(b: Uint8Array, i: number, end: number, stop: Uint8Array): number
   }
 }
 
-const PROBLEM_CODE: Record<number, string> = {
-  [Problem.BadQuote]: 'row.bad_quote',
-  [Problem.UnterminatedQuote]: 'row.unterminated_quote',
-  [Problem.InvalidUtf8]: 'row.invalid_utf8',
-};
-
 /**
  * The codes of a record that cannot be checked field by field, in catalogue
- * order: its parse problem and a wrong field count (SPEC §2: every rule it
- * fails). An unterminated quote runs to the end of the region, so its field
- * count says nothing and is not reported with it.
+ * order (src/rules/codes.ts): each of its parse problems and a wrong field
+ * count (SPEC §2: every rule it fails). An unterminated quote runs to the end
+ * of the region, so its field count says nothing and is not reported with it.
+ * Indexed by `problem * 2 + (countOk ? 1 : 0)`: built once, no work per row.
  */
+const RECORD_CODES: readonly string[] = Array.from({ length: 16 }, (_, k) => {
+  const problem = k >> 1;
+  const countOk = (k & 1) === 1;
+  const codes: string[] = [];
+  if (problem & Problem.InvalidUtf8) codes.push('row.invalid_utf8');
+  if (!countOk && !(problem & Problem.UnterminatedQuote)) codes.push('row.field_count');
+  if (problem & Problem.UnterminatedQuote) codes.push('row.unterminated_quote');
+  if (problem & Problem.BadQuote) codes.push('row.bad_quote');
+  return codes.join(';');
+});
+
 function recordCodes(countOk: boolean, problem: Problem): string {
-  if (problem === Problem.None) return 'row.field_count';
-  if (countOk || problem === Problem.UnterminatedQuote) return PROBLEM_CODE[problem];
-  return problem === Problem.InvalidUtf8 ? 'row.invalid_utf8;row.field_count' : 'row.field_count;row.bad_quote';
+  return RECORD_CODES[problem * 2 + (countOk ? 1 : 0)];
 }
 
 /** hash64 of no bytes: an empty field's part of a fingerprint. */
@@ -829,8 +833,9 @@ export class ChunkProcessor {
         const h = countOk ? fields[ctx.index[0]].trim() : '';
         rejects.push(line, codes, isValidHospitalId(h) ? h : INVALID_HOSPITAL, rejectCells(codes, fields, ctx.columnCount, raw), required);
       };
-      if (!countOk || (r.problem !== Problem.None && r.problem !== Problem.BadQuote)) {
-        reject(recordCodes(countOk, r.problem), buf.toString(r.problem === Problem.InvalidUtf8 ? 'latin1' : 'utf8', r.start, r.end).replace(/\r?\n$/, ''), null);
+      // Anything but a bad quote alone (which leaves fields to check) rejects the record whole.
+      if (!countOk || (r.problem & ~Problem.BadQuote) !== 0) {
+        reject(recordCodes(countOk, r.problem), buf.toString(r.problem & Problem.InvalidUtf8 ? 'latin1' : 'utf8', r.start, r.end).replace(/\r?\n$/, ''), null);
         return;
       }
       const f = new Array<string>(nReq);
