@@ -418,6 +418,33 @@ describe('QuantileSketch: merged sketches whose ranges overlap (SPEC §4 rank er
   });
 });
 
+describe('TDigest.quantile: a range over two nearly equal values inside a wide range', () => {
+  // 37.8 and 37.800000000000004 (one ulp apart, as unit conversion leaves them) in one centroid: its
+  // weight/(max − min) is ~4e16. The sweep once kept one running slope sum, and the rounding left after
+  // subtracting that term (8 here) stayed in the slope of the wide range [0, 1000] (weight/width 4.1): its
+  // share grew twice as fast, so p = 0.008 was put near 981, where only 0.235 % of the values lie.
+  const near = 37.800000000000004;
+  const N = 1_000_000;
+  // The values: 2050 at 0 and at 1000 (the wide centroid), 150 at each of the two near values, the rest at 5000.
+  // The range centroids around any value weigh ≤ 4400 ≤ UNCERTAIN/δ = 0.45 % of the total, as `absorb` keeps them.
+  const parts: [number, number][] = [[0, 2050], [37.8, 150], [near, 150], [1000, 2050], [5000, N - 4400]];
+  const digest = () =>
+    TDigest.fromJSON({ compression: 1000, mean: [500, (37.8 + near) / 2, 5000], weight: [4100, 300, N - 4400], min: [0, 37.8, 5000], max: [1000, near, 5000] });
+
+  it('every p meets SPEC §4 against the exact counts', () => {
+    const sorted = new Float64Array(N);
+    let k = 0;
+    for (const [x, w] of parts) sorted.fill(x, k, (k += w));
+    const t = digest();
+    for (let i = 0; i <= 1000; i++) {
+      const p = i / 100_000;
+      expect(rankError(sorted, t.quantile(p)!, p), `p = ${p}`).toBeNull();
+    }
+    // Past the 4400 values below 1000 (the estimate reaches them only at 1000): the bulk.
+    expect(t.quantile(0.008)).toBe(5000);
+  });
+});
+
 describe('determinism and serialisation', () => {
   const build = (values: number[], parts: number) => {
     const merged = new QuantileSketch();

@@ -25,6 +25,12 @@ const RUN = 1.5;
  * total (see `absorb`). SPEC §4's 0.005 needs δ ≥ 900; the default is 1000.
  */
 const UNCERTAIN = 4.5;
+/**
+ * `quantile` sums its slope afresh when a range closes and leaves it below
+ * RESUM times its peak: the running sum's rounding error is a few ulps of
+ * the peak, so up to that point it stays ~1e-8 of the slope or less.
+ */
+const RESUM = 2 ** -26;
 
 export class TDigest {
   private mean: number[] = [];
@@ -163,6 +169,14 @@ export class TDigest {
     // ends the estimate is linear: `slope` is the sum of weight/(max − min)
     // over the ranges open there; `done` is the weight of points and ranges
     // wholly at or below the last end, `open` the share of the open ranges.
+    //
+    // `slope` is a running sum, and a range over two nearly equal values
+    // (37.8 and 37.800000000000004: max − min ~ 1e-14) adds ~1e17 to it;
+    // once that range closes, the rounding left behind (many units) would
+    // stay in the slope of a wide range still open, far from its own
+    // weight/(max − min). So when the slope falls far below the largest it
+    // reached since nothing was open (`peak`: below it by more than RESUM),
+    // it is summed afresh over the ranges open. Otherwise nothing changes.
     const ends: number[] = [];
     for (let i = 0; i < n; i++) {
       ends.push(this.cmin[i]);
@@ -173,7 +187,8 @@ export class TDigest {
     const byMax = indexSortedBy(this.cmax, n);
     let a = 0; // next in byMin
     let b = 0; // next in byMax
-    let done = 0, open = 0, slope = 0, active = 0;
+    let done = 0, open = 0, slope = 0, active = 0, peak = 0;
+    const isOpen = new Uint8Array(n);
     let prev = ends[0];
     for (let e = 0; e < ends.length; e++) {
       const x = ends[e];
@@ -193,6 +208,7 @@ export class TDigest {
         if (this.cmin[i] < this.cmax[i]) {
           slope -= this.weight[i] / (this.cmax[i] - this.cmin[i]);
           open -= this.weight[i];
+          isOpen[i] = 0;
           active--;
         }
         done += this.weight[i];
@@ -201,11 +217,23 @@ export class TDigest {
         const i = byMin[a++];
         if (this.cmin[i] < this.cmax[i]) {
           slope += this.weight[i] / (this.cmax[i] - this.cmin[i]);
+          if (slope > peak) peak = slope;
+          isOpen[i] = 1;
           active++;
         }
       }
       // Nothing open: the sums restart exactly (no rounding carried over gaps).
-      if (active === 0) { open = 0; slope = 0; }
+      // Far below its peak (or NaN: a range of width ~5e-324 made it ∞ − ∞):
+      // the slope is summed afresh over the ranges open now.
+      if (active === 0) { open = 0; slope = 0; peak = 0; }
+      else if (!(slope >= peak * RESUM)) {
+        slope = 0;
+        for (let k = 0; k < a; k++) {
+          const i = byMin[k];
+          if (isOpen[i] === 1) slope += this.weight[i] / (this.cmax[i] - this.cmin[i]);
+        }
+        peak = slope;
+      }
       if (done + open >= target) return x;
       prev = x;
     }
