@@ -3,11 +3,11 @@
  * pieces must be the same bytes as `JSON.stringify(value, null, 2)` of the
  * whole value.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { jsonPieces, writeJsonAtomicBy } from '../src/sinks/fsutil.js';
+import { jsonPieces, readJsonFiles, writeJsonAtomicBy } from '../src/sinks/fsutil.js';
 import { removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
@@ -62,5 +62,27 @@ describe('jsonPieces', () => {
     writeJsonAtomicBy(path, value, 'months', list);
     expect(readFileSync(path, 'utf8')).toBe(JSON.stringify({ ...value, months: Object.fromEntries(list) }, null, 2) + '\n');
     expect(readdirSync(dir)).toEqual(['sketch.json']);
+  });
+});
+
+describe('readJsonFiles', () => {
+  it('skips a file removed between listing and reading (a concurrent commit deleting a sketch), reads the rest', () => {
+    const dir = tempDir('hcp-readjson-');
+    for (const n of ['a', 'b', 'c']) writeFileSync(join(dir, `${n}.json`), JSON.stringify({ n }));
+    // `keep` runs on the listing, before any file is read: removing b there is the race, made deterministic.
+    const got = readJsonFiles<{ n: string }>(dir, (f) => {
+      if (f === 'b.json') rmSync(join(dir, f));
+      return f.endsWith('.json');
+    });
+    expect(got).toEqual([
+      { name: 'a.json', value: { n: 'a' } },
+      { name: 'c.json', value: { n: 'c' } },
+    ]);
+  });
+
+  it('still fails on a file it cannot parse', () => {
+    const dir = tempDir('hcp-readjson-');
+    writeFileSync(join(dir, 'a.json'), '{');
+    expect(() => readJsonFiles(dir)).toThrow(SyntaxError);
   });
 });

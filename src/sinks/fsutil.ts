@@ -106,11 +106,23 @@ export function writevFully(fd: number, parts: Uint8Array[]): void {
   }
 }
 
-/** Every `*.json` file of a directory whose name passes `keep`, parsed, in name order; none if the directory is missing. */
+/**
+ * Every `*.json` file of a directory whose name passes `keep`, parsed, in name order; none if the directory is
+ * missing. A file removed between listing and reading (a concurrent commit deleting a hospital's sketch) is
+ * skipped, as if listed a moment later.
+ */
 export function readJsonFiles<T>(dir: string, keep: (name: string) => boolean = (f) => f.endsWith('.json')): { name: string; value: T }[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter(keep)
-    .sort()
-    .map((name) => ({ name, value: JSON.parse(readFileSync(join(dir, name), 'utf8')) as T }));
+  const files: { name: string; value: T }[] = [];
+  for (const name of readdirSync(dir).filter(keep).sort()) {
+    let text: string;
+    try {
+      text = readFileSync(join(dir, name), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw e;
+    }
+    files.push({ name, value: JSON.parse(text) as T });
+  }
+  return files;
 }
