@@ -225,8 +225,9 @@ export async function runCommand(cfg: Config, log: Logger): Promise<Outcome> {
       if (!unmarked) rmSync(join(cfg.out, '_SUCCESS'), { force: true });
       unmarked = true;
     };
-    const pool = createPool(cfg.workers, poolWarning(log));
+    let pool: ReturnType<typeof createPool> | null = null;
     try {
+      pool = createPool(cfg.workers, poolWarning(log));
       for (const [i, [dataset, input]] of inputs.entries()) {
         const s = await processFile({ ...processConfig(cfg, dataset, input, key), beforeCommit, lock: locks[i] }, pool, log, metrics);
         done.push(s);
@@ -236,7 +237,7 @@ export async function runCommand(cfg: Config, log: Logger): Promise<Outcome> {
     } finally {
       forget();
       unlock();
-      await pool.destroy();
+      await pool?.destroy();
     }
     const t0 = performance.now();
     const stats = writeStats(cfg.out, cfg.minCell);
