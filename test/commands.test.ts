@@ -6,30 +6,16 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, DATA, describeRun, listFiles, removeTempDirs, runCli, tempDir, TEST_KEY } from './helpers.js';
+import { CLI, DATA, describeRun, listFiles, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
 
 afterAll(removeTempDirs);
 
 const VITALS = join(DATA, 'vitals_2024.csv');
 const LABS = join(DATA, 'lab_results_2024.csv');
 const OPTS = ['--workers', '2', '--no-progress', '--as-of', '2025-01-01'];
-
-/** Every file under `dir` (relative path → sha256): the output byte for byte, manifests and all. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const name of readdirSync(d)) {
-      const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else out[relative(dir, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 /** `text` with the header's column `name` and that field of every row removed (no quoted commas in these files). */
 function withoutColumn(text: string, name: string): string {

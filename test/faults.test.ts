@@ -1,29 +1,14 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, DATA, removeTempDirs, runCli, tempDir, TEST_KEY } from './helpers.js';
+import { CLI, DATA, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
 
 afterAll(removeTempDirs);
 
 const VITALS = join(DATA, 'vitals_2024.csv');
 // Small chunks, so the file is many chunks and the faulty one is in the middle.
 const OPTS = ['--chunk-size', '4096', '--workers', '2', '--no-progress'];
-
-/** Every file under `dir` (relative path → sha256), to compare outputs byte for byte. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const name of readdirSync(d)) {
-      const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else out[relative(dir, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 /** Manifests carry timestamps; everything else must be identical. */
 const dataFiles = (snap: Record<string, string>) => Object.fromEntries(Object.entries(snap).filter(([k]) => !k.startsWith('_manifests')));

@@ -6,6 +6,7 @@
  * The CLI tests run `node dist/src/cli.js`: build first (`npx tsc -p tsconfig.json`).
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -105,6 +106,20 @@ export function tempDir(prefix = 'hcp-test-'): string {
 export function removeTempDirs(): void {
   if (process.env.HCP_KEEP_TMP) return;
   while (made.length > 0) rmSync(made.pop()!, { recursive: true, force: true });
+}
+
+/** Every file under `dir` (relative path → sha256): the output byte for byte, manifests and all. */
+export function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else out[relative(dir, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
+    }
+  };
+  walk(dir);
+  return out;
 }
 
 /** Every file under `dir` (recursively), as paths relative to `dir`, sorted. */
