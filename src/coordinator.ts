@@ -19,7 +19,7 @@
  *   sketches/…/hospital_id=H.json, _manifests/…  ─► ledger check ─► atomic commit per hospital
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, rmdirSync, rmSync, statSync, realpathSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, statSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { CpuAccount, type CpuTotals } from './cpu.js';
@@ -37,7 +37,7 @@ import { parsedRecordEnd, parseRecords } from './parse/csv.js';
 import type { Pool } from './pool.js';
 import { COLUMNS, type Dataset, MEASURES } from './registry.js';
 import { commitHospital, writeInputManifest, type HospitalOutcome } from './sinks/commit.js';
-import { readFully } from './sinks/fsutil.js';
+import { readFully, removeIfEmpty } from './sinks/fsutil.js';
 import { QuarantineFile } from './sinks/quarantine.js';
 import { acquireLock, type Lock } from './sinks/lock.js';
 import type { ChunkContext, ChunkResult } from './types.js';
@@ -549,14 +549,6 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
 }
 
 /** Removes a directory only if it is empty (another run may be using it). */
-function removeIfEmpty(dir: string): void {
-  try {
-    rmdirSync(dir);
-  } catch {
-    /* not empty, or already gone */
-  }
-}
-
 const round = (ms: number) => Math.round(ms * 10) / 10;
 
 /** The record starting at byte `pos` of a chunk (a view). */

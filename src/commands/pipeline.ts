@@ -2,7 +2,7 @@
  * The commands that run the engine: `process` (one file), `stats`, `report`
  * and `run` (every stage for both datasets), with metrics around them.
  */
-import { existsSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { need, resolveKey } from '../config.js';
@@ -14,6 +14,7 @@ import type { PipelineMetrics } from '../metrics/index.js';
 import { createPool } from '../pool.js';
 import type { Dataset } from '../registry.js';
 import type { Lock } from '../sinks/lock.js';
+import { removeIfEmpty } from '../sinks/fsutil.js';
 import { markSuccess, writeRootManifest } from '../sinks/manifest.js';
 import { writeReport, type QualityReport } from '../sinks/report.js';
 import { staleStats, writeStats } from '../sinks/stats.js';
@@ -205,11 +206,7 @@ export async function runCommand(cfg: Config, log: Logger): Promise<Outcome> {
     const locks: Lock[] = [];
     const unlock = () => {
       for (const l of locks.splice(0)) l.release();
-      try {
-        rmdirSync(join(cfg.out, '_locks'));
-      } catch {
-        /* other runs' locks remain, or it is gone */
-      }
+      removeIfEmpty(join(cfg.out, '_locks'));
     };
     const forget = onInterrupt(unlock);
     try {

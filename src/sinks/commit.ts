@@ -4,11 +4,11 @@
  * ones by rename, the manifest last. The scope is the run's --period month
  * (replace that month only) or `all` (replace the hospital's whole partition).
  */
-import { existsSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../registry.js';
 import type { MeasureSketch, MeasureSketchState } from '../sketch/measure.js';
-import { replacePath, writeJsonAtomic, writeJsonAtomicBy } from './fsutil.js';
+import { readJsonFiles, removeIfEmpty, replacePath, writeJsonAtomic, writeJsonAtomicBy } from './fsutil.js';
 import { withLock } from './lock.js';
 
 export const SKETCH_VERSION = 1;
@@ -169,11 +169,7 @@ export async function commitHospital(c: CommitInput): Promise<HospitalOutcome> {
 /** Removes a month directory, then its hospital directory if that month was the last one. */
 function removeEmptied(monthDir: string, hospitalDir: string): void {
   rmSync(monthDir, { recursive: true, force: true });
-  try {
-    rmdirSync(hospitalDir);
-  } catch {
-    /* other months remain, or it was never there */
-  }
+  removeIfEmpty(hospitalDir);
 }
 
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {
@@ -192,6 +188,11 @@ export interface InputManifest {
   blank_lines: number;
   hospitals: string[];
   warnings: string[];
+}
+
+/** Every hospital's manifest of a dataset, in hospital order. */
+export function readManifests(out: string, dataset: Dataset): HospitalManifest[] {
+  return readJsonFiles<HospitalManifest>(join(out, '_manifests', dataset)).map((f) => f.value);
 }
 
 /**

@@ -1,5 +1,5 @@
 /** Small filesystem helpers for atomic output. */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, rmSync, writeSync, writevSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** Writes a file atomically: a temp file in the same directory, fsync, rename. `data` may come in pieces, written in order. */
@@ -125,4 +125,13 @@ export function readJsonFiles<T>(dir: string, keep: (name: string) => boolean = 
     files.push({ name, value: JSON.parse(text) as T });
   }
   return files;
+}
+
+/** Removes a directory if it is empty (another run's files in it, or it being gone already, are fine). */
+export function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    /* not empty, or already gone */
+  }
 }
