@@ -6,9 +6,9 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATASETS } from '../registry.js';
-import { sourceOf } from './commit.js';
+import { readManifests, sourceOf } from './commit.js';
 import { writeFileAtomic, writeJsonAtomic } from './fsutil.js';
-import { readManifests, type QualityReport } from './report.js';
+import type { QualityReport } from './report.js';
 
 export interface FileLedger {
   dataset: string;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DATASETS, type Dataset } from '../registry.js';
 import { RULES } from '../rules/codes.js';
 import { ALL_HOSPITALS, INVALID_HOSPITAL } from '../rules/fields.js';
-import { type HospitalManifest, type InputManifest, type ScopeEntry, sourceOf } from './commit.js';
+import { type HospitalManifest, type InputManifest, readManifests, type ScopeEntry, sourceOf } from './commit.js';
 import { readJsonFiles, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { computeStats, readSketches, type StatRow } from './stats.js';
 
@@ -68,11 +68,6 @@ export interface QualityReport {
 
 /** Shift threshold: the median moved by more than half an IQR of the previous month. */
 export const SHIFT_THRESHOLD = 0.5;
-
-/** Every hospital's manifest of a dataset, in hospital order. */
-export function readManifests(out: string, dataset: Dataset): HospitalManifest[] {
-  return readJsonFiles<HospitalManifest>(join(out, '_manifests', dataset)).map((f) => f.value);
-}
 
 function add(into: Record<string, number>, from: Record<string, number>): void {
   for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;

@@ -14,7 +14,7 @@ import { stddev } from '../sketch/moments.js';
 import { QUANTILES } from '../sketch/quantiles.js';
 import { csvField } from '../parse/csv.js';
 import { ALL_HOSPITALS } from '../rules/fields.js';
-import { type HospitalManifest, SKETCH_VERSION, type SketchFile } from './commit.js';
+import { readManifests, SKETCH_VERSION, type SketchFile } from './commit.js';
 import { readJsonFiles, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 
 export const STAT_COLUMNS = [
@@ -136,7 +136,7 @@ export const statsSourcesPath = (out: string) => join(out, '_manifests', 'stats.
 export function statsSources(out: string, dataset: Dataset): string[] | null {
   if (!processed(out, dataset)) return null;
   const lines: string[] = [];
-  for (const { value: m } of readJsonFiles<HospitalManifest>(join(out, '_manifests', dataset), (f) => /^hospital_id=.+\.json$/.test(f))) {
+  for (const m of readManifests(out, dataset)) {
     for (const scope of Object.keys(m.scopes).sort()) {
       const e = m.scopes[scope];
       lines.push(JSON.stringify([m.hospital_id, scope, e.run ?? null, e.run ? null : e.input, e.run ? null : e.committed_at]));
