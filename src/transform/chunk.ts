@@ -29,6 +29,7 @@ import { FLAG_H, FLAG_L, FLAG_N, FLAG_NONE, INVALID_HOSPITAL, isValidHospitalId,
 import { checkRow, type CheckedRow, emptyCheckedRow, ruleContext, type RuleContext } from '../rules/row.js';
 import { type ChunkContext, type ChunkResult, PENDING, type SharedDicts } from '../types.js';
 import { ByteTable, hash64, hashBytes, type TableState } from './bytetable.js';
+import { dayHash, EMPTY_HASH, fingerprint } from './fingerprint.js';
 import { AcceptedRows, ChunkRefs } from './output.js';
 import { hmacSha256, type Hmac } from './sha256.js';
 import { RejectList, rejectCells } from '../sinks/quarantine.js';
@@ -79,39 +80,8 @@ function recordCodes(countOk: boolean, problem: Problem): string {
   return RECORD_CODES[problem * 2 + (countOk ? 1 : 0)];
 }
 
-/** hash64 of no bytes: an empty field's part of a fingerprint. */
-const EMPTY_HASH = new Uint32Array(2);
-hash64(new Uint8Array(0), 0, 0, EMPTY_HASH);
-
 /** Worker-local caches grow with distinct values; past this many entries they start over. */
 const CACHE_LIMIT = 1 << 15;
-
-/**
- * 64-bit row fingerprint from 64-bit field hashes (comp[2k], comp[2k + 1]
- * for field k in file order), position-dependent. Both paths hash a field
- * the same way — its trimmed UTF-8 bytes (`hash64`), or for the date its
- * day number (`dayHash`) — so equal rows get equal fingerprints whichever
- * path read them. With n rows the chance of a false duplicate is about
- * n²/2⁶⁵.
- */
-export function fingerprint(comp: Uint32Array, nFields: number, out: Uint32Array, at: number): void {
-  let x = 0x243f6a88;
-  let y = 0x85a308d3;
-  for (let k = 0; k < nFields; k++) {
-    x = Math.imul(x ^ comp[2 * k], 0x9e3779b1);
-    x = (x << 13) | (x >>> 19);
-    y = Math.imul(y ^ comp[2 * k + 1], 0x85ebca77);
-    y = (y << 17) | (y >>> 15);
-  }
-  out[at] = fmix(x ^ nFields);
-  out[at + 1] = fmix(y + nFields);
-}
-
-/** The date's part of a fingerprint: a function of its day number (a valid ISO date has one spelling). */
-export function dayHash(day: number, out: Uint32Array, at: number): void {
-  out[at] = fmix(day ^ 0x6b43a9b5);
-  out[at + 1] = fmix(Math.imul(day, 0x9e3779b1) ^ 0x1b873593);
-}
 
 /**
  * Interns a field in a worker-local table whose payload is the field's
@@ -122,15 +92,6 @@ function internField(t: ByteTable, b: Uint8Array, s: number, e: number): number 
   const id = t.internCached(b, s, e);
   if (t.isNew) hash64(b, s, e, t.payload, 2 * id);
   return id;
-}
-
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 /** L below the range, H above it, else N; open bounds are NaN; a value on a strict bound is outside. */
