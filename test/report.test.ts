@@ -222,3 +222,30 @@ describe('generated data: `run` on the combined files = `partition` + `process` 
     }
   });
 });
+
+describe('row count vs the previous run, with --period months side by side (the Airflow flow)', () => {
+  /** `n` heart-rate rows of hospital H1 in `month`, each a different patient (no duplicates). */
+  const monthFile = (month: string, n: number) =>
+    ['hospital_id,measurement_date,patient_id,vital_type,value,unit', ...Array.from({ length: n }, (_, i) => `H1,${month}-10,P${i},heart_rate,${60 + i},bpm`)].join('\n') + '\n';
+  let dir: string;
+  beforeAll(() => {
+    dir = tempDir('hcp-report-period-');
+  });
+
+  // Each step processes one month; expected: the rows of the previous runs of the months that had one, and the
+  // change of those months' rows now against them (a month run once has nothing to compare with, so it is left
+  // out of both). The last step: January 9 rows against 6, February (its last run) 2 against 4.
+  it.each<[string, number, number | null, number | null]>([
+    ['2024-01', 6, null, null],
+    ['2024-02', 4, null, null],
+    ['2024-02', 4, 4, 0],
+    ['2024-02', 2, 4, (2 - 4) / 4],
+    ['2024-01', 9, 6 + 4, (9 + 2 - (6 + 4)) / (6 + 4)],
+  ])('process --period %s with %i rows: previous %s, change %s', async (month, n, previous, change) => {
+    const input = join(dir, `${month}.csv`);
+    writeFileSync(input, monthFile(month, n));
+    await cli(['process', '--dataset', 'vitals', '--input', input, '--out', join(dir, 'out'), '--period', month, '--workers', '1']);
+    const h = buildReport(join(dir, 'out'), 1).hospitals.find((x) => x.dataset === 'vitals' && x.hospital_id === 'H1')!;
+    expect([h.previous_rows_read, h.row_count_change]).toEqual([previous, change]);
+  }, 60_000);
+});

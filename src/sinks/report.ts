@@ -34,6 +34,7 @@ export interface HospitalReport {
   defaulted_reference_ranges: number;
   bp_pairs: number;
   bp_systolic_not_above_diastolic: number;
+  /** Rows read by the previous run of each scope that had one (null: none had); `row_count_change` compares those scopes' rows now with it. */
   previous_rows_read: number | null;
   row_count_change: number | null;
   demo_key: boolean;
@@ -78,6 +79,7 @@ function hospitalReport(m: HospitalManifest): HospitalReport {
   const rows = { read: 0, accepted: 0, rejected: 0 };
   const byRule: Record<string, number> = {};
   let prev: number | null = null;
+  let rerunRead = 0;
   let defaulted = 0;
   let pairs = 0;
   let viol = 0;
@@ -90,7 +92,13 @@ function hospitalReport(m: HospitalManifest): HospitalReport {
     rows.accepted += e.rows.accepted;
     rows.rejected += e.rows.rejected;
     add(byRule, e.rejects_by_rule);
-    if (e.previous_rows_read !== null) prev = (prev ?? 0) + e.previous_rows_read;
+    // Row count vs the previous run, over the scopes that had one: a --period month run for the first time has
+    // nothing to compare with, and counting its rows against the other months' previous runs would make the
+    // rerun of one month look like growth by all the others.
+    if (e.previous_rows_read !== null) {
+      prev = (prev ?? 0) + e.previous_rows_read;
+      rerunRead += e.rows.read;
+    }
     // This hospital's rows of the file; a manifest written before they were recorded has the whole file's only.
     const checks = e.hospital ?? e.file;
     defaulted += checks.defaultedReferenceRanges;
@@ -113,7 +121,7 @@ function hospitalReport(m: HospitalManifest): HospitalReport {
     bp_pairs: pairs,
     bp_systolic_not_above_diastolic: viol,
     previous_rows_read: prev,
-    row_count_change: prev ? (rows.read - prev) / prev : null,
+    row_count_change: prev ? (rerunRead - prev) / prev : null,
     demo_key: demo,
     warnings: [...new Set(warnings)],
   };
