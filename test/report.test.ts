@@ -9,7 +9,7 @@
 import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildReport } from '../src/sinks/report.js';
+import { buildReport, reportHtml } from '../src/sinks/report.js';
 import { csvRecords, describeRun, removeTempDirs, runCli, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
@@ -248,4 +248,46 @@ describe('row count vs the previous run, with --period months side by side (the 
     const h = buildReport(join(dir, 'out'), 1).hospitals.find((x) => x.dataset === 'vitals' && x.hospital_id === 'H1')!;
     expect([h.previous_rows_read, h.row_count_change]).toEqual([previous, change]);
   }, 60_000);
+});
+
+describe('report.html shows every gate, the dataset-wide one included', () => {
+  // H1: 20 rows, one rejected (no unit); two rows with an invalid hospital ID, which only the dataset-wide gate counts.
+  const vitals = [
+    'hospital_id,measurement_date,patient_id,vital_type,value,unit',
+    ...Array.from({ length: 19 }, (_, i) => `H1,2024-01-05,P${i},heart_rate,${60 + i},bpm`),
+    'H1,2024-01-05,P19,heart_rate,80,',
+    'bad id,2024-01-05,P1,heart_rate,70,bpm',
+    'bad id,2024-01-05,P2,heart_rate,71,bpm',
+  ];
+  const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  let out: string;
+  beforeAll(async () => {
+    const dir = tempDir('hcp-report-gates-');
+    out = join(dir, 'out');
+    writeFileSync(join(dir, 'vitals.csv'), vitals.join('\n') + '\n');
+    await cli(['process', '--dataset', 'vitals', '--input', join(dir, 'vitals.csv'), '--out', out, '--workers', '1']);
+  }, 60_000);
+
+  /** The rows of the HTML's gate table: dataset, hospital, gate, value, threshold, result. */
+  const gateRows = (html: string) => {
+    const table = /<h2>Gates<\/h2><table>([\s\S]*?)<\/table>/.exec(html)?.[1] ?? '';
+    return [...table.matchAll(/<tr class="(?:ok|fail)">(.*?)<\/tr>/g)].map((m) => [...m[1].matchAll(/<td[^>]*>(.*?)<\/td>/g)].map((c) => c[1]));
+  };
+
+  it.each<[number, boolean, boolean]>([
+    // threshold, H1 (1/20 rejected) passes, vitals as a whole (3/22) passes
+    [0.2, true, true],
+    [0.1, true, false],
+    [0.01, false, false],
+  ])('--max-reject-rate %s: H1 passes %s, ALL passes %s', (threshold, h1, all) => {
+    const html = reportHtml(buildReport(out, threshold));
+    const row = (h: string, gate: string, value: string, passed: boolean) => ['vitals', h, gate, value, gate === 'ledger' ? '0' : pct(threshold), passed ? 'pass' : 'FAIL'];
+    expect(gateRows(html)).toEqual([
+      row('H1', 'ledger', '0', true),
+      row('H1', 'reject_rate', pct(1 / 20), h1),
+      row('__invalid__', 'ledger', '0', true),
+      row('ALL', 'reject_rate', pct(3 / 22), all),
+    ]);
+    expect(html.includes('All quality gates passed')).toBe(h1 && all);
+  });
 });

@@ -214,6 +214,14 @@ export function reportHtml(r: QualityReport): string {
   const shiftRows = r.distribution_shifts
     .map((s) => `<tr><td>${esc(s.dataset)}</td><td>${esc(s.hospital_id)}</td><td>${esc(s.measure)}</td><td>${esc(s.previous_month)} → ${esc(s.month)}</td><td>${s.median_shift_iqr.toFixed(2)}</td></tr>`)
     .join('\n');
+  // Every gate, so a failure shows where it is: the dataset-wide reject rate (rows with an invalid hospital ID
+  // included) is in no hospital's row.
+  const gates = r.gates
+    .map((g) => {
+      const fig = (x: number) => (g.gate === 'reject_rate' ? pct(x) : String(x));
+      return `<tr class="${g.passed ? 'ok' : 'fail'}"><td>${esc(g.dataset)}</td><td>${esc(g.hospital_id)}</td><td>${g.gate}</td><td>${fig(g.value)}</td><td>${fig(g.threshold)}</td><td>${g.passed ? 'pass' : 'FAIL'}</td></tr>`;
+    })
+    .join('\n');
   const warnings = [...new Set(r.inputs.flatMap((i) => i.warnings).concat(r.hospitals.flatMap((h) => h.warnings.concat(h.demo_key ? ['Pseudonymised with the built-in demo key: set HCP_PSEUDONYM_KEY for real data.'] : []))))];
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Data quality report</title>
@@ -221,6 +229,8 @@ export function reportHtml(r: QualityReport): string {
 <body><h1>Data quality report</h1>
 <p class="banner ${r.passed ? 'pass' : 'failb'}">${r.passed ? 'All quality gates passed' : 'A quality gate failed'} — maximum reject rate ${pct(r.max_reject_rate)}; generated ${esc(r.generated_at)}</p>
 ${warnings.length ? `<h2>Warnings</h2><ul>${warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : ''}
+<h2>Gates</h2><table><tr><th>dataset</th><th>hospital</th><th>gate</th><th>value</th><th>threshold</th><th>result</th></tr>
+${gates}</table>
 <h2>Rows by hospital</h2>
 <table><tr><th>dataset</th><th>hospital</th><th>read</th><th>curated</th><th>quarantined</th><th>reject rate</th><th>gate</th><th>rejections by rule</th><th>rows vs previous run</th><th>systolic ≤ diastolic / pairs</th><th>default ref. ranges</th></tr>
 ${rows}</table>
