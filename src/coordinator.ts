@@ -157,7 +157,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   const warnings: string[] = [];
   if (!header) warnings.push(`${input}: empty file (no header, zero rows)`);
   else if (size <= header.dataOffset) warnings.push(`${input}: header only (zero rows)`);
-  else if (header.extras.length > 0) warnings.push(`${input}: extra column(s) ignored: ${header.extras.join(', ')}`);
+  // Not exclusive with "header only": the header is what is wrong, rows or not.
+  if (header && header.extras.length > 0) warnings.push(`${input}: extra column(s) ignored: ${header.extras.join(', ')}`);
 
   const lock = cfg.lock ?? partitionLock(out, dataset, scope, input);
   const staging = join(out, '_staging', `${dataset}-${randomUUID()}`);

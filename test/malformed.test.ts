@@ -268,6 +268,18 @@ describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds
     expect(cols.map((c) => c.column_name)).not.toContain('device_note');
   });
 
+  // SPEC §1: extra columns are ignored "with a warning in the report", whether or not rows follow the header.
+  it.each<[string, string[], RegExp[]]>([
+    ['rows', GOOD.map((l) => `${l},monitor 3`), [/extra column\(s\) ignored: device_note/]],
+    ['header only', [], [/header only/, /extra column\(s\) ignored: device_note/]],
+  ])('extra column, %s: the summary warns about it', async (_name, rows, expected) => {
+    const run = await processInput(csv(`${HEADER},device_note`, ...rows));
+    expect(run.r.code, describeRun(run.r)).toBe(0);
+    const warnings: string[] = run.r.json!.warnings;
+    for (const w of expected) expect(warnings.some((x) => w.test(x)), `${w} in ${JSON.stringify(warnings)}`).toBe(true);
+    expect(warnings).toHaveLength(expected.length);
+  });
+
   it('BOM and CRLF line ends', async () => {
     const run = await processInput('\uFEFF' + [HEADER, ...GOOD].join('\r\n') + '\r\n');
     await expectLedger(run, { read: 3, accepted: 3, rejected: 0 });
