@@ -244,6 +244,9 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         timings.parse += r.timings.parse;
         timings.rules += r.timings.rules;
         timings.transform += r.timings.transform;
+        // The worker's own time on the chunk (its stage timings add up to it). Timed from dispatch, it
+        // would also hold the wait in the pool's queue (up to 2 × threads chunks in flight) and a failed attempt.
+        metrics?.observeChunkDuration((r.timings.parse + r.timings.rules + r.timings.transform) / 1000);
         const base = firstLine + lineBase;
         const rj = r.rejects;
         const files = rj.hospitals.map(quarantine);
@@ -326,7 +329,6 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         const length = bytes.length;
         dispatchedBytes += length;
         let fresh: Buffer | null = bytes;
-        const chunkStart = performance.now();
         const p = pool.run<ChunkResult>((attempt) => {
           // The first attempt transfers the bytes we read; a retry re-reads them.
           const data = fresh ?? rereadRange(input, fileOffset, length);
@@ -336,7 +338,6 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           const transfer = [own.buffer as ArrayBuffer, ...(spare ? [spare] : [])];
           return { task: { kind: 'chunk', seq: mySeq, attempt, ctx, dicts: dicts.state, bytes: own, spare }, transfer };
         });
-        p.then(() => metrics?.observeChunkDuration((performance.now() - chunkStart) / 1000), () => {});
         inFlight.push(p);
       };
 

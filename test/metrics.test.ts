@@ -490,3 +490,59 @@ describe('loading prom-client', () => {
     expect(loaded(code)).toBe(want);
   });
 });
+
+// --- what the engine records ----------------------------------------------------
+
+describe('processFile: hcp_chunk_duration_seconds', () => {
+  it('is the time a worker spent on the chunk, not the time the chunk waited for one', async () => {
+    // The built engine, for its worker pool.
+    const { processFile } = await import('../dist/src/coordinator.js');
+    const { createPool } = await import('../dist/src/pool.js');
+    const { silentLogger } = await import('../dist/src/log.js');
+    const { parseIsoDate } = await import('../dist/src/rules/fields.js');
+    const dir = await mkdtemp(join(tmpdir(), 'hcp-chunks-'));
+    try {
+      const input = join(dir, 'vitals.csv');
+      const rows = Array.from({ length: 400 }, (_, i) => `H1,2024-01-${String((i % 28) + 1).padStart(2, '0')},P${i},heart_rate,${60 + (i % 40)},bpm`);
+      await writeFile(input, `hospital_id,measurement_date,patient_id,vital_type,value,unit\n${rows.join('\n')}\n`);
+      // Every task waits QUEUED_MS before a worker takes it, as behind a busy pool.
+      const QUEUED_MS = 400;
+      const pool = createPool(1, () => {});
+      const queued = {
+        threads: pool.threads,
+        get queueSize() {
+          return pool.queueSize;
+        },
+        get utilization() {
+          return pool.utilization;
+        },
+        run: (async (make: Parameters<typeof pool.run>[0]) => {
+          await new Promise((r) => setTimeout(r, QUEUED_MS));
+          return pool.run(make);
+        }) as typeof pool.run,
+        destroy: () => pool.destroy(),
+      };
+      const observed: number[] = [];
+      const m = createMetrics({ collectDefault: false });
+      const metrics = { ...m, observeChunkDuration: (s: number) => observed.push(s) };
+      try {
+        const s = await processFile(
+          {
+            dataset: 'vitals', input, out: join(dir, 'out'), chunkSize: 4096, maxRecordBytes: 1 << 20, rowGroupRows: 128_000,
+            maxBufferedRows: 400_000, dedupeFilterBits: null, asOfDay: parseIsoDate('2025-01-01'), period: null, periodBounds: null,
+            key: 'test-key-0123456789', keyIsDemo: false, progress: false,
+          },
+          queued, silentLogger, metrics,
+        );
+        expect(s.rows.read).toBe(400);
+      } finally {
+        await pool.destroy();
+      }
+      // 400 rows of ~40 bytes in 4 KiB chunks: several chunks, one observation each.
+      expect(observed.length).toBeGreaterThan(2);
+      for (const sec of observed) expect(sec).toBeLessThan(QUEUED_MS / 1000);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
