@@ -249,6 +249,32 @@ describe('metrics: last success only when the whole run succeeded', () => {
     expect(samples(text, 'hcp_quality_gate_passed').some((l) => l.endsWith(' 1'))).toBe(true);
     expect(samples(text, 'hcp_last_success_timestamp_seconds')).toEqual([]);
   });
+  it('a hospital this run did not process keeps the time its data was last committed, not the report\'s', async () => {
+    const out = join(tempDir(), 'out');
+    const first = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS]);
+    expect(first.code, describeRun(first)).toBe(0);
+    const between = Date.now() / 1000;
+    await new Promise((r) => setTimeout(r, 1100));
+    // The next delivery holds one hospital only (another file, so the others' partitions stay as they were).
+    const lines = readFileSync(VITALS, 'utf8').split('\n');
+    const h001 = join(out, '..', 'vitals_h001.csv');
+    writeFileSync(h001, [lines[0], ...lines.filter((l) => l.startsWith('H001,'))].join('\n') + '\n');
+    const second = await runCli(['process', '--dataset', 'vitals', '--input', h001, '--out', out, ...OPTS]);
+    expect(second.code, describeRun(second)).toBe(0);
+    expect((await runCli(['stats', '--out', out])).code).toBe(0);
+    const prom = join(out, '..', 'last.prom');
+    const r = await runCli(['report', '--out', out, '--max-reject-rate', '1', '--metrics-file', prom]);
+    expect(r.code, describeRun(r)).toBe(0);
+    const last = new Map(
+      samples(readFileSync(prom, 'utf8'), 'hcp_last_success_timestamp_seconds').map((l) => [/hospital_id="([^"]+)"/.exec(l)![1], Number(l.split(' ').pop())]),
+    );
+    const others = first.json!.hospitals.filter((h: string) => h !== 'H001');
+    expect(others.length).toBeGreaterThan(0);
+    for (const h of others) expect(last.get(h), h).toBeLessThan(between);
+    expect(last.get('H001')).toBeGreaterThan(between);
+    // The dataset (ALL): its newest commit.
+    expect(last.get('ALL')).toBe(last.get('H001'));
+  });
 });
 
 describe('a closed stdout', () => {

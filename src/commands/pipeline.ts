@@ -12,8 +12,10 @@ import { PipelineError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PipelineMetrics } from '../metrics/index.js';
 import { createPool } from '../pool.js';
-import type { Dataset } from '../registry.js';
+import { ALL_HOSPITALS } from '../rules/fields.js';
+import { DATASETS, type Dataset } from '../registry.js';
 import type { Lock } from '../sinks/lock.js';
+import { readManifests } from '../sinks/commit.js';
 import { removeIfEmpty } from '../sinks/fsutil.js';
 import { markSuccess, writeRootManifest } from '../sinks/manifest.js';
 import { writeReport, type QualityReport } from '../sinks/report.js';
@@ -143,7 +145,6 @@ export function statsCommand(cfg: Config, log: Logger): Outcome {
 function finishReport(cfg: Config, log: Logger, metrics: PipelineMetrics | null, extra: Record<string, unknown>): { report: QualityReport; ledger: ReturnType<typeof writeRootManifest>['ledger'] } {
   const report = writeReport(cfg.out, cfg.maxRejectRate);
   const { ledger } = writeRootManifest(cfg.out, report, extra);
-  const now = Date.now() / 1000;
   const byHospital = new Map<string, boolean>();
   for (const g of report.gates) {
     const k = `${g.dataset}\u0000${g.hospital_id}`;
@@ -158,14 +159,35 @@ function finishReport(cfg: Config, log: Logger, metrics: PipelineMetrics | null,
   markSuccess(cfg.out, report.passed);
   // Last success only when the whole run succeeded (_SUCCESS written): a failed ledger (exit 1) or any failed
   // gate (exit 3, another hospital's or the dataset-wide ALL one included) must not look successful.
+  // Its time is when the hospital's data was last committed (ALL: the dataset's newest commit), not now: the
+  // report also covers hospitals this run did not process (a hospital missing from this month's delivery),
+  // and "no successful run in 35 days" must still fire for them.
   if (report.passed) {
+    const committed = lastCommits(cfg.out);
     for (const k of byHospital.keys()) {
       const [d, h] = k.split('\u0000');
-      metrics?.setLastSuccess(d, h, now);
+      const t = committed.get(k);
+      if (t !== undefined) metrics?.setLastSuccess(d, h, t);
     }
   }
   log.info(`quality report: ${join(cfg.out, 'quality', 'report.html')} — ${report.passed ? 'all gates passed' : 'a gate FAILED'}`);
   return { report, ledger };
+}
+
+/** (dataset, hospital) → Unix seconds of its newest committed scope, and (dataset, ALL) → the dataset's newest. */
+function lastCommits(out: string): Map<string, number> {
+  const at = new Map<string, number>();
+  const later = (k: string, t: number) => at.set(k, Math.max(at.get(k) ?? t, t));
+  for (const d of DATASETS) {
+    for (const m of readManifests(out, d)) {
+      for (const e of Object.values(m.scopes)) {
+        const t = Date.parse(e.committed_at) / 1000;
+        later(`${d}\u0000${m.hospital_id}`, t);
+        later(`${d}\u0000${ALL_HOSPITALS}`, t);
+      }
+    }
+  }
+  return at;
 }
 
 const gatesJson = (r: QualityReport) => ({ passed: r.passed, failed: r.gates.filter((g) => !g.passed) });
