@@ -88,6 +88,8 @@ describe('unusable files and bad usage: exit 2, one error line, JSON error code'
     ['missing column', csv('hospital_id,measurement_date,patient_id,vital_type,unit', 'H001,2024-01-05,P1,heart_rate,bpm'), [], 'HCP_ERR_BAD_HEADER', /value/],
     ['labs header given as vitals', csv('hospital_id,test_date,patient_id,test_type,result_value,reference_range,unit'), [], 'HCP_ERR_BAD_HEADER', /measurement_date/],
     ['semicolon delimiter', csv(HEADER.replace(/,/g, ';'), GOOD[0].replace(/,/g, ';')), [], 'HCP_ERR_BAD_HEADER', /delimiter/],
+    // By quote parity the header ran on to the end of the file, and the last line was read as the header: exit 0, zero rows.
+    ['a stray quote in the header, a header line last', csv(`${HEADER},no"te`, ...GOOD.map((r) => `${r},x`), `${HEADER},note`), [], 'HCP_ERR_BAD_HEADER', /malformed quoting/],
     ['PNG bytes', png, [], 'HCP_ERR_NOT_CSV', /UTF-8|binary/],
     ['random bytes with NULs', random, [], 'HCP_ERR_NOT_CSV', /UTF-8|binary/],
     ['missing file', (dir) => join(dir, 'nope.csv'), [], 'HCP_ERR_INPUT_MISSING', /nope\.csv/],

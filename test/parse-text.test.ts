@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { findRecordEnd, parseRecords, parseText } from '../src/parse/csv.js';
+import { parseRecords, parseText } from '../src/parse/csv.js';
 
 /** Records as [fields, line, problem] from the byte parser and the text parser. */
 function both(csv: string) {
@@ -38,12 +38,5 @@ describe('parseText (the hot path) agrees with parseRecords (the byte parser)', 
       }),
       { numRuns: 3000 },
     );
-  });
-
-  it('findRecordEnd gives the same answer on bytes and text, honouring quotes', () => {
-    const csv = 'a,"x\ny"\nb,c\n';
-    expect(findRecordEnd(csv, 0, csv.length)).toBe(8);
-    expect(findRecordEnd(Buffer.from(csv), 0, csv.length)).toBe(8);
-    expect(findRecordEnd('a,"open\n', 0, 8)).toBe(-1);
   });
 });

@@ -722,3 +722,49 @@ describe('parseHeader', () => {
     expect(e.context).toMatchObject({ column: 'reference_range', line: 1 });
   });
 });
+
+describe('parseHeader ends the header where the parser ends its first record', () => {
+  // Rows after the header: plain, one with a quoted field, one with a stray quote, and a repeated header
+  // (two exports concatenated) last: a header read by quote parity would run into them.
+  const ROWS = [
+    'H1,2024-01-05,P1,heart_rate,72,bpm,a',
+    'H1,2024-01-05,P2,heart_rate,73,"bpm",b',
+    'H1,2024-01-05,P3,heart_rate,7"4,bpm,c',
+    `${VITALS_HEADER},note`,
+  ];
+  const SHAPES: [string, string][] = [
+    ['plain', `${VITALS_HEADER},note`],
+    ['quoted names', `"hospital_id",measurement_date,patient_id,vital_type,value,unit,"note"`],
+    ['doubled quotes in a name', `${VITALS_HEADER},"no""te"`],
+    ['quoted LF in a name', `${VITALS_HEADER},"no\nte"`],
+    ['CRLF', `${VITALS_HEADER},note\r`],
+    ['BOM', `\uFEFF${VITALS_HEADER},note`],
+    ['stray quote in an extra name', `${VITALS_HEADER},no"te`],
+    ['stray quote in a required name', `hospital_id,measurement_date,patient_id,vital_type,value,un"it,note`],
+    ['text after a closing quote', `${VITALS_HEADER},"no"te`],
+    ['a quote after a closing quote and text', `${VITALS_HEADER},"no"t"e`],
+    ['a stray quote, then a quoted LF', `${VITALS_HEADER},n"o,"a\nb"`],
+    ['a stray quote, then a quote closing a field', `${VITALS_HEADER},"a"b",note`],
+  ];
+  const TAILS: [string, string[]][] = [
+    ['all rows', ROWS],
+    ['plain rows and the repeated header', [ROWS[0], ROWS[3]]],
+    ['the row with a stray quote', [ROWS[2], ROWS[0]]],
+    ['the row with a quoted field', [ROWS[1]]],
+  ];
+  const cases = SHAPES.flatMap(([shape, head]) => TAILS.flatMap(([tail, rows]) => [true, false].map((atEof) => [shape, tail, atEof, `${head}\n${rows.join('\n')}\n`] as const)));
+
+  it.each(cases)('%s, then %s (atEof %s)', (_shape, _tail, atEof, text) => {
+    const buf = Buffer.from(text, 'utf8');
+    const start = text.startsWith('\uFEFF') ? 3 : 0;
+    const [first] = parseAll(buf, start).recs;
+    if (first.problem !== Problem.None) {
+      // The parser rejects the header record: so must the header reader, whatever follows it.
+      const e = expectErrorCodeSync(() => parseHeader('vitals', buf, 'f.csv', atEof), 'HCP_ERR_BAD_HEADER');
+      expect(e.message).toMatch(/malformed quoting/);
+      return;
+    }
+    const h = parseHeader('vitals', buf, 'f.csv', atEof)!;
+    expect([h.dataOffset, h.lines, h.names]).toEqual([first.end, countLF(buf, start, first.end), first.fields.map((f) => f.trim())]);
+  });
+});

@@ -90,30 +90,6 @@ export function countLF(buf: Buffer, from: number, to: number): number {
   return n;
 }
 
-/**
- * Where the record starting at `pos` ends: the offset just past its LF,
- * honouring quotes by parity, or -1 when there is no such LF before `end`.
- * Works on bytes and on decoded text alike. (Parity alone: a stray quote in
- * an unquoted field counts; see `parsedRecordEnd` for the parser's grammar.)
- */
-export function findRecordEnd(src: Buffer | string, pos: number, end: number): number {
-  let inQuote = false;
-  if (typeof src === 'string') {
-    for (let i = pos; i < end; i++) {
-      const c = src.charCodeAt(i);
-      if (c === QUOTE) inQuote = !inQuote;
-      else if (c === LF && !inQuote) return i + 1;
-    }
-    return -1;
-  }
-  for (let i = pos; i < end; i++) {
-    const c = src[i];
-    if (c === QUOTE) inQuote = !inQuote;
-    else if (c === LF && !inQuote) return i + 1;
-  }
-  return -1;
-}
-
 /** Encodes one field for CSV output: quoted only when it must be. */
 export function csvField(s: string): string {
   if (s === '') return '';
@@ -280,10 +256,10 @@ function countChar(text: string, code: number, from: number, to: number): number
 
 /**
  * Where `parseText` ends the record that starts at `pos` (not a blank line),
- * scanning bytes: the offset just past its LF, or `end`. Unlike
- * `findRecordEnd` (quote parity), this follows the parser's grammar, as the
- * cutter does: a quote opens a quoted field only at a field's start.
- * The workers' fast path uses it to hand one record to the parser.
+ * scanning bytes: the offset just past its LF, or `end`. It follows the
+ * parser's grammar, as the cutter does: a quote opens a quoted field only at
+ * a field's start. The workers' fast path uses it to hand one record to the
+ * parser, and the header reader to find where the header ends.
  */
 export function parsedRecordEnd(b: Uint8Array, pos: number, end: number): number {
   let i = pos;

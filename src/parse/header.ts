@@ -6,9 +6,10 @@
 import { isUtf8 } from 'node:buffer';
 import { PipelineError } from '../errors.js';
 import { COLUMNS, type Dataset } from '../registry.js';
-import { findRecordEnd, parseRecords, Problem } from './csv.js';
+import { parsedRecordEnd, parseRecords, Problem } from './csv.js';
 
 const BOM = [0xef, 0xbb, 0xbf];
+const LF = 0x0a;
 
 export interface Header {
   /** Column names as read (trimmed, BOM removed), in file order. */
@@ -34,10 +35,13 @@ export function bomLength(buf: Buffer): number {
 export function parseHeader(dataset: Dataset, head: Buffer, file: string, atEof: boolean): Header | null {
   const start = bomLength(head);
   if (head.length === start) return null;
-  let end = findRecordEnd(head, start, head.length);
-  if (end === -1) {
-    if (!atEof) throw new PipelineError('HCP_ERR_BAD_HEADER', 'Header record is too long or has an unclosed quote', { file, line: 1 });
-    end = head.length;
+  // The header ends where the parser ends its first record, as the cutter cuts: by quote parity, a stray
+  // quote (`no"te`) ran the header on into the rows, which were then lost or read as column names.
+  const end = parsedRecordEnd(head, start, head.length);
+  // A record that reaches the end of `head` without a LF may go on past it (a LF there inside an open
+  // quote is the parser's `unterminated_quote`, rejected below).
+  if (!atEof && head[end - 1] !== LF) {
+    throw new PipelineError('HCP_ERR_BAD_HEADER', 'Header record is too long or has an unclosed quote', { file, line: 1 });
   }
   const bytes = head.subarray(start, end);
   if (bytes.includes(0) || !isUtf8(bytes)) {
