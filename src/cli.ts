@@ -63,7 +63,7 @@ async function dispatch(cfg: Config, log: Logger): Promise<Outcome> {
       return reportCommand(cfg, log);
     case 'partition': {
       const dataset = need(cfg.dataset, 'dataset', 'partition');
-      const s = partitionFile(dataset, need(cfg.input, 'input', 'partition'), need(cfg.landing, 'landing', 'partition'), cfg.chunkSize, cfg.maxRecordBytes);
+      const s = await partitionFile(dataset, need(cfg.input, 'input', 'partition'), need(cfg.landing, 'landing', 'partition'), cfg.chunkSize, cfg.maxRecordBytes);
       log.info(`partition ${dataset}: ${s.rows_read} rows into ${s.partitions.length} hospital file(s)`);
       return { exitCode: 0, summary: { command: 'partition', status: 'ok', ...s } };
     }

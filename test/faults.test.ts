@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, DATA, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
@@ -90,5 +90,49 @@ describe('an interrupted run (SIGTERM, as Airflow sends on timeout)', () => {
     expect(snapshot(out)).toEqual(before);
     expect(existsSync(join(out, '_staging'))).toBe(false);
     expect(existsSync(join(out, '_locks'))).toBe(false);
+  });
+});
+
+describe('an interrupted partition', () => {
+  // One generated file for both signals: large enough that the split takes a few seconds.
+  let input: Promise<string> | null = null;
+  const generated = () =>
+    (input ??= (async () => {
+      const dir = tempDir();
+      const gen = await runCli(['generate', '--out', dir, '--rows', '400000', '--seed', '9', '--hospitals', '3']);
+      expect(gen.code, gen.stderr).toBe(0);
+      return join(dir, 'vitals_2024.csv');
+    })());
+
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const)('%s once it is writing: exit %i, no temporary or new hospital file, the previous split as it was', async (signal, exitCode) => {
+    const file = await generated();
+    const landing = join(tempDir(), 'landing');
+    mkdirSync(join(landing, 'vitals'), { recursive: true });
+    writeFileSync(join(landing, 'vitals', 'hospital_id=H001.csv'), 'the previous split\n');
+    const before = snapshot(landing);
+
+    const child = spawn(process.execPath, [CLI, 'partition', '--dataset', 'vitals', '--input', file, '--landing', landing], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    let exited = false;
+    void closed.then(() => (exited = true));
+    // Interrupted once its first temporary hospital file exists (it is writing), while it still runs.
+    let sent = false;
+    while (!exited && !sent) {
+      if (readdirSync(join(landing, 'vitals')).some((f) => f.includes('.tmp-'))) sent = child.kill(signal);
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+    const code = await closed;
+    expect(sent, 'the split finished before it could be interrupted').toBe(true);
+    expect(code, stdout + stderr).toBe(exitCode);
+    expect(stderr).toMatch(new RegExp(`error: interrupted by ${signal}`));
+    expect(stdout).not.toMatch(/"status":"ok"/);
+    expect(snapshot(landing)).toEqual(before);
   });
 });

@@ -31,7 +31,7 @@ describe('partition: an input that changes while it is read', () => {
   it.each([
     ['shrinks', (f: string) => truncateSync(f, Math.floor(VITALS.length / 2))],
     ['grows', (f: string) => writeFileSync(f, 'H001,2024-02-12,P1,heart_rate,70,bpm\n'.repeat(50), { flag: 'a' })],
-  ])('%s: the byte ledger fails (exit 1) and no landing file is written or replaced', (_, change) => {
+  ])('%s: the byte ledger fails (exit 1) and no landing file is written or replaced', async (_, change) => {
     const dir = tempDir();
     const input = join(dir, 'vitals.csv');
     writeFileSync(input, VITALS);
@@ -44,7 +44,7 @@ describe('partition: an input that changes while it is read', () => {
     reads.before = (n) => n === 4 && change(input);
     let error: unknown = null;
     try {
-      partitionFile('vitals', input, landing, 1024, 1 << 20);
+      await partitionFile('vitals', input, landing, 1024, 1 << 20);
     } catch (e) {
       error = e;
     } finally {
@@ -58,14 +58,14 @@ describe('partition: an input that changes while it is read', () => {
     expect(readFileSync(previous, 'utf8')).toBe('the previous split\n');
   });
 
-  it('unchanged: every row lands, the files replace the previous split, nothing else is left', () => {
+  it('unchanged: every row lands, the files replace the previous split, nothing else is left', async () => {
     const dir = tempDir();
     const input = join(dir, 'vitals.csv');
     writeFileSync(input, VITALS);
     const landing = join(dir, 'landing');
     mkdirSync(join(landing, 'vitals'), { recursive: true });
     writeFileSync(join(landing, 'vitals', 'hospital_id=H001.csv'), 'the previous split\n');
-    const s = partitionFile('vitals', input, landing, 1024, 1 << 20);
+    const s = await partitionFile('vitals', input, landing, 1024, 1 << 20);
     expect(s.rows_read).toBeGreaterThan(900);
     expect(s.partitions.reduce((n, p) => n + p.rows, 0)).toBe(s.rows_read);
     const files = readdirSync(join(landing, 'vitals')).sort();

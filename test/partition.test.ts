@@ -15,12 +15,12 @@ afterAll(removeTempDirs);
 const HEADER = 'hospital_id,measurement_date,patient_id,vital_type,value,unit';
 
 /** Splits `text` (header first) into landing files; returns each file's data lines by file name. */
-function split(text: string, chunkSize = 1 << 16): Map<string, string[]> {
+async function split(text: string, chunkSize = 1 << 16): Promise<Map<string, string[]>> {
   const dir = tempDir('hcp-partition-');
   const input = join(dir, 'combined.csv');
   writeFileSync(input, text);
   const landing = join(dir, 'landing');
-  partitionFile('vitals', input, landing, chunkSize, 1 << 20);
+  await partitionFile('vitals', input, landing, chunkSize, 1 << 20);
   const files = new Map<string, string[]>();
   for (const f of readdirSync(join(landing, 'vitals')).sort()) {
     const lines = readFileSync(join(landing, 'vitals', f), 'utf8').split('\n');
@@ -31,18 +31,18 @@ function split(text: string, chunkSize = 1 << 16): Map<string, string[]> {
 }
 
 describe('partition: malformed records are not attributed to a hospital', () => {
-  it('a short record whose hospital_id column holds a patient ID or a date goes to hospital_id=__invalid__.csv', () => {
-    const files = split(`${HEADER}\nH1,2024-01-05,P1,heart_rate,72,bpm\nMRN0012345,heart_rate,72,bpm\n2024-01-05,MRN0099999,heart_rate,72,bpm\nH2,2024-01-05,P1,heart_rate,72,bpm,extra\n`);
+  it('a short record whose hospital_id column holds a patient ID or a date goes to hospital_id=__invalid__.csv', async () => {
+    const files = await split(`${HEADER}\nH1,2024-01-05,P1,heart_rate,72,bpm\nMRN0012345,heart_rate,72,bpm\n2024-01-05,MRN0099999,heart_rate,72,bpm\nH2,2024-01-05,P1,heart_rate,72,bpm,extra\n`);
     expect([...files.keys()]).toEqual(['hospital_id=H1.csv', 'hospital_id=__invalid__.csv']);
     expect(files.get('hospital_id=__invalid__.csv')).toEqual(['MRN0012345,heart_rate,72,bpm', '2024-01-05,MRN0099999,heart_rate,72,bpm', 'H2,2024-01-05,P1,heart_rate,72,bpm,extra']);
   });
 
-  it('property: each record lands, in order, in the file of its hospital_id when it has six fields and a valid ID, else in __invalid__', () => {
+  it('property: each record lands, in order, in the file of its hospital_id when it has six fields and a valid ID, else in __invalid__', async () => {
     // Unquoted tokens, so the expected split is a plain split on commas (an independent reading).
     const token = fc.constantFrom('H1', 'H2', 'h-3_x', 'MRN0012345', '2024-01-05', 'P1', 'heart_rate', '72', 'bpm', '', 'a/b', 'ALL', '__invalid__');
     const record = fc.array(token, { minLength: 1, maxLength: 8 }).map((fs) => fs.join(','));
-    fc.assert(
-      fc.property(fc.array(record, { minLength: 1, maxLength: 30 }), fc.integer({ min: 16, max: 256 }), (records, chunkSize) => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(record, { minLength: 1, maxLength: 30 }), fc.integer({ min: 16, max: 256 }), async (records, chunkSize) => {
         const data = records.filter((r) => r !== ''); // an empty line is a blank line, not a record
         const expected = new Map<string, string[]>();
         for (const r of data) {
@@ -52,7 +52,7 @@ describe('partition: malformed records are not attributed to a hospital', () => 
           const file = `hospital_id=${name}.csv`;
           expected.set(file, [...(expected.get(file) ?? []), r]);
         }
-        const got = split(`${HEADER}\n${data.join('\n')}\n`, chunkSize);
+        const got = await split(`${HEADER}\n${data.join('\n')}\n`, chunkSize);
         expect(new Map([...got].sort(([a], [b]) => (a < b ? -1 : 1)))).toEqual(new Map([...expected].sort(([a], [b]) => (a < b ? -1 : 1))));
       }),
       { numRuns: 60 },

@@ -7,8 +7,10 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { setImmediate as turn } from 'node:timers/promises';
 import { preflight } from '../coordinator.js';
 import { PipelineError } from '../errors.js';
+import { onInterrupt } from '../lifecycle.js';
 import { parseRecords } from '../parse/csv.js';
 import { planCuts } from '../parse/cutter.js';
 import { readFully, writeFully } from '../sinks/fsutil.js';
@@ -22,7 +24,7 @@ export interface PartitionSummary {
   partitions: { hospital_id: string; path: string; rows: number }[];
 }
 
-export function partitionFile(dataset: Dataset, input: string, landing: string, chunkSize: number, maxRecordBytes: number): PartitionSummary {
+export async function partitionFile(dataset: Dataset, input: string, landing: string, chunkSize: number, maxRecordBytes: number): Promise<PartitionSummary> {
   const { header, size } = preflight(dataset, input);
   const dir = join(landing, dataset);
   mkdirSync(dir, { recursive: true });
@@ -33,12 +35,14 @@ export function partitionFile(dataset: Dataset, input: string, landing: string, 
   let headerText = headBytes.subarray(bomLength(headBytes));
   if (headerText[headerText.length - 1] !== 0x0a) headerText = Buffer.concat([headerText, Buffer.from('\n')]);
   // Each hospital's file is written beside its final name and renamed into place only once every check
-  // passed: a failed split leaves the landing directory as it was.
+  // passed: a failed or interrupted split leaves the landing directory as it was.
   const tmp = `.tmp-${randomUUID()}`;
   const outs = new Map<string, { fd: number; rows: number; path: string; buf: Buffer[]; size: number }>();
   const discard = () => {
+    forget();
     for (const o of outs.values()) rmSync(o.path + tmp, { force: true });
   };
+  const forget = onInterrupt(discard);
   const fail = (message: string): never => {
     discard();
     throw new PipelineError('HCP_ERR_LEDGER', message, { file: input });
@@ -63,6 +67,9 @@ export function partitionFile(dataset: Dataset, input: string, landing: string, 
   try {
     let pending = Buffer.alloc(0);
     for (;;) {
+      // The split is synchronous, and a SIGINT/SIGTERM handler (src/lifecycle.ts) runs only when the
+      // event loop turns: once a chunk, so an interrupt takes effect within one chunk's work.
+      await turn();
       const buf = Buffer.allocUnsafe(pending.length + chunkSize);
       pending.copy(buf, 0);
       const got = readFully(fd, buf, pending.length, chunkSize, pos);
@@ -108,6 +115,9 @@ export function partitionFile(dataset: Dataset, input: string, landing: string, 
   // was not split whole (the same byte ledger as process, src/coordinator.ts).
   if (pos !== size) fail(`Byte ledger mismatch for ${input}: ${size - header.dataOffset} data bytes at the start, ${pos - header.dataOffset} read`);
   if (total !== rows) fail(`partition lost rows: read ${rows}, wrote ${total}`);
+  // A signal that came during the last chunk is handled here, before anything is renamed into place.
+  await turn();
   for (const o of outs.values()) renameSync(o.path + tmp, o.path);
+  forget();
   return { dataset, rows_read: rows, partitions };
 }
