@@ -17,6 +17,9 @@ partition ──> hospital.validate ──> hospital.transform ──> statistic
 * **Output**: `{HCP_OUTPUT_DIR}/{YYYY-MM|sample}/` (default `output/airflow/`); split
   files in `{HCP_OUTPUT_DIR}/_landing/{YYYY-MM|sample}/`. Stable paths: a rerun, or
   clearing one hospital, replaces exactly those partitions.
+* **Empty input**: a file with no rows (valid, SPEC section 1) maps no hospital;
+  `partition` processes it itself, so the report still carries its warning, and
+  `statistics` runs even when every mapped task was skipped (`none_failed`).
 * **Failures**: engine exit 2 (unusable input) and 3 (quality gate) fail at once;
   exit 1 and signals are retried.
 * **Key**: Variable or Connection `hcp_pseudonym_key`, else env `HCP_PSEUDONYM_KEY`;
@@ -105,7 +108,9 @@ def healthcare_processing():
         # Keyword arguments, so map_index_template can read op_kwargs['hospital'].
         transform(hospital=validate(hospital=hospital))
 
-    @task(execution_timeout=timedelta(minutes=30), outlets=[STATISTICS])
+    # none_failed: a month with no rows maps no hospital (the mapped tasks are
+    # skipped), and its statistics and report must still be written.
+    @task(execution_timeout=timedelta(minutes=30), outlets=[STATISTICS], trigger_rule="none_failed")
     def statistics() -> dict:
         ctx = get_current_context()
         plan = steps.plan_for(SETTINGS, ctx)

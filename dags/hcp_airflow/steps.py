@@ -36,7 +36,11 @@ def plan_for(settings: Settings, context) -> RunPlan:
 
 
 def partition(settings: Settings, plan: RunPlan) -> list[dict]:
-    """Split each combined input by hospital; return the per-hospital list."""
+    """Split each combined input by hospital; return the per-hospital list.
+
+    A file with no rows has no hospital to map over: it is processed here
+    instead (so the report still records it, with its zero-rows warning).
+    """
     for dataset, path in plan.inputs.items():
         if not path.is_file():
             raise AirflowFailException(f"input file for {dataset} is missing: {path}")
@@ -63,6 +67,18 @@ def partition(settings: Settings, plan: RunPlan) -> list[dict]:
         len(hospitals),
         ", ".join(h["hospital_id"] for h in hospitals) or "none",
     )
+    # An empty or header-only file is valid input with zero rows (SPEC section 1),
+    # but it splits into no hospital, so no mapped task would ever `process` it
+    # and its warning would never reach the report: process the file itself.
+    empty = [d for d in plan.inputs if not any(d in h["files"] for h in hospitals)]
+    if empty:
+        key, source = resolve_key()
+        mask(key)
+        log.info("pseudonymisation key source: %s", source)
+        env = engine_env(os.environ, key)
+        for dataset in empty:
+            log.warning("run %s: %s has no rows; recording it for the report", plan.key, plan.inputs[dataset])
+            _process(settings, plan, dataset, plan.inputs[dataset], env)
     return hospitals
 
 
@@ -82,23 +98,22 @@ def transform(settings: Settings, plan: RunPlan, hospital: dict) -> dict:
     env = engine_env(os.environ, key)
     result = {"hospital_id": hospital["hospital_id"], "rows": {}}
     for dataset, path in sorted(hospital["files"].items()):
-        summary = run_engine(
-            settings.cli,
-            "process",
-            {
-                "dataset": dataset,
-                "input": path,
-                "out": plan.out,
-                "period": plan.period,
-                "workers": settings.workers_per_task(),
-                "require_key": True,
-                "pushgateway": settings.pushgateway,
-            },
-            env=env,
-            cwd=settings.repo_dir,
-        )
-        result["rows"][dataset] = summary.get("rows")
+        result["rows"][dataset] = _process(settings, plan, dataset, path, env).get("rows")
     return result
+
+
+def _process(settings: Settings, plan: RunPlan, dataset: str, path, env: dict[str, str]) -> dict:
+    """One engine ``process`` of one file into the run's output."""
+    options = {
+        "dataset": dataset,
+        "input": path,
+        "out": plan.out,
+        "period": plan.period,
+        "workers": settings.workers_per_task(),
+        "require_key": True,
+        "pushgateway": settings.pushgateway,
+    }
+    return run_engine(settings.cli, "process", options, env=env, cwd=settings.repo_dir)
 
 
 def statistics(settings: Settings, plan: RunPlan) -> dict:

@@ -380,3 +380,39 @@ def test_dag_wiring_with_the_fake_engine(tmp_path):
     assert {c["key"] for c in recorded if c["argv"][1] == "process"} == {key}
     assert key not in airflow.log_text(run)
     assert find_tokens(airflow.log_text(run), {"PATIENT0001", "PATIENT0002", "PATIENT0003", "PATIENT0004"}) == set()
+
+
+@needs_engine
+def test_a_month_without_rows_still_gets_its_report(tmp_path, key):
+    """SPEC section 1: an empty or header-only file is valid input with zero rows and
+    a warning in the report. With no hospital to map over, the run must still
+    write the statistics, the report (with those warnings) and _SUCCESS."""
+    month = tmp_path / "landing" / "2024-05"
+    month.mkdir(parents=True)
+    vitals, labs = month / "vitals.csv", month / "lab_results.csv"
+    vitals.write_text(SAMPLE["vitals"].read_text().splitlines()[0] + "\n")  # header only
+    labs.write_text("")  # empty: not even a header
+    airflow = Airflow(tmp_path / "airflow")
+    out = tmp_path / "out"
+    run = airflow.dags_test(
+        {"HCP_OUTPUT_DIR": str(out), "HCP_LANDING_DIR": str(tmp_path / "landing"),
+         "HCP_PSEUDONYM_KEY": key},
+        conf={"month": "2024-05"},
+    )
+    assert run.returncode == 0 and run.state == "success", _explain(run)
+    assert [t["state"] for t in run.ti("statistics")] == ["success"], _explain(run)
+    assert [t["state"] for t in run.ti("quality_report")] == ["success"], _explain(run)
+    assert not [t for t in run.ti("hospital.transform") if t["state"] == "success"], _explain(run)
+    assert (out / "_SUCCESS").exists()
+    for dataset in ("vitals", "labs"):
+        stats = (out / "stats" / f"monthly_{dataset}.csv").read_text().splitlines()
+        assert len(stats) == 1 and stats[0].startswith("dataset,hospital_id,month,measure"), stats
+    report = json.loads((out / "quality" / "report.json").read_text())
+    inputs = {i["dataset"]: i for i in report["inputs"]}
+    assert sorted(inputs) == ["labs", "vitals"], report["inputs"]
+    assert inputs["vitals"]["input"] == str(vitals) and inputs["labs"]["input"] == str(labs)
+    for dataset in ("vitals", "labs"):
+        assert inputs[dataset]["rows"] == {"read": 0, "accepted": 0, "rejected": 0}
+    assert any("header only (zero rows)" in w for w in inputs["vitals"]["warnings"]), inputs["vitals"]
+    assert any("empty file" in w and "zero rows" in w for w in inputs["labs"]["warnings"]), inputs["labs"]
+    assert key not in airflow.log_text(run)

@@ -358,6 +358,30 @@ def test_partition_step_lists_every_hospital_including_invalid(month_settings):
     assert not stale.exists()  # a rerun starts from a clean landing dir
 
 
+def test_partition_step_processes_a_file_without_rows_itself(month_settings, tmp_path, monkeypatch):
+    """A header-only file maps no hospital task; partition processes it, so the report records it."""
+    monkeypatch.setenv("HCP_PSEUDONYM_KEY", KEY)
+    plan = plan_run(month_settings, "2024-03")
+    _csv(plan.inputs["labs"], LABS_HEADER, [])
+    hospitals = steps.partition(month_settings, plan)
+    assert [h["hospital_id"] for h in hospitals] == ["H01", "H02", "__invalid__"]
+    assert all(list(h["files"]) == ["vitals"] for h in hospitals)
+    process = [c for c in _calls(tmp_path) if c["argv"][1] == "process"]
+    assert len(process) == 1
+    argv = process[0]["argv"]
+    assert argv[argv.index("--dataset") + 1] == "labs"
+    assert argv[argv.index("--input") + 1] == str(plan.inputs["labs"])
+    assert argv[argv.index("--out") + 1] == str(plan.out)
+    assert argv[argv.index("--period") + 1] == "2024-03"
+    assert "--require-key" in argv and not any(KEY in a for a in argv)
+    assert process[0]["key"] == KEY
+
+
+def test_partition_step_with_rows_in_every_file_processes_nothing(month_settings, tmp_path):
+    steps.partition(month_settings, plan_run(month_settings, "2024-03"))
+    assert {c["argv"][1] for c in _calls(tmp_path)} == {"partition"}
+
+
 def test_partition_step_fails_fast_on_a_missing_input(month_settings):
     plan = plan_run(month_settings, "2024-04")
     with pytest.raises(AirflowFailException, match="missing"):
