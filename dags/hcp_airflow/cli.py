@@ -10,6 +10,8 @@ exit  meaning                     Airflow
 2     bad usage / unusable input  ``AirflowFailException`` (no retries)
 3     quality gate failed         ``AirflowFailException`` (no retries)
 1     internal error              ``AirflowException`` (retried)
+130   interrupted (SIGINT)        ``AirflowException`` (retried)
+143   interrupted (SIGTERM)       ``AirflowException`` (retried)
 <0    killed by a signal          ``AirflowException`` (retried)
 ====  ==========================  =====================================
 
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Exit codes that retrying cannot fix.
 FATAL_EXIT_CODES = frozenset({2, 3})
+#: The engine's own exit after SIGINT/SIGTERM: it cleans up, then exits 128 + the signal.
+INTERRUPT_EXIT_CODES = {128 + s: s.name for s in (signal.SIGINT, signal.SIGTERM)}
 #: Environment variables never handed to the engine: Airflow's own config
 #: and secrets (connections, variables) are none of its business.
 _PRIVATE_ENV_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")
@@ -44,7 +48,7 @@ _STDERR_TAIL = 20
 
 
 class EngineError(AirflowException):
-    """The engine failed in a way worth retrying (exit 1, a signal)."""
+    """The engine failed in a way worth retrying (exit 1, an interrupt, a signal)."""
 
 
 class EngineFatalError(AirflowFailException):
@@ -120,6 +124,9 @@ def classify_exit(returncode: int, command: str, message: str) -> Exception | No
     if returncode in FATAL_EXIT_CODES:
         what = "quality gate failed" if returncode == 3 else "unusable input or bad usage"
         return EngineFatalError(f"engine `{command}` failed (exit {returncode}, {what}): {message}")
+    if returncode in INTERRUPT_EXIT_CODES:
+        name = INTERRUPT_EXIT_CODES[returncode]
+        return EngineError(f"engine `{command}` was interrupted by {name} (exit {returncode}); will retry: {message}")
     return EngineError(f"engine `{command}` failed (exit {returncode}, internal error; will retry): {message}")
 
 

@@ -172,6 +172,30 @@ def test_exit_code_to_exception(returncode, exc_type, fatal):
     assert isinstance(error, AirflowFailException) is fatal
 
 
+@pytest.mark.parametrize(
+    "returncode, retried, message",
+    [
+        (0, None, None),
+        (1, True, "engine `process` failed (exit 1, internal error; will retry): error: boom"),
+        (2, False, "engine `process` failed (exit 2, unusable input or bad usage): error: boom"),
+        (3, False, "engine `process` failed (exit 3, quality gate failed): error: boom"),
+        # The engine's own exit after SIGINT/SIGTERM is 128 + the signal (src/lifecycle.ts).
+        (130, True, "engine `process` was interrupted by SIGINT (exit 130); will retry: error: boom"),
+        (143, True, "engine `process` was interrupted by SIGTERM (exit 143); will retry: error: boom"),
+        (-signal.SIGKILL, True, "engine `process` was killed by SIGKILL; will retry"),
+    ],
+)
+def test_exit_code_messages(returncode, retried, message):
+    """Each exit reads as what happened (an interrupt is not an internal error)."""
+    error = cli.classify_exit(returncode, "process", "error: boom")
+    if message is None:
+        assert error is None
+        return
+    assert str(error) == message
+    assert isinstance(error, AirflowException)
+    assert isinstance(error, AirflowFailException) is not retried
+
+
 def test_exit_zero_is_success():
     assert cli.classify_exit(0, "process", "") is None
 
