@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 from datetime import datetime, timezone
 from pathlib import Path
@@ -449,6 +450,27 @@ def test_pushgateway_is_passed_when_configured(month_settings, tmp_path, monkeyp
     steps.transform(settings, plan, steps.partition(settings, plan)[0])
     argv = [c["argv"] for c in _calls(tmp_path) if c["argv"][1] == "process"][0]
     assert argv[argv.index("--pushgateway") + 1] == "http://pgw:9091"
+
+
+def test_docs_task_table_lists_the_flags_each_command_gets(month_settings, tmp_path, monkeypatch):
+    """docs/AIRFLOW.md's task table names every option the steps pass, with everything configured."""
+    monkeypatch.setenv("HCP_PSEUDONYM_KEY", KEY)
+    settings = Settings(**{**month_settings.__dict__, "pushgateway": "http://pgw:9091"})
+    plan = plan_run(settings, "2024-03")
+    for hospital in steps.partition(settings, plan):
+        steps.transform(settings, plan, steps.validate(settings, hospital))
+    steps.statistics(settings, plan)
+    steps.quality_report(settings, plan, 0.2)
+    passed: dict[str, set[str]] = {}
+    for call in _calls(tmp_path):
+        passed.setdefault(call["argv"][1], set()).update(a for a in call["argv"] if a.startswith("--"))
+    documented: dict[str, set[str]] = {}
+    doc = (REPO / "docs" / "AIRFLOW.md").read_text()
+    table = doc[doc.index("| task | engine command |"):].split("\n\n")[0]
+    rows = re.findall(r"^\| `[\w.]+`(?: \(mapped\))? \| `(\w+) ([^`]*)`", table, re.M)
+    for command, options in rows:
+        documented.setdefault(command, set()).update(re.findall(r"--[a-z][a-z-]*", options))
+    assert documented == passed
 
 
 def test_on_failure_callback_logs_one_line(caplog):
