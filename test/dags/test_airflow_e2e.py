@@ -303,12 +303,28 @@ def test_rerun_replaces_the_same_outputs(sample_run, key):
     airflow, first, out, _ = sample_run
     assert first.returncode == 0, _explain(first)
     before = _snapshot(out)
+    runs_before = _commit_runs(out)
     assert any(name.startswith("curated/") for name in before)
-    again = airflow.dags_test({"HCP_OUTPUT_DIR": str(out.parent), "HCP_PSEUDONYM_KEY": key})
+    assert runs_before
+    again = airflow.dags_test({"HCP_OUTPUT_DIR": str(out), "HCP_PSEUDONYM_KEY": key})
     assert again.returncode == 0 and again.state == "success", _explain(again)
+    # Every hospital's partitions were committed again, by the second run's own `process` runs ...
+    runs_after = _commit_runs(out)
+    assert sorted(runs_after) == sorted(runs_before)
+    assert [k for k in runs_before if runs_before[k] == runs_after[k]] == []
+    # ... and they wrote the same bytes.
     after = _snapshot(out)
     assert sorted(after) == sorted(before)
     assert [name for name in before if before[name] != after[name]] == []
+
+
+def _commit_runs(out: Path) -> dict[str, str]:
+    """(manifest, scope) → the id of the `process` run that committed it (each run has its own)."""
+    return {
+        f"{p.relative_to(out)}:{scope}": entry["run"]
+        for p in sorted((out / "_manifests").rglob("hospital_id=*.json"))
+        for scope, entry in json.loads(p.read_text())["scopes"].items()
+    }
 
 
 @needs_engine
