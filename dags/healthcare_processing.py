@@ -14,8 +14,8 @@ partition ──> hospital.validate ──> hospital.transform ──> statistic
 * **Input**: with `HCP_LANDING_DIR`, `{HCP_LANDING_DIR}/{YYYY-MM}/vitals.csv` and
   `lab_results.csv` for the month of the run's data interval (or the `month` param),
   with `--period YYYY-MM`. Without it, the bundled `data/*_2024.csv` as one batch.
-* **Output**: `{HCP_OUTPUT_DIR}/{YYYY-MM|sample}/` (default `output/airflow/`); split
-  files in `{HCP_OUTPUT_DIR}/_landing/{YYYY-MM|sample}/`. Stable paths: a rerun, or
+* **Output**: `{HCP_OUTPUT_DIR}` (default `output/airflow/`), every month side by side
+  in one output (`--period`); split files in `{HCP_OUTPUT_DIR}/_landing/{YYYY-MM|sample}/`. Stable paths: a rerun, or
   clearing one hospital, replaces exactly those partitions.
 * **Empty input**: a file with no rows (valid, SPEC section 1) maps no hospital;
   `partition` processes it itself, so the report still carries its warning, and
