@@ -181,7 +181,10 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   const timings: Record<string, number> = { read: 0, parse: 0, rules: 0, transform: 0, dedupe: 0, quarantine: 0 };
   let rowsRead = 0;
   let blankLines = 0;
-  let bytesRead = 0;
+  // The preflight read the header (BOM included) from the input: counted here, and the chunks count the rest,
+  // so a full pass counts every byte of the file once. A file without a header (empty, a lone BOM) is all head.
+  let bytesRead = header ? header.dataOffset : size;
+  metrics?.addBytesRead(dataset, bytesRead);
   // Every data byte of the file must be dispatched and come back parsed: the
   // row ledger alone cannot see a chunk that was never parsed.
   let dispatchedBytes = 0;

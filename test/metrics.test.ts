@@ -546,3 +546,50 @@ describe('processFile: hcp_chunk_duration_seconds', () => {
     }
   });
 });
+
+describe('processFile: hcp_bytes_read_total and the summary\'s bytes', () => {
+  const HEADER = 'hospital_id,measurement_date,patient_id,vital_type,value,unit';
+  const ROWS = Array.from({ length: 300 }, (_, i) => `H1,2024-01-${String((i % 28) + 1).padStart(2, '0')},P${i},heart_rate,${60 + (i % 40)},bpm`);
+  const BOM = '\uFEFF';
+  // Every byte of the input is read once (the header by the preflight, the rest in chunks): the count is the file's size.
+  it.each([
+    ['rows, LF', `${HEADER}\n${ROWS.join('\n')}\n`],
+    ['rows, CRLF, no final newline', `${HEADER}\r\n${ROWS.join('\r\n')}`],
+    ['BOM and rows', `${BOM}${HEADER}\n${ROWS.join('\n')}\n`],
+    ['header only', `${HEADER}\n`],
+    ['header only, no newline', HEADER],
+    ['BOM and header only', `${BOM}${HEADER}\n`],
+    ['a lone BOM', BOM],
+    ['empty file', ''],
+  ])('%s', async (_, text) => {
+    const { processFile } = await import('../dist/src/coordinator.js');
+    const { createPool } = await import('../dist/src/pool.js');
+    const { silentLogger } = await import('../dist/src/log.js');
+    const { parseIsoDate } = await import('../dist/src/rules/fields.js');
+    const dir = await mkdtemp(join(tmpdir(), 'hcp-bytes-'));
+    try {
+      const input = join(dir, 'vitals.csv');
+      await writeFile(input, text);
+      const size = Buffer.byteLength(text);
+      const m = createMetrics({ collectDefault: false });
+      const pool = createPool(1, () => {});
+      try {
+        const s = await processFile(
+          {
+            dataset: 'vitals', input, out: join(dir, 'out'), chunkSize: 1024, maxRecordBytes: 1 << 20, rowGroupRows: 128_000,
+            maxBufferedRows: 400_000, dedupeFilterBits: null, asOfDay: parseIsoDate('2025-01-01'), period: null, periodBounds: null,
+            key: 'test-key-0123456789', keyIsDemo: false, progress: false,
+          },
+          pool, silentLogger, m,
+        );
+        expect(s.bytes).toBe(size);
+      } finally {
+        await pool.destroy();
+      }
+      const { samples } = parseExposition(await m.registry.metrics());
+      expect(valueOf(samples, 'hcp_bytes_read_total', { dataset: 'vitals' }) ?? 0).toBe(size);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
