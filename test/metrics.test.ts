@@ -417,6 +417,19 @@ describe('pushMetrics', () => {
     expect(h2!.map((s) => s.name).sort()).toEqual(['hcp_last_success_timestamp_seconds', 'hcp_quality_gate_passed']);
   });
 
+  it('puts the run-level series of a run without rows (stats) in the group it names, annotated (POST)', async () => {
+    captured.length = 0;
+    const m = createMetrics({ collectDefault: false });
+    m.observeStage('stats', 0.25);
+    const home = { dataset: 'vitals', hospitalId: 'ALL' };
+    const groups = [{ dataset: 'vitals', hospitalIds: ['ALL'] }, { dataset: 'labs', hospitalIds: ['ALL'] }];
+    for (const g of groups) expect(await pushMetrics(m, base, g, () => {}, home)).toEqual({ ok: true });
+    // labs/ALL has nothing of this run: not sent at all.
+    expect(captured.map((c) => `${c.method} ${c.path}`)).toEqual(['POST /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/ALL']);
+    const stages = parseExposition(captured[0]!.body).samples.filter((s) => s.name === 'hcp_stage_duration_seconds');
+    expect(stages).toEqual([{ name: 'hcp_stage_duration_seconds', labels: { stage: 'stats' }, value: 0.25 }]);
+  });
+
   it('gives hospitals missing from the list (e.g. the ALL rollup) a group of their own', async () => {
     captured.length = 0;
     const m = createMetrics({ collectDefault: false });

@@ -10,7 +10,7 @@ import { partitionLock, preflight, processFile, type ProcessSummary } from '../c
 import { onInterrupt } from '../lifecycle.js';
 import { PipelineError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { PipelineMetrics } from '../metrics/index.js';
+import type { GroupRef, PipelineMetrics, PushGroups } from '../metrics/index.js';
 import { createPool } from '../pool.js';
 import { ALL_HOSPITALS } from '../rules/fields.js';
 import { DATASETS, type Dataset } from '../registry.js';
@@ -26,12 +26,19 @@ export interface Outcome {
   summary: Record<string, unknown>;
 }
 
+/** Where a command's metrics go in the Pushgateway (src/metrics/grouping.ts). */
+interface PushPlan {
+  groups: PushGroups[];
+  /** The group of the run-level series (stage times…) for a command without rows of its own. */
+  home?: GroupRef;
+}
+
 /**
  * Runs `body` with metrics: served while running, pushed and/or written at
  * the end. With none of those asked for, `body` gets null and prom-client
  * is not even loaded (~60 ms of every command's start-up).
  */
-async function withMetrics(cfg: Config, log: Logger, groups: () => { dataset: string; hospitalIds: string[] }[], body: (m: PipelineMetrics | null) => Promise<Outcome>): Promise<Outcome> {
+async function withMetrics(cfg: Config, log: Logger, push: () => PushPlan, body: (m: PipelineMetrics | null) => Promise<Outcome>): Promise<Outcome> {
   if (cfg.metricsPort === null && !cfg.pushgateway && !cfg.metricsFile) return body(null);
   const { createMetrics, pushMetrics, serveMetrics, writeMetricsFile } = await import('../metrics/index.js');
   const metrics = createMetrics();
@@ -41,8 +48,9 @@ async function withMetrics(cfg: Config, log: Logger, groups: () => { dataset: st
     return await body(metrics);
   } finally {
     if (cfg.pushgateway) {
-      for (const g of groups()) {
-        const r = await pushMetrics(metrics, cfg.pushgateway, g, (m) => log.warn(m));
+      const { groups, home } = push();
+      for (const g of groups) {
+        const r = await pushMetrics(metrics, cfg.pushgateway, g, (m) => log.warn(m), home);
         if (!r.ok) log.warn(`metrics push to ${cfg.pushgateway} failed: ${r.error}`);
       }
     }
@@ -110,7 +118,7 @@ const processJson = (s: ProcessSummary) => ({
   duration_ms: s.durationMs,
 });
 
-const groupsOf = (summaries: ProcessSummary[]) => summaries.map((s) => ({ dataset: s.dataset, hospitalIds: s.hospitals.map((h) => h.hospital_id) }));
+const groupsOf = (summaries: ProcessSummary[]): PushPlan => ({ groups: summaries.map((s) => ({ dataset: s.dataset, hospitalIds: s.hospitals.map((h) => h.hospital_id) })) });
 
 /** A worker failure outside any task (see createPool): worth a warning, not the run. */
 const poolWarning = (log: Logger) => (e: unknown) => log.warn(`a worker failed between tasks: ${e instanceof Error ? e.message : String(e)}`);
@@ -135,11 +143,23 @@ export async function processCommand(cfg: Config, log: Logger): Promise<Outcome>
   });
 }
 
-export function statsCommand(cfg: Config, log: Logger): Outcome {
-  const t0 = performance.now();
-  const s = writeStats(cfg.out, cfg.minCell);
-  for (const x of s) log.info(`stats ${x.dataset}: ${x.rows} rows from ${x.hospitals} hospital sketch file(s)`);
-  return { exitCode: 0, summary: { command: 'stats', status: 'ok', out: cfg.out, datasets: s, duration_ms: Math.round(performance.now() - t0) } };
+export async function statsCommand(cfg: Config, log: Logger): Promise<Outcome> {
+  let datasets: string[] = [];
+  // Statistics are dataset-wide and stats counts no hospital's rows: its metrics go with the datasets' ALL
+  // groups, which no process owns, so pushing them never touches a hospital's numbers.
+  const plan = (): PushPlan => ({
+    groups: datasets.map((dataset) => ({ dataset, hospitalIds: [ALL_HOSPITALS] })),
+    ...(datasets.length > 0 && { home: { dataset: datasets[0], hospitalId: ALL_HOSPITALS } }),
+  });
+  return withMetrics(cfg, log, plan, async (metrics) => {
+    const t0 = performance.now();
+    const s = writeStats(cfg.out, cfg.minCell);
+    const ms = performance.now() - t0;
+    metrics?.observeStage('stats', ms / 1000);
+    datasets = s.map((x) => x.dataset);
+    for (const x of s) log.info(`stats ${x.dataset}: ${x.rows} rows from ${x.hospitals} hospital sketch file(s)`);
+    return { exitCode: 0, summary: { command: 'stats', status: 'ok', out: cfg.out, datasets: s, duration_ms: Math.round(ms) } };
+  });
 }
 
 function finishReport(cfg: Config, log: Logger, metrics: PipelineMetrics | null, extra: Record<string, unknown>): { report: QualityReport; ledger: ReturnType<typeof writeRootManifest>['ledger'] } {
@@ -206,8 +226,8 @@ function checkStats(out: string): void {
 export async function reportCommand(cfg: Config, log: Logger): Promise<Outcome> {
   if (!existsSync(join(cfg.out, '_manifests'))) throw new PipelineError('HCP_ERR_NO_SKETCHES', `Nothing to report under ${cfg.out}: run process first`, { file: cfg.out });
   checkStats(cfg.out);
-  let hospitals: { dataset: string; hospitalIds: string[] }[] = [];
-  return withMetrics(cfg, log, () => hospitals, async (metrics) => {
+  let hospitals: PushGroups[] = [];
+  return withMetrics(cfg, log, () => ({ groups: hospitals }), async (metrics) => {
     const { report, ledger } = finishReport(cfg, log, metrics, { written_by: 'report' });
     const byDataset = new Map<string, string[]>();
     for (const h of report.hospitals) byDataset.set(h.dataset, [...(byDataset.get(h.dataset) ?? []), h.hospital_id]);

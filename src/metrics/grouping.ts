@@ -10,7 +10,10 @@
  *                                           gave it, else as the next line
  *   other series with a dataset label     → the dataset's first group
  *   series with neither (stages, chunks,  → the run's home group: the first
- *   pool, process metrics)                  group with rows in the run
+ *   pool, process metrics)                  group with rows in the run, or for
+ *                                           a run without rows the group the
+ *                                           caller names (`stats`: its first
+ *                                           dataset's ALL group)
  *
  * Prometheus then sees every series with its group's dataset and hospital_id,
  * and sums over groups never count a run-level series twice.
@@ -24,7 +27,9 @@
  * this run (the `report` command adding gate results to groups that `process`
  * runs filled) is only annotated (POST: replaces the metric names sent and
  * keeps the others) with its hospital- and dataset-scoped series; its rows,
- * rejections and stage times stay those of the run that produced them.
+ * rejections and stage times stay those of the run that produced them. The
+ * named home of a run without rows is annotated the same way, with the run-level
+ * series: `stats` adds its stage time to the ALL group, which no `process` owns.
  */
 import type { Family, Sample } from './exposition.js';
 import { splitRejectKey } from './registry.js';
@@ -112,7 +117,8 @@ function scopeOf(labels: Sample['labels']): Scope {
 /**
  * Split families into Pushgateway groups (see the module comment).
  * @param home the group that gets the run-level series, when an earlier push
- *   of the same run chose it; else the first group with rows is chosen.
+ *   of the same run chose it or the run has no rows of its own; else the first
+ *   group with rows is chosen.
  * @param rejects per (dataset, hospital or '', rule) rejection counts that
  *   replace the registry's hcp_rejected_rows_total samples, when known.
  * @returns the payloads (listed groups in call order, then the unlisted ones)
@@ -166,7 +172,7 @@ export function splitIntoGroups(
     g.hospitalIds.forEach((hospitalId, i) => {
       const replace = withRows.has(key(g.dataset, hospitalId));
       const isDatasetHome = i === 0;
-      const isRunHome = replace && runHome?.dataset === g.dataset && runHome.hospitalId === hospitalId;
+      const isRunHome = runHome?.dataset === g.dataset && runHome.hospitalId === hospitalId;
       const inGroup = ({ dataset, hospitalId: h }: Scope): boolean => {
         if (h !== undefined) return h === hospitalId && (dataset === undefined ? isRunHome : dataset === g.dataset);
         if (dataset !== undefined) return dataset === g.dataset && isDatasetHome;

@@ -13,7 +13,7 @@
  */
 import type { Family } from './exposition.js';
 import { renderFamilies, TEXT_CONTENT_TYPE } from './exposition.js';
-import type { PushGroups } from './grouping.js';
+import type { GroupRef, PushGroups } from './grouping.js';
 import { groupPath, normaliseGroups, PUSH_JOB, splitIntoGroups } from './grouping.js';
 import type { PipelineMetrics } from './registry.js';
 import { metricsInternals } from './registry.js';
@@ -65,6 +65,8 @@ async function fetchLastSuccess(base: string): Promise<LastSuccessLookup> {
  *   several calls on one metrics object are fine: run-level series are pushed
  *   once, with the first group that has rows).
  * @param log receives warnings (default: stderr).
+ * @param home where the run-level series go in a run without rows of its own
+ *   (`stats`), which would otherwise push them nowhere.
  * @returns ok:false with the reasons if any group failed; never throws.
  */
 export async function pushMetrics(
@@ -72,6 +74,7 @@ export async function pushMetrics(
   url: string,
   groups: PushGroups | readonly PushGroups[],
   log: (msg: string) => void = (msg) => process.stderr.write(`${msg}\n`),
+  home?: GroupRef,
 ): Promise<PushResult> {
   const errors: string[] = [];
   const warn = (msg: string): void => {
@@ -86,7 +89,7 @@ export async function pushMetrics(
     const base = new URL(url).href.replace(/\/+$/, '');
     const families = (await m.registry.getMetricsAsJSON()) as unknown as Family[];
     const state = metricsInternals(m);
-    const { payloads, runHome } = splitIntoGroups(families, list, state?.runHome, state?.rejectsByHospital);
+    const { payloads, runHome } = splitIntoGroups(families, list, state?.runHome ?? home, state?.rejectsByHospital);
     if (state && runHome) state.runHome = runHome; // later pushes of this run leave run-level series there
     if (payloads.length === 0) warn('no hospital groups given: nothing pushed');
 
