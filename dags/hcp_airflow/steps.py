@@ -118,7 +118,9 @@ def _process(settings: Settings, plan: RunPlan, dataset: str, path, env: dict[st
 
 def statistics(settings: Settings, plan: RunPlan) -> dict:
     """Merge every hospital's sketches into the monthly statistics (no rescan)."""
-    return run_engine(settings.cli, "stats", {"out": plan.out}, env=engine_env(os.environ), cwd=settings.repo_dir)
+    # Pushes the stage's time (hcp_stage_duration_seconds{stage="stats"}), as process and report push theirs.
+    options = {"out": plan.out, "pushgateway": settings.pushgateway}
+    return run_engine(settings.cli, "stats", options, env=engine_env(os.environ), cwd=settings.repo_dir)
 
 
 def quality_report(settings: Settings, plan: RunPlan, max_reject_rate: float | None) -> dict:

@@ -448,8 +448,12 @@ def test_pushgateway_is_passed_when_configured(month_settings, tmp_path, monkeyp
     settings = Settings(**{**month_settings.__dict__, "pushgateway": "http://pgw:9091"})
     plan = plan_run(settings, "2024-03")
     steps.transform(settings, plan, steps.partition(settings, plan)[0])
-    argv = [c["argv"] for c in _calls(tmp_path) if c["argv"][1] == "process"][0]
-    assert argv[argv.index("--pushgateway") + 1] == "http://pgw:9091"
+    steps.statistics(settings, plan)
+    steps.quality_report(settings, plan, None)
+    # Every command with metrics of its own pushes them (stats: its stage time).
+    for command in ("process", "stats", "report"):
+        argv = [c["argv"] for c in _calls(tmp_path) if c["argv"][1] == command][0]
+        assert argv[argv.index("--pushgateway") + 1] == "http://pgw:9091", command
 
 
 def test_docs_task_table_lists_the_flags_each_command_gets(month_settings, tmp_path, monkeypatch):
