@@ -341,6 +341,9 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           const transfer = [own.buffer as ArrayBuffer, ...(spare ? [spare] : [])];
           return { task: { kind: 'chunk', seq: mySeq, attempt, ctx, dicts: dicts.state, bytes: own, spare }, transfer };
         });
+        // Awaited in order, later (apply): until then a failed chunk's rejection must count as handled,
+        // or Node ends the process on it (unhandled rejection) before the run can fail cleanly.
+        p.catch(() => {});
         inFlight.push(p);
       };
 
