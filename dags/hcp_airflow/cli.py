@@ -22,14 +22,17 @@ like the engine's error, not like a Python traceback about a subprocess.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -45,6 +48,7 @@ INTERRUPT_EXIT_CODES = {128 + s: s.name for s in (signal.SIGINT, signal.SIGTERM)
 _PRIVATE_ENV_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")
 KEY_ENV = "HCP_PSEUDONYM_KEY"
 _STDERR_TAIL = 20
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class EngineError(AirflowException):
@@ -144,7 +148,8 @@ def run_engine(
     stderr is relayed to ``logger`` as it arrives (long runs stay visible);
     stdout is collected for the summary. If this process is interrupted
     (task timeout, SIGTERM from Airflow), the engine is terminated too, so
-    no orphan keeps writing.
+    no orphan keeps writing. If it dies hard (SIGKILL, OOM kill), Linux
+    sends the engine SIGTERM (see ``_die_with_parent``).
     """
     logger = logger or log
     argv = build_command(cli, command, options)
@@ -163,6 +168,7 @@ def run_engine(
             text=True,
             encoding="utf-8",
             errors="replace",
+            preexec_fn=_die_with_parent(os.getpid()),
         )
     except OSError as exc:
         raise EngineFatalError(f"cannot start the engine {cli[0]!r}: {exc.strerror or exc}; set HCP_CLI") from None
@@ -201,6 +207,37 @@ def _check_executable(cli: Sequence[str]) -> None:
     for part in cli[1:]:
         if part.endswith((".js", ".mjs", ".cjs", ".py")) and not Path(part).exists():
             raise EngineFatalError(f"engine entry point {part} does not exist; run `npm run build` or set HCP_CLI")
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux send the engine SIGTERM when ``parent``
+    (this task process) dies, however it dies; ``None`` where ``prctl`` is
+    missing. Without it, an engine orphaned by a SIGKILLed task keeps its
+    partition lock, and the task's retry fails on it.
+
+    Everything is looked up here, before the fork: the child only calls
+    ``prctl`` and ``getppid`` (no imports, no locks). The signal comes when
+    the *thread* that forked exits; ``run_engine`` waits for the engine in
+    that thread, so that is when the task dies. It reaches the engine
+    itself only, not processes a wrapper script in ``HCP_CLI`` starts.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    term = int(signal.SIGTERM)
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, term, 0, 0, 0)
+        if os.getppid() != parent:
+            # The task died before prctl took effect: no signal will come.
+            os._exit(128 + term)
+
+    return preexec
 
 
 def _stop(proc: subprocess.Popen, logger: logging.Logger) -> None:

@@ -7,7 +7,8 @@ and nothing else: no row rules, no real statistics. Knobs, all env vars:
 
 - ``FAKE_CLI_EXIT="process=1,report=3"``: exit with that code for a command
 - ``FAKE_CLI_SIGNAL="process"``: the command kills itself with SIGKILL
-- ``FAKE_CLI_RECORD=/path/calls.jsonl``: append ``{"argv", "key"}`` per call
+- ``FAKE_CLI_SLEEP="process=60"``: the command runs that many seconds first
+- ``FAKE_CLI_RECORD=/path/calls.jsonl``: append ``{"argv", "key", "pid"}`` per call
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 
 REQUIRED = {
@@ -69,13 +71,17 @@ def main() -> None:
     command, opts = parse(sys.argv[1:])
     if record := os.environ.get("FAKE_CLI_RECORD"):
         with open(record, "a") as fh:
-            fh.write(json.dumps({"argv": sys.argv, "key": os.environ.get("HCP_PSEUDONYM_KEY")}) + "\n")
+            fh.write(json.dumps({"argv": sys.argv, "key": os.environ.get("HCP_PSEUDONYM_KEY"),
+                                 "pid": os.getpid()}) + "\n")
     forced = dict(kv.split("=") for kv in os.environ.get("FAKE_CLI_EXIT", "").split(",") if kv)
     if command in forced:
         code = int(forced[command])
         fail(command, code, "HCP_ERR_FORCED", f"forced exit {code} for {command}")
     if command in os.environ.get("FAKE_CLI_SIGNAL", "").split(","):
         os.kill(os.getpid(), signal.SIGKILL)
+    sleeps = dict(kv.split("=") for kv in os.environ.get("FAKE_CLI_SLEEP", "").split(",") if kv)
+    if command in sleeps:
+        time.sleep(float(sleeps[command]))
     print(f"{command}: starting", file=sys.stderr)
 
     if command == "partition":

@@ -7,11 +7,14 @@ import logging
 import os
 import re
 import signal
+import subprocess
+import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import DAGS, REPO
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from hcp_airflow import cli, partitions, pseudonym_key, steps
@@ -270,6 +273,68 @@ def test_run_engine_without_summary_fails_fast(tmp_path):
 def test_missing_engine_fails_fast(argv, match):
     with pytest.raises(AirflowFailException, match=match):
         cli.run_engine(argv, "stats", {}, env=dict(os.environ))
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (an orphan's zombie only waits for init to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+# A task process that runs the engine; the test SIGKILLs it (an OOM kill).
+_TASK = f"""
+import os, sys
+sys.path.insert(0, {str(DAGS)!r})
+from hcp_airflow import cli
+cli.run_engine(sys.argv[1:], "process", {{"dataset": "vitals", "input": "x.csv"}}, env=dict(os.environ))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_engine_dies_with_a_hard_killed_task(fake_cli, tmp_path):
+    """An engine outliving its task would keep its partition lock and fail the retry (exit 2)."""
+    record = tmp_path / "calls.jsonl"
+    env = {**os.environ, "FAKE_CLI_SLEEP": "process=60", "FAKE_CLI_RECORD": str(record)}
+    task = subprocess.Popen([sys.executable, "-c", _TASK, *fake_cli], env=env)
+    engine = None
+    try:
+        assert _wait_until(lambda: record.exists() and record.read_text().endswith("\n"), 60), "engine never started"
+        engine = json.loads(record.read_text())["pid"]
+        assert _running(engine)
+        task.kill()
+        task.wait()
+        assert _wait_until(lambda: not _running(engine), 5), "the engine outlived its task"
+    finally:
+        task.kill()
+        task.wait()
+        if engine is not None and _running(engine):
+            os.kill(engine, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_engine_started_after_its_task_died_exits_at_once():
+    """The race: the task dies between fork and prctl, so no signal would ever come."""
+    not_the_parent = os.getppid()  # any live pid other than the engine's real parent
+    preexec = cli._die_with_parent(not_the_parent)
+    assert preexec is not None
+    proc = subprocess.Popen(["sleep", "30"], preexec_fn=preexec)
+    try:
+        assert proc.wait(timeout=5) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 # --- partitions -----------------------------------------------------------------
