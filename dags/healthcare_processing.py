@@ -21,7 +21,8 @@ partition ──> hospital.validate ──> hospital.transform ──> statistic
   `partition` processes it itself, so the report still carries its warning, and
   `statistics` runs even when every mapped task was skipped (`none_failed`).
 * **Failures**: engine exit 2 (unusable input) and 3 (quality gate) fail at once;
-  exit 1, an interrupt (130, 143) and signals are retried.
+  exit 1, an interrupt (130, 143), signals and a partition lock held by another
+  run (exit 2, `HCP_ERR_LOCKED`) are retried.
 * **Key**: Variable or Connection `hcp_pseudonym_key`, else env `HCP_PSEUDONYM_KEY`;
   reaches the engine through its environment only; `--require-key`.
 

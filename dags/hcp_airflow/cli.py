@@ -7,6 +7,8 @@ summary as the last line of stdout. Exit codes map to Airflow like this:
 exit  meaning                     Airflow
 ====  ==========================  =====================================
 0     success                     return the summary
+2     partition lock held         ``AirflowException`` (retried);
+      (``HCP_ERR_LOCKED``)        another run holds it, and will end
 2     bad usage / unusable input  ``AirflowFailException`` (no retries)
 3     quality gate failed         ``AirflowFailException`` (no retries)
 1     internal error              ``AirflowException`` (retried)
@@ -41,6 +43,9 @@ log = logging.getLogger(__name__)
 
 #: Exit codes that retrying cannot fix.
 FATAL_EXIT_CODES = frozenset({2, 3})
+#: The engine's error code (src/errors.ts) when another run holds the
+#: partition lock: exit 2, yet transient, as that run ends.
+LOCKED_ERROR_CODE = "HCP_ERR_LOCKED"
 #: The engine's own exit after SIGINT/SIGTERM: it cleans up, then exits 128 + the signal.
 INTERRUPT_EXIT_CODES = {128 + s: s.name for s in (signal.SIGINT, signal.SIGTERM)}
 #: Environment variables never handed to the engine: Airflow's own config
@@ -52,11 +57,11 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class EngineError(AirflowException):
-    """The engine failed in a way worth retrying (exit 1, an interrupt, a signal)."""
+    """The engine failed in a way worth retrying (exit 1, an interrupt, a signal, a held lock)."""
 
 
 class EngineFatalError(AirflowFailException):
-    """The engine failed in a way a retry cannot fix (exit 2 or 3)."""
+    """The engine failed in a way a retry cannot fix (exit 2 but a held lock, or 3)."""
 
 
 def build_command(cli: Sequence[str], command: str, options: Mapping[str, object] | None = None) -> list[str]:
@@ -102,6 +107,13 @@ def parse_summary(stdout: str) -> dict | None:
     return None
 
 
+def _error_code(summary: dict | None) -> str | None:
+    """The ``error.code`` of the engine's JSON summary, if any."""
+    err = summary.get("error") if summary else None
+    code = err.get("code") if isinstance(err, dict) else None
+    return code if isinstance(code, str) else None
+
+
 def _engine_message(summary: dict | None, stderr_tail: Sequence[str]) -> str:
     """The engine's own words: its JSON error, else its ``error:`` line."""
     if summary and isinstance(summary.get("error"), dict):
@@ -115,8 +127,8 @@ def _engine_message(summary: dict | None, stderr_tail: Sequence[str]) -> str:
     return stderr_tail[-1] if stderr_tail else "(no message on stderr)"
 
 
-def classify_exit(returncode: int, command: str, message: str) -> Exception | None:
-    """The exception for an engine exit code (``None`` for success)."""
+def classify_exit(returncode: int, command: str, message: str, code: str | None = None) -> Exception | None:
+    """The exception for an engine exit code and its summary's error code (``None`` for success)."""
     if returncode == 0:
         return None
     if returncode < 0:
@@ -125,6 +137,11 @@ def classify_exit(returncode: int, command: str, message: str) -> Exception | No
         except ValueError:
             name = f"signal {-returncode}"
         return EngineError(f"engine `{command}` was killed by {name}; will retry")
+    if returncode == 2 and code == LOCKED_ERROR_CODE:
+        return EngineError(
+            f"engine `{command}` could not take its partition lock, another run holds it (exit 2); "
+            f"will retry: {message}"
+        )
     if returncode in FATAL_EXIT_CODES:
         what = "quality gate failed" if returncode == 3 else "unusable input or bad usage"
         return EngineFatalError(f"engine `{command}` failed (exit {returncode}, {what}): {message}")
@@ -191,7 +208,7 @@ def run_engine(
             _stop(proc, logger)
         relay.join(timeout=5)
     summary = parse_summary(stdout)
-    error = classify_exit(returncode, command, _engine_message(summary, list(tail)))
+    error = classify_exit(returncode, command, _engine_message(summary, list(tail)), _error_code(summary))
     if error is not None:
         raise error  # Airflow logs it, with the engine's message, as the task's failure
     if summary is None:

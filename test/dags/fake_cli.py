@@ -5,7 +5,8 @@ It keeps the contract the DAG relies on (commands, options, exit codes,
 stderr messages, the JSON summary as the last stdout line, output paths),
 and nothing else: no row rules, no real statistics. Knobs, all env vars:
 
-- ``FAKE_CLI_EXIT="process=1,report=3"``: exit with that code for a command
+- ``FAKE_CLI_EXIT="process=1,report=3"``: exit with that code for a command;
+  ``process=2:HCP_ERR_LOCKED`` also names the summary's error code
 - ``FAKE_CLI_SIGNAL="process"``: the command kills itself with SIGKILL
 - ``FAKE_CLI_SLEEP="process=60"``: the command runs that many seconds first
 - ``FAKE_CLI_RECORD=/path/calls.jsonl``: append ``{"argv", "key", "pid"}`` per call
@@ -75,8 +76,8 @@ def main() -> None:
                                  "pid": os.getpid()}) + "\n")
     forced = dict(kv.split("=") for kv in os.environ.get("FAKE_CLI_EXIT", "").split(",") if kv)
     if command in forced:
-        code = int(forced[command])
-        fail(command, code, "HCP_ERR_FORCED", f"forced exit {code} for {command}")
+        code, _, err = forced[command].partition(":")
+        fail(command, int(code), err or "HCP_ERR_FORCED", f"forced exit {code} for {command}")
     if command in os.environ.get("FAKE_CLI_SIGNAL", "").split(","):
         os.kill(os.getpid(), signal.SIGKILL)
     sleeps = dict(kv.split("=") for kv in os.environ.get("FAKE_CLI_SLEEP", "").split(",") if kv)

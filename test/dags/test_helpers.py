@@ -200,6 +200,39 @@ def test_exit_code_messages(returncode, retried, message):
     assert isinstance(error, AirflowFailException) is not retried
 
 
+LOCKED = "HCP_ERR_LOCKED: Another run (pid 42) is processing vitals partition of h.csv; refusing to start"
+
+
+@pytest.mark.parametrize(
+    "returncode, code, retried",
+    [
+        (2, "HCP_ERR_LOCKED", True),  # another run holds the partition: it ends, the retry gets the lock
+        (2, "HCP_ERR_MISSING_COLUMN", False),
+        (2, "HCP_ERR_NO_KEY", False),
+        (2, "HCP_ERR_USAGE", False),
+        (2, None, False),  # no summary: nothing says it was the lock
+        (3, "HCP_ERR_LOCKED", False),  # exit 3 is a gate whatever the code says
+        (1, "HCP_ERR_LOCKED", True),
+        (0, "HCP_ERR_LOCKED", None),
+    ],
+)
+def test_exit_and_error_code_to_retry(returncode, code, retried):
+    """Exit 2 is fatal, except a held partition lock: that one is transient."""
+    error = cli.classify_exit(returncode, "process", LOCKED if code == "HCP_ERR_LOCKED" else "error: boom", code)
+    if retried is None:
+        assert error is None
+        return
+    assert isinstance(error, AirflowException)
+    assert isinstance(error, AirflowFailException) is not retried
+
+
+def test_held_lock_message_names_the_lock():
+    error = cli.classify_exit(2, "process", LOCKED, "HCP_ERR_LOCKED")
+    assert str(error) == (
+        "engine `process` could not take its partition lock, another run holds it (exit 2); will retry: " + LOCKED
+    )
+
+
 def test_exit_zero_is_success():
     assert cli.classify_exit(0, "process", "") is None
 
@@ -233,6 +266,7 @@ def test_run_engine_returns_the_summary_and_relays_stderr(fake_cli, tmp_path, ca
     "knob, exc_type, fatal, message",
     [
         ({"FAKE_CLI_EXIT": "validate=2"}, cli.EngineFatalError, True, "HCP_ERR_FORCED: forced exit 2"),
+        ({"FAKE_CLI_EXIT": "validate=2:HCP_ERR_LOCKED"}, cli.EngineError, False, "partition lock"),
         ({"FAKE_CLI_EXIT": "validate=3"}, cli.EngineFatalError, True, "quality gate failed"),
         ({"FAKE_CLI_EXIT": "validate=1"}, cli.EngineError, False, "forced exit 1"),
         ({"FAKE_CLI_SIGNAL": "validate"}, cli.EngineError, False, "SIGKILL"),
