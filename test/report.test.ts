@@ -291,3 +291,25 @@ describe('report.html shows every gate, the dataset-wide one included', () => {
     expect(html.includes('All quality gates passed')).toBe(h1 && all);
   });
 });
+
+describe('an empty delivery, then the corrected file for the same month under another path (the Airflow flow)', () => {
+  const HEADER = 'hospital_id,measurement_date,patient_id,vital_type,value,unit';
+  const rows = (n: number) => [HEADER, ...Array.from({ length: n }, (_, i) => `H1,2024-05-10,P${i},heart_rate,${60 + i},bpm`)].join('\n') + '\n';
+  const headerOnly = (out: string) => buildReport(out, 1).inputs.filter((i) => i.warnings.some((w) => w.includes('header only')));
+
+  // Steps in order: which file (`empty` is header only), its period; expected: the header-only inputs the report still lists.
+  it.each<[string, [string, string][], string[]]>([
+    ['the corrected file replaces the empty one', [['empty', '2024-05'], ['rows', '2024-05']], []],
+    ['an empty delivery after the rows stays listed (its warning is news)', [['rows', '2024-05'], ['empty', '2024-05']], ['empty']],
+    ['another month does not replace it', [['empty', '2024-05'], ['rows-june', '2024-06']], ['empty']],
+  ])('%s', async (_, steps, expected) => {
+    const dir = tempDir('hcp-report-empty-');
+    const out = join(dir, 'out');
+    for (const [name, period] of steps) {
+      const input = join(dir, `${name}.csv`);
+      writeFileSync(input, name === 'empty' ? HEADER + '\n' : rows(3).replaceAll('2024-05', period));
+      await cli(['process', '--dataset', 'vitals', '--input', input, '--out', out, '--period', period, '--workers', '1']);
+    }
+    expect(headerOnly(out).map((i) => i.input.replace(/^.*\//, '').replace(/\.csv$/, ''))).toEqual(expected);
+  }, 60_000);
+});

@@ -173,7 +173,12 @@ export function buildReport(out: string, maxRejectRate: number): QualityReport {
   const inputs: QualityReport['inputs'] = [];
   for (const dataset of DATASETS) {
     const byHospital = new Map(readManifests(out, dataset).map((m) => [m.hospital_id, m]));
-    for (const { value: i } of readJsonFiles<InputManifest>(join(out, '_manifests', dataset, 'inputs'))) {
+    const all = readJsonFiles<InputManifest>(join(out, '_manifests', dataset, 'inputs')).map((f) => f.value);
+    for (const i of all) {
+      // An input without rows (an empty delivery) is replaced by any input committed after it for the same
+      // scope (the corrected delivery, under another path: the Airflow flow processes the split files), so its
+      // "zero rows" warning does not stay in every later report.
+      if (i.hospitals.length === 0 && all.some((j) => j !== i && j.scope === i.scope && j.committed_at > i.committed_at)) continue;
       // A rerun of a partition replaces it, from whatever path its input now has: the file that produced the
       // partition before no longer speaks for it, and one that produces none any more is left out.
       const current = (h: string) => {
