@@ -25,7 +25,7 @@ like the engine's error, not like a Python traceback about a subprocess.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import json
 import logging
 import os
@@ -189,6 +189,8 @@ def run_engine(
         )
     except OSError as exc:
         raise EngineFatalError(f"cannot start the engine {cli[0]!r}: {exc.strerror or exc}; set HCP_CLI") from None
+    except subprocess.SubprocessError as exc:  # the preexec_fn failed in the child
+        raise EngineError(f"cannot start the engine {cli[0]!r}: {exc}; will retry") from None
 
     def relay_stderr() -> None:
         assert proc.stderr is not None
@@ -238,14 +240,9 @@ def _die_with_parent(parent: int) -> Callable[[], None] | None:
     that thread, so that is when the task dies. It reaches the engine
     itself only, not processes a wrapper script in ``HCP_CLI`` starts.
     """
-    if not sys.platform.startswith("linux"):
+    prctl = _prctl()
+    if prctl is None:
         return None
-    try:
-        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
     term = int(signal.SIGTERM)
 
     def preexec() -> None:
@@ -255,6 +252,22 @@ def _die_with_parent(parent: int) -> Callable[[], None] | None:
             os._exit(128 + term)
 
     return preexec
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` (Linux), looked up once: ``CDLL(None)`` is the running
+    process, which has libc loaded (``ctypes.util.find_library`` would run
+    ``ldconfig`` on every engine start)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
 
 
 def _stop(proc: subprocess.Popen, logger: logging.Logger) -> None:
