@@ -290,6 +290,16 @@ describe('report.html shows every gate, the dataset-wide one included', () => {
     ]);
     expect(html.includes('All quality gates passed')).toBe(h1 && all);
   });
+
+  it.each<[number, string, string]>([
+    // threshold just under H1's 5 % (1/20), and the figures the gates table shows for H1: value, threshold
+    [0.04999, '5.000%', '4.999%'],
+    [0.049999, '5.0000%', '4.9999%'],
+    [0.05, '5.00%', '5.00%'], // equal: passes, two decimals
+  ])('a rate that differs from its threshold reads differently (threshold %s)', (threshold, value, shown) => {
+    const rows = gateRows(reportHtml(buildReport(out, threshold)));
+    expect(rows.find((x) => x[1] === 'H1' && x[2] === 'reject_rate')).toEqual(['vitals', 'H1', 'reject_rate', value, shown, threshold < 0.05 ? 'FAIL' : 'pass']);
+  });
 });
 
 describe('an empty delivery, then the corrected file for the same month under another path (the Airflow flow)', () => {

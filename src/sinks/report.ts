@@ -203,14 +203,23 @@ export function buildReport(out: string, maxRejectRate: number): QualityReport {
 }
 
 const esc = (s: unknown) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-const pct = (x: number | null) => (x === null ? '—' : `${(100 * x).toFixed(2)}%`);
+const pct = (x: number | null, digits = 2) => (x === null ? '—' : `${(100 * x).toFixed(digits)}%`);
+/**
+ * A rate beside the threshold it is gated on: two decimals, or as many more (up to 6) as it takes for
+ * unequal numbers to read differently, so a gate that fails never shows 5.00 % against 5.00 %.
+ */
+const pctGated = (x: number, threshold: number) => {
+  let digits = 2;
+  while (digits < 6 && x !== threshold && pct(x, digits) === pct(threshold, digits)) digits++;
+  return [pct(x, digits), pct(threshold, digits)] as const;
+};
 
 export function reportHtml(r: QualityReport): string {
   const rows = r.hospitals
     .map((h) => {
       const gate = r.gates.filter((g) => g.dataset === h.dataset && g.hospital_id === h.hospital_id).every((g) => g.passed);
       const rules = Object.entries(h.rejects_by_rule).map(([k, v]) => `${esc(k)}: ${v}`).join('<br>');
-      return `<tr class="${gate ? 'ok' : 'fail'}"><td>${esc(h.dataset)}</td><td>${esc(h.hospital_id)}</td><td>${h.rows.read}</td><td>${h.rows.accepted}</td><td>${h.rows.rejected}</td><td>${pct(h.reject_rate)}</td><td>${gate ? 'pass' : 'FAIL'}</td><td>${rules}</td><td>${h.row_count_change === null ? '—' : pct(h.row_count_change)}</td><td>${h.bp_systolic_not_above_diastolic}/${h.bp_pairs}</td><td>${h.defaulted_reference_ranges}</td></tr>`;
+      return `<tr class="${gate ? 'ok' : 'fail'}"><td>${esc(h.dataset)}</td><td>${esc(h.hospital_id)}</td><td>${h.rows.read}</td><td>${h.rows.accepted}</td><td>${h.rows.rejected}</td><td>${pctGated(h.reject_rate, r.max_reject_rate)[0]}</td><td>${gate ? 'pass' : 'FAIL'}</td><td>${rules}</td><td>${h.row_count_change === null ? '—' : pct(h.row_count_change)}</td><td>${h.bp_systolic_not_above_diastolic}/${h.bp_pairs}</td><td>${h.defaulted_reference_ranges}</td></tr>`;
     })
     .join('\n');
   const completeness = r.hospitals
@@ -223,8 +232,8 @@ export function reportHtml(r: QualityReport): string {
   // included) is in no hospital's row.
   const gates = r.gates
     .map((g) => {
-      const fig = (x: number) => (g.gate === 'reject_rate' ? pct(x) : String(x));
-      return `<tr class="${g.passed ? 'ok' : 'fail'}"><td>${esc(g.dataset)}</td><td>${esc(g.hospital_id)}</td><td>${g.gate}</td><td>${fig(g.value)}</td><td>${fig(g.threshold)}</td><td>${g.passed ? 'pass' : 'FAIL'}</td></tr>`;
+      const [value, threshold] = g.gate === 'reject_rate' ? pctGated(g.value, g.threshold) : [String(g.value), String(g.threshold)];
+      return `<tr class="${g.passed ? 'ok' : 'fail'}"><td>${esc(g.dataset)}</td><td>${esc(g.hospital_id)}</td><td>${g.gate}</td><td>${value}</td><td>${threshold}</td><td>${g.passed ? 'pass' : 'FAIL'}</td></tr>`;
     })
     .join('\n');
   const warnings = [...new Set(r.inputs.flatMap((i) => i.warnings).concat(r.hospitals.flatMap((h) => h.warnings.concat(h.demo_key ? ['Pseudonymised with the built-in demo key: set HCP_PSEUDONYM_KEY for real data.'] : []))))];
