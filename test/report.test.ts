@@ -10,7 +10,7 @@ import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildReport, reportHtml } from '../src/sinks/report.js';
-import { csvRecords, describeRun, removeTempDirs, runCli, tempDir } from './helpers.js';
+import { csvRecords, curatedScan, describeRun, query, removeTempDirs, runCli, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -321,5 +321,41 @@ describe('an empty delivery, then the corrected file for the same month under an
       await cli(['process', '--dataset', 'vitals', '--input', input, '--out', out, '--period', period, '--workers', '1']);
     }
     expect(headerOnly(out).map((i) => i.input.replace(/^.*\//, '').replace(/\.csv$/, ''))).toEqual(expected);
+  }, 60_000);
+});
+
+describe('a whole-file run, then --period runs of some of its months', () => {
+  const HEADER = 'hospital_id,measurement_date,patient_id,vital_type,value,unit';
+  /** `n` accepted heart-rate rows of H1 in `month` and one rejected (no unit). */
+  const rowsOf = (month: string, n: number) => [
+    ...Array.from({ length: n }, (_, i) => `H1,${month}-10,P${i},heart_rate,${60 + i},bpm`),
+    `H1,${month}-11,P0,heart_rate,70,`,
+  ];
+
+  // Steps: [period or 'all', {month: accepted rows}]; the file of a step holds those months (one rejected row each).
+  it.each<[string, [string, Record<string, number>][], boolean]>([
+    ['February replaced', [['all', { '2024-01': 5, '2024-02': 4 }], ['2024-02', { '2024-02': 7 }]], true],
+    ['both months replaced', [['all', { '2024-01': 5, '2024-02': 4 }], ['2024-02', { '2024-02': 2 }], ['2024-01', { '2024-01': 3 }]], true],
+    ['a month the whole file did not have', [['all', { '2024-01': 5 }], ['2024-03', { '2024-03': 6 }]], false],
+    ['a whole-file run after a --period run replaces everything', [['2024-02', { '2024-02': 7 }], ['all', { '2024-01': 5, '2024-02': 4 }]], false],
+  ])('%s: the report\'s curated rows are the curated data\'s', async (_, steps, warned) => {
+    const dir = tempDir('hcp-report-overlap-');
+    const out = join(dir, 'out');
+    let k = 0;
+    for (const [scope, months] of steps) {
+      const input = join(dir, `step${k++}.csv`);
+      writeFileSync(input, [HEADER, ...Object.entries(months).flatMap(([m, n]) => rowsOf(m, n))].join('\n') + '\n');
+      await cli(['process', '--dataset', 'vitals', '--input', input, '--out', out, ...(scope === 'all' ? [] : ['--period', scope]), '--workers', '1']);
+    }
+    const h = buildReport(out, 1).hospitals.find((x) => x.hospital_id === 'H1')!;
+    const [{ n }] = await query<{ n: bigint }>(`SELECT count(*) AS n FROM ${curatedScan(out, 'vitals')}`);
+    expect(h.rows.accepted).toBe(Number(n));
+    expect(h.rows.read).toBe(h.rows.accepted + h.rows.rejected);
+    // One rejected row per month of every scope the output holds now (the last whole-file run and the --period
+    // runs after it, each month's last): the whole-file run's rejects stay.
+    const last = steps.map(([scope]) => scope).lastIndexOf('all');
+    const current = new Map(steps.slice(Math.max(0, last)));
+    expect(h.rows.rejected).toBe([...current.values()].reduce((r, months) => r + Object.keys(months).length, 0));
+    expect(h.warnings.some((w) => w.includes('processed again with --period after the whole-file run'))).toBe(warned);
   }, 60_000);
 });

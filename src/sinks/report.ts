@@ -86,10 +86,23 @@ function hospitalReport(m: HospitalManifest): HospitalReport {
   let demo = false;
   const warnings: string[] = [];
   const filledWeighted: Record<string, number> = {};
+  // Months a --period run replaced after a whole-file run (scope `all`) of the same hospital: their curated rows are
+  // the --period run's, so the whole-file run's accepted rows of those months no longer count. Its rejected rows
+  // cannot be taken out (a rejected row may have no month), so they still count, and the report says so.
+  const whole = m.scopes.all;
+  const replaced = whole ? scopes.filter((s) => s !== 'all' && whole.months[s] !== undefined) : [];
+  const supersededAccepted = replaced.reduce((n, month) => n + whole!.months[month], 0);
+  if (replaced.length > 0) {
+    warnings.push(
+      `${m.dataset} ${m.hospital_id}: ${replaced.join(', ')} processed again with --period after the whole-file run: ` +
+        `their curated rows are counted from the --period run${replaced.length > 1 ? 's' : ''}, but the whole-file run's rejected rows of ${replaced.length > 1 ? 'those months' : 'that month'} still count (a rejected row may have no month)`,
+    );
+  }
   for (const s of scopes) {
     const e: ScopeEntry = m.scopes[s];
-    rows.read += e.rows.read;
-    rows.accepted += e.rows.accepted;
+    const gone = s === 'all' ? supersededAccepted : 0;
+    rows.read += e.rows.read - gone;
+    rows.accepted += e.rows.accepted - gone;
     rows.rejected += e.rows.rejected;
     add(byRule, e.rejects_by_rule);
     // Row count vs the previous run, over the scopes that had one: a --period month run for the first time has
