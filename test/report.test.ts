@@ -9,7 +9,8 @@
 import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildReport, reportHtml } from '../src/sinks/report.js';
+import { buildReport, reportHtml, shifts } from '../src/sinks/report.js';
+import type { StatRow } from '../src/sinks/stats.js';
 import { csvRecords, curatedScan, describeRun, query, removeTempDirs, runCli, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
@@ -358,4 +359,32 @@ describe('a whole-file run, then --period runs of some of its months', () => {
     expect(h.rows.rejected).toBe([...current.values()].reduce((r, months) => r + Object.keys(months).length, 0));
     expect(h.warnings.some((w) => w.includes('processed again with --period after the whole-file run'))).toBe(warned);
   }, 60_000);
+});
+
+describe('distribution shift: each month against the latest earlier month with data (SPEC §2)', () => {
+  /** A month's statistics row with the quartiles that matter here. */
+  const row = (month: string, n: number, p25: number, p50: number, p75: number, measure = 'heart_rate', hospital = 'H1') =>
+    ({ dataset: 'vitals', hospital_id: hospital, month, measure, unit: 'bpm', n, n_patients: n, mean: p50, stddev: 1, min: p25, max: p75, p05: p25, p25, p50, p75, p95: p75, p99: p75, n_low: 0, n_high: 0 }) as StatRow;
+  // rows; expected: [month, previous month, shift in IQRs of the previous month, flagged]
+  it.each<[string, StatRow[], [string, string, number, boolean][]]>([
+    ['a move of 0.6 IQR is flagged', [row('2024-01', 50, 60, 70, 80), row('2024-02', 50, 62, 82, 92)], [['2024-02', '2024-01', 12 / 20, true]]],
+    ['a move of 0.4 IQR is not', [row('2024-01', 50, 60, 70, 80), row('2024-02', 50, 60, 62, 80)], [['2024-02', '2024-01', 8 / 20, false]]],
+    ['exactly half an IQR is not', [row('2024-01', 50, 60, 70, 80), row('2024-02', 50, 60, 80, 90)], [['2024-02', '2024-01', 10 / 20, false]]],
+    ['the IQR is the earlier month\'s', [row('2024-01', 50, 69, 70, 71), row('2024-02', 50, 40, 72, 100)], [['2024-02', '2024-01', 2 / 2, true]]],
+    ['a gap: against the latest earlier month with data', [row('2024-01', 50, 60, 70, 80), row('2024-03', 50, 60, 71, 80)], [['2024-03', '2024-01', 1 / 20, false]]],
+    ['three months: each against the one before', [row('2024-01', 50, 60, 70, 80), row('2024-02', 50, 60, 80, 100), row('2024-03', 50, 60, 81, 100)], [['2024-02', '2024-01', 10 / 20, false], ['2024-03', '2024-02', 1 / 40, false]]],
+    ['a previous month of one value is not compared', [row('2024-01', 1, 70, 70, 70), row('2024-02', 50, 60, 71, 80)], []],
+    ['nor a month with fewer than 10 values', [row('2024-01', 50, 60, 70, 80), row('2024-02', 9, 90, 100, 110)], []],
+    ['10 values in each are enough', [row('2024-01', 10, 60, 70, 80), row('2024-02', 10, 90, 100, 110)], [['2024-02', '2024-01', 30 / 20, true]]],
+    ['other measures and hospitals are never compared', [row('2024-01', 50, 60, 70, 80), row('2024-02', 50, 10, 20, 30, 'weight'), row('2024-02', 50, 10, 20, 30, 'heart_rate', 'H2')], []],
+  ])('%s', (_, rows, expected) => {
+    const got = shifts('vitals', rows).map((s) => [s.month, s.previous_month, s.median_shift_iqr, s.flagged]);
+    expect(got.length).toBe(expected.length);
+    got.forEach((g, i) => {
+      expect(g[0]).toBe(expected[i][0]);
+      expect(g[1]).toBe(expected[i][1]);
+      expect(g[2]).toBeCloseTo(expected[i][2], 12);
+      expect(g[3]).toBe(expected[i][3]);
+    });
+  });
 });

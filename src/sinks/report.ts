@@ -69,6 +69,11 @@ export interface QualityReport {
 
 /** Shift threshold: the median moved by more than half an IQR of the previous month. */
 export const SHIFT_THRESHOLD = 0.5;
+/**
+ * Values a month needs, in both months compared, for the shift to be computed: with fewer, the quartiles are
+ * the positions of one or two values (a single value has an IQR of 0), and nearly any change would be flagged.
+ */
+export const SHIFT_MIN_N = 10;
 
 function add(into: Record<string, number>, from: Record<string, number>): void {
   for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
@@ -152,6 +157,7 @@ export function shifts(dataset: Dataset, rows: StatRow[]): Shift[] {
     list.sort((a, b) => (a.month < b.month ? -1 : 1));
     for (let i = 1; i < list.length; i++) {
       const [a, b] = [list[i - 1], list[i]];
+      if (a.n < SHIFT_MIN_N || b.n < SHIFT_MIN_N) continue;
       if (a.p50 === null || b.p50 === null || a.p25 === null || a.p75 === null) continue;
       const iqr = Math.max(a.p75 - a.p25, Math.abs(a.p50) * 1e-3, 1e-9);
       const shift = Math.abs(b.p50 - a.p50) / iqr;
@@ -262,7 +268,7 @@ ${gates}</table>
 <table><tr><th>dataset</th><th>hospital</th><th>read</th><th>curated</th><th>quarantined</th><th>reject rate</th><th>gate</th><th>rejections by rule</th><th>rows vs previous run</th><th>systolic ≤ diastolic / pairs</th><th>default ref. ranges</th></tr>
 ${rows}</table>
 <h2>Completeness (non-empty share per column)</h2><table>${completeness}</table>
-<h2>Distribution shifts vs previous month (median moved &gt; ${SHIFT_THRESHOLD} IQR)</h2>
+<h2>Distribution shifts vs previous month (median moved &gt; ${SHIFT_THRESHOLD} IQR; months with ${SHIFT_MIN_N} values or more)</h2>
 ${shiftRows ? `<table><tr><th>dataset</th><th>hospital</th><th>measure</th><th>months</th><th>shift (IQR)</th></tr>${shiftRows}</table>` : '<p>None.</p>'}
 <h2>Rule catalogue</h2><table>${Object.entries(r.rule_catalogue).map(([k, v]) => `<tr><td>${esc(k)}</td><td style="text-align:left">${esc(v)}</td></tr>`).join('')}</table>
 </body></html>
