@@ -91,23 +91,21 @@ function hospitalReport(m: HospitalManifest): HospitalReport {
   let demo = false;
   const warnings: string[] = [];
   const filledWeighted: Record<string, number> = {};
-  // Months a --period run replaced after a whole-file run (scope `all`) of the same hospital: their curated rows are
-  // the --period run's, so the whole-file run's accepted rows of those months no longer count. Its rejected rows
-  // cannot be taken out (a rejected row may have no month), so they still count, and the report says so.
+  // Months a --period run replaced after a whole-file run (scope `all`) of the same hospital: the curated data holds
+  // the --period run's rows of them, but the counts below add both runs, as the whole-file run's counts are not
+  // kept by month (a rejected row may have no month). Rates stay those of the rows read; the report says so.
   const whole = m.scopes.all;
-  const replaced = whole ? scopes.filter((s) => s !== 'all' && whole.months[s] !== undefined) : [];
-  const supersededAccepted = replaced.reduce((n, month) => n + whole!.months[month], 0);
+  const replaced = whole ? scopes.filter((s) => s !== 'all' && whole.months?.[s] !== undefined) : [];
   if (replaced.length > 0) {
     warnings.push(
       `${m.dataset} ${m.hospital_id}: ${replaced.join(', ')} processed again with --period after the whole-file run: ` +
-        `their curated rows are counted from the --period run${replaced.length > 1 ? 's' : ''}, but the whole-file run's rejected rows of ${replaced.length > 1 ? 'those months' : 'that month'} still count (a rejected row may have no month)`,
+        `the counts add both runs' rows of ${replaced.length > 1 ? 'those months' : 'that month'} (the curated data holds the --period run's)`,
     );
   }
   for (const s of scopes) {
     const e: ScopeEntry = m.scopes[s];
-    const gone = s === 'all' ? supersededAccepted : 0;
-    rows.read += e.rows.read - gone;
-    rows.accepted += e.rows.accepted - gone;
+    rows.read += e.rows.read;
+    rows.accepted += e.rows.accepted;
     rows.rejected += e.rows.rejected;
     add(byRule, e.rejects_by_rule);
     // Row count vs the previous run, over the scopes that had one: a --period month run for the first time has
@@ -149,7 +147,10 @@ function hospitalReport(m: HospitalManifest): HospitalReport {
 export function shifts(dataset: Dataset, rows: StatRow[]): Shift[] {
   const out: Shift[] = [];
   const byKey = new Map<string, StatRow[]>();
+  // Months with too few values are left out before pairing, so the month after one is compared with the latest
+  // earlier month that has enough (a small month in between must not hide a shift).
   for (const r of rows) {
+    if (r.n < SHIFT_MIN_N) continue;
     const k = `${r.hospital_id}\u0000${r.measure}`;
     (byKey.get(k) ?? byKey.set(k, []).get(k)!).push(r);
   }
@@ -157,7 +158,6 @@ export function shifts(dataset: Dataset, rows: StatRow[]): Shift[] {
     list.sort((a, b) => (a.month < b.month ? -1 : 1));
     for (let i = 1; i < list.length; i++) {
       const [a, b] = [list[i - 1], list[i]];
-      if (a.n < SHIFT_MIN_N || b.n < SHIFT_MIN_N) continue;
       if (a.p50 === null || b.p50 === null || a.p25 === null || a.p75 === null) continue;
       const iqr = Math.max(a.p75 - a.p25, Math.abs(a.p50) * 1e-3, 1e-9);
       const shift = Math.abs(b.p50 - a.p50) / iqr;
@@ -194,10 +194,10 @@ export function buildReport(out: string, maxRejectRate: number): QualityReport {
     const byHospital = new Map(readManifests(out, dataset).map((m) => [m.hospital_id, m]));
     const all = readJsonFiles<InputManifest>(join(out, '_manifests', dataset, 'inputs')).map((f) => f.value);
     for (const i of all) {
-      // An input without rows (an empty delivery) is replaced by any input committed after it for the same
-      // scope (the corrected delivery, under another path: the Airflow flow processes the split files), so its
-      // "zero rows" warning does not stay in every later report.
-      if (i.hospitals.length === 0 && all.some((j) => j !== i && j.scope === i.scope && j.committed_at > i.committed_at)) continue;
+      // An input without rows (an empty delivery) is replaced by an input with rows committed after it for the
+      // same scope (the corrected delivery, under another path: the Airflow flow processes the split files), so
+      // its "zero rows" warning does not stay in every later report.
+      if (i.hospitals.length === 0 && all.some((j) => j.hospitals.length > 0 && j.scope === i.scope && j.committed_at > i.committed_at)) continue;
       // A rerun of a partition replaces it, from whatever path its input now has: the file that produced the
       // partition before no longer speaks for it, and one that produces none any more is left out.
       const current = (h: string) => {
@@ -232,6 +232,12 @@ const pctGated = (x: number, threshold: number) => {
   while (digits < 6 && x !== threshold && pct(x, digits) === pct(threshold, digits)) digits++;
   return [pct(x, digits), pct(threshold, digits)] as const;
 };
+/** The threshold itself, with the decimals it has (two at least, six at most): 4.999% is not shown as 5.00%. */
+const pctExact = (x: number) => {
+  let digits = 2;
+  while (digits < 6 && Math.abs(Number((100 * x).toFixed(digits)) - 100 * x) > 1e-9) digits++;
+  return pct(x, digits);
+};
 
 export function reportHtml(r: QualityReport): string {
   const rows = r.hospitals
@@ -260,7 +266,7 @@ export function reportHtml(r: QualityReport): string {
 <html lang="en"><head><meta charset="utf-8"><title>Data quality report</title>
 <style>body{font:14px system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(-n+2),th{text-align:left}tr.fail{background:#fde2e2}.banner{padding:.6rem 1rem;border-radius:4px;font-weight:600}.pass{background:#e3f6e5}.failb{background:#fde2e2}</style></head>
 <body><h1>Data quality report</h1>
-<p class="banner ${r.passed ? 'pass' : 'failb'}">${r.passed ? 'All quality gates passed' : 'A quality gate failed'} — maximum reject rate ${pct(r.max_reject_rate)}; generated ${esc(r.generated_at)}</p>
+<p class="banner ${r.passed ? 'pass' : 'failb'}">${r.passed ? 'All quality gates passed' : 'A quality gate failed'} — maximum reject rate ${pctExact(r.max_reject_rate)}; generated ${esc(r.generated_at)}</p>
 ${warnings.length ? `<h2>Warnings</h2><ul>${warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : ''}
 <h2>Gates</h2><table><tr><th>dataset</th><th>hospital</th><th>gate</th><th>value</th><th>threshold</th><th>result</th></tr>
 ${gates}</table>
