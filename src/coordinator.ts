@@ -132,6 +132,9 @@ export function preflight(dataset: Dataset, input: string): { header: Header | n
     throw new PipelineError('HCP_ERR_INPUT_MISSING', `Input file not found: ${input}`, { file: input });
   }
   if (st.isDirectory()) throw new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Input is a directory, not a CSV file: ${input}`, { file: input });
+  // The reads stop at the size stat gives, 0 for a pipe or a device (/dev/zero passed as an empty file),
+  // and opening a named pipe with no writer blocks where no signal handler can run.
+  if (!st.isFile()) throw new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Input is not a regular file: ${input}`, { file: input });
   let fd: number;
   try {
     fd = openSync(input, 'r');

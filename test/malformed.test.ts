@@ -180,11 +180,22 @@ describe('preflight (in process): file-level errors carry their code', () => {
   it.each<[string, (dir: string) => string, string]>([
     ['missing file', (dir) => join(dir, 'nope.csv'), 'HCP_ERR_INPUT_MISSING'],
     ['directory', (dir) => dir, 'HCP_ERR_INPUT_UNREADABLE'],
+    // Its size is 0, so it passed as an empty file (zero rows, exit 0) while it never ends.
+    ['a character device (/dev/zero)', () => '/dev/zero', 'HCP_ERR_INPUT_UNREADABLE'],
     ['PNG bytes', (dir) => (writeFileSync(join(dir, 'x.csv'), png), join(dir, 'x.csv')), 'HCP_ERR_NOT_CSV'],
     ['missing column', (dir) => (writeFileSync(join(dir, 'x.csv'), csv('hospital_id,value')), join(dir, 'x.csv')), 'HCP_ERR_BAD_HEADER'],
   ])('%s → %s', async (_name, make, code) => {
     const e = await expectErrorCode(() => preflight('vitals', make(tempDir('hcp-bad-'))), code);
     expect((e as unknown as { exitCode: number }).exitCode).toBe(2);
+  });
+
+  it('validate on a named pipe: exit 2 at once, not blocked in open() waiting for a writer', async () => {
+    const dir = tempDir('hcp-bad-');
+    const fifo = join(dir, 'pipe.csv');
+    spawnSync('mkfifo', [fifo]);
+    // Without the check open() blocks with no writer, and SIGTERM cannot end it: the timeout kills it.
+    const r = await runCli(['validate', '--dataset', 'vitals', '--input', fifo], { timeoutMs: 10_000 });
+    expectCleanError(r, 2, 'HCP_ERR_INPUT_UNREADABLE', /regular file/);
   });
 
   it('a readable file gives its header and size', () => {
