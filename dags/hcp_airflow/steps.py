@@ -72,10 +72,7 @@ def partition(settings: Settings, plan: RunPlan) -> list[dict]:
     # and its warning would never reach the report: process the file itself.
     empty = [d for d in plan.inputs if not any(d in h["files"] for h in hospitals)]
     if empty:
-        key, source = resolve_key()
-        mask(key)
-        log.info("pseudonymisation key source: %s", source)
-        env = engine_env(os.environ, key)
+        env = _keyed_env()
         for dataset in empty:
             log.warning("run %s: %s has no rows; recording it for the report", plan.key, plan.inputs[dataset])
             _process(settings, plan, dataset, plan.inputs[dataset], env)
@@ -92,14 +89,19 @@ def validate(settings: Settings, hospital: dict) -> dict:
 
 def transform(settings: Settings, plan: RunPlan, hospital: dict) -> dict:
     """``process`` each dataset file of one hospital into the run's output."""
-    key, source = resolve_key()
-    mask(key)
-    log.info("pseudonymisation key source: %s", source)  # where from, never the value
-    env = engine_env(os.environ, key)
+    env = _keyed_env()
     result = {"hospital_id": hospital["hospital_id"], "rows": {}}
     for dataset, path in sorted(hospital["files"].items()):
         result["rows"][dataset] = _process(settings, plan, dataset, path, env).get("rows")
     return result
+
+
+def _keyed_env() -> dict[str, str]:
+    """The engine's environment with the pseudonymisation key, masked in the task logs."""
+    key, source = resolve_key()
+    mask(key)
+    log.info("pseudonymisation key source: %s", source)  # where from, never the value
+    return engine_env(os.environ, key)
 
 
 def _process(settings: Settings, plan: RunPlan, dataset: str, path, env: dict[str, str]) -> dict:
