@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, DATA, describeRun, listFiles, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
+import { CLI, type CliResult, DATA, describeRun, listFiles, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -91,16 +91,22 @@ describe('metrics: a run that fails is not a success', () => {
   });
 });
 
+/** `report` over missing or stale statistics: exit 2 (HCP_ERR_NO_STATS), and no _SUCCESS left behind. */
+async function reportRefuses(out: string): Promise<CliResult> {
+  const r = await runCli(['report', '--out', out]);
+  expect(r.code, describeRun(r)).toBe(2);
+  expect(r.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_STATS' } });
+  expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+  return r;
+}
+
 describe('report: success only over current statistics', () => {
   it('refuses (exit 2, no _SUCCESS) without statistics and over statistics older than the last process', async () => {
     const out = join(tempDir(), 'out');
     const process1 = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS]);
     expect(process1.code, describeRun(process1)).toBe(0);
-    const none = await runCli(['report', '--out', out]);
-    expect(none.code, describeRun(none)).toBe(2);
-    expect(none.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_STATS' } });
+    const none = await reportRefuses(out);
     expect(none.json!.error.message).toMatch(/run stats first/);
-    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
     expect(existsSync(join(out, 'quality'))).toBe(false);
 
     expect((await runCli(['stats', '--out', out])).code).toBe(0);
@@ -114,9 +120,7 @@ describe('report: success only over current statistics', () => {
     // (process leaves the root _manifest.json and _SUCCESS to run and report, SPEC §5.)
     const before = snapshot(out);
     expect(before['_SUCCESS']).toBeDefined();
-    const stale = await runCli(['report', '--out', out]);
-    expect(stale.code, describeRun(stale)).toBe(2);
-    expect(stale.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_STATS' } });
+    await reportRefuses(out);
     // The earlier report's _SUCCESS no longer vouches for this output: it goes, and nothing else changes.
     const { _SUCCESS: _, ...rest } = before;
     expect(snapshot(out)).toEqual(rest);
@@ -142,10 +146,7 @@ describe('report: statistics are current by what they merged, not by file times'
     expect((await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS])).code).toBe(0);
     // The same clock tick (a filesystem with 1-2 s timestamps): every file has one time.
     touchAll(out, 1_700_000_000);
-    const r = await runCli(['report', '--out', out]);
-    expect(r.code, describeRun(r)).toBe(2);
-    expect(r.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_STATS' } });
-    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+    await reportRefuses(out);
   });
 
   it('a copy without preserved times (statistics older than the manifests) is current', async () => {
@@ -181,10 +182,7 @@ describe('report: statistics are current by what they merged, not by file times'
     // An older version's process commits one hospital again: a later commit time, still no run id.
     for (const f of [hospitals[0], ...readdirSync(join(dir, 'inputs')).map((x) => join('inputs', x))]) edit(f, (m) => ((m.scopes?.all ?? m).committed_at = '2099-01-01T00:00:00.000Z'));
     touchAll(out, 1_700_000_000);
-    const stale = await runCli(['report', '--out', out]);
-    expect(stale.code, describeRun(stale)).toBe(2);
-    expect(stale.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_STATS' } });
-    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+    await reportRefuses(out);
   });
 
   it('a dataset processed without accepted rows needs its (header-only) statistics too, as stats writes them', async () => {
@@ -194,10 +192,7 @@ describe('report: statistics are current by what they merged, not by file times'
     const out = join(dir, 'out');
     expect((await runCli(['process', '--dataset', 'vitals', '--input', headerOnly, '--out', out, ...OPTS])).code).toBe(0);
     expect(existsSync(join(out, 'sketches')) ? listFiles(join(out, 'sketches')) : []).toEqual([]);
-    const none = await runCli(['report', '--out', out]);
-    expect(none.code, describeRun(none)).toBe(2);
-    expect(none.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_STATS' } });
-    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+    await reportRefuses(out);
     const st = await runCli(['stats', '--out', out]);
     expect(st.code, describeRun(st)).toBe(0);
     expect(st.json!.datasets.map((d: { dataset: string }) => d.dataset)).toEqual(['vitals']);

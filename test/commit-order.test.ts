@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { DATA, listFiles, removeTempDirs, tempDir } from './helpers.js';
+import { DATA, listFiles, processConfig, removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -34,25 +34,7 @@ vi.mock('../dist/src/merge/partitions.js', async (importOriginal) => {
 const { processFile } = await import('../dist/src/coordinator.js');
 const { createPool } = await import('../dist/src/pool.js');
 const { silentLogger } = await import('../dist/src/log.js');
-const { parseIsoDate } = await import('../dist/src/rules/fields.js');
 
-const config = (input: string, out: string, beforeCommit: () => void) => ({
-  dataset: 'vitals' as const,
-  input,
-  out,
-  chunkSize: 1 << 20,
-  maxRecordBytes: 1 << 20,
-  rowGroupRows: 128_000,
-  maxBufferedRows: 400_000,
-  dedupeFilterBits: null,
-  asOfDay: parseIsoDate('2025-01-01'),
-  period: null,
-  periodBounds: null,
-  key: 'test-key-0123456789',
-  keyIsDemo: false,
-  progress: false,
-  beforeCommit,
-});
 
 describe('processFile: beforeCommit comes after every check', () => {
   it('a hospital-level ledger mismatch fails (HCP_ERR_LEDGER) without calling beforeCommit or changing the output', async () => {
@@ -62,14 +44,14 @@ describe('processFile: beforeCommit comes after every check', () => {
     try {
       let calls = 0;
       tamper.on = false;
-      await processFile(config(input, out, () => calls++), pool, silentLogger, null);
+      await processFile(processConfig(input, out, { beforeCommit: () => calls++ }), pool, silentLogger, null);
       expect(calls).toBe(1); // the control: a good file calls it once
       writeFileSync(join(out, '_SUCCESS'), '');
       const before = listFiles(out).map((f) => [f, readFileSync(join(out, f), 'utf8')]);
 
       tamper.on = true;
       calls = 0;
-      await expect(processFile(config(input, out, () => calls++), pool, silentLogger, null)).rejects.toMatchObject({
+      await expect(processFile(processConfig(input, out, { beforeCommit: () => calls++ }), pool, silentLogger, null)).rejects.toMatchObject({
         code: 'HCP_ERR_LEDGER',
         message: expect.stringMatching(/for hospital/),
       });

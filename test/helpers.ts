@@ -14,7 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { parseString } from 'fast-csv';
 import { expect } from 'vitest';
+import type { ProcessConfig } from '../src/coordinator.js';
 import { Dictionaries, resolve } from '../src/merge/dicts.js';
+import { parseIsoDate } from '../src/rules/fields.js';
 import { unpackRejects } from '../src/sinks/quarantine.js';
 import { ChunkProcessor } from '../src/transform/chunk.js';
 import { wordsToHex } from '../src/transform/sha256.js';
@@ -26,6 +28,30 @@ export const CLI = process.env.HCP_CLI ?? join(ROOT, 'dist', 'src', 'cli.js');
 export const DATA = join(ROOT, 'data');
 /** The key every CLI test runs with unless it says otherwise. */
 export const TEST_KEY = 'test-key-0123456789';
+
+/**
+ * A `processFile` configuration for the tests that call it in-process: vitals, 1 MiB chunks, the engine's default
+ * bounds, `--as-of 2025-01-01` and the test key; `over` changes any of it.
+ */
+export function processConfig(input: string, out: string, over: Partial<ProcessConfig> = {}): ProcessConfig {
+  return {
+    dataset: 'vitals',
+    input,
+    out,
+    chunkSize: 1 << 20,
+    maxRecordBytes: 1 << 20,
+    rowGroupRows: 128_000,
+    maxBufferedRows: 400_000,
+    dedupeFilterBits: null,
+    asOfDay: parseIsoDate('2025-01-01'),
+    period: null,
+    periodBounds: null,
+    key: TEST_KEY,
+    keyIsDemo: false,
+    progress: false,
+    ...over,
+  };
+}
 
 export interface CliResult {
   code: number | null;

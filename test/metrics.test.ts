@@ -14,7 +14,7 @@ import {
   writeMetricsFile,
   type PipelineMetrics,
 } from '../src/metrics/index.js';
-import { ROOT } from './helpers.js';
+import { processConfig, ROOT } from './helpers.js';
 
 // --- helpers ------------------------------------------------------------------
 
@@ -512,7 +512,6 @@ describe('processFile: hcp_chunk_duration_seconds', () => {
     const { processFile } = await import('../dist/src/coordinator.js');
     const { createPool } = await import('../dist/src/pool.js');
     const { silentLogger } = await import('../dist/src/log.js');
-    const { parseIsoDate } = await import('../dist/src/rules/fields.js');
     const dir = await mkdtemp(join(tmpdir(), 'hcp-chunks-'));
     try {
       const input = join(dir, 'vitals.csv');
@@ -540,11 +539,7 @@ describe('processFile: hcp_chunk_duration_seconds', () => {
       const metrics = { ...m, observeChunkDuration: (s: number) => observed.push(s) };
       try {
         const s = await processFile(
-          {
-            dataset: 'vitals', input, out: join(dir, 'out'), chunkSize: 4096, maxRecordBytes: 1 << 20, rowGroupRows: 128_000,
-            maxBufferedRows: 400_000, dedupeFilterBits: null, asOfDay: parseIsoDate('2025-01-01'), period: null, periodBounds: null,
-            key: 'test-key-0123456789', keyIsDemo: false, progress: false,
-          },
+          processConfig(input, join(dir, 'out'), { chunkSize: 4096 }),
           queued, silentLogger, metrics,
         );
         expect(s.rows.read).toBe(400);
@@ -578,7 +573,6 @@ describe('processFile: hcp_bytes_read_total and the summary\'s bytes', () => {
     const { processFile } = await import('../dist/src/coordinator.js');
     const { createPool } = await import('../dist/src/pool.js');
     const { silentLogger } = await import('../dist/src/log.js');
-    const { parseIsoDate } = await import('../dist/src/rules/fields.js');
     const dir = await mkdtemp(join(tmpdir(), 'hcp-bytes-'));
     try {
       const input = join(dir, 'vitals.csv');
@@ -588,11 +582,7 @@ describe('processFile: hcp_bytes_read_total and the summary\'s bytes', () => {
       const pool = createPool(1, () => {});
       try {
         const s = await processFile(
-          {
-            dataset: 'vitals', input, out: join(dir, 'out'), chunkSize: 1024, maxRecordBytes: 1 << 20, rowGroupRows: 128_000,
-            maxBufferedRows: 400_000, dedupeFilterBits: null, asOfDay: parseIsoDate('2025-01-01'), period: null, periodBounds: null,
-            key: 'test-key-0123456789', keyIsDemo: false, progress: false,
-          },
+          processConfig(input, join(dir, 'out'), { chunkSize: 1024 }),
           pool, silentLogger, m,
         );
         expect(s.bytes).toBe(size);
