@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { preflight } from '../src/coordinator.js';
@@ -423,7 +424,9 @@ describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds
   });
 
   it('path-like hospital IDs: quarantined under hospital_id=__invalid__, no directory outside out/', async () => {
-    const evil = ['../../etc', 'a/b', '..', '/tmp/x', 'H001/../../y', '.hidden', 'C:\\win'];
+    // An absolute path of this run's own (checked below), not a shared one such as /tmp/x that anything else may create.
+    const absolute = join(tmpdir(), `hcp-path-like-${process.pid}-${Date.now()}`);
+    const evil = ['../../etc', 'a/b', '..', absolute, 'H001/../../y', '.hidden', 'C:\\win'];
     const run = await processInput(csv(HEADER, GOOD[0], ...evil.map((h) => `${h},2024-01-05,P1,heart_rate,72,bpm`)));
     await expectLedger(run, { read: 1 + evil.length, accepted: 1, rejected: evil.length });
     const q = await rejects(run.out);
@@ -436,7 +439,7 @@ describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds
       expect(f).not.toMatch(/\.\.|\\/);
       for (const part of f.split('/')) if (part.startsWith('hospital_id=')) expect(part).toMatch(/^hospital_id=(H001|__invalid__)(\.json)?$/);
     }
-    expect(existsSync(join(run.dir, 'etc')) || existsSync(join(run.dir, 'y')) || existsSync('/tmp/x')).toBe(false);
+    expect(existsSync(join(run.dir, 'etc')) || existsSync(join(run.dir, 'y')) || existsSync(absolute)).toBe(false);
   });
 });
 
