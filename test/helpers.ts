@@ -299,6 +299,52 @@ export function rankError(sorted: ArrayLike<number>, q: number, p: number, tol =
   return null;
 }
 
+/** The values the public statistics export may blank: every number but n_patients. */
+export const PUBLIC_BLANKABLE = ['n', 'mean', 'stddev', 'min', 'max', 'p05', 'p25', 'p50', 'p75', 'p95', 'p99', 'n_low', 'n_high'];
+const ADDITIVE = ['n', 'mean', 'stddev', 'n_low', 'n_high'];
+const SINGLE_VALUES = ['min', 'max', 'p05', 'p25', 'p50', 'p75', 'p95', 'p99'];
+
+/**
+ * Checks a public statistics export against the full statistics it was made from (CSV records, same rows in the
+ * same order): visible values are the full ones and n_patients is always there; a cell with fewer than `minCell`
+ * patients is blank; a hospital cell is blank or shown whole; and in each (dataset, month, measure) nothing
+ * blanked can be recovered as ALL minus the visible cells: the blanked hospital cells hold at least `minCell`
+ * patients together or ALL's sums are blank, and ALL's min/max, wherever they show in its row, are a visible
+ * cell's. Returns how many hospital cells are blank and shown.
+ */
+export function expectSafePublicStats(full: Record<string, string>[], pub: Record<string, string>[], minCell: number): { blank: number; shown: number } {
+  expect(pub.length).toBe(full.length);
+  const groups = new Map<string, { all?: number; cells: number[] }>();
+  full.forEach((f, i) => {
+    const p = pub[i];
+    expect(Object.keys(p)).toEqual(Object.keys(f));
+    for (const c of Object.keys(f)) if (!PUBLIC_BLANKABLE.includes(c) || p[c] !== '') expect(p[c], `${f.hospital_id} ${f.month} ${f.measure} ${c}`).toBe(f[c]);
+    if (Number(f.n_patients) < minCell) for (const c of PUBLIC_BLANKABLE) expect(p[c], `${f.hospital_id} ${f.month} ${f.measure} ${c}`).toBe('');
+    const k = `${f.dataset}\u0000${f.month}\u0000${f.measure}`;
+    const g = groups.get(k) ?? { cells: [] };
+    groups.set(k, g);
+    if (f.hospital_id === 'ALL') g.all = i;
+    else g.cells.push(i);
+  });
+  let blank = 0;
+  let shown = 0;
+  for (const [k, { all, cells }] of groups) {
+    const hidden = cells.filter((i) => pub[i].n === '');
+    const visible = cells.filter((i) => pub[i].n !== '');
+    for (const i of hidden) for (const c of PUBLIC_BLANKABLE) expect(pub[i][c], `${k} ${full[i].hospital_id} ${c}`).toBe('');
+    blank += hidden.length;
+    shown += visible.length;
+    if (all === undefined || hidden.length === 0) continue;
+    const residual = hidden.reduce((a, i) => a + Number(pub[i].n_patients), 0);
+    for (const c of ADDITIVE) if (pub[all][c] !== '') expect(residual, `${k}: ALL ${c} minus the visible cells`).toBeGreaterThanOrEqual(minCell);
+    for (const ext of ['min', 'max']) {
+      const v = full[all][ext];
+      if (SINGLE_VALUES.some((c) => pub[all][c] === v)) expect(visible.some((i) => pub[i][ext] === v), `${k}: ALL ${ext} ${v}`).toBe(true);
+    }
+  }
+  return { blank, shown };
+}
+
 /** |a − b| ≤ rel·max(|a|,|b|) + abs. */
 export function close(a: number, b: number, rel = 1e-9, abs = 0): boolean {
   return Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b)) + abs;

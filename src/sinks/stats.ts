@@ -2,7 +2,7 @@
  * Monthly statistics (SPEC §4): one row per (dataset, hospital, month,
  * measure) from the per-hospital sketch files, plus `ALL` rollups made by
  * merging those sketches (no rescan of rows), written as Parquet, CSV and a
- * small-cell-suppressed public CSV.
+ * public CSV with small cells suppressed (`suppress.ts`).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,12 +16,12 @@ import { csvField } from '../parse/csv.js';
 import { ALL_HOSPITALS } from '../rules/fields.js';
 import { readManifests, SKETCH_VERSION, type SketchFile } from './commit.js';
 import { readJsonFiles, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import { type PublicStatRow, suppressSmallCells } from './suppress.js';
 
 export const STAT_COLUMNS = [
   'dataset', 'hospital_id', 'month', 'measure', 'unit', 'n', 'n_patients', 'mean', 'stddev', 'min', 'max',
   'p05', 'p25', 'p50', 'p75', 'p95', 'p99', 'n_low', 'n_high',
 ] as const;
-const NUMERIC = STAT_COLUMNS.slice(5);
 const QCOLS = ['p05', 'p25', 'p50', 'p75', 'p95', 'p99'] as const;
 
 export interface StatRow {
@@ -82,12 +82,14 @@ export function computeStats(dataset: Dataset, files: SketchFile[]): StatRow[] {
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const fmt = (v: string | number | null) => (v === null ? '' : typeof v === 'number' ? String(v) : csvField(v));
 
+/**
+ * The statistics as CSV: every value when `minCell` is null, else the public export, its small cells and the
+ * cells that would give them away blanked (`suppressSmallCells`).
+ */
 export function statsCsv(rows: StatRow[], minCell: number | null): string {
+  const out: readonly PublicStatRow[] = minCell === null ? rows : suppressSmallCells(rows, minCell);
   const lines = [STAT_COLUMNS.join(',')];
-  for (const r of rows) {
-    const suppress = minCell !== null && (r.n_patients ?? 0) < minCell;
-    lines.push(STAT_COLUMNS.map((c) => (suppress && (NUMERIC as readonly string[]).includes(c) && c !== 'n_patients' ? '' : fmt(r[c]))).join(','));
-  }
+  for (const r of out) lines.push(STAT_COLUMNS.map((c) => fmt(r[c])).join(','));
   return lines.join('\n') + '\n';
 }
 
