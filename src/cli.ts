@@ -19,7 +19,7 @@ const SHARED = `Shared options:
   --period YYYY-MM       reject dates outside this month (date.outside_period)
   --as-of YYYY-MM-DD     reject dates after this day (default: today, UTC)
   --max-reject-rate R    quality gate: max share of rejected rows per hospital (default 0.05)
-  --min-cell N           public export: blank cells with fewer patients (default 11)
+  --min-cell N           public export: blank cells with fewer patients, and cells that would reveal them (default 11)
   --metrics-port P       serve Prometheus metrics on 127.0.0.1:P/metrics while running
   --pushgateway URL      push metrics to a Pushgateway at the end
   --metrics-file PATH    write metrics for node_exporter's textfile collector
