@@ -19,7 +19,7 @@
  *   sketches/…/hospital_id=H.json, _manifests/…  ─► ledger check ─► atomic commit per hospital
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, rmSync, statSync, realpathSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, rmSync, statSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { CpuAccount, type CpuTotals } from './cpu.js';
@@ -39,7 +39,7 @@ import { COLUMNS, type Dataset, MEASURES } from './registry.js';
 import { commitHospital, writeInputManifest, type HospitalOutcome } from './sinks/commit.js';
 import { readFully, removeIfEmpty } from './sinks/fsutil.js';
 import { QuarantineFile } from './sinks/quarantine.js';
-import { acquireLock, type Lock } from './sinks/lock.js';
+import { acquireLock, lockHeld, type Lock } from './sinks/lock.js';
 import type { ChunkContext, ChunkResult } from './types.js';
 import type { PipelineMetrics } from './metrics/index.js';
 
@@ -115,12 +115,39 @@ function partitionName(input: string): string {
   return createHash('sha256').update(realpathSync(input)).digest('hex').slice(0, 16);
 }
 
+/** The name of a partition's lock (`DIR/_locks/<name>.lock`) and of its runs' staging directories (`DIR/_staging/<name>-<uuid>`). */
+const lockName = (dataset: Dataset, scope: string, input: string) => `${dataset}.${scope}.${partitionName(input)}`;
+
 /**
  * Takes the lock of the partition a `process` of `input` writes (`DIR/_locks/<dataset>.<scope>.<partition>.lock`):
  * exit 2 HCP_ERR_LOCKED while another run holds it.
  */
 export function partitionLock(out: string, dataset: Dataset, scope: string, input: string): Lock {
-  return acquireLock(join(out, '_locks', `${dataset}.${scope}.${partitionName(input)}.lock`), `${dataset} partition of ${input}`);
+  return acquireLock(join(out, '_locks', `${lockName(dataset, scope, input)}.lock`), `${dataset} partition of ${input}`);
+}
+
+/**
+ * Removes the staging directories of runs that were killed (SIGKILL, a lost machine: no handler ran): those of
+ * `own` (the partition whose lock the caller holds), and any whose partition lock is gone or held by a dead process.
+ * A live run holds its lock for as long as its staging directory exists, so none of its files is touched.
+ */
+function sweepStaging(out: string, own: string): void {
+  const dir = join(out, '_staging');
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^(.+)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.exec(name);
+    if (!m) continue;
+    try {
+      if (m[1] === own || !lockHeld(join(out, '_locks', `${m[1]}.lock`))) rmSync(join(dir, name), { recursive: true, force: true });
+    } catch {
+      /* best effort: a leftover is garbage, not a reason to fail this run */
+    }
+  }
 }
 
 /** Checks the input is a readable regular file and reads its header (SPEC §1). */
@@ -164,7 +191,9 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   if (header && header.extras.length > 0) warnings.push(`${input}: extra column(s) ignored: ${header.extras.join(', ')}`);
 
   const lock = cfg.lock ?? partitionLock(out, dataset, scope, input);
-  const staging = join(out, '_staging', `${dataset}-${randomUUID()}`);
+  const name = lockName(dataset, scope, input);
+  sweepStaging(out, name);
+  const staging = join(out, '_staging', `${name}-${randomUUID()}`);
   mkdirSync(staging, { recursive: true });
   /** Drops staging and the lock, on every way out. */
   const cleanup = () => {

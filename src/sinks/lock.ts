@@ -46,6 +46,20 @@ export function acquireLock(path: string, what: string): Lock {
   throw new PipelineError('HCP_ERR_LOCKED', `Could not take the lock for ${what}`, { file: path });
 }
 
+/**
+ * Whether the lock at `path` is held by a running process: false when it is missing, unreadable, or its owner is
+ * gone. A lock of this process counts as held (it may be another of its runs').
+ */
+export function lockHeld(path: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(path, 'utf8').trim());
+  } catch {
+    return false;
+  }
+  return Number.isInteger(pid) && pid > 0 && (pid === process.pid || alive(pid));
+}
+
 /** Waits (up to `ms`) for a short-lived lock, for the few renames of a commit. */
 export async function withLock<T>(path: string, what: string, fn: () => T, ms = 60_000): Promise<T> {
   const deadline = Date.now() + ms;

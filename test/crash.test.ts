@@ -1,0 +1,54 @@
+/**
+ * Hard kills (SIGKILL: no handler runs, nothing is cleaned on the way out) and the rerun that follows: the rerun
+ * succeeds, gives the same output, and nothing the killed run left behind survives it (SPEC §5).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI, describeRun, listFiles, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
+
+afterAll(removeTempDirs);
+
+/** Manifests carry timestamps and run ids; everything else must be identical. */
+const dataFiles = (snap: Record<string, string>) => Object.fromEntries(Object.entries(snap).filter(([k]) => !k.startsWith('_manifests')));
+
+/** Runs the CLI and SIGKILLs it once `ready(stderr)` holds; resolves once it is gone (and reaped). */
+async function killWhen(args: string[], ready: (stderr: string) => boolean): Promise<{ killed: boolean; signal: NodeJS.Signals | null }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, HCP_PSEUDONYM_KEY: TEST_KEY }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  let killed = false;
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString();
+    if (!killed && ready(stderr)) killed = child.kill('SIGKILL');
+  });
+  const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_c, s) => resolve(s)));
+  return { killed, signal };
+}
+
+describe('process killed with SIGKILL mid-file, then rerun', () => {
+  it('the rerun exits 0 with the same output, and removes the killed run\'s staging directory and lock', async () => {
+    const dir = tempDir();
+    const gen = await runCli(['generate', '--out', dir, '--rows', '300000', '--seed', '9', '--hospitals', '3']);
+    expect(gen.code, gen.stderr).toBe(0);
+    const args = ['process', '--dataset', 'vitals', '--input', join(dir, 'vitals_2024.csv'), '--out', join(dir, 'out')];
+    const out = join(dir, 'out');
+    const first = await runCli([...args, '--no-progress']);
+    expect(first.code, describeRun(first)).toBe(0);
+    const before = dataFiles(snapshot(out));
+
+    const k = await killWhen([...args, '--progress'], (s) => /\d+\.\d% /.test(s));
+    expect(k.killed && k.signal === 'SIGKILL', 'the run finished before it could be killed').toBe(true);
+    // What a hard kill leaves: its staging directory (partial Parquet, spill) and its lock; the output as it was.
+    expect(readdirSync(join(out, '_staging')).length).toBe(1);
+    const visible = Object.fromEntries(Object.entries(dataFiles(snapshot(out))).filter(([f]) => !/^_staging\/|^_locks\//.test(f)));
+    expect(visible).toEqual(before);
+
+    const rerun = await runCli([...args, '--no-progress']);
+    expect(rerun.code, describeRun(rerun)).toBe(0);
+    expect(dataFiles(snapshot(out))).toEqual(before);
+    expect(listFiles(out).filter((f) => /^_staging\/|^_locks\/|\.tmp-|\.old-/.test(f))).toEqual([]);
+    expect(existsSync(join(out, '_staging'))).toBe(false);
+    expect(existsSync(join(out, '_locks'))).toBe(false);
+  });
+});
