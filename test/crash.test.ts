@@ -6,9 +6,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, describeRun, listFiles, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
+import { CLI, curatedScan, DATA, describeRun, listFiles, query, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
 
 afterAll(removeTempDirs);
+
+const VITALS = join(DATA, 'vitals_2024.csv');
 
 /** Manifests carry timestamps and run ids; everything else must be identical. */
 const dataFiles = (snap: Record<string, string>) => Object.fromEntries(Object.entries(snap).filter(([k]) => !k.startsWith('_manifests')));
@@ -50,5 +52,31 @@ describe('process killed with SIGKILL mid-file, then rerun', () => {
     expect(listFiles(out).filter((f) => /^_staging\/|^_locks\/|\.tmp-|\.old-/.test(f))).toEqual([]);
     expect(existsSync(join(out, '_staging'))).toBe(false);
     expect(existsSync(join(out, '_locks'))).toBe(false);
+  });
+});
+
+describe('process killed with SIGKILL in the middle of its commit, then rerun', () => {
+  // HCP_FAULT_KILL=<point>: the engine SIGKILLs itself there (src/sinks/fsutil.ts).
+  it.each(['replace-aside', 'atomic-write'])('at %s: nothing the killed commit moved aside or half-wrote stays in the output; the rerun gives the same output', async (point) => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const args = ['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, '--no-progress'];
+    const first = await runCli(args);
+    expect(first.code, describeRun(first)).toBe(0);
+    const before = dataFiles(snapshot(out));
+
+    const killed = await runCli(args, { env: { HCP_FAULT_KILL: point } });
+    expect(killed.signal, describeRun(killed)).toBe('SIGKILL');
+    // Outside _staging and _locks (the killed run's own, which the rerun removes), no scratch name.
+    const scratch = (f: string) => !/^_staging\/|^_locks\//.test(f) && /\.old-|\.tmp-/.test(f);
+    expect(listFiles(out).filter(scratch)).toEqual([]);
+
+    const rerun = await runCli(args);
+    expect(rerun.code, describeRun(rerun)).toBe(0);
+    expect(dataFiles(snapshot(out))).toEqual(before);
+    expect(listFiles(out).filter((f) => /^_staging\/|^_locks\/|\.tmp-|\.old-/.test(f))).toEqual([]);
+    // A reader globbing the curated tree sees each row once.
+    const [{ n }] = await query(`SELECT count(*) AS n FROM ${curatedScan(out, 'vitals')}`);
+    expect(n).toBe(rerun.json!.rows.accepted);
   });
 });

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../registry.js';
 import type { MeasureSketch, MeasureSketchState } from '../sketch/measure.js';
-import { readJsonFiles, removeIfEmpty, replacePath, writeJsonAtomic, writeJsonAtomicBy } from './fsutil.js';
+import { readJsonFiles, removeIfEmpty, replacePath as replaceInto, writeJsonAtomic, writeJsonAtomicBy } from './fsutil.js';
 import { withLock } from './lock.js';
 
 export const SKETCH_VERSION = 1;
@@ -145,6 +145,10 @@ export async function commitHospital(c: CommitInput): Promise<HospitalOutcome> {
       previous_rows_read: prevScope ? prevScope.rows.read : null,
     };
 
+    // What the renames replace, and the temp files of the JSON writes, go to staging: a kill leaves them there.
+    const scratch = join(staging, 'replaced');
+    let replaced = 0;
+    const replacePath = (from: string, to: string) => replaceInto(from, to, join(scratch, String(replaced++)));
     // Data first, then sketches, then the manifest entry that vouches for them.
     if (scope === 'all') {
       // No accepted rows (e.g. the __invalid__ partition): no curated directory at all.
@@ -159,9 +163,9 @@ export async function commitHospital(c: CommitInput): Promise<HospitalOutcome> {
       else removeEmptied(monthDir, curatedDir);
       replacePath(join(stagedQuarantine, rejectsName), join(quarantineDir, rejectsName));
     }
-    if (months.size > 0) writeJsonAtomicBy(sPath, sketch, 'months', monthEntries());
+    if (months.size > 0) writeJsonAtomicBy(sPath, sketch, 'months', monthEntries(), scratch);
     else rmSync(sPath, { force: true });
-    writeJsonAtomic(mPath, manifest);
+    writeJsonAtomic(mPath, manifest, scratch);
     return { hospital_id: h, rows: c.counts, months: c.months.map((m) => m.month) };
   });
 }

@@ -1,11 +1,16 @@
 /** Small filesystem helpers for atomic output. */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, rmSync, writeSync, writevSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
-/** Writes a file atomically: a temp file in the same directory, fsync, rename. `data` may come in pieces, written in order. */
-export function writeFileAtomic(path: string, data: string | Uint8Array | Iterable<string>): void {
+/**
+ * Writes a file atomically: a temp file, fsync, rename. `data` may come in pieces, written in order. The temp file
+ * is beside `path`, or in `tmpDir` (a run's staging directory, on the same file system) so that a kill leaves it
+ * there, with the rest of the run's scratch, not in the output.
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array | Iterable<string>, tmpDir?: string): void {
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  if (tmpDir) mkdirSync(tmpDir, { recursive: true });
+  const tmp = `${tmpDir ? join(tmpDir, basename(path)) : path}.tmp-${process.pid}-${Date.now()}`;
   const fd = openSync(tmp, 'w');
   try {
     if (typeof data === 'string') writeFully(fd, Buffer.from(data));
@@ -15,25 +20,36 @@ export function writeFileAtomic(path: string, data: string | Uint8Array | Iterab
   } finally {
     closeSync(fd);
   }
+  faultPoint('atomic-write');
   renameSync(tmp, path);
+}
+
+/** `HCP_FAULT_KILL=<point>`: the process SIGKILLs itself there (no handler runs), for the crash tests. */
+function faultPoint(point: string): void {
+  if (process.env.HCP_FAULT_KILL === point) process.kill(process.pid, 'SIGKILL');
 }
 
 /**
  * Replaces `target` (a file or directory) with `staged`: the old one is
- * moved aside, the new one renamed in, then the old one deleted. A crash in
- * between leaves either the old or the new, plus a `.old-*` to clean.
+ * moved aside to `aside` (in the run's staging directory, on the same file
+ * system, where it can never be read as output: a `hospital_id=H.old-*`
+ * beside the partitions would be read by any glob over them), the new one
+ * renamed in, then the old one deleted. A kill in between leaves the old or
+ * the new (or, between the two renames, neither), and the old one in staging,
+ * which the next run removes.
  */
-export function replacePath(staged: string, target: string): void {
+export function replacePath(staged: string, target: string, aside: string): void {
   mkdirSync(dirname(target), { recursive: true });
-  const aside = `${target}.old-${process.pid}-${Date.now()}`;
+  mkdirSync(dirname(aside), { recursive: true });
   const had = existsSync(target);
   if (had) renameSync(target, aside);
+  if (had) faultPoint('replace-aside');
   renameSync(staged, target);
   if (had) rmSync(aside, { recursive: true, force: true });
 }
 
-export function writeJsonAtomic(path: string, value: unknown): void {
-  writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
+export function writeJsonAtomic(path: string, value: unknown, tmpDir?: string): void {
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n', tmpDir);
 }
 
 /**
@@ -47,8 +63,8 @@ export function writeJsonAtomic(path: string, value: unknown): void {
  * Entries' keys must not look like array indices (JSON.stringify would put
  * those first).
  */
-export function writeJsonAtomicBy(path: string, value: object, key: string, entries: Iterable<[string, unknown]>): void {
-  writeFileAtomic(path, jsonPieces(value, key, entries));
+export function writeJsonAtomicBy(path: string, value: object, key: string, entries: Iterable<[string, unknown]>, tmpDir?: string): void {
+  writeFileAtomic(path, jsonPieces(value, key, entries), tmpDir);
 }
 
 /** The text of `writeJsonAtomicBy`, in pieces: one per entry, and one per name and value of the other properties. */
