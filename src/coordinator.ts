@@ -20,7 +20,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, rmSync, statSync, realpathSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { CpuAccount, type CpuTotals } from './cpu.js';
 import { PipelineError } from './errors.js';
@@ -36,8 +36,8 @@ import { parseHeader, type Header } from './parse/header.js';
 import { parsedRecordEnd, parseRecords } from './parse/csv.js';
 import type { Pool } from './pool.js';
 import { COLUMNS, type Dataset, MEASURES } from './registry.js';
-import { commitHospital, writeInputManifest, type HospitalOutcome } from './sinks/commit.js';
-import { readFully, removeIfEmpty } from './sinks/fsutil.js';
+import { commitHospital, type PendingCommit, pendingPath, writeInputManifest, type HospitalOutcome } from './sinks/commit.js';
+import { faultPoint, readFully, removeIfEmpty, writeJsonAtomic } from './sinks/fsutil.js';
 import { QuarantineFile } from './sinks/quarantine.js';
 import { acquireLock, lockHeld, type Lock } from './sinks/lock.js';
 import type { ChunkContext, ChunkResult } from './types.js';
@@ -506,6 +506,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   };
 
   const tc = performance.now();
+  const pending = pendingPath(out, dataset, scope, partitionName(input));
   const outcomes: HospitalOutcome[] = [];
   try {
     // Every hospital's ledger holds before anything is committed (or `_SUCCESS` dropped).
@@ -513,6 +514,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       if (a.read !== (curatedByHospital.get(h) ?? 0) + a.rejected) throw new PipelineError('HCP_ERR_LEDGER', `Ledger mismatch for hospital ${h} in ${input}`, { file: input });
     }
     cfg.beforeCommit?.();
+    // Until the input manifest is written, the hospitals' commits are under way (see PendingCommit).
+    writeJsonAtomic(pending, { input, run, scope, hospitals: [...hospitals.keys()].sort() } satisfies PendingCommit, staging);
     for (const h of [...hospitals.keys()].sort()) {
       const a = hospitals.get(h)!;
       const accepted = curatedByHospital.get(h) ?? 0;
@@ -534,6 +537,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           hospitalFacts: hospitalFacts(h, a),
         }),
       );
+      faultPoint('between-hospitals');
       metrics?.addRows(dataset, h, 'accepted', accepted);
       metrics?.addRows(dataset, h, 'rejected', a.rejected);
       for (const [rule, n] of Object.entries(a.rejectsByRule)) metrics?.addRejectedByRule(dataset, rule, n, h);
@@ -554,6 +558,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     hospitals: outcomes.map((o) => o.hospital_id),
     warnings,
   });
+  rmSync(pending, { force: true });
+  removeIfEmpty(dirname(pending));
   const ended = performance.now();
 
   const pt = partitions.timings;

@@ -17,6 +17,7 @@ const CATALOGUE = {
   HCP_ERR_KEY_MISSING: { exit: EXIT.usage, message: 'HCP_PSEUDONYM_KEY is not set and --require-key was given' },
   HCP_ERR_NO_SKETCHES: { exit: EXIT.usage, message: 'No sketches found to merge' },
   HCP_ERR_NO_STATS: { exit: EXIT.usage, message: 'Statistics missing or not from the commits now in the manifests: run stats first' },
+  HCP_ERR_INTERRUPTED_COMMIT: { exit: EXIT.usage, message: 'A process was interrupted while committing its hospitals: run it again' },
   HCP_ERR_LEDGER: { exit: EXIT.internal, message: 'Ledger mismatch: rows read != curated + rejected' },
   HCP_ERR_WORKER: { exit: EXIT.internal, message: 'A worker failed twice on the same chunk' },
   HCP_ERR_INTERNAL: { exit: EXIT.internal, message: 'Internal error' },

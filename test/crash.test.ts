@@ -3,7 +3,7 @@
  * succeeds, gives the same output, and nothing the killed run left behind survives it (SPEC §5).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, curatedScan, DATA, describeRun, listFiles, query, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
@@ -78,5 +78,39 @@ describe('process killed with SIGKILL in the middle of its commit, then rerun', 
     // A reader globbing the curated tree sees each row once.
     const [{ n }] = await query(`SELECT count(*) AS n FROM ${curatedScan(out, 'vitals')}`);
     expect(n).toBe(rerun.json!.rows.accepted);
+  });
+});
+
+describe('process killed between two hospitals of its commit', () => {
+  it('report refuses (exit 2, no _SUCCESS) the mix of two versions of the file until the process is run again', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const input = join(dir, 'vitals.csv');
+    const lines = readFileSync(VITALS, 'utf8').trimEnd().split('\n');
+    writeFileSync(input, lines.join('\n') + '\n');
+    const args = ['process', '--dataset', 'vitals', '--input', input, '--out', out, '--no-progress'];
+    const first = await runCli(args);
+    expect(first.code, describeRun(first)).toBe(0);
+    expect((await runCli(['stats', '--out', out])).code).toBe(0);
+    const good = await runCli(['report', '--out', out]);
+    expect(good.code, describeRun(good)).toBe(0);
+
+    // A corrected delivery of the same file (its last 100 rows fewer), killed once its first hospital is committed.
+    writeFileSync(input, lines.slice(0, -100).join('\n') + '\n');
+    const killed = await runCli(args, { env: { HCP_FAULT_KILL: 'between-hospitals' } });
+    expect(killed.signal, describeRun(killed)).toBe('SIGKILL');
+    expect((await runCli(['stats', '--out', out])).code).toBe(0);
+    const mixed = await runCli(['report', '--out', out]);
+    expect(mixed.code, describeRun(mixed)).toBe(2);
+    expect(mixed.json!.error.code).toBe('HCP_ERR_INTERRUPTED_COMMIT');
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+
+    const rerun = await runCli(args);
+    expect(rerun.code, describeRun(rerun)).toBe(0);
+    expect((await runCli(['stats', '--out', out])).code).toBe(0);
+    const again = await runCli(['report', '--out', out]);
+    expect(again.code, describeRun(again)).toBe(0);
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(true);
+    expect(again.json!.ledger).toEqual([expect.objectContaining({ read: lines.length - 101, holds: true })]);
   });
 });

@@ -15,7 +15,7 @@ import { createPool } from '../pool.js';
 import { ALL_HOSPITALS } from '../rules/fields.js';
 import { DATASETS, type Dataset } from '../registry.js';
 import type { Lock } from '../sinks/lock.js';
-import { readManifests } from '../sinks/commit.js';
+import { pendingCommits, readManifests } from '../sinks/commit.js';
 import { removeIfEmpty } from '../sinks/fsutil.js';
 import { markSuccess, writeRootManifest } from '../sinks/manifest.js';
 import { writeReport, type QualityReport } from '../sinks/report.js';
@@ -223,8 +223,24 @@ function checkStats(out: string): void {
   throw new PipelineError('HCP_ERR_NO_STATS', stale.message, { file: stale.file });
 }
 
+/**
+ * No success over a `process` that stopped part-way through its commit (see PendingCommit): exit 2, and the
+ * `_SUCCESS` of an earlier report goes; nothing else is touched. Rerunning that process completes it.
+ */
+function checkCommits(out: string): void {
+  const [p] = pendingCommits(out);
+  if (!p) return;
+  rmSync(join(out, '_SUCCESS'), { force: true });
+  throw new PipelineError(
+    'HCP_ERR_INTERRUPTED_COMMIT',
+    `A process of ${p.input} (${p.dataset}, ${p.scope}) stopped while committing its hospitals (${p.hospitals.join(', ')}): the output mixes its partitions with the previous run's; run it again`,
+    { file: p.file },
+  );
+}
+
 export async function reportCommand(cfg: Config, log: Logger): Promise<Outcome> {
   if (!existsSync(join(cfg.out, '_manifests'))) throw new PipelineError('HCP_ERR_NO_SKETCHES', `Nothing to report under ${cfg.out}: run process first`, { file: cfg.out });
+  checkCommits(cfg.out);
   checkStats(cfg.out);
   let hospitals: PushGroups[] = [];
   return withMetrics(cfg, log, () => ({ groups: hospitals }), async (metrics) => {
@@ -282,6 +298,7 @@ export async function runCommand(cfg: Config, log: Logger): Promise<Outcome> {
     const stats = writeStats(cfg.out, cfg.minCell);
     metrics?.observeStage('stats', (performance.now() - t0) / 1000);
     const t1 = performance.now();
+    checkCommits(cfg.out);
     const { report, ledger } = finishReport(cfg, log, metrics, { written_by: 'run', demo_key: key.demo });
     metrics?.observeStage('report', (performance.now() - t1) / 1000);
     return {

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Dataset } from '../registry.js';
+import { DATASETS, type Dataset } from '../registry.js';
 import type { MeasureSketch, MeasureSketchState } from '../sketch/measure.js';
 import { readJsonFiles, removeIfEmpty, replacePath as replaceInto, writeJsonAtomic, writeJsonAtomicBy } from './fsutil.js';
 import { withLock } from './lock.js';
@@ -207,4 +207,26 @@ export const sourceOf = (e: { run?: string; input: string }): string => e.run ??
 
 export function writeInputManifest(out: string, dataset: Dataset, scope: string, name: string, m: InputManifest): void {
   writeJsonAtomic(join(out, '_manifests', dataset, 'inputs', `${name}.${scope}.json`), m);
+}
+
+/**
+ * `_manifests/<dataset>/pending/<partition>.<scope>.json`: written before a `process` commits its first hospital,
+ * removed once its input manifest is written. Left behind, it says the run stopped (killed, or a commit failed)
+ * after committing some of its hospitals and not others: the output mixes its partitions with the previous run's.
+ */
+export interface PendingCommit {
+  input: string;
+  run: string;
+  scope: string;
+  hospitals: string[];
+}
+
+export const pendingPath = (out: string, dataset: Dataset, scope: string, name: string) => join(out, '_manifests', dataset, 'pending', `${name}.${scope}.json`);
+
+/** Every commit under way or interrupted under `out`, by dataset. */
+export function pendingCommits(out: string): (PendingCommit & { dataset: Dataset; file: string })[] {
+  return DATASETS.flatMap((dataset) => {
+    const dir = join(out, '_manifests', dataset, 'pending');
+    return readJsonFiles<PendingCommit>(dir).map((f) => ({ dataset, file: join(dir, f.name), ...f.value }));
+  });
 }

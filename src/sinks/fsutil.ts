@@ -25,7 +25,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array | Iterab
 }
 
 /** `HCP_FAULT_KILL=<point>`: the process SIGKILLs itself there (no handler runs), for the crash tests. */
-function faultPoint(point: string): void {
+export function faultPoint(point: string): void {
   if (process.env.HCP_FAULT_KILL === point) process.kill(process.pid, 'SIGKILL');
 }
 
