@@ -10,9 +10,24 @@ import { PipelineError } from '../errors.js';
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !zombie(pid);
+}
+
+/**
+ * Whether a process has exited but not been reaped (Linux: state Z in /proc): kill(pid, 0) still succeeds, yet it
+ * holds nothing. A SIGKILLed run stays one until its parent (or init, once orphaned) waits for it, and its lock
+ * would turn the rerun away meanwhile.
+ */
+function zombie(pid: number): boolean {
+  try {
+    // The state follows the command name in parentheses, which may itself hold ") ".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false; // no /proc (macOS…): as before, the pid counts as alive
   }
 }
 
