@@ -200,6 +200,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     forget();
     rmSync(staging, { recursive: true, force: true });
     if (!cfg.lock) lock.release();
+    faultPoint('unlocked');
     removeIfEmpty(join(out, '_staging'));
     removeIfEmpty(join(out, '_locks'));
   };
@@ -542,24 +543,25 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       metrics?.addRows(dataset, h, 'rejected', a.rejected);
       for (const [rule, n] of Object.entries(a.rejectsByRule)) metrics?.addRejectedByRule(dataset, rule, n, h);
     }
+    // A record of the input itself, so the report can mention files that had no hospital at all; then the commit
+    // is complete. Both under the lock: released first, a rerun of this partition could write its own pending
+    // marker in between, and this run would remove it.
+    writeInputManifest(out, dataset, scope, partitionName(input), {
+      input,
+      run,
+      scope,
+      committed_at: new Date().toISOString(),
+      rows: { read: rowsRead, accepted: curated, rejected },
+      blank_lines: blankLines,
+      hospitals: outcomes.map((o) => o.hospital_id),
+      warnings,
+    });
+    rmSync(pending, { force: true });
+    removeIfEmpty(dirname(pending));
   } finally {
     cleanup();
   }
   const commitMs = performance.now() - tc;
-
-  // A record of the input itself, so the report can mention files that had no hospital at all.
-  writeInputManifest(out, dataset, scope, partitionName(input), {
-    input,
-    run,
-    scope,
-    committed_at: new Date().toISOString(),
-    rows: { read: rowsRead, accepted: curated, rejected },
-    blank_lines: blankLines,
-    hospitals: outcomes.map((o) => o.hospital_id),
-    warnings,
-  });
-  rmSync(pending, { force: true });
-  removeIfEmpty(dirname(pending));
   const ended = performance.now();
 
   const pt = partitions.timings;

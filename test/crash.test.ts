@@ -114,3 +114,21 @@ describe('process killed between two hospitals of its commit', () => {
     expect(again.json!.ledger).toEqual([expect.objectContaining({ read: lines.length - 101, holds: true })]);
   });
 });
+
+describe('process killed right after it releases its partition lock', () => {
+  // Once the lock is released a rerun of the partition may start and write its own pending marker: the commit
+  // (input manifest written, this run's marker removed) must be complete by then, or this run would remove the
+  // rerun's marker, and a kill of the rerun mid-commit would go unnoticed.
+  it('has finished its commit: input manifest written, no pending marker, report exits 0', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const args = ['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, '--no-progress'];
+    const killed = await runCli(args, { env: { HCP_FAULT_KILL: 'unlocked' } });
+    expect(killed.signal, describeRun(killed)).toBe('SIGKILL');
+    expect(listFiles(join(out, '_manifests', 'vitals')).filter((f) => f.startsWith('inputs/'))).toHaveLength(1);
+    expect(existsSync(join(out, '_manifests', 'vitals', 'pending'))).toBe(false);
+    expect((await runCli(['stats', '--out', out])).code).toBe(0);
+    const report = await runCli(['report', '--out', out]);
+    expect(report.code, describeRun(report)).toBe(0);
+  });
+});
