@@ -6,11 +6,10 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startFakePushgateway } from './fake-pushgateway.js';
 import { CLI, type CliResult, DATA, describeRun, listFiles, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
 
 afterAll(removeTempDirs);
@@ -275,43 +274,28 @@ describe('metrics: last success only when the whole run succeeded', () => {
 });
 
 describe('metrics: stats records its stage like the other commands (SPEC §6, §7)', () => {
-  it('--metrics-file and --pushgateway get hcp_stage_duration_seconds{stage="stats"}, pushed to the dataset-wide ALL group', async () => {
+  it('--metrics-file and --pushgateway get hcp_stage_duration_seconds{stage="stats"}, pushed to a group of its own', async () => {
     const out = join(tempDir(), 'out');
     for (const [dataset, input] of [['vitals', VITALS], ['labs', LABS]]) {
       const p = await runCli(['process', '--dataset', dataset, '--input', input, '--out', out, ...OPTS]);
       expect(p.code, describeRun(p)).toBe(0);
     }
-    // A stand-in Pushgateway that records what it is sent.
-    const pushed: { method: string; path: string; body: string }[] = [];
-    const gateway = createServer((req, res) => {
-      const body: Buffer[] = [];
-      req.on('data', (b: Buffer) => body.push(b));
-      req.on('end', () => {
-        if (req.method === 'GET') res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"success","data":[]}');
-        else {
-          pushed.push({ method: req.method!, path: req.url!, body: Buffer.concat(body).toString('utf8') });
-          res.writeHead(200).end();
-        }
-      });
-    });
-    await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
+    const gateway = await startFakePushgateway();
     const prom = join(out, '..', 'stats.prom');
     try {
-      const s = await runCli(['stats', '--out', out, '--metrics-file', prom, '--pushgateway', `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`]);
+      const s = await runCli(['stats', '--out', out, '--metrics-file', prom, '--pushgateway', gateway.url]);
       expect(s.code, describeRun(s)).toBe(0);
     } finally {
-      await new Promise<void>((resolve) => gateway.close(() => resolve()));
+      await gateway.close();
     }
     const stage = (text: string) => samples(text, 'hcp_stage_duration_seconds').map((l) => [/stage="([^"]*)"/.exec(l)![1], Number(l.split(' ').pop())] as const);
     const written = stage(readFileSync(prom, 'utf8'));
     expect(written.map(([name]) => name)).toEqual(['stats']);
     expect(written[0][1]).toBeGreaterThan(0);
-    // stats owns no hospital's rows: its run-level series annotate (POST) the first dataset's ALL group,
-    // leaving every process-owned group alone.
-    const withStage = pushed.filter((p) => stage(p.body).length > 0);
-    expect(withStage.map((p) => `${p.method} ${p.path}`)).toEqual(['POST /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/ALL']);
-    expect(stage(withStage[0].body)).toEqual(written.map(([name]) => [name, expect.any(Number)]));
-    expect(pushed.every((p) => p.method === 'POST' && p.path.endsWith('/hospital_id/ALL'))).toBe(true);
+    // stats owns no hospital's rows: its series go to its own group (the first dataset's, hospital_id ALL,
+    // command stats), which it replaces, leaving every process-owned group and the ALL gates alone.
+    expect(gateway.requests.map((p) => `${p.method} ${p.path}`)).toEqual(['PUT /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/ALL/command/stats']);
+    expect(stage(gateway.requests[0].body)).toEqual(written.map(([name]) => [name, expect.any(Number)]));
   });
 });
 

@@ -417,15 +417,49 @@ describe('pushMetrics', () => {
     expect(h2!.map((s) => s.name).sort()).toEqual(['hcp_last_success_timestamp_seconds', 'hcp_quality_gate_passed']);
   });
 
-  it('puts the run-level series of a run without rows (stats) in the group it names, annotated (POST)', async () => {
+  it('gives a command without rows of its own (partition, stats, report) groups of its own, replaced (PUT), and only annotates the hospitals\' groups', async () => {
+    captured.length = 0;
+    // A last success in the ALL group: never copied into a command's group.
+    existingGroups = [
+      {
+        labels: { job: 'healthcare_pipeline', dataset: 'vitals', hospital_id: 'ALL' },
+        hcp_last_success_timestamp_seconds: { metrics: [{ labels: {}, value: '1.69e+09' }] },
+      },
+    ];
+    const m = createMetrics(); // with process metrics: they go with the stage times
+    m.observeStage('report', 0.5);
+    m.addBytesRead('labs', 10); // dataset-level: that dataset's own group
+    m.setQualityGate('vitals', 'H1', true);
+    m.setQualityGate('vitals', 'ALL', true);
+    m.setQualityGate('labs', 'H1', false);
+    const home = { dataset: 'vitals', hospitalId: 'ALL', command: 'report' };
+    const groups = [{ dataset: 'vitals', hospitalIds: ['H1'] }, { dataset: 'labs', hospitalIds: ['H1'] }];
+    expect(await pushMetrics(m, base, groups, () => {}, home)).toEqual({ ok: true });
+    existingGroups = [];
+    expect(captured.map((c) => `${c.method} ${c.path}`)).toEqual([
+      'PUT /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/ALL/command/report',
+      'PUT /metrics/job/healthcare_pipeline/dataset/labs/hospital_id/ALL/command/report',
+      'POST /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/H1',
+      'POST /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/ALL',
+      'POST /metrics/job/healthcare_pipeline/dataset/labs/hospital_id/H1',
+    ]);
+    const [own, ownLabs, vH1, vAll, lH1] = captured.map((c) => parseExposition(c.body).samples);
+    // The run-level series (stage times, process metrics…), and nothing scoped to a hospital or to labs.
+    expect(own!.filter((s) => s.name === 'hcp_stage_duration_seconds')).toEqual([{ name: 'hcp_stage_duration_seconds', labels: { stage: 'report' }, value: 0.5 }]);
+    expect(own!.some((s) => s.name === 'process_cpu_seconds_total')).toBe(true);
+    expect(own!.filter((s) => s.labels.hospital_id !== undefined || s.labels.dataset !== undefined)).toEqual([]);
+    expect(ownLabs!).toEqual([{ name: 'hcp_bytes_read_total', labels: { dataset: 'labs' }, value: 10 }]);
+    for (const g of [vH1!, vAll!, lH1!]) expect(g.map((s) => s.name)).toEqual(['hcp_quality_gate_passed']);
+  });
+
+  it('sends nothing to a command\'s group of a dataset it has no series for (stats over two datasets)', async () => {
     captured.length = 0;
     const m = createMetrics({ collectDefault: false });
     m.observeStage('stats', 0.25);
-    const home = { dataset: 'vitals', hospitalId: 'ALL' };
-    const groups = [{ dataset: 'vitals', hospitalIds: ['ALL'] }, { dataset: 'labs', hospitalIds: ['ALL'] }];
-    for (const g of groups) expect(await pushMetrics(m, base, g, () => {}, home)).toEqual({ ok: true });
-    // labs/ALL has nothing of this run: not sent at all.
-    expect(captured.map((c) => `${c.method} ${c.path}`)).toEqual(['POST /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/ALL']);
+    const home = { dataset: 'vitals', hospitalId: 'ALL', command: 'stats' };
+    const groups = [{ dataset: 'vitals', hospitalIds: [] }, { dataset: 'labs', hospitalIds: [] }];
+    expect(await pushMetrics(m, base, groups, () => {}, home)).toEqual({ ok: true });
+    expect(captured.map((c) => `${c.method} ${c.path}`)).toEqual(['PUT /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/ALL/command/stats']);
     const stages = parseExposition(captured[0]!.body).samples.filter((s) => s.name === 'hcp_stage_duration_seconds');
     expect(stages).toEqual([{ name: 'hcp_stage_duration_seconds', labels: { stage: 'stats' }, value: 0.25 }]);
   });
@@ -485,8 +519,9 @@ describe('pushMetrics', () => {
     ['vitals', 'a b', '/metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/a%20b'],
     ['vitals', 'a/b', '/metrics/job/healthcare_pipeline/dataset/vitals/hospital_id@base64/YS9i'],
     ['vitals', '', '/metrics/job/healthcare_pipeline/dataset/vitals/hospital_id@base64/='],
-  ])('groupPath(%j, %j)', (dataset, hospital, path) => {
-    expect(groupPath(dataset, hospital)).toBe(path);
+    ['vitals', 'ALL', '/metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/ALL/command/report', 'report'],
+  ])('groupPath(%j, %j, %j)', (dataset, hospital, path, command?: string) => {
+    expect(groupPath(dataset, hospital, command)).toBe(path);
   });
 });
 

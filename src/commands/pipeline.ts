@@ -10,7 +10,7 @@ import { partitionLock, preflight, processFile, type ProcessSummary } from '../c
 import { onInterrupt } from '../lifecycle.js';
 import { PipelineError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { GroupRef, PipelineMetrics, PushGroups } from '../metrics/index.js';
+import type { PipelineMetrics, PushGroups } from '../metrics/index.js';
 import { createPool } from '../pool.js';
 import { ALL_HOSPITALS } from '../rules/fields.js';
 import { DATASETS, type Dataset } from '../registry.js';
@@ -20,43 +20,11 @@ import { removeIfEmpty } from '../sinks/fsutil.js';
 import { markSuccess, writeRootManifest } from '../sinks/manifest.js';
 import { writeReport, type QualityReport } from '../sinks/report.js';
 import { staleStats, writeStats } from '../sinks/stats.js';
+import { type PushPlan, withMetrics } from './with-metrics.js';
 
 export interface Outcome {
   exitCode: number;
   summary: Record<string, unknown>;
-}
-
-/** Where a command's metrics go in the Pushgateway (src/metrics/grouping.ts). */
-interface PushPlan {
-  groups: PushGroups[];
-  /** The group of the run-level series (stage times…) for a command without rows of its own. */
-  home?: GroupRef;
-}
-
-/**
- * Runs `body` with metrics: served while running, pushed and/or written at
- * the end. With none of those asked for, `body` gets null and prom-client
- * is not even loaded (~60 ms of every command's start-up).
- */
-async function withMetrics(cfg: Config, log: Logger, push: () => PushPlan, body: (m: PipelineMetrics | null) => Promise<Outcome>): Promise<Outcome> {
-  if (cfg.metricsPort === null && !cfg.pushgateway && !cfg.metricsFile) return body(null);
-  const { createMetrics, pushMetrics, serveMetrics, writeMetricsFile } = await import('../metrics/index.js');
-  const metrics = createMetrics();
-  const server = cfg.metricsPort !== null ? await serveMetrics(metrics, cfg.metricsPort) : null;
-  if (server) log.info(`metrics on http://127.0.0.1:${server.port}/metrics`);
-  try {
-    return await body(metrics);
-  } finally {
-    if (cfg.pushgateway) {
-      const { groups, home } = push();
-      for (const g of groups) {
-        const r = await pushMetrics(metrics, cfg.pushgateway, g, (m) => log.warn(m), home);
-        if (!r.ok) log.warn(`metrics push to ${cfg.pushgateway} failed: ${r.error}`);
-      }
-    }
-    if (cfg.metricsFile) await writeMetricsFile(metrics, cfg.metricsFile).catch((e) => log.warn(`metrics file not written: ${(e as Error).message}`));
-    await server?.close();
-  }
 }
 
 function processConfig(cfg: Config, dataset: Dataset, input: string, key: { key: string; demo: boolean }) {
@@ -145,11 +113,11 @@ export async function processCommand(cfg: Config, log: Logger): Promise<Outcome>
 
 export async function statsCommand(cfg: Config, log: Logger): Promise<Outcome> {
   let datasets: string[] = [];
-  // Statistics are dataset-wide and stats counts no hospital's rows: its metrics go with the datasets' ALL
-  // groups, which no process owns, so pushing them never touches a hospital's numbers.
+  // Statistics are dataset-wide and stats counts no hospital's rows: its metrics go to a group of its own
+  // (src/metrics/grouping.ts), so pushing them never touches a hospital's numbers nor report's.
   const plan = (): PushPlan => ({
-    groups: datasets.map((dataset) => ({ dataset, hospitalIds: [ALL_HOSPITALS] })),
-    ...(datasets.length > 0 && { home: { dataset: datasets[0], hospitalId: ALL_HOSPITALS } }),
+    groups: datasets.map((dataset) => ({ dataset, hospitalIds: [] })),
+    ...(datasets.length > 0 && { home: { dataset: datasets[0], hospitalId: ALL_HOSPITALS, command: 'stats' } }),
   });
   return withMetrics(cfg, log, plan, async (metrics) => {
     const t0 = performance.now();
@@ -243,8 +211,16 @@ export async function reportCommand(cfg: Config, log: Logger): Promise<Outcome> 
   checkCommits(cfg.out);
   checkStats(cfg.out);
   let hospitals: PushGroups[] = [];
-  return withMetrics(cfg, log, () => ({ groups: hospitals }), async (metrics) => {
+  // Gates and last-success times annotate the hospitals' groups; the stage time (and the process metrics)
+  // go to report's own group, so they replace neither stats' nor a process run's (src/metrics/grouping.ts).
+  const plan = (): PushPlan => ({
+    groups: hospitals,
+    ...(hospitals.length > 0 && { home: { dataset: hospitals[0].dataset, hospitalId: ALL_HOSPITALS, command: 'report' } }),
+  });
+  return withMetrics(cfg, log, plan, async (metrics) => {
+    const t0 = performance.now();
     const { report, ledger } = finishReport(cfg, log, metrics, { written_by: 'report' });
+    metrics?.observeStage('report', (performance.now() - t0) / 1000);
     const byDataset = new Map<string, string[]>();
     for (const h of report.hospitals) byDataset.set(h.dataset, [...(byDataset.get(h.dataset) ?? []), h.hospital_id]);
     hospitals = [...byDataset].map(([dataset, hospitalIds]) => ({ dataset, hospitalIds }));

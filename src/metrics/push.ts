@@ -1,8 +1,10 @@
 /**
  * Push the run's metrics to a Prometheus Pushgateway: one request per
  * (dataset, hospital) group, so Airflow's mapped tasks (one hospital each)
- * never overwrite each other. Which series go where, and when a group is
- * replaced (PUT) or annotated (POST): ./grouping.ts.
+ * never overwrite each other, and one per (dataset, command) group for the
+ * commands that count no hospital's rows (`partition`, `stats`, `report`), so
+ * they never overwrite each other either. Which series go where, and when a
+ * group is replaced (PUT) or annotated (POST): ./grouping.ts.
  *
  * A PUT replaces the whole group, so a failed run (no
  * hcp_last_success_timestamp_seconds for the group) would erase the previous
@@ -52,7 +54,7 @@ async function fetchLastSuccess(base: string): Promise<LastSuccessLookup> {
     const labels = group.labels as Record<string, string> | undefined;
     const metric = group[LAST_SUCCESS] as { metrics?: Array<{ value?: string }> } | undefined;
     const value = Number(metric?.metrics?.[0]?.value);
-    if (labels?.job !== PUSH_JOB || !Number.isFinite(value)) continue;
+    if (labels?.job !== PUSH_JOB || labels.command !== undefined || !Number.isFinite(value)) continue;
     found.set(`${labels.dataset ?? ''}\u0000${labels.hospital_id ?? ''}`, value);
   }
   return (dataset, hospitalId) => found.get(`${dataset}\u0000${hospitalId}`);
@@ -65,8 +67,9 @@ async function fetchLastSuccess(base: string): Promise<LastSuccessLookup> {
  *   several calls on one metrics object are fine: run-level series are pushed
  *   once, with the first group that has rows).
  * @param log receives warnings (default: stderr).
- * @param home where the run-level series go in a run without rows of its own
- *   (`stats`), which would otherwise push them nowhere.
+ * @param home where the run-level series go in a run without rows of its own,
+ *   which would otherwise push them nowhere: with a `command` (`partition`,
+ *   `stats`, `report`), that command's own groups (./grouping.ts).
  * @returns ok:false with the reasons if any group failed; never throws.
  */
 export async function pushMetrics(
@@ -95,11 +98,13 @@ export async function pushMetrics(
 
     let lookup: LastSuccessLookup | undefined;
     for (const [i, p] of payloads.entries()) {
-      const path = groupPath(p.dataset, p.hospitalId);
+      const path = groupPath(p.dataset, p.hospitalId, p.command);
       const method = p.replace ? 'PUT' : 'POST';
       const fams = [...p.families];
-      if (!p.replace && fams.length === 0) continue; // nothing to add to that group
-      if (p.replace && !fams.some((f) => f.name === LAST_SUCCESS)) {
+      // Nothing to add to that group; a command's group of a dataset it recorded nothing for is left alone.
+      if ((!p.replace || p.command !== undefined) && fams.length === 0) continue;
+      // Only hospital groups hold a last-success time (report's, which a process PUT would erase).
+      if (p.replace && p.command === undefined && !fams.some((f) => f.name === LAST_SUCCESS)) {
         try {
           lookup ??= await fetchLastSuccess(base);
         } catch (err) {

@@ -1,0 +1,42 @@
+/**
+ * Metrics around a command (SPEC §7): served while it runs, pushed and/or
+ * written at the end, the same way for every command.
+ */
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { GroupRef, PipelineMetrics, PushGroups } from '../metrics/index.js';
+
+/** Where a command's metrics go in the Pushgateway (src/metrics/grouping.ts). */
+export interface PushPlan {
+  groups: PushGroups[];
+  /**
+   * For a command that counts no hospital's rows (`partition`, `stats`, `report`): its own group, with
+   * hospitalId `ALL` and the command's name, for the series without a hospital (stage times…).
+   */
+  home?: GroupRef;
+}
+
+/**
+ * Runs `body` with metrics: served while running, pushed and/or written at
+ * the end. With none of those asked for, `body` gets null and prom-client
+ * is not even loaded (~60 ms of every command's start-up).
+ * @param push called at the end, when the command knows its datasets and hospitals.
+ */
+export async function withMetrics<T>(cfg: Config, log: Logger, push: () => PushPlan, body: (m: PipelineMetrics | null) => Promise<T>): Promise<T> {
+  if (cfg.metricsPort === null && !cfg.pushgateway && !cfg.metricsFile) return body(null);
+  const { createMetrics, pushMetrics, serveMetrics, writeMetricsFile } = await import('../metrics/index.js');
+  const metrics = createMetrics();
+  const server = cfg.metricsPort !== null ? await serveMetrics(metrics, cfg.metricsPort) : null;
+  if (server) log.info(`metrics on http://127.0.0.1:${server.port}/metrics`);
+  try {
+    return await body(metrics);
+  } finally {
+    if (cfg.pushgateway) {
+      const { groups, home } = push();
+      const r = await pushMetrics(metrics, cfg.pushgateway, groups, (m) => log.warn(m), home);
+      if (!r.ok) log.warn(`metrics push to ${cfg.pushgateway} failed: ${r.error}`);
+    }
+    if (cfg.metricsFile) await writeMetricsFile(metrics, cfg.metricsFile).catch((e) => log.warn(`metrics file not written: ${(e as Error).message}`));
+    await server?.close();
+  }
+}
