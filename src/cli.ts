@@ -7,7 +7,7 @@
 import { parseCli, need, type Config } from './config.js';
 import { EXIT, PipelineError } from './errors.js';
 import { stderrLogger, type Logger } from './log.js';
-import { partitionFile } from './commands/partition.js';
+import { partitionCommand } from './commands/partition.js';
 import { processCommand, reportCommand, runCommand, statsCommand, type Outcome } from './commands/pipeline.js';
 import { validateFile } from './commands/validate.js';
 import { generate } from './generate/index.js';
@@ -43,7 +43,7 @@ Commands:
 
 Run "healthcare-pipeline <command> --help" for a command's options.`,
   run: `Usage: healthcare-pipeline run [--vitals FILE] [--labs FILE] [--out DIR] [options]\n\nProcesses both datasets, merges statistics, writes the quality report, _manifest.json and _SUCCESS.\n\n${SHARED}`,
-  partition: `Usage: healthcare-pipeline partition --dataset vitals|labs --input FILE --landing DIR\n\nWrites DIR/<dataset>/hospital_id=<H>.csv (invalid hospital IDs: hospital_id=__invalid__.csv), streaming, no row lost.`,
+  partition: `Usage: healthcare-pipeline partition --dataset vitals|labs --input FILE --landing DIR [metrics options]\n\nWrites DIR/<dataset>/hospital_id=<H>.csv (invalid hospital IDs: hospital_id=__invalid__.csv), streaming, no row lost. The metrics options record its hcp_stage_duration_seconds{stage="partition"}, hcp_bytes_read_total and hcp_partition_rows_total.`,
   validate: `Usage: healthcare-pipeline validate --dataset vitals|labs --input FILE\n\nChecks the file is readable, has every required column and UTF-8 text. Exit 0 or 2.`,
   process: `Usage: healthcare-pipeline process --dataset vitals|labs --input FILE [--out DIR] [options]\n\nApplies the row rules, writes curated Parquet, quarantine and sketches for the hospitals in FILE.\n\n${SHARED}`,
   stats: `Usage: healthcare-pipeline stats [--out DIR] [--min-cell N] [metrics options]\n\nMerges DIR/sketches into DIR/stats/monthly_<dataset>.{parquet,csv} and monthly_<dataset>_public.csv, and records the commits merged in DIR/_manifests/stats.json.`,
@@ -61,12 +61,8 @@ async function dispatch(cfg: Config, log: Logger): Promise<Outcome> {
       return statsCommand(cfg, log);
     case 'report':
       return reportCommand(cfg, log);
-    case 'partition': {
-      const dataset = need(cfg.dataset, 'dataset', 'partition');
-      const s = await partitionFile(dataset, need(cfg.input, 'input', 'partition'), need(cfg.landing, 'landing', 'partition'), cfg.chunkSize, cfg.maxRecordBytes);
-      log.info(`partition ${dataset}: ${s.rows_read} rows into ${s.partitions.length} hospital file(s)`);
-      return { exitCode: 0, summary: { command: 'partition', status: 'ok', ...s } };
-    }
+    case 'partition':
+      return partitionCommand(cfg, log);
     case 'validate': {
       const s = validateFile(need(cfg.dataset, 'dataset', 'validate'), need(cfg.input, 'input', 'validate'));
       if (s.empty) log.warn(`${s.input}: no data rows`);

@@ -299,6 +299,55 @@ describe('metrics: stats records its stage like the other commands (SPEC §6, §
   });
 });
 
+describe('metrics: the DAG\'s commands pushing into one Pushgateway never clobber each other (SPEC §7)', () => {
+  it('partition, process, stats then report: every stage time is there once, and report leaves stats\' metrics as they were', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const gateway = await startFakePushgateway();
+    const push = ['--pushgateway', gateway.url];
+    const rows: Record<string, number> = {};
+    let statsGroups: string[] = [];
+    let afterStats: unknown;
+    try {
+      for (const [dataset, input] of [['vitals', VITALS], ['labs', LABS]]) {
+        const part = await runCli(['partition', '--dataset', dataset, '--input', input, '--landing', join(dir, 'landing'), ...push]);
+        expect(part.code, describeRun(part)).toBe(0);
+        const p = await runCli(['process', '--dataset', dataset, '--input', input, '--out', out, ...OPTS, ...push]);
+        expect(p.code, describeRun(p)).toBe(0);
+        rows[dataset] = p.json!.rows.read;
+      }
+      const before = gateway.requests.length;
+      const s = await runCli(['stats', '--out', out, ...push]);
+      expect(s.code, describeRun(s)).toBe(0);
+      statsGroups = gateway.requests.slice(before).map((r) => r.path);
+      const ofStats = () => gateway.samples().filter((x) => statsGroups.includes(x.group));
+      afterStats = ofStats();
+      const r = await runCli(['report', '--out', out, '--max-reject-rate', '1', ...push]);
+      expect(r.code, describeRun(r)).toBe(0);
+      expect(ofStats()).toEqual(afterStats);
+    } finally {
+      await gateway.close();
+    }
+    expect(statsGroups.length).toBeGreaterThan(0);
+    const stages = gateway.samples('hcp_stage_duration_seconds');
+    const count = (stage: string) => stages.filter((x) => x.labels.stage === stage).length;
+    expect({ partition: count('partition'), parse: count('parse'), stats: count('stats'), report: count('report') }).toEqual({ partition: 2, parse: 2, stats: 1, report: 1 });
+    for (const x of stages.filter((y) => ['partition', 'stats', 'report'].includes(y.labels.stage))) {
+      expect(x.value, x.labels.stage).toBeGreaterThan(0);
+      // Every stage series names its dataset and hospital (the alerts' summaries), and a command without rows says which.
+      expect(x.labels).toMatchObject({ job: 'healthcare_pipeline', hospital_id: 'ALL', command: x.labels.stage });
+    }
+    expect(stages.filter((x) => x.labels.stage === 'partition').map((x) => x.labels.dataset).sort()).toEqual(['labs', 'vitals']);
+    // The rows are process's alone, once each: partition's split records are a series of their own.
+    const pushedRows: Record<string, number> = {};
+    for (const x of gateway.samples('hcp_rows_total')) pushedRows[x.labels.dataset] = (pushedRows[x.labels.dataset] ?? 0) + x.value;
+    expect(pushedRows).toEqual(rows);
+    expect(gateway.samples('hcp_partition_rows_total').map((x) => [x.labels.dataset, x.value]).sort()).toEqual(Object.entries(rows).sort());
+    // report's gates still annotate the hospitals' groups.
+    expect(gateway.samples('hcp_quality_gate_passed').length).toBeGreaterThan(2);
+  });
+});
+
 describe('a closed stdout', () => {
   it('does not fail a command that succeeded (run ... | true)', async () => {
     const out = join(tempDir(), 'out');

@@ -74,6 +74,7 @@ function recordKnownRun(m: PipelineMetrics): void {
   m.addRejectedByRule('vitals', 'unit.not_allowed', 1); // no hospital given
   m.addBytesRead('vitals', 4096);
   m.addBytesRead('labs', 1024);
+  m.addPartitionRows('vitals', 150);
   m.observeChunkDuration(0.004);
   m.observeChunkDuration(0.2);
   m.observeChunkDuration(45); // beyond the last bucket
@@ -119,6 +120,7 @@ describe('createMetrics', () => {
       'hcp_bytes_read_total',
       'hcp_chunk_duration_seconds',
       'hcp_last_success_timestamp_seconds',
+      'hcp_partition_rows_total',
       'hcp_pool_queue_size',
       'hcp_pool_utilization',
       'hcp_quality_gate_passed',
@@ -155,6 +157,7 @@ describe('createMetrics', () => {
 
     expect.soft(valueOf(samples, 'hcp_bytes_read_total', { dataset: 'vitals' })).toBe(4096);
     expect.soft(valueOf(samples, 'hcp_bytes_read_total', { dataset: 'labs' })).toBe(1024);
+    expect.soft(valueOf(samples, 'hcp_partition_rows_total', { dataset: 'vitals' })).toBe(150);
     expect.soft(valueOf(samples, 'hcp_pool_queue_size', {})).toBe(3);
     expect.soft(valueOf(samples, 'hcp_pool_utilization', {})).toBe(0.75);
     expect.soft(valueOf(samples, 'hcp_stage_duration_seconds', { stage: 'parse' })).toBe(2);

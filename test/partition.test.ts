@@ -3,12 +3,13 @@
  * into one landing file per hospital, every record kept byte for byte, and
  * no value but a valid hospital_id of a well-formed record ever naming a file.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { partitionFile } from '../src/commands/partition.js';
-import { removeTempDirs, tempDir } from './helpers.js';
+import { startFakePushgateway } from './fake-pushgateway.js';
+import { DATA, describeRun, removeTempDirs, runCli, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -57,5 +58,36 @@ describe('partition: malformed records are not attributed to a hospital', () => 
       }),
       { numRuns: 60 },
     );
+  });
+});
+
+describe('partition: metrics like every command (SPEC §6, §7)', () => {
+  it('--metrics-file and --pushgateway get its stage time, the bytes it read and the records it split, in a group of its own', async () => {
+    const dir = tempDir('hcp-partition-');
+    const input = join(DATA, 'vitals_2024.csv');
+    const prom = join(dir, 'partition.prom');
+    const gateway = await startFakePushgateway();
+    let rows = 0;
+    try {
+      const r = await runCli(['partition', '--dataset', 'vitals', '--input', input, '--landing', join(dir, 'landing'), '--metrics-file', prom, '--pushgateway', gateway.url]);
+      expect(r.code, describeRun(r)).toBe(0);
+      rows = r.json!.rows_read;
+      expect(rows).toBeGreaterThan(0);
+    } finally {
+      await gateway.close();
+    }
+    const text = readFileSync(prom, 'utf8');
+    const value = (series: string) => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.split(' ')[1]);
+    expect(value('hcp_stage_duration_seconds{stage="partition"}')).toBeGreaterThan(0);
+    expect(value('hcp_bytes_read_total{dataset="vitals"}')).toBe(statSync(input).size);
+    expect(value('hcp_partition_rows_total{dataset="vitals"}')).toBe(rows);
+    expect(text).not.toMatch(/^hcp_rows_total\{/m); // no row passed or failed a rule here
+
+    // Its own group (it owns no hospital's rows): replaced by the next partition of the dataset, never touching process's.
+    expect(gateway.requests.map((p) => `${p.method} ${p.path}`)).toEqual(['PUT /metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/ALL/command/partition']);
+    const pushed = Object.fromEntries(gateway.samples().filter((s) => s.name.startsWith('hcp_')).map((s) => [s.name, s]));
+    expect(pushed.hcp_stage_duration_seconds.labels).toEqual({ job: 'healthcare_pipeline', dataset: 'vitals', hospital_id: 'ALL', command: 'partition', stage: 'partition' });
+    expect(pushed.hcp_bytes_read_total.value).toBe(statSync(input).size);
+    expect(pushed.hcp_partition_rows_total.value).toBe(rows);
   });
 });

@@ -8,27 +8,55 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
+import type { Config } from '../config.js';
+import { need } from '../config.js';
 import { preflight } from '../coordinator.js';
 import { PipelineError } from '../errors.js';
 import { onInterrupt } from '../lifecycle.js';
+import type { Logger } from '../log.js';
 import { parseRecords } from '../parse/csv.js';
 import { planCuts } from '../parse/cutter.js';
 import { readFully, writeFully } from '../sinks/fsutil.js';
 import { bomLength } from '../parse/header.js';
 import type { Dataset } from '../registry.js';
-import { INVALID_HOSPITAL, isValidHospitalId } from '../rules/fields.js';
+import { ALL_HOSPITALS, INVALID_HOSPITAL, isValidHospitalId } from '../rules/fields.js';
+import { withMetrics } from './with-metrics.js';
 
 export interface PartitionSummary {
   dataset: Dataset;
   rows_read: number;
+  /** Bytes read: the whole file, header (and BOM) included, as for process. */
+  bytes: number;
   partitions: { hospital_id: string; path: string; rows: number }[];
+}
+
+/**
+ * The `partition` command, with the metrics every command records (SPEC §7): its stage time, the bytes it read
+ * and the records it split. It counts no hospital's rows, so its pushed series go to a group of its own
+ * (`…/dataset/<D>/hospital_id/ALL/command/partition`, src/metrics/grouping.ts).
+ */
+export async function partitionCommand(cfg: Config, log: Logger): Promise<{ exitCode: number; summary: Record<string, unknown> }> {
+  const dataset = need(cfg.dataset, 'dataset', 'partition');
+  const input = need(cfg.input, 'input', 'partition');
+  const landing = need(cfg.landing, 'landing', 'partition');
+  const plan = () => ({ groups: [{ dataset, hospitalIds: [] }], home: { dataset, hospitalId: ALL_HOSPITALS, command: 'partition' } });
+  return withMetrics(cfg, log, plan, async (metrics) => {
+    const t0 = performance.now();
+    const s = await partitionFile(dataset, input, landing, cfg.chunkSize, cfg.maxRecordBytes);
+    const ms = performance.now() - t0;
+    metrics?.observeStage('partition', ms / 1000);
+    metrics?.addBytesRead(dataset, s.bytes);
+    metrics?.addPartitionRows(dataset, s.rows_read);
+    log.info(`partition ${dataset}: ${s.rows_read} rows into ${s.partitions.length} hospital file(s)`);
+    return { exitCode: 0, summary: { command: 'partition', status: 'ok', ...s, duration_ms: Math.round(ms) } };
+  });
 }
 
 export async function partitionFile(dataset: Dataset, input: string, landing: string, chunkSize: number, maxRecordBytes: number): Promise<PartitionSummary> {
   const { header, size } = preflight(dataset, input);
   const dir = join(landing, dataset);
   mkdirSync(dir, { recursive: true });
-  if (!header) return { dataset, rows_read: 0, partitions: [] };
+  if (!header) return { dataset, rows_read: 0, bytes: size, partitions: [] };
   const fd = openSync(input, 'r');
   const headBytes = Buffer.alloc(header.dataOffset);
   readFully(fd, headBytes, 0, header.dataOffset, 0);
@@ -119,5 +147,5 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
   await turn();
   for (const o of outs.values()) renameSync(o.path + tmp, o.path);
   forget();
-  return { dataset, rows_read: rows, partitions };
+  return { dataset, rows_read: rows, bytes: size, partitions };
 }

@@ -3,13 +3,17 @@
  * run, so tests and several runs in one process never share state.
  *
  * No label ever carries a patient value: labels are dataset, hospital_id
- * (validated by the engine or `__invalid__`), outcome, rule code and stage.
+ * (validated by the engine or `__invalid__`), outcome, rule code and stage
+ * (and, in the Pushgateway, the grouping label command: ./grouping.ts).
  */
 import client from 'prom-client';
 
 export type Outcome = 'accepted' | 'rejected';
 
-/** Stage names used by the engine; `observeStage` accepts any string. */
+/**
+ * Stage names used by `run`; `observeStage` accepts any string (the
+ * `partition` command records stage="partition").
+ */
 export const STAGES = [
   'read',
   'parse',
@@ -40,6 +44,8 @@ export interface PipelineMetrics {
    */
   addRejectedByRule(dataset: string, rule: string, n: number, hospitalId?: string): void;
   addBytesRead(dataset: string, n: number): void;
+  /** Records `partition` split into per-hospital files (every record, whatever its hospital_id). */
+  addPartitionRows(dataset: string, n: number): void;
   observeChunkDuration(seconds: number): void;
   setPoolQueueSize(n: number): void;
   setPoolUtilization(ratio: number): void;
@@ -114,6 +120,13 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Pipeline
     labelNames: ['dataset'] as const,
     registers,
   });
+  // Not hcp_rows_total: partition passes no rule, and its records are counted again by process.
+  const partitionRows = new client.Counter({
+    name: 'hcp_partition_rows_total',
+    help: 'Records the partition command split into per-hospital files in this run (every record, whatever its hospital_id).',
+    labelNames: ['dataset'] as const,
+    registers,
+  });
   const chunkDuration = new client.Histogram({
     name: 'hcp_chunk_duration_seconds',
     help: 'Time for a worker to process one input chunk.',
@@ -170,6 +183,10 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Pipeline
     addBytesRead(dataset, n) {
       checkCount('addBytesRead', n);
       bytesRead.inc({ dataset }, n);
+    },
+    addPartitionRows(dataset, n) {
+      checkCount('addPartitionRows', n);
+      partitionRows.inc({ dataset }, n);
     },
     observeChunkDuration(seconds) {
       chunkDuration.observe(seconds);
