@@ -437,6 +437,34 @@ describe('monitoring against a real Pushgateway and Prometheus', () => {
       expect(leaked, `patient IDs in ${where} labels`).toEqual([]);
     }
   });
+  // After the checks of `run`'s groups: it adds the command groups of the DAG's other commands.
+  it('partition, stats and report as the DAG runs them: the gateway takes their command groups, and Prometheus sees every stage time once', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    const out = join(work, 'out');
+    const push = ['--pushgateway', services.PUSHGATEWAY_URL, '--no-progress'];
+    const env = { ...process.env, HCP_PSEUDONYM_KEY: 'monitoring-integration-test-key' };
+    for (const args of [
+      ['partition', '--dataset', 'vitals', '--input', INPUTS.vitals, '--landing', join(work, 'landing')],
+      ['stats', '--out', out],
+      ['report', '--out', out, '--max-reject-rate', '1'],
+    ]) {
+      const r = await run(process.execPath, [CLI, ...args, ...push], { env, timeoutMs: 120_000 });
+      expect(r.code, `${args[0]}: ${r.stderr}`).toBe(0);
+      expect(r.stderr, `${args[0]} pushed without a warning`).not.toMatch(/metrics push/);
+    }
+    const expr = `hcp_stage_duration_seconds{job="${JOB}",command!=""}`;
+    const got = await poll('Prometheus to scrape the command groups', async () => {
+      const r = vectorMap((await promQuery(expr)).data?.result ?? [], ['command', 'dataset', 'hospital_id', 'stage']);
+      return Object.keys(r).length === 3 ? r : undefined;
+    });
+    expect(Object.keys(got).sort()).toEqual(['partition vitals ALL partition', 'report vitals ALL report', 'stats vitals ALL stats']);
+    // `run`'s own stage times are still there, once each (its stats and report stages included: another run).
+    const r = await promQuery(`count by (stage) (hcp_stage_duration_seconds{job="${JOB}",command=""})`);
+    const stages = vectorMap(r.data?.result ?? [], ['stage']);
+    expect(Object.keys(stages).sort()).toEqual([...STAGES].sort());
+    expect(Object.values(stages).every((n) => n === 1)).toBe(true);
+  });
+
   // Last: it adds a dataset of its own to the gateway.
   it('the alerts fire on a probe run with known failures', async (ctx) => {
     if (skipReason) ctx.skip(skipReason);
