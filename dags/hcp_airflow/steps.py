@@ -53,10 +53,11 @@ def partition(settings: Settings, plan: RunPlan) -> list[dict]:
         if target.exists():
             shutil.rmtree(target)
         plan.landing.mkdir(parents=True, exist_ok=True)
+        # Pushes its stage time, bytes read and records split into a Pushgateway group of its own.
         summaries[dataset] = run_engine(
             settings.cli,
             "partition",
-            {"dataset": dataset, "input": path, "landing": plan.landing},
+            {"dataset": dataset, "input": path, "landing": plan.landing, "pushgateway": settings.pushgateway},
             env=env,
             cwd=settings.repo_dir,
         )
@@ -120,14 +121,14 @@ def _process(settings: Settings, plan: RunPlan, dataset: str, path, env: dict[st
 
 def statistics(settings: Settings, plan: RunPlan) -> dict:
     """Merge every hospital's sketches into the monthly statistics (no rescan)."""
-    # Pushes the stage's time (hcp_stage_duration_seconds{stage="stats"}), as process and report push theirs.
+    # Pushes the stage's time (hcp_stage_duration_seconds{stage="stats"}), as every other command pushes its own.
     options = {"out": plan.out, "pushgateway": settings.pushgateway}
     return run_engine(settings.cli, "stats", options, env=engine_env(os.environ), cwd=settings.repo_dir)
 
 
 def quality_report(settings: Settings, plan: RunPlan, max_reject_rate: float | None) -> dict:
     """Write the quality report; a failed gate (exit 3) fails the run, unretried."""
-    # The report pushes gate results and last-success times, so the alerts see them.
+    # The report pushes gate results and last-success times, so the alerts see them, and its stage time.
     options = {"out": plan.out, "max_reject_rate": max_reject_rate, "pushgateway": settings.pushgateway}
     return run_engine(settings.cli, "report", options, env=engine_env(os.environ), cwd=settings.repo_dir)
 

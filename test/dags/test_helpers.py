@@ -549,8 +549,8 @@ def test_pushgateway_is_passed_when_configured(month_settings, tmp_path, monkeyp
     steps.transform(settings, plan, steps.partition(settings, plan)[0])
     steps.statistics(settings, plan)
     steps.quality_report(settings, plan, None)
-    # Every command with metrics of its own pushes them (stats: its stage time).
-    for command in ("process", "stats", "report"):
+    # Every command with metrics of its own pushes them (partition and stats: their stage times).
+    for command in ("partition", "process", "stats", "report"):
         argv = [c["argv"] for c in _calls(tmp_path) if c["argv"][1] == command][0]
         assert argv[argv.index("--pushgateway") + 1] == "http://pgw:9091", command
 
