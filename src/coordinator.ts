@@ -37,9 +37,9 @@ import { parsedRecordEnd, parseRecords } from './parse/csv.js';
 import type { Pool } from './pool.js';
 import { COLUMNS, type Dataset, MEASURES } from './registry.js';
 import { commitHospital, type PendingCommit, pendingPath, writeInputManifest, type HospitalOutcome } from './sinks/commit.js';
-import { faultPoint, readFully, removeIfEmpty, writeJsonAtomic } from './sinks/fsutil.js';
+import { faultPoint, readFully, removeIfEmpty, restoreReplaced, writeJsonAtomic } from './sinks/fsutil.js';
 import { QuarantineFile } from './sinks/quarantine.js';
-import { acquireLock, lockHeld, type Lock } from './sinks/lock.js';
+import { acquireLock, type Lock } from './sinks/lock.js';
 import type { ChunkContext, ChunkResult } from './types.js';
 import type { PipelineMetrics } from './metrics/index.js';
 
@@ -127,11 +127,14 @@ export function partitionLock(out: string, dataset: Dataset, scope: string, inpu
 }
 
 /**
- * Removes the staging directories of runs that were killed (SIGKILL, a lost machine: no handler ran): those of
- * `own` (the partition whose lock the caller holds), and any whose partition lock is gone or held by a dead process.
- * A live run holds its lock for as long as its staging directory exists, so none of its files is touched.
+ * Clears what killed runs of this partition left (SIGKILL, a lost machine: no handler ran) in their staging
+ * directories (`DIR/_staging/<own>-<uuid>`): the caller holds the partition's lock, so none of them is in use.
+ * What a killed commit had moved aside with no replacement in place is put back first (`restoreReplaced`).
+ * Other partitions' staging is never touched: whether their lock's owner lives cannot be told from here when
+ * it runs on another host or in another container's pid namespace (a shared output directory); their own
+ * next run clears them.
  */
-function sweepStaging(out: string, own: string): void {
+function sweepStaging(out: string, own: string, log: Logger): void {
   const dir = join(out, '_staging');
   let names: string[];
   try {
@@ -141,9 +144,10 @@ function sweepStaging(out: string, own: string): void {
   }
   for (const name of names) {
     const m = /^(.+)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.exec(name);
-    if (!m) continue;
+    if (!m || m[1] !== own) continue;
     try {
-      if (m[1] === own || !lockHeld(join(out, '_locks', `${m[1]}.lock`))) rmSync(join(dir, name), { recursive: true, force: true });
+      for (const target of restoreReplaced(join(dir, name, 'replaced'))) log.warn(`restored ${target}, which a killed run had moved aside`);
+      rmSync(join(dir, name), { recursive: true, force: true });
     } catch {
       /* best effort: a leftover is garbage, not a reason to fail this run */
     }
@@ -192,7 +196,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
 
   const lock = cfg.lock ?? partitionLock(out, dataset, scope, input);
   const name = lockName(dataset, scope, input);
-  sweepStaging(out, name);
+  sweepStaging(out, name, log);
+  faultPoint('swept');
   const staging = join(out, '_staging', `${name}-${randomUUID()}`);
   mkdirSync(staging, { recursive: true });
   /** Drops staging and the lock, on every way out. */

@@ -6,7 +6,7 @@
  * hospitals while the file's total still holds: a hospital-level ledger
  * mismatch only.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { DATA, listFiles, processConfig, removeTempDirs, tempDir } from './helpers.js';
@@ -60,6 +60,32 @@ describe('processFile: beforeCommit comes after every check', () => {
       expect(existsSync(join(out, '_SUCCESS'))).toBe(true);
     } finally {
       tamper.on = false;
+      await pool.destroy();
+    }
+  });
+});
+
+describe('processFile: a commit whose staged output went missing', () => {
+  it('fails (HCP_ERR_INTERNAL) before touching the hospital\'s curated data, and the pending marker stays', async () => {
+    const out = join(tempDir(), 'out');
+    const input = join(DATA, 'vitals_2024.csv');
+    const pool = createPool(1, () => {});
+    try {
+      await processFile(processConfig(input, out), pool, silentLogger, null);
+      const curated = (f: string) => f.startsWith('curated/');
+      const before = listFiles(out).filter(curated).map((f) => [f, readFileSync(join(out, f), 'utf8')]);
+      expect(before.length).toBeGreaterThan(0);
+      // Something else removes the run's staged curated files (as a sweep by another run once did) before the commit.
+      const beforeCommit = () => {
+        for (const run of readdirSync(join(out, '_staging'))) rmSync(join(out, '_staging', run, 'curated'), { recursive: true, force: true });
+      };
+      await expect(processFile(processConfig(input, out, { beforeCommit }), pool, silentLogger, null)).rejects.toMatchObject({
+        code: 'HCP_ERR_INTERNAL',
+        message: expect.stringMatching(/Staged output of hospital \S+ is missing/),
+      });
+      expect(listFiles(out).filter(curated).map((f) => [f, readFileSync(join(out, f), 'utf8')])).toEqual(before);
+      expect(listFiles(out).some((f) => f.startsWith('_manifests/vitals/pending/'))).toBe(true);
+    } finally {
       await pool.destroy();
     }
   });

@@ -3,7 +3,7 @@
  * succeeds, gives the same output, and nothing the killed run left behind survives it (SPEC §5).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, curatedScan, DATA, describeRun, listFiles, query, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
@@ -57,7 +57,8 @@ describe('process killed with SIGKILL mid-file, then rerun', () => {
 
 describe('process killed with SIGKILL in the middle of its commit, then rerun', () => {
   // HCP_FAULT_KILL=<point>: the engine SIGKILLs itself there (src/sinks/fsutil.ts).
-  it.each(['replace-aside', 'atomic-write'])('at %s: nothing the killed commit moved aside or half-wrote stays in the output; the rerun gives the same output', async (point) => {
+  // atomic-write:hospital_id= : at the first hospital's sketch file (a process's first atomic write is its pending marker).
+  it.each(['replace-aside', 'atomic-write:hospital_id='])('at %s: nothing the killed commit moved aside or half-wrote stays in the output; the rerun gives the same output', async (point) => {
     const dir = tempDir();
     const out = join(dir, 'out');
     const args = ['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, '--no-progress'];
@@ -130,5 +131,41 @@ describe('process killed right after it releases its partition lock', () => {
     expect((await runCli(['stats', '--out', out])).code).toBe(0);
     const report = await runCli(['report', '--out', out]);
     expect(report.code, describeRun(report)).toBe(0);
+  });
+});
+
+describe('process killed between moving a partition aside and renaming the new one in', () => {
+  it('the next run of the partition puts the previous version back before it clears the killed run\'s staging', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const args = ['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, '--no-progress'];
+    expect((await runCli(args)).code).toBe(0);
+    const before = dataFiles(snapshot(out));
+    const killed = await runCli(args, { env: { HCP_FAULT_KILL: 'replace-aside' } });
+    expect(killed.signal, describeRun(killed)).toBe('SIGKILL');
+    const gone = Object.keys(before).filter((f) => !(f in snapshot(out)));
+    expect(gone.length).toBeGreaterThan(0); // the first hospital's curated files are aside, in staging
+    // The next run is killed right after its sweep: what it restored is what the output keeps.
+    const swept = await runCli(args, { env: { HCP_FAULT_KILL: 'swept' } });
+    expect(swept.signal, describeRun(swept)).toBe('SIGKILL');
+    expect(swept.stderr).toMatch(/restored .*hospital_id=/);
+    // The killed runs' locks stay until a run takes them over; the data is the previous version, whole.
+    expect(Object.fromEntries(Object.entries(dataFiles(snapshot(out))).filter(([f]) => !f.startsWith('_locks/')))).toEqual(before);
+  });
+});
+
+describe('staging of other partitions', () => {
+  it('is never swept, even when its lock names a pid that is not running here (a run on another host)', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    // Another partition's run, as this host sees it: its lock holds a pid with no process here.
+    const other = join(out, '_staging', 'vitals.all.0123456789abcdef-00000000-0000-4000-8000-000000000000');
+    mkdirSync(join(other, 'curated'), { recursive: true });
+    writeFileSync(join(other, 'curated', 'part.parquet'), 'in use');
+    mkdirSync(join(out, '_locks'), { recursive: true });
+    writeFileSync(join(out, '_locks', 'vitals.all.0123456789abcdef.lock'), '999999999');
+    const r = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, '--no-progress']);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(readFileSync(join(other, 'curated', 'part.parquet'), 'utf8')).toBe('in use');
   });
 });

@@ -3,11 +3,11 @@
  * pieces must be the same bytes as `JSON.stringify(value, null, 2)` of the
  * whole value.
  */
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { jsonPieces, readJsonFiles, writeJsonAtomicBy } from '../src/sinks/fsutil.js';
+import { jsonPieces, readJsonFiles, replacePath, restoreReplaced, writeJsonAtomicBy } from '../src/sinks/fsutil.js';
 import { removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
@@ -84,5 +84,52 @@ describe('readJsonFiles', () => {
     const dir = tempDir('hcp-readjson-');
     writeFileSync(join(dir, 'a.json'), '{');
     expect(() => readJsonFiles(dir)).toThrow(SyntaxError);
+  });
+});
+
+describe('replacePath and restoreReplaced', () => {
+  /** A target directory holding `old`, a staged one holding `new`, and where the old one goes aside. */
+  const setUp = () => {
+    const dir = tempDir();
+    const target = join(dir, 'out', 'hospital_id=H001');
+    const staged = join(dir, 'staging', 'curated', 'hospital_id=H001');
+    const aside = join(dir, 'staging', 'replaced', '0');
+    mkdirSync(target, { recursive: true });
+    mkdirSync(staged, { recursive: true });
+    writeFileSync(join(target, 'part.parquet'), 'old');
+    writeFileSync(join(staged, 'part.parquet'), 'new');
+    return { dir, target, staged, aside };
+  };
+
+  it('replaces the target, and leaves nothing aside', () => {
+    const { dir, target, staged, aside } = setUp();
+    replacePath(staged, target, aside);
+    expect(readFileSync(join(target, 'part.parquet'), 'utf8')).toBe('new');
+    expect(readdirSync(join(dir, 'staging', 'replaced'))).toEqual([]);
+  });
+
+  it('a failed second rename puts the old one back at once', () => {
+    const { target, staged, aside } = setUp();
+    rmSync(staged, { recursive: true });
+    expect(() => replacePath(staged, target, aside)).toThrow(/ENOENT/);
+    expect(readFileSync(join(target, 'part.parquet'), 'utf8')).toBe('old');
+  });
+
+  it('after a kill between the two renames, restoreReplaced puts the old one back; with the new one in place, it leaves it', () => {
+    const { dir, target, aside } = setUp();
+    // What a kill right after moving the old one aside leaves: the old one and its record, no target.
+    mkdirSync(join(dir, 'staging', 'replaced'), { recursive: true });
+    writeFileSync(`${aside}.target`, target);
+    renameSync(target, aside);
+    expect(restoreReplaced(join(dir, 'staging', 'replaced'))).toEqual([target]);
+    expect(readFileSync(join(target, 'part.parquet'), 'utf8')).toBe('old');
+    // Killed after the new one went in: nothing to restore.
+    const again = setUp();
+    mkdirSync(dirname(again.aside), { recursive: true });
+    writeFileSync(join(dirname(again.aside), '1'), 'aside');
+    writeFileSync(join(dirname(again.aside), '1.target'), again.target);
+    expect(restoreReplaced(dirname(again.aside))).toEqual([]);
+    expect(readFileSync(join(again.target, 'part.parquet'), 'utf8')).toBe('old');
+    expect(restoreReplaced(join(dir, 'missing'))).toEqual([]);
   });
 });

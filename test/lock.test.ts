@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { acquireLock } from '../src/sinks/lock.js';
@@ -32,5 +32,26 @@ describe.runIf(process.platform === 'linux')('acquireLock: a lock whose owner is
     } finally {
       parent.kill('SIGKILL');
     }
+  });
+});
+
+describe('acquireLock: the lock file appears with its pid', () => {
+  it('a lock without a pid (empty, or not a number) counts as held: it is never read as a dead owner and taken over', () => {
+    for (const text of ['', '\n', 'abc', '0', '-5']) {
+      const path = join(tempDir(), 'vitals.all.H001.lock');
+      writeFileSync(path, text);
+      expect(() => acquireLock(path, 'the test partition'), JSON.stringify(text)).toThrow(/holds no pid/);
+      expect(readFileSync(path, 'utf8')).toBe(text);
+    }
+  });
+
+  it('a new lock holds this process\'s pid, and its scratch file is gone', () => {
+    const dir = tempDir();
+    const path = join(dir, 'vitals.all.H001.lock');
+    const lock = acquireLock(path, 'the test partition');
+    expect(readFileSync(path, 'utf8')).toBe(String(process.pid));
+    expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
+    lock.release();
+    expect(readdirSync(dir)).toEqual([]);
   });
 });

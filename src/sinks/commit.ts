@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { PipelineError } from '../errors.js';
 import { DATASETS, type Dataset } from '../registry.js';
 import type { MeasureSketch, MeasureSketchState } from '../sketch/measure.js';
 import { readJsonFiles, removeIfEmpty, replacePath as replaceInto, writeJsonAtomic, writeJsonAtomicBy } from './fsutil.js';
@@ -149,6 +150,12 @@ export async function commitHospital(c: CommitInput): Promise<HospitalOutcome> {
     const scratch = join(staging, 'replaced');
     let replaced = 0;
     const replacePath = (from: string, to: string) => replaceInto(from, to, join(scratch, String(replaced++)));
+    // Nothing is replaced unless what replaces it is all there: staging that went missing (removed by something
+    // else) must fail the run, not remove the hospital's curated data under a manifest that counts its rows.
+    const stagedData = scope === 'all' ? stagedCurated : join(stagedCurated, `month=${scope}`);
+    const stagedRejects = scope === 'all' ? stagedQuarantine : join(stagedQuarantine, rejectsName);
+    const missing = [c.counts.accepted > 0 && !existsSync(stagedData) ? stagedData : null, existsSync(stagedRejects) ? null : stagedRejects].filter((x) => x !== null);
+    if (missing.length > 0) throw new PipelineError('HCP_ERR_INTERNAL', `Staged output of hospital ${h} is missing (${missing.join(', ')}); nothing of it was committed`, { file: missing[0] });
     // Data first, then sketches, then the manifest entry that vouches for them.
     if (scope === 'all') {
       // No accepted rows (e.g. the __invalid__ partition): no curated directory at all.

@@ -1,5 +1,5 @@
 /** Small filesystem helpers for atomic output. */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, rmSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, rmSync, writeFileSync, writeSync, writevSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -20,13 +20,18 @@ export function writeFileAtomic(path: string, data: string | Uint8Array | Iterab
   } finally {
     closeSync(fd);
   }
-  faultPoint('atomic-write');
+  faultPoint('atomic-write', basename(path));
   renameSync(tmp, path);
 }
 
-/** `HCP_FAULT_KILL=<point>`: the process SIGKILLs itself there (no handler runs), for the crash tests. */
-export function faultPoint(point: string): void {
-  if (process.env.HCP_FAULT_KILL === point) process.kill(process.pid, 'SIGKILL');
+/**
+ * `HCP_FAULT_KILL=<point>` (or `<point>:<text>`, where `detail` contains `text`): the process SIGKILLs itself
+ * there (no handler runs), for the crash tests.
+ */
+export function faultPoint(point: string, detail = ''): void {
+  const at = process.env.HCP_FAULT_KILL;
+  if (at === undefined || !at.startsWith(point)) return;
+  if (at === point || (at[point.length] === ':' && detail.includes(at.slice(point.length + 1)))) process.kill(process.pid, 'SIGKILL');
 }
 
 /**
@@ -34,18 +39,54 @@ export function faultPoint(point: string): void {
  * moved aside to `aside` (in the run's staging directory, on the same file
  * system, where it can never be read as output: a `hospital_id=H.old-*`
  * beside the partitions would be read by any glob over them), the new one
- * renamed in, then the old one deleted. A kill in between leaves the old or
- * the new (or, between the two renames, neither), and the old one in staging,
- * which the next run removes.
+ * renamed in, then the old one deleted. `aside.target` records where the old
+ * one came from: a kill between the two renames leaves neither in place, and
+ * the next run of the partition puts the old one back (`restoreReplaced`)
+ * before it clears the killed run's staging. A failed rename puts it back at
+ * once.
  */
 export function replacePath(staged: string, target: string, aside: string): void {
   mkdirSync(dirname(target), { recursive: true });
+  if (!existsSync(target)) {
+    renameSync(staged, target);
+    return;
+  }
   mkdirSync(dirname(aside), { recursive: true });
-  const had = existsSync(target);
-  if (had) renameSync(target, aside);
-  if (had) faultPoint('replace-aside');
-  renameSync(staged, target);
-  if (had) rmSync(aside, { recursive: true, force: true });
+  writeFileSync(`${aside}.target`, target);
+  renameSync(target, aside);
+  faultPoint('replace-aside');
+  try {
+    renameSync(staged, target);
+  } catch (e) {
+    renameSync(aside, target);
+    throw e;
+  }
+  rmSync(aside, { recursive: true, force: true });
+  rmSync(`${aside}.target`, { force: true });
+}
+
+/**
+ * Puts back what a killed `replacePath` had moved aside into `dir` (a dead run's staging) and whose target is
+ * missing: the output keeps the previous version rather than losing it. Returns the targets restored.
+ */
+export function restoreReplaced(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const restored: string[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.target')) continue;
+    const aside = join(dir, name.slice(0, -'.target'.length));
+    const target = readFileSync(join(dir, name), 'utf8');
+    if (target === '' || !existsSync(aside) || existsSync(target)) continue;
+    mkdirSync(dirname(target), { recursive: true });
+    renameSync(aside, target);
+    restored.push(target);
+  }
+  return restored;
 }
 
 export function writeJsonAtomic(path: string, value: unknown, tmpDir?: string): void {

@@ -3,7 +3,8 @@
  * second run for the same partition refuses to start (exit 2); a lock left by
  * a process that no longer exists is taken over.
  */
-import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { linkSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PipelineError } from '../errors.js';
 
@@ -37,42 +38,37 @@ export interface Lock {
 
 export function acquireLock(path: string, what: string): Lock {
   mkdirSync(dirname(path), { recursive: true });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      let held = true;
-      return {
-        release() {
-          if (held) rmSync(path, { force: true });
-          held = false;
-        },
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number(readFileSync(path, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new PipelineError('HCP_ERR_LOCKED', `Another run (pid ${pid}) is processing ${what}; refusing to start`, { file: path });
+  // The lock appears with its pid already in it (written to a file of this process's, then linked into place):
+  // created empty and then written, it could be read empty in between, as pid 0, a dead owner, and taken over.
+  const mine = `${path}.${process.pid}-${randomUUID()}`;
+  writeFileSync(mine, String(process.pid));
+  try {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        linkSync(mine, path);
+        let held = true;
+        return {
+          release() {
+            if (held) rmSync(path, { force: true });
+            held = false;
+          },
+        };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const text = readFileSync(path, 'utf8').trim();
+        const pid = Number(text);
+        // A lock without a pid (written by something else, or by an older engine caught half-way) counts as held.
+        if (!/^[1-9][0-9]*$/.test(text)) throw new PipelineError('HCP_ERR_LOCKED', `The lock for ${what} holds no pid; remove ${path} if no run is processing it`, { file: path });
+        if (pid !== process.pid && alive(pid)) {
+          throw new PipelineError('HCP_ERR_LOCKED', `Another run (pid ${pid}) is processing ${what}; refusing to start`, { file: path });
+        }
+        rmSync(path, { force: true }); // stale: its owner is gone
       }
-      rmSync(path, { force: true }); // stale: its owner is gone
     }
+  } finally {
+    rmSync(mine, { force: true });
   }
   throw new PipelineError('HCP_ERR_LOCKED', `Could not take the lock for ${what}`, { file: path });
-}
-
-/**
- * Whether the lock at `path` is held by a running process: false when it is missing, unreadable, or its owner is
- * gone. A lock of this process counts as held (it may be another of its runs').
- */
-export function lockHeld(path: string): boolean {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(path, 'utf8').trim());
-  } catch {
-    return false;
-  }
-  return Number.isInteger(pid) && pid > 0 && (pid === process.pid || alive(pid));
 }
 
 /** Waits (up to `ms`) for a short-lived lock, for the few renames of a commit. */
