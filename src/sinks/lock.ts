@@ -4,7 +4,7 @@
  * a process that no longer exists is taken over.
  */
 import { randomUUID } from 'node:crypto';
-import { linkSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PipelineError } from '../errors.js';
 
