@@ -1,7 +1,8 @@
 /**
- * Partition locks: a file created with O_EXCL holding the owner's pid. A
- * second run for the same partition refuses to start (exit 2); a lock left by
- * a process that no longer exists is taken over.
+ * Partition locks: a file holding the owner's pid, created whole (hard-linked
+ * into place, which fails if it exists). A second run for the same partition
+ * refuses to start (exit 2); a lock left by a process that no longer exists
+ * is taken over.
  */
 import { randomUUID } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
