@@ -1,11 +1,11 @@
 /**
  * Partition locks: a file holding the owner's pid, created whole (hard-linked
- * into place, which fails if it exists). A second run for the same partition
+ * into place, which fails if it exists; O_EXCL where links are not supported). A second run for the same partition
  * refuses to start (exit 2); a lock left by a process that no longer exists
  * is taken over.
  */
 import { randomUUID } from 'node:crypto';
-import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PipelineError } from '../errors.js';
 
@@ -46,7 +46,7 @@ export function acquireLock(path: string, what: string): Lock {
   try {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        linkSync(mine, path);
+        createWhole(mine, path);
         let held = true;
         return {
           release() {
@@ -86,6 +86,21 @@ export async function withLock<T>(path: string, what: string, fn: () => T, ms = 
     } catch (e) {
       if ((e as PipelineError).code !== 'HCP_ERR_LOCKED' || Date.now() > deadline) throw e;
       await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** Creates `path` with `mine`'s contents, failing with EEXIST if it exists: a hard link, or (where the file system has none) O_EXCL and a write. */
+function createWhole(mine: string, path: string): void {
+  try {
+    linkSync(mine, path);
+  } catch (e) {
+    if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+    const fd = openSync(path, 'wx');
+    try {
+      writeSync(fd, readFileSync(mine));
+    } finally {
+      closeSync(fd);
     }
   }
 }
