@@ -32,7 +32,7 @@ import { HeldRows } from './merge/held.js';
 import { type Partition, Partitions } from './merge/partitions.js';
 import { BufferRecycler, freeNow, resultBuffers } from './merge/recycle.js';
 import { planCuts } from './parse/cutter.js';
-import { parseHeader, type Header } from './parse/header.js';
+import { extrasWarning, parseHeader, type Header } from './parse/header.js';
 import { parsedRecordEnd, parseRecords } from './parse/csv.js';
 import type { Pool } from './pool.js';
 import { COLUMNS, type Dataset, MEASURES } from './registry.js';
@@ -192,7 +192,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   if (!header) warnings.push(`${input}: empty file (no header, zero rows)`);
   else if (size <= header.dataOffset) warnings.push(`${input}: header only (zero rows)`);
   // Not exclusive with "header only": the header is what is wrong, rows or not.
-  if (header && header.extras.length > 0) warnings.push(`${input}: extra column(s) ignored: ${header.extras.join(', ')}`);
+  const extras = header && extrasWarning(header);
+  if (extras) warnings.push(`${input}: ${extras}`);
 
   const lock = cfg.lock ?? partitionLock(out, dataset, scope, input);
   const name = lockName(dataset, scope, input);

@@ -294,6 +294,27 @@ describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds
     expect(warnings).toHaveLength(expected.length);
   });
 
+  // A header that runs on into the rows turns their fields into "extra column names", which the warnings quoted
+  // into stderr, the JSON summaries, the manifests and the report: patient IDs outside quarantine (SPEC §3).
+  it.each<[string, string]>([
+    ['CR-only line ends and an extra column', [`${HEADER},note`, 'H001,2024-01-05,MRN0012345,heart_rate,72,bpm,x', 'H001,2024-01-06,MRN0099999,heart_rate,72,bpm,y'].join('\r') + '\r'],
+    ['a quoted line break in an extra column name', csv(`${HEADER},"note`, 'H001,2024-01-05,MRN0012345,heart_rate,72,bpm"', 'H001,2024-01-06,MRN0099999,heart_rate,72,bpm,')],
+    ['a quoted line break in an extra column name, CRLF', [`${HEADER},"note`, 'H001,2024-01-05,MRN0012345,heart_rate,72,bpm"', 'H001,2024-01-06,MRN0099999,heart_rate,72,bpm,'].join('\r\n') + '\r\n'],
+  ])('a header that swallowed rows (%s): their patient IDs reach no log, summary, manifest or report', async (_name, content) => {
+    const run = await processInput(content);
+    expect(run.r.code, describeRun(run.r)).toBe(0);
+    // The summary still says extra columns were ignored, without naming them.
+    expect(run.r.json!.warnings.join(' ')).toMatch(/extra column/);
+    const validate = await runCli(['validate', '--dataset', 'vitals', '--input', run.input]);
+    const stats = await runCli(['stats', '--out', run.out, '--no-progress']);
+    const report = await runCli(['report', '--out', run.out, '--no-progress']);
+    expect([validate.code, stats.code, report.code], describeRun(validate)).toEqual([0, 0, 0]);
+    expect(validate.json!.extra_columns.length).toBeGreaterThan(0);
+    const texts = [run.r, validate, stats, report].flatMap((r) => [r.stdout, r.stderr]);
+    for (const f of listFiles(run.out).filter((f) => !f.startsWith('quarantine/'))) texts.push(f, readFileSync(join(run.out, f), 'latin1'));
+    for (const t of texts) expect(t).not.toMatch(/MRN00/i);
+  });
+
   it('BOM and CRLF line ends', async () => {
     const run = await processInput('\uFEFF' + [HEADER, ...GOOD].join('\r\n') + '\r\n');
     await expectLedger(run, { read: 3, accepted: 3, rejected: 0 });

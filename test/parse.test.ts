@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as csv from '../src/parse/csv.js';
 import { countLF, csvField, parseRecords, Problem, regionEncoding } from '../src/parse/csv.js';
 import { firstLineEnd, lastRecordCut, planCuts, scanQuotes } from '../src/parse/cutter.js';
-import { parseHeader } from '../src/parse/header.js';
+import { extrasWarning, parseHeader, shownNames } from '../src/parse/header.js';
 import { curatedScan, describeRun, expectErrorCodeSync, fastCsv, query, readQuarantine, removeTempDirs, runCli, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
@@ -714,6 +714,25 @@ describe('parseHeader', () => {
       context: { column: string; line: number };
     };
     expect(e.context).toMatchObject({ column: 'reference_range', line: 1 });
+  });
+});
+
+describe('extra column names as logs and summaries show them', () => {
+  // A name with a line break means the header ran on into the rows: its extras may be patient IDs (SPEC §3).
+  it.each<[string, string, string[], RegExp | null]>([
+    ['none', `${VITALS_HEADER}\n`, [], null],
+    ['plain extras', `note,${VITALS_HEADER},device\n`, ['note', 'device'], /^extra column\(s\) ignored: note, device$/],
+    ['quoted line break in a name', `${VITALS_HEADER},"a\nMRN1,x"\n`, ['(column 7: not shown)'], /^1 extra column\(s\) ignored, names not shown/],
+    ['CR-only line ends', `${VITALS_HEADER},note\rH1,2024-01-05,MRN1,heart_rate,72,bpm,x\r`, Array.from({ length: 7 }, (_, i) => `(column ${i + 7}: not shown)`), /^7 extra column\(s\) ignored, names not shown/],
+  ])('%s', (_name, text, extras, warning) => {
+    const h = parseHeader('vitals', Buffer.from(text), 'f.csv', true)!;
+    const shown = shownNames(h);
+    expect(shown.extras).toEqual(extras);
+    expect(shown.names.filter((_, i) => h.index.includes(i))).toEqual(VITALS_HEADER.split(','));
+    const w = extrasWarning(h);
+    if (warning) expect(w).toMatch(warning);
+    else expect(w).toBeNull();
+    expect(JSON.stringify([shown, w])).not.toMatch(/MRN/);
   });
 });
 

@@ -7,6 +7,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { preflight } from '../coordinator.js';
 import { PipelineError } from '../errors.js';
+import { shownNames } from '../parse/header.js';
 import type { Dataset } from '../registry.js';
 
 export interface ValidateSummary {
@@ -36,5 +37,7 @@ export function validateFile(dataset: Dataset, input: string): ValidateSummary {
       closeSync(fd);
     }
   }
-  return { dataset, input, bytes: size, columns: header ? [...header.names] : [], extra_columns: header ? [...header.extras] : [], empty: !header || size <= header.dataOffset, sample_utf8: sampleOk };
+  // Names as they may be shown: a header that ran on into the rows would name patient IDs (src/parse/header.ts).
+  const shown = header ? shownNames(header) : { names: [], extras: [] };
+  return { dataset, input, bytes: size, columns: shown.names, extra_columns: shown.extras, empty: !header || size <= header.dataOffset, sample_utf8: sampleOk };
 }

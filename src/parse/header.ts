@@ -80,3 +80,24 @@ export function parseHeader(dataset: Dataset, head: Buffer, file: string, atEof:
   const extras = names.filter((_, i) => !index.includes(i));
   return { names, index, extras, dataOffset: end, lines: Math.max(1, lines) };
 }
+
+/**
+ * Whether a column name holds a line break: the header then ran on into the rows (CR-only line ends, a quote
+ * opened in a name and closed rows later), so its "extra columns" are data, patient IDs included, which only
+ * quarantine may hold (SPEC §3). Logs, summaries and the report then count the extras without naming them.
+ */
+const swallowedRows = (h: Header): boolean => h.names.some((n) => /[\r\n]/.test(n));
+
+/** The header's column names and extras as logs and summaries may show them (see `swallowedRows`). */
+export function shownNames(h: Header): { names: string[]; extras: string[] } {
+  if (!swallowedRows(h)) return { names: [...h.names], extras: [...h.extras] };
+  const names = h.names.map((n, i) => (h.index.includes(i) ? n : `(column ${i + 1}: not shown)`));
+  return { names, extras: names.filter((_, i) => !h.index.includes(i)) };
+}
+
+/** The warning for a header's extra columns, or null when it has none. */
+export function extrasWarning(h: Header): string | null {
+  if (h.extras.length === 0) return null;
+  if (!swallowedRows(h)) return `extra column(s) ignored: ${h.extras.join(', ')}`;
+  return `${h.extras.length} extra column(s) ignored, names not shown: the header holds a line break, so they may be data rows (check the file's line ends and quotes)`;
+}
