@@ -297,7 +297,6 @@ describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds
   // A header that runs on into the rows turns their fields into "extra column names", which the warnings quoted
   // into stderr, the JSON summaries, the manifests and the report: patient IDs outside quarantine (SPEC §3).
   it.each<[string, string]>([
-    ['CR-only line ends and an extra column', [`${HEADER},note`, 'H001,2024-01-05,MRN0012345,heart_rate,72,bpm,x', 'H001,2024-01-06,MRN0099999,heart_rate,72,bpm,y'].join('\r') + '\r'],
     ['a quoted line break in an extra column name', csv(`${HEADER},"note`, 'H001,2024-01-05,MRN0012345,heart_rate,72,bpm"', 'H001,2024-01-06,MRN0099999,heart_rate,72,bpm,')],
     ['a quoted line break in an extra column name, CRLF', [`${HEADER},"note`, 'H001,2024-01-05,MRN0012345,heart_rate,72,bpm"', 'H001,2024-01-06,MRN0099999,heart_rate,72,bpm,'].join('\r\n') + '\r\n'],
   ])('a header that swallowed rows (%s): their patient IDs reach no log, summary, manifest or report', async (_name, content) => {
@@ -313,6 +312,16 @@ describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds
     const texts = [run.r, validate, stats, report].flatMap((r) => [r.stdout, r.stderr]);
     for (const f of listFiles(run.out).filter((f) => !f.startsWith('quarantine/'))) texts.push(f, readFileSync(join(run.out, f), 'latin1'));
     for (const t of texts) expect(t).not.toMatch(/MRN00/i);
+  });
+
+  it('CR-only line ends (with an extra column, once read as a header-only file: every row lost): exit 2, nothing written, no patient ID in the message', async () => {
+    const content = [`${HEADER},note`, 'H001,2024-01-05,MRN0012345,heart_rate,72,bpm,x', 'H001,2024-01-06,MRN0099999,heart_rate,72,bpm,y'].join('\r') + '\r';
+    const run = await processInput(content);
+    expectCleanError(run.r, 2, 'HCP_ERR_BAD_HEADER', /CR alone/);
+    expect(existsSync(run.out)).toBe(false);
+    const validate = await runCli(['validate', '--dataset', 'vitals', '--input', run.input]);
+    expect(validate.code, describeRun(validate)).toBe(2);
+    for (const t of [run.r, validate].flatMap((r) => [r.stdout, r.stderr])) expect(t).not.toMatch(/MRN00/i);
   });
 
   it('BOM and CRLF line ends', async () => {

@@ -10,6 +10,8 @@ import { parsedRecordEnd, parseRecords, Problem } from './csv.js';
 
 const BOM = [0xef, 0xbb, 0xbf];
 const LF = 0x0a;
+const CR = 0x0d;
+const QUOTE = 0x22;
 
 export interface Header {
   /** Column names as read (trimmed, BOM removed), in file order. */
@@ -46,6 +48,15 @@ export function parseHeader(dataset: Dataset, head: Buffer, file: string, atEof:
   const bytes = head.subarray(start, end);
   if (bytes.includes(0) || !isUtf8(bytes)) {
     throw new PipelineError('HCP_ERR_NOT_CSV', 'The header is not UTF-8 text (binary file?)', { file, line: 1 });
+  }
+  // A CR alone outside quotes (classic Mac line ends): SPEC §1 allows LF or CRLF. Read as one long header, the
+  // whole file became column names, and with an extra column in it passed as a header-only file, every row lost.
+  let quoted = false;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === QUOTE) quoted = !quoted;
+    else if (bytes[i] === CR && !quoted && bytes[i + 1] !== LF && !(atEof && i === bytes.length - 1)) {
+      throw new PipelineError('HCP_ERR_BAD_HEADER', 'The header line ends in a CR alone: lines must end in LF or CRLF', { file, line: 1 });
+    }
   }
   let names: string[] = [];
   let problem = Problem.None;
