@@ -39,6 +39,7 @@ import { COLUMNS, type Dataset, MEASURES } from './registry.js';
 import { commitHospital, type PendingCommit, pendingPath, writeInputManifest, type HospitalOutcome } from './sinks/commit.js';
 import { faultPoint, readFully, removeIfEmpty, restoreReplaced, writeJsonAtomic } from './sinks/fsutil.js';
 import { QuarantineFile } from './sinks/quarantine.js';
+import { LineMap } from './sinks/linemap.js';
 import { acquireLock, type Lock } from './sinks/lock.js';
 import type { ChunkContext, ChunkResult } from './types.js';
 import type { PipelineMetrics } from './metrics/index.js';
@@ -211,6 +212,14 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     removeIfEmpty(join(out, '_locks'));
   };
   const forget = onInterrupt(cleanup);
+  // A split file from `partition` names, in rejects.csv, the combined file and its lines (src/sinks/linemap.ts).
+  let lineMap: LineMap | null = null;
+  try {
+    lineMap = header && size > header.dataOffset ? LineMap.open(input, size, (w) => warnings.push(w)) : null;
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
   // Sized for the file (about 50 bytes a row).
   const dicts = new Dictionaries(Math.ceil(size / 50));
   const partitions = new Partitions(dataset, pool, dicts, join(staging, 'curated'), join(staging, 'spill'), cfg.rowGroupRows, cfg.maxBufferedRows, pool.threads * 2, cpu);
@@ -238,7 +247,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     const a = hospitalAcc(h);
     a.quarantine ??= new QuarantineFile(
       join(staging, 'quarantine', `hospital_id=${h}`, scope === 'all' ? 'rejects.csv' : `rejects-${scope}.csv`),
-      input,
+      lineMap?.sourceFile ?? input,
       header!.names,
     );
     return a.quarantine;
@@ -290,6 +299,9 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         // would also hold the wait in the pool's queue (up to 2 × threads chunks in flight) and a failed attempt.
         metrics?.observeChunkDuration((r.timings.parse + r.timings.rules + r.timings.transform) / 1000);
         const base = firstLine + lineBase;
+        // The records of this chunk start before line base + r.lines, unless its last one ends the file without a LF.
+        lineMap?.window(r.bytes.byteLength > 0 && r.bytes[r.bytes.byteLength - 1] !== 0x0a ? Infinity : base + r.lines - 1);
+        const at = lineMap ? (l: number) => lineMap!.get(l) : (l: number) => l;
         const rj = r.rejects;
         const files = rj.hospitals.map(quarantine);
         rj.filled.forEach((f, h) => {
@@ -306,7 +318,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           const h = rj.hospital[i];
           const k = h * sets + rj.codes[i];
           if (perSet[k]++ === 0) seen.push(k);
-          files[h].addCellBytes(base + rj.line[i], cells, i === 0 ? 0 : rj.cellEnds[i - 1], rj.cellEnds[i]);
+          files[h].addCellBytes(at(base + rj.line[i]), cells, i === 0 ? 0 : rj.cellEnds[i - 1], rj.cellEnds[i]);
         }
         for (const k of seen) {
           const n = perSet[k];
@@ -336,7 +348,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           filter.scan(r.fp, from, to, suspects);
           for (const i of suspects) {
             const k = partitions.hold(part, r, i, ids, unitMap);
-            held.push(part, k, base + r.pos[2 * i + 1], recordAt(chunk, r.pos[2 * i]));
+            held.push(part, k, at(base + r.pos[2 * i + 1]), recordAt(chunk, r.pos[2 * i]));
           }
           const drop = suspects.length > 0 ? suspects : null;
           const acc = hospitalAcc(hospital);
@@ -462,6 +474,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     dups?.close();
     await partitions.abandon();
     for (const a of hospitals.values()) a.quarantine?.close();
+    lineMap?.close();
     cleanup();
     throw e;
   }
@@ -483,6 +496,15 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   }
   let rejected = 0;
   for (const a of hospitals.values()) rejected += a.quarantine?.rows ?? 0;
+  // A split file holds the records partition wrote into it, or its rejects would point to the wrong lines.
+  try {
+    lineMap?.finish(rowsRead);
+  } catch (e) {
+    cleanup();
+    throw e;
+  } finally {
+    lineMap?.close();
+  }
   const dataBytes = header ? Math.max(0, size - header.dataOffset) : 0;
   if (dispatchedBytes !== dataBytes || parsedBytes !== dataBytes) {
     cleanup();

@@ -3,6 +3,9 @@
  * keeping every record byte for byte (rows with an invalid hospital_id, or
  * with more or fewer fields than the header, go to
  * `hospital_id=__invalid__.csv`, so they are quarantined, not dropped).
+ * Beside each split file, its line map (src/sinks/linemap.ts): where each of
+ * its records starts in the combined file, so that `process` of the split
+ * file names the combined file and its lines in rejects.csv (SPEC §5).
  */
 import { randomUUID } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
@@ -14,9 +17,10 @@ import { preflight } from '../coordinator.js';
 import { PipelineError } from '../errors.js';
 import { onInterrupt } from '../lifecycle.js';
 import type { Logger } from '../log.js';
-import { parseRecords } from '../parse/csv.js';
+import { countLF, parseRecords } from '../parse/csv.js';
 import { planCuts } from '../parse/cutter.js';
 import { readFully, writeFully } from '../sinks/fsutil.js';
+import { LineMapWriter, lineMapPath } from '../sinks/linemap.js';
 import { bomLength } from '../parse/header.js';
 import type { Dataset } from '../registry.js';
 import { ALL_HOSPITALS, INVALID_HOSPITAL, isValidHospitalId } from '../rules/fields.js';
@@ -65,10 +69,16 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
   // Each hospital's file is written beside its final name and renamed into place only once every check
   // passed: a failed or interrupted split leaves the landing directory as it was.
   const tmp = `.tmp-${randomUUID()}`;
-  const outs = new Map<string, { fd: number; rows: number; path: string; buf: Buffer[]; size: number }>();
+  // Per hospital: its file, its line map, and the line its next record starts on (the header's lines come first).
+  const splitFirstLine = countLF(headerText, 0, headerText.length) + 1;
+  type Out = { fd: number; rows: number; path: string; buf: Buffer[]; size: number; bytes: number; line: number; map: LineMapWriter; mapFd: number };
+  const outs = new Map<string, Out>();
   const discard = () => {
     forget();
-    for (const o of outs.values()) rmSync(o.path + tmp, { force: true });
+    for (const o of outs.values()) {
+      rmSync(o.path + tmp, { force: true });
+      rmSync(lineMapPath(o.path) + tmp, { force: true });
+    }
   };
   const forget = onInterrupt(discard);
   const fail = (message: string): never => {
@@ -84,13 +94,16 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
     let o = outs.get(h);
     if (!o) {
       const path = resolve(dir, `hospital_id=${h}.csv`);
-      o = { fd: openSync(path + tmp, 'w'), rows: 0, path, buf: [headerText], size: headerText.length };
+      const mapFd = openSync(lineMapPath(path) + tmp, 'w');
+      o = { fd: openSync(path + tmp, 'w'), rows: 0, path, buf: [headerText], size: headerText.length, bytes: headerText.length, line: splitFirstLine, map: new LineMapWriter(mapFd), mapFd };
       outs.set(h, o);
     }
     return o;
   };
   let rows = 0;
   let pos = header.dataOffset;
+  // The line the current region starts on in the input, as process counts it (src/coordinator.ts).
+  let lineBase = header.lines + 1;
   let ok = false;
   try {
     let pending = Buffer.alloc(0);
@@ -107,34 +120,46 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
       const { cuts, consumed } = planCuts(buf, len, atEof, maxRecordBytes);
       let from = 0;
       for (const cut of cuts) {
-        parseRecords(buf.subarray(0, cut), from, cut, (r) => {
+        const { lines } = parseRecords(buf.subarray(0, cut), from, cut, (r) => {
           rows++;
           // A record with the wrong field count goes to __invalid__: its hospital_id
           // column may hold another field (a patient ID), never to become a file name.
           const h = r.fields.length === header.names.length ? r.fields[header.index[0]].trim() : '';
           const o = target(isValidHospitalId(h) ? h : INVALID_HOSPITAL);
           o.rows++;
+          o.map.add(o.line, lineBase + r.line);
           const bytes = buf.subarray(r.start, r.end);
           o.buf.push(Buffer.from(bytes));
           o.size += bytes.length;
+          o.bytes += bytes.length;
+          o.line += countLF(bytes, 0, bytes.length);
           if (bytes[bytes.length - 1] !== 0x0a) {
             o.buf.push(Buffer.from('\n'));
             o.size++;
+            o.bytes++;
+            o.line++;
           }
           if (o.size > 1 << 20) flush(o);
         });
+        lineBase += lines;
         from = cut;
       }
       pending = Buffer.from(buf.subarray(consumed, len));
       if (atEof) break;
     }
-    for (const o of outs.values()) flush(o);
+    for (const o of outs.values()) {
+      flush(o);
+      o.map.finish(input, o.bytes);
+    }
     ok = true;
   } catch (e) {
     throw new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Could not split ${input}: ${(e as Error).message}`, { file: input });
   } finally {
     closeSync(fd);
-    for (const o of outs.values()) closeSync(o.fd);
+    for (const o of outs.values()) {
+      closeSync(o.fd);
+      closeSync(o.mapFd);
+    }
     if (!ok) discard();
   }
   const partitions = [...outs.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([h, o]) => ({ hospital_id: h, path: o.path, rows: o.rows }));
@@ -145,7 +170,11 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
   if (total !== rows) fail(`partition lost rows: read ${rows}, wrote ${total}`);
   // A signal that came during the last chunk is handled here, before anything is renamed into place.
   await turn();
-  for (const o of outs.values()) renameSync(o.path + tmp, o.path);
+  // The map first: killed in between, the previous split file is left with a map that does not match its size.
+  for (const o of outs.values()) {
+    renameSync(lineMapPath(o.path) + tmp, lineMapPath(o.path));
+    renameSync(o.path + tmp, o.path);
+  }
   forget();
   return { dataset, rows_read: rows, bytes: size, partitions };
 }

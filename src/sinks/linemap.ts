@@ -1,0 +1,204 @@
+/**
+ * Line maps: where each record of a split file (`partition`'s
+ * `hospital_id=<H>.csv`) starts in the monthly file it came from, so that
+ * `process` of the split file writes the monthly file's `source_file` and
+ * `line_number` into rejects.csv (SPEC §5): an analyst traces a reject back
+ * to the hospital's delivery, not to a file that only exists inside the
+ * pipeline.
+ *
+ * `<split file>.lines`, written by `partition` beside the split file and
+ * renamed into place with it: per record, in file order, two little-endian
+ * uint32s (its first line in the split file, its first line in the source),
+ * then a JSON trailer `{format, version, source_file, size, records}` and the
+ * trailer's byte length as a uint32. `size` is the split file's size: a split
+ * file changed since (a corrected delivery copied over it) no longer matches
+ * its map, which is then ignored with a warning, and its own lines are used.
+ *
+ * `process` reads the map a window at a time, as the chunks' results are
+ * applied in order: memory stays bounded by a chunk's records, and only the
+ * rejects' lines are looked up.
+ */
+import { closeSync, existsSync, fstatSync, openSync } from 'node:fs';
+import { PipelineError } from '../errors.js';
+import { readFully, writeFully } from './fsutil.js';
+
+const FORMAT = 'hcp-line-map';
+const VERSION = 1;
+/** Pairs buffered per split file before a write (64 KiB). */
+const BLOCK = 8192;
+
+/** The line map of a split file. */
+export const lineMapPath = (splitFile: string) => `${splitFile}.lines`;
+
+interface Trailer {
+  format: string;
+  version: number;
+  source_file: string;
+  size: number;
+  records: number;
+}
+
+/** Writes one split file's line map as its records are written (see the module comment for the format). */
+export class LineMapWriter {
+  private pairs = new Uint32Array(2 * BLOCK);
+  private n = 0;
+  records = 0;
+
+  constructor(private readonly fd: number) {}
+
+  add(splitLine: number, sourceLine: number): void {
+    this.pairs[2 * this.n] = splitLine;
+    this.pairs[2 * this.n + 1] = sourceLine;
+    this.records++;
+    if (++this.n === BLOCK) this.flush();
+  }
+
+  flush(): void {
+    if (this.n === 0) return;
+    writeFully(this.fd, new Uint8Array(this.pairs.buffer, 0, 8 * this.n));
+    this.n = 0;
+  }
+
+  /** Writes what is buffered and the trailer; `size`: the split file's final size. */
+  finish(sourceFile: string, size: number): void {
+    this.flush();
+    const trailer: Trailer = { format: FORMAT, version: VERSION, source_file: sourceFile, size, records: this.records };
+    const json = Buffer.from(JSON.stringify(trailer));
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(json.length);
+    writeFully(this.fd, Buffer.concat([json, len]));
+  }
+}
+
+/** A split file's line map, read forward one window (a chunk's lines) at a time. */
+export class LineMap {
+  private readonly end: number;
+  private pos = 0;
+  private readonly block = Buffer.alloc(8 * BLOCK);
+  private blockPairs = 0;
+  private at = 0;
+  /** The current window: split lines (ascending) and their source lines. */
+  private split = new Uint32Array(1024);
+  private source = new Uint32Array(1024);
+  private size = 0;
+  /** Records taken into windows so far. */
+  private taken = 0;
+
+  private constructor(
+    private readonly fd: number,
+    private readonly file: string,
+    readonly sourceFile: string,
+    readonly records: number,
+    pairsBytes: number,
+  ) {
+    this.end = pairsBytes;
+  }
+
+  /**
+   * The line map of `input` when it has one that matches it (`inputSize` bytes), else null; `warn` hears why a
+   * map found beside the file is not used. Throws HCP_ERR_INPUT_UNREADABLE for a map that cannot be read.
+   */
+  static open(input: string, inputSize: number, warn: (message: string) => void): LineMap | null {
+    const file = lineMapPath(input);
+    if (!existsSync(file)) return null;
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const bad = (why: string) => new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Line map ${file} is unusable: ${why}`, { file });
+      if (size < 4) throw bad('too short');
+      const len = Buffer.alloc(4);
+      readFully(fd, len, 0, 4, size - 4);
+      const jsonLen = len.readUInt32LE(0);
+      if (jsonLen + 4 > size) throw bad('bad trailer length');
+      const json = Buffer.alloc(jsonLen);
+      readFully(fd, json, 0, jsonLen, size - 4 - jsonLen);
+      let t: Trailer;
+      try {
+        t = JSON.parse(json.toString('utf8')) as Trailer;
+      } catch {
+        throw bad('bad trailer');
+      }
+      const pairsBytes = size - 4 - jsonLen;
+      if (t.format !== FORMAT || t.version !== VERSION || typeof t.source_file !== 'string' || pairsBytes !== 8 * t.records) throw bad('unknown format');
+      if (t.size !== inputSize) {
+        warn(`${input}: its line map is for a file of ${t.size} bytes, not ${inputSize} (changed since partition?): line numbers in rejects.csv refer to ${input}`);
+        closeSync(fd);
+        return null;
+      }
+      return new LineMap(fd, file, t.source_file, t.records, pairsBytes);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  /** Takes the records starting on split lines up to `last` (inclusive) as the window; the previous window is dropped. */
+  window(last: number): void {
+    this.size = 0;
+    for (;;) {
+      if (this.at === this.blockPairs) {
+        if (this.pos >= this.end) return;
+        const want = Math.min(this.block.length, this.end - this.pos);
+        const got = readFully(this.fd, this.block, 0, want, this.pos);
+        if (got !== want) throw this.mismatch('the map ends early');
+        this.pos += got;
+        this.blockPairs = got / 8;
+        this.at = 0;
+      }
+      const s = this.block.readUInt32LE(8 * this.at);
+      if (s > last) return;
+      if (this.size === this.split.length) {
+        this.split = grow(this.split);
+        this.source = grow(this.source);
+      }
+      this.split[this.size] = s;
+      this.source[this.size++] = this.block.readUInt32LE(8 * this.at + 4);
+      this.at++;
+      this.taken++;
+    }
+  }
+
+  /** The source line of the record starting on split line `line`, which must be in the current window. */
+  get(line: number): number {
+    let lo = 0;
+    let hi = this.size - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = this.split[mid];
+      if (v === line) return this.source[mid];
+      if (v < line) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    throw this.mismatch(`no record starts on line ${line}`);
+  }
+
+  /**
+   * Checks that the file held exactly the records the map lists (`rowsRead`). They differ when the split file
+   * is not read as the monthly file was: a record with an unterminated quote, cut at its line in the monthly
+   * file, reopens its quote in the split file and runs on into the hospital's next such record.
+   */
+  finish(rowsRead: number): void {
+    if (this.taken !== this.records || rowsRead !== this.records) {
+      throw new PipelineError(
+        'HCP_ERR_LEDGER',
+        `Ledger mismatch for ${this.file}: partition split ${this.records} records from ${this.sourceFile} into this file, ${rowsRead} were read ` +
+          '(records with unterminated quotes read together?): process the monthly file itself',
+        { file: this.file },
+      );
+    }
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  private mismatch(why: string): PipelineError {
+    return new PipelineError('HCP_ERR_LEDGER', `Line map ${this.file} does not fit its file: ${why}`, { file: this.file });
+  }
+}
+
+function grow(a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> {
+  const b = new Uint32Array(2 * a.length);
+  b.set(a);
+  return b;
+}
