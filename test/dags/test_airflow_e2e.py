@@ -3,7 +3,8 @@ migrate`, then `airflow dags test healthcare_processing` as a subprocess.
 
 - With the real engine (skipped only if dist/src/cli.js is missing; `npm test`
   builds it first): the bundled sample gives one mapped transform per hospital
-  and the same statistics as the engine's own `run`; neither the key nor a
+  and the same statistics and rejects (source file and line included) as the
+  engine's own `run`; neither the key nor a
   raw patient ID reaches the logs; a file missing a required column fails the
   run at once, without retries, with the engine's message in the log.
 - With the fake engine (always): the Airflow wiring on its own.
@@ -273,6 +274,29 @@ def test_statistics_match_the_engines_own_run(sample_run, dataset):
     _, run, out, direct = sample_run
     assert run.returncode == 0, _explain(run)
     assert_same_statistics(out, direct, dataset)
+
+
+def read_rejects(out: Path, dataset: str) -> list[tuple]:
+    """Every reject of a dataset: (hospital partition, source file resolved, line_number, codes, the rest), sorted."""
+    rows = []
+    for path in sorted((out / "quarantine" / dataset).glob("hospital_id=*/rejects*.csv")):
+        with open(path, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                source = (REPO / r.pop("source_file")).resolve()  # the engine's `run` names it relative to the repo
+                rows.append((path.parent.name, str(source), int(r.pop("line_number")), *r.values()))
+    return sorted(rows)
+
+
+@needs_engine
+@pytest.mark.parametrize("dataset", ["vitals", "labs"])
+def test_rejects_point_to_the_delivered_file_as_the_engines_own_run(sample_run, dataset):
+    """SPEC section 5: a reject names the file as delivered and the line its record starts on there,
+    not the split file `partition` made: the same quarantine as the engine's `run` of the whole file."""
+    _, run, out, direct = sample_run
+    assert run.returncode == 0, _explain(run)
+    want = read_rejects(direct, dataset)
+    assert len(want) > 5 and {r[1] for r in want} == {str(SAMPLE[dataset].resolve())}
+    assert read_rejects(out, dataset) == want
 
 
 @needs_engine
