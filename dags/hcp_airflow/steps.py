@@ -49,9 +49,10 @@ def partition(settings: Settings, plan: RunPlan) -> list[dict]:
     for dataset, path in plan.inputs.items():
         target = plan.landing / dataset
         # Start clean: a hospital that vanished from a corrected file must not
-        # linger as a stale split file from the previous attempt.
-        if target.exists():
-            shutil.rmtree(target)
+        # linger as a stale split file (or line map) from the previous attempt.
+        for stale in (target, plan.landing / "_lines" / dataset):
+            if stale.exists():
+                shutil.rmtree(stale)
         plan.landing.mkdir(parents=True, exist_ok=True)
         # Pushes its stage time, bytes read and records split into a Pushgateway group of its own.
         summaries[dataset] = run_engine(

@@ -3,13 +3,13 @@
  * keeping every record byte for byte (rows with an invalid hospital_id, or
  * with more or fewer fields than the header, go to
  * `hospital_id=__invalid__.csv`, so they are quarantined, not dropped).
- * Beside each split file, its line map (src/sinks/linemap.ts): where each of
- * its records starts in the combined file, so that `process` of the split
+ * For each split file, its line map (`DIR/_lines/<D>/…`, src/sinks/linemap.ts):
+ * where each of its records starts in the combined file, so that `process` of the split
  * file names the combined file and its lines in rejects.csv (SPEC §5).
  */
 import { randomUUID } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import { need } from '../config.js';
@@ -60,6 +60,7 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
   const { header, size } = preflight(dataset, input);
   const dir = join(landing, dataset);
   mkdirSync(dir, { recursive: true });
+  mkdirSync(dirname(lineMapPath(join(dir, 'x'))), { recursive: true });
   if (!header) return { dataset, rows_read: 0, bytes: size, partitions: [] };
   const fd = openSync(input, 'r');
   const headBytes = Buffer.alloc(header.dataOffset);

@@ -6,8 +6,10 @@
  * to the hospital's delivery, not to a file that only exists inside the
  * pipeline.
  *
- * `<split file>.lines`, written by `partition` beside the split file and
- * renamed into place with it: per record, in file order, two little-endian
+ * `DIR/_lines/<dataset>/hospital_id=<H>.csv.lines` for the split file
+ * `DIR/<dataset>/hospital_id=<H>.csv` (outside the dataset's folder, which
+ * holds the split files only, as SPEC §6 lays it out), written by `partition`
+ * and renamed into place just before the split file: per record, in file order, two little-endian
  * uint32s (its first line in the split file, its first line in the source),
  * then a JSON trailer `{format, version, source_file, size, records}` and the
  * trailer's byte length as a uint32. `size` is the split file's size: a split
@@ -19,6 +21,7 @@
  * rejects' lines are looked up.
  */
 import { closeSync, existsSync, fstatSync, openSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { PipelineError } from '../errors.js';
 import { readFully, writeFully } from './fsutil.js';
 
@@ -27,8 +30,14 @@ const VERSION = 1;
 /** Pairs buffered per split file before a write (64 KiB). */
 const BLOCK = 8192;
 
-/** The line map of a split file. */
-export const lineMapPath = (splitFile: string) => `${splitFile}.lines`;
+/** Where the line map of a split file (`DIR/<dataset>/hospital_id=<H>.csv`) is. */
+export function lineMapPath(splitFile: string): string {
+  const dir = dirname(splitFile);
+  return join(dirname(dir), '_lines', basename(dir), `${basename(splitFile)}.lines`);
+}
+
+/** Whether `file` is named as partition names its split files (only those have line maps). */
+const isSplitFile = (file: string) => /^hospital_id=[A-Za-z0-9_-]{1,32}\.csv$/.test(basename(file));
 
 interface Trailer {
   format: string;
@@ -99,6 +108,7 @@ export class LineMap {
    * map found beside the file is not used. Throws HCP_ERR_INPUT_UNREADABLE for a map that cannot be read.
    */
   static open(input: string, inputSize: number, warn: (message: string) => void): LineMap | null {
+    if (!isSplitFile(input)) return null;
     const file = lineMapPath(input);
     if (!existsSync(file)) return null;
     const fd = openSync(file, 'r');

@@ -477,9 +477,13 @@ def test_partition_step_lists_every_hospital_including_invalid(month_settings):
     plan = plan_run(month_settings, "2024-03")
     stale = plan.landing / "vitals" / "hospital_id=GONE.csv"
     _csv(stale, VITALS_HEADER, [])
+    stale_map = plan.landing / "_lines" / "vitals" / "hospital_id=GONE.csv.lines"
+    stale_map.parent.mkdir(parents=True)
+    stale_map.write_bytes(b"")
     hospitals = steps.partition(month_settings, plan)
     assert [h["hospital_id"] for h in hospitals] == ["H01", "H02", "__invalid__"]
     assert not stale.exists()  # a rerun starts from a clean landing dir
+    assert not stale_map.exists()
 
 
 def test_partition_step_processes_a_file_without_rows_itself(month_settings, tmp_path, monkeypatch):
