@@ -31,7 +31,7 @@ import { Dictionaries } from './merge/dicts.js';
 import { HeldRows } from './merge/held.js';
 import { type Partition, Partitions } from './merge/partitions.js';
 import { BufferRecycler, freeNow, resultBuffers } from './merge/recycle.js';
-import { planCuts } from './parse/cutter.js';
+import { planCuts, planCutsAt } from './parse/cutter.js';
 import { extrasWarning, parseHeader, type Header } from './parse/header.js';
 import { parsedRecordEnd, parseRecords } from './parse/csv.js';
 import type { Pool } from './pool.js';
@@ -403,6 +403,11 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         let pending: Buffer = Buffer.alloc(0);
         let pendingOffset = header.dataOffset; // file offset of pending[0]
         let pos = header.dataOffset;
+        // A split file is cut into the records partition wrote: where the input's reading gave up on one, and
+        // nowhere inside one, however long (src/sinks/linemap.ts).
+        const forcedCuts = lineMap?.cuts ?? [];
+        let forced = 0;
+        const maxRecordBytes = lineMap ? Math.max(cfg.maxRecordBytes, lineMap.longest) : cfg.maxRecordBytes;
         const progress = cfg.progress ? progressMeter(size, log) : null;
         for (;;) {
           const tr = performance.now();
@@ -417,7 +422,9 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
           metrics?.addBytesRead(dataset, got);
           const len = pending.length + got;
           const atEof = pos >= size || got === 0;
-          const { cuts, consumed } = planCuts(buf, len, atEof, cfg.maxRecordBytes);
+          const ends: number[] = [];
+          while (forced < forcedCuts.length && forcedCuts[forced] <= pendingOffset + len) ends.push(forcedCuts[forced++] - pendingOffset);
+          const { cuts, consumed } = ends.length > 0 ? planCutsAt(buf, len, atEof, maxRecordBytes, ends) : planCuts(buf, len, atEof, maxRecordBytes);
           // Keep the partial record first: dispatching transfers (detaches) buf.
           const tail = Buffer.from(buf.subarray(consumed, len));
           let from = 0;

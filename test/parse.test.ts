@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as csv from '../src/parse/csv.js';
 import { countLF, csvField, parseRecords, Problem, regionEncoding } from '../src/parse/csv.js';
-import { firstLineEnd, lastRecordCut, planCuts, scanQuotes } from '../src/parse/cutter.js';
+import { firstLineEnd, lastRecordCut, planCuts, planCutsAt, scanQuotes } from '../src/parse/cutter.js';
 import { extrasWarning, parseHeader, shownNames } from '../src/parse/header.js';
 import { curatedScan, describeRun, expectErrorCodeSync, fastCsv, query, readQuarantine, removeTempDirs, runCli, tempDir } from './helpers.js';
 
@@ -524,6 +524,17 @@ describe('planCuts: an unterminated quote', () => {
   it('before EOF, an open quote shorter than maxRecordBytes stays pending', () => {
     const file = Buffer.from('a,b\nc,"d\ne\n');
     expect(planCuts(file, file.length, false, 1 << 20)).toEqual({ cuts: [4], consumed: 4 });
+  });
+
+  // A split file (src/sinks/linemap.ts): cut where the input's reading gave up on a record, as if the file ended there.
+  it.each([
+    ['no end: planCuts', 'a,b\nc,"d\ne\n', false, [], { cuts: [4], consumed: 4 }],
+    ['an end after an open quote: its line is a record, the rest planned as usual', 'a,b\nc,"d\ne,f\ng,"h\n', false, [9], { cuts: [4, 9, 13], consumed: 13 }],
+    ['two ends: records of one line, not one of three lines', 'c,"d\ne,f\ng,"h\n', true, [5, 14], { cuts: [5, 9, 14], consumed: 14 }],
+    ['an end at the buffer end, before EOF', 'a,b\nc,"d\n', false, [9], { cuts: [4, 9], consumed: 9 }],
+  ])('planCutsAt: %s', (_, text, atEof, ends, want) => {
+    const buf = Buffer.from(text);
+    expect(planCutsAt(buf, buf.length, atEof, 1 << 20, ends)).toEqual(want);
   });
 });
 

@@ -17,7 +17,7 @@ import { preflight } from '../coordinator.js';
 import { PipelineError } from '../errors.js';
 import { onInterrupt } from '../lifecycle.js';
 import type { Logger } from '../log.js';
-import { countLF, parseRecords } from '../parse/csv.js';
+import { countLF, parseRecords, Problem } from '../parse/csv.js';
 import { planCuts } from '../parse/cutter.js';
 import { readFully, writeFully } from '../sinks/fsutil.js';
 import { LineMapWriter, lineMapPath } from '../sinks/linemap.js';
@@ -128,8 +128,8 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
           const h = r.fields.length === header.names.length ? r.fields[header.index[0]].trim() : '';
           const o = target(isValidHospitalId(h) ? h : INVALID_HOSPITAL);
           o.rows++;
-          o.map.add(o.line, lineBase + r.line);
           const bytes = buf.subarray(r.start, r.end);
+          o.map.add(o.line, lineBase + r.line, bytes.length + 1);
           o.buf.push(Buffer.from(bytes));
           o.size += bytes.length;
           o.bytes += bytes.length;
@@ -140,6 +140,8 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
             o.bytes++;
             o.line++;
           }
+          // A record given up on at its line (unterminated quote): process of the split file must cut there too.
+          if (r.problem & Problem.UnterminatedQuote) o.map.cut(o.bytes);
           if (o.size > 1 << 20) flush(o);
         });
         lineBase += lines;

@@ -246,3 +246,20 @@ export function planCuts(buf: Buffer, len: number, atEof: boolean, maxRecordByte
   return { cuts, consumed: base };
 }
 
+
+/**
+ * `planCuts` for a buffer that must also be cut at `ends` (ascending offsets in (0, len]): each piece up to
+ * one of them is planned as if the file ended there. A split file from `partition` has such ends after the
+ * records the input's reading gave up on (src/sinks/linemap.ts), so it is cut as the input was.
+ */
+export function planCutsAt(buf: Buffer, len: number, atEof: boolean, maxRecordBytes: number, ends: readonly number[]): { cuts: number[]; consumed: number } {
+  const cuts: number[] = [];
+  let base = 0;
+  for (const end of ends) {
+    for (const c of planCuts(buf.subarray(base), end - base, true, maxRecordBytes).cuts) cuts.push(base + c);
+    base = end;
+  }
+  const rest = planCuts(buf.subarray(base), len - base, atEof, maxRecordBytes);
+  for (const c of rest.cuts) cuts.push(base + c);
+  return { cuts, consumed: base + rest.consumed };
+}

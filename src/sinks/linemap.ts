@@ -11,8 +11,17 @@
  * holds the split files only, as SPEC §6 lays it out), written by `partition`
  * and renamed into place just before the split file: per record, in file order, two little-endian
  * uint32s (its first line in the split file, its first line in the source),
- * then a JSON trailer `{format, version, source_file, size, records}` and the
- * trailer's byte length as a uint32. `size` is the split file's size: a split
+ * then a JSON trailer `{format, version, source_file, size, records, cuts,
+ * longest}` and the trailer's byte length as a uint32. The split file must be
+ * cut into the records partition wrote, but the cutter (src/parse/cutter.ts)
+ * decides on more than a record's bytes: it gives up on a quote still open
+ * after `--max-record-bytes` at a chunk's end, and cuts that record at its
+ * line. So `cuts`: where, in the split file, each record ends that the
+ * input's reading gave up on (its quote is still open in the split file: the
+ * hospital's next such record would close it, and the two be read as one);
+ * and `longest`: the longest record written, below which process of the split
+ * file gives up on no record (a long quoted record the input's chunks held
+ * whole might fall across a chunk's end of the split file). `size` is the split file's size: a split
  * file changed since (a corrected delivery copied over it) no longer matches
  * its map, which is then ignored with a warning, and its own lines are used.
  *
@@ -45,6 +54,8 @@ interface Trailer {
   source_file: string;
   size: number;
   records: number;
+  cuts: number[];
+  longest: number;
 }
 
 /** Writes one split file's line map as its records are written (see the module comment for the format). */
@@ -52,14 +63,23 @@ export class LineMapWriter {
   private pairs = new Uint32Array(2 * BLOCK);
   private n = 0;
   records = 0;
+  private readonly cuts: number[] = [];
+  private longest = 0;
 
   constructor(private readonly fd: number) {}
 
-  add(splitLine: number, sourceLine: number): void {
+  /** A record of `bytes` bytes starts on `splitLine` of the split file and on `sourceLine` of the input. */
+  add(splitLine: number, sourceLine: number, bytes: number): void {
+    if (bytes > this.longest) this.longest = bytes;
     this.pairs[2 * this.n] = splitLine;
     this.pairs[2 * this.n + 1] = sourceLine;
     this.records++;
     if (++this.n === BLOCK) this.flush();
+  }
+
+  /** A record the input's reading gave up on (an unterminated quote) ends at byte `offset` of the split file. */
+  cut(offset: number): void {
+    this.cuts.push(offset);
   }
 
   flush(): void {
@@ -71,7 +91,7 @@ export class LineMapWriter {
   /** Writes what is buffered and the trailer; `size`: the split file's final size. */
   finish(sourceFile: string, size: number): void {
     this.flush();
-    const trailer: Trailer = { format: FORMAT, version: VERSION, source_file: sourceFile, size, records: this.records };
+    const trailer: Trailer = { format: FORMAT, version: VERSION, source_file: sourceFile, size, records: this.records, cuts: this.cuts, longest: this.longest };
     const json = Buffer.from(JSON.stringify(trailer));
     const len = Buffer.alloc(4);
     len.writeUInt32LE(json.length);
@@ -98,6 +118,10 @@ export class LineMap {
     private readonly file: string,
     readonly sourceFile: string,
     readonly records: number,
+    /** Byte offsets, ascending, where the split file must be cut (see the module comment). */
+    readonly cuts: readonly number[],
+    /** The longest record in the split file, in bytes. */
+    readonly longest: number,
     pairsBytes: number,
   ) {
     this.end = pairsBytes;
@@ -129,13 +153,14 @@ export class LineMap {
         throw bad('bad trailer');
       }
       const pairsBytes = size - 4 - jsonLen;
-      if (t.format !== FORMAT || t.version !== VERSION || typeof t.source_file !== 'string' || pairsBytes !== 8 * t.records) throw bad('unknown format');
+      const cutsOk = Array.isArray(t.cuts) && t.cuts.every((c, i) => Number.isInteger(c) && c > (i === 0 ? 0 : t.cuts[i - 1]) && c <= t.size);
+      if (t.format !== FORMAT || t.version !== VERSION || typeof t.source_file !== 'string' || pairsBytes !== 8 * t.records || !cutsOk || !Number.isInteger(t.longest)) throw bad('unknown format');
       if (t.size !== inputSize) {
         warn(`${input}: its line map is for a file of ${t.size} bytes, not ${inputSize} (changed since partition?): line numbers in rejects.csv refer to ${input}`);
         closeSync(fd);
         return null;
       }
-      return new LineMap(fd, file, t.source_file, t.records, pairsBytes);
+      return new LineMap(fd, file, t.source_file, t.records, t.cuts, t.longest, pairsBytes);
     } catch (e) {
       closeSync(fd);
       throw e;
@@ -183,16 +208,15 @@ export class LineMap {
   }
 
   /**
-   * Checks that the file held exactly the records the map lists (`rowsRead`). They differ when the split file
-   * is not read as the monthly file was: a record with an unterminated quote, cut at its line in the monthly
-   * file, reopens its quote in the split file and runs on into the hospital's next such record.
+   * Checks that the file held exactly the records the map lists (`rowsRead`): the split file was read as
+   * the input was.
    */
   finish(rowsRead: number): void {
     if (this.taken !== this.records || rowsRead !== this.records) {
       throw new PipelineError(
         'HCP_ERR_LEDGER',
         `Ledger mismatch for ${this.file}: partition split ${this.records} records from ${this.sourceFile} into this file, ${rowsRead} were read ` +
-          '(records with unterminated quotes read together?): process the monthly file itself',
+          '(records read together or apart unlike in the input): process the input itself',
         { file: this.file },
       );
     }
