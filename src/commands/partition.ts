@@ -72,7 +72,7 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
   const tmp = `.tmp-${randomUUID()}`;
   // Per hospital: its file, its line map, and the line its next record starts on (the header's lines come first).
   const splitFirstLine = countLF(headerText, 0, headerText.length) + 1;
-  type Out = { fd: number; rows: number; path: string; buf: Buffer[]; size: number; bytes: number; line: number; map: LineMapWriter; mapFd: number };
+  type Out = { fd: number; rows: number; path: string; buf: Buffer[]; size: number; bytes: number; line: number; map: LineMapWriter };
   const outs = new Map<string, Out>();
   const discard = () => {
     forget();
@@ -95,8 +95,7 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
     let o = outs.get(h);
     if (!o) {
       const path = resolve(dir, `hospital_id=${h}.csv`);
-      const mapFd = openSync(lineMapPath(path) + tmp, 'w');
-      o = { fd: openSync(path + tmp, 'w'), rows: 0, path, buf: [headerText], size: headerText.length, bytes: headerText.length, line: splitFirstLine, map: new LineMapWriter(mapFd), mapFd };
+      o = { fd: openSync(path + tmp, 'w'), rows: 0, path, buf: [headerText], size: headerText.length, bytes: headerText.length, line: splitFirstLine, map: new LineMapWriter(lineMapPath(path) + tmp) };
       outs.set(h, o);
     }
     return o;
@@ -159,10 +158,7 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
     throw new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Could not split ${input}: ${(e as Error).message}`, { file: input });
   } finally {
     closeSync(fd);
-    for (const o of outs.values()) {
-      closeSync(o.fd);
-      closeSync(o.mapFd);
-    }
+    for (const o of outs.values()) closeSync(o.fd);
     if (!ok) discard();
   }
   const partitions = [...outs.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([h, o]) => ({ hospital_id: h, path: o.path, rows: o.rows }));

@@ -29,10 +29,10 @@
  * applied in order: memory stays bounded by a chunk's records, and only the
  * rejects' lines are looked up.
  */
-import { closeSync, existsSync, fstatSync, openSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fstatSync, openSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { PipelineError } from '../errors.js';
-import { readFully, writeFully } from './fsutil.js';
+import { readFully } from './fsutil.js';
 
 const FORMAT = 'hcp-line-map';
 const VERSION = 1;
@@ -58,7 +58,10 @@ interface Trailer {
   longest: number;
 }
 
-/** Writes one split file's line map as its records are written (see the module comment for the format). */
+/**
+ * Writes one split file's line map as its records are written (see the module comment for the format). It
+ * appends a block at a time, holding no descriptor open: partition already holds one per hospital.
+ */
 export class LineMapWriter {
   private pairs = new Uint32Array(2 * BLOCK);
   private n = 0;
@@ -66,7 +69,9 @@ export class LineMapWriter {
   private readonly cuts: number[] = [];
   private longest = 0;
 
-  constructor(private readonly fd: number) {}
+  constructor(private readonly path: string) {
+    writeFileSync(path, '');
+  }
 
   /** A record of `bytes` bytes starts on `splitLine` of the split file and on `sourceLine` of the input. */
   add(splitLine: number, sourceLine: number, bytes: number): void {
@@ -84,7 +89,7 @@ export class LineMapWriter {
 
   flush(): void {
     if (this.n === 0) return;
-    writeFully(this.fd, new Uint8Array(this.pairs.buffer, 0, 8 * this.n));
+    appendFileSync(this.path, new Uint8Array(this.pairs.buffer, 0, 8 * this.n));
     this.n = 0;
   }
 
@@ -95,7 +100,7 @@ export class LineMapWriter {
     const json = Buffer.from(JSON.stringify(trailer));
     const len = Buffer.alloc(4);
     len.writeUInt32LE(json.length);
-    writeFully(this.fd, Buffer.concat([json, len]));
+    appendFileSync(this.path, Buffer.concat([json, len]));
   }
 }
 
