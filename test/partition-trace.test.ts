@@ -5,8 +5,8 @@
  * = line 1): an analyst tracing a reject goes back to the hospital's delivery,
  * not to a split file that only exists inside the pipeline.
  */
-import { appendFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeRun, readQuarantine, removeTempDirs, runCli, tempDir } from './helpers.js';
 
@@ -72,9 +72,46 @@ describe('partition + process per hospital = process of the monthly file', () =>
     const out = join(dir, 'out');
     const q = await runCli(['process', '--dataset', 'vitals', '--input', h1, '--out', out, ...OPTS]);
     expect(q.code, describeRun(q)).toBe(0);
-    expect(q.stderr).toMatch(/line map is for a file of/);
+    expect(q.stderr).toMatch(/line map .* is not used \(it is for a file of/);
     const rejects = await readQuarantine(out, 'vitals');
     expect(rejects.map((r) => [r.source_file, r.line_number])).toEqual([[h1, '2'], [h1, '3']]);
+  }, 60_000);
+
+  it.each([
+    ['edited in place to the same size (only its modification time differs)', (h1: string) => {
+      writeFileSync(h1, readFileSync(h1, 'utf8').replace('999', '998'));
+      utimesSync(h1, new Date(2020, 0, 1), new Date(2020, 0, 1));
+    }, /is not used \(it is for a file of/],
+    ['whose map cannot be read (a directory in its place)', (h1: string) => {
+      const map = join(dirname(dirname(h1)), '_lines', 'vitals', 'hospital_id=H1.csv.lines');
+      rmSync(map);
+      mkdirSync(map);
+    }, /is not used \(.*EISDIR/],
+  ])('a split file %s: a warning, its own lines, exit 0', async (_name, change, warning) => {
+    const dir = tempDir('hcp-trace-');
+    const input = join(dir, 'vitals.csv');
+    writeFileSync(input, `${HEADER}\nH2,2024-03-01,P1,heart_rate,72,bpm\nH1,2024-03-01,P1,heart_rate,999,bpm\n`);
+    const p = await runCli(['partition', '--dataset', 'vitals', '--input', input, '--landing', join(dir, 'landing')]);
+    expect(p.code, describeRun(p)).toBe(0);
+    const h1 = join(dir, 'landing', 'vitals', 'hospital_id=H1.csv');
+    change(h1);
+    const out = join(dir, 'out');
+    const q = await runCli(['process', '--dataset', 'vitals', '--input', h1, '--out', out, ...OPTS]);
+    expect(q.code, describeRun(q)).toBe(0);
+    expect(q.stderr).toMatch(warning);
+    expect((await readQuarantine(out, 'vitals')).map((r) => [r.source_file, r.line_number])).toEqual([[h1, '2']]);
+  }, 60_000);
+
+  it('a split file named relative to its own folder finds its map; rejects name the monthly file by its absolute path', async () => {
+    const dir = tempDir('hcp-trace-');
+    writeFileSync(join(dir, 'vitals.csv'), `${HEADER}\nH2,2024-03-01,P1,heart_rate,72,bpm\nH1,2024-03-01,P1,heart_rate,999,bpm\n`);
+    // partition given a relative input, process run from inside the landing folder.
+    const p = await runCli(['partition', '--dataset', 'vitals', '--input', 'vitals.csv', '--landing', 'landing'], { cwd: dir });
+    expect(p.code, describeRun(p)).toBe(0);
+    const out = join(dir, 'out');
+    const q = await runCli(['process', '--dataset', 'vitals', '--input', 'hospital_id=H1.csv', '--out', out, ...OPTS], { cwd: join(dir, 'landing', 'vitals') });
+    expect(q.code, describeRun(q)).toBe(0);
+    expect((await readQuarantine(out, 'vitals')).map((r) => [r.source_file, r.line_number])).toEqual([[realpathSync(join(dir, 'vitals.csv')), '3']]);
   }, 60_000);
 
   // The cutter gives up on a quote still open after --max-record-bytes at a chunk's end, and cuts its record at its

@@ -8,7 +8,7 @@
  * file names the combined file and its lines in rejects.csv (SPEC §5).
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
 import type { Config } from '../config.js';
@@ -151,7 +151,7 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
     }
     for (const o of outs.values()) {
       flush(o);
-      o.map.finish(input, o.bytes);
+      o.map.finish(input, o.bytes, fstatSync(o.fd).mtimeMs);
     }
     ok = true;
   } catch (e) {

@@ -21,16 +21,19 @@
  * hospital's next such record would close it, and the two be read as one);
  * and `longest`: the longest record written, below which process of the split
  * file gives up on no record (a long quoted record the input's chunks held
- * whole might fall across a chunk's end of the split file). `size` is the split file's size: a split
- * file changed since (a corrected delivery copied over it) no longer matches
- * its map, which is then ignored with a warning, and its own lines are used.
+ * whole might fall across a chunk's end of the split file). `size` and
+ * `mtime_ms` are the split file's when written: a split file changed since (a
+ * corrected delivery copied over it, an edit) no longer matches its map, which
+ * is then ignored with a warning, and its own lines are used; so is a map that
+ * cannot be read. Paths are resolved: the map is found however the split
+ * file is spelled, and `source_file` is absolute.
  *
  * `process` reads the map a window at a time, as the chunks' results are
  * applied in order: memory stays bounded by a chunk's records, and only the
  * rejects' lines are looked up.
  */
-import { appendFileSync, closeSync, existsSync, fstatSync, openSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { appendFileSync, closeSync, existsSync, fstatSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { PipelineError } from '../errors.js';
 import { readFully } from './fsutil.js';
 
@@ -41,7 +44,8 @@ const BLOCK = 8192;
 
 /** Where the line map of a split file (`DIR/<dataset>/hospital_id=<H>.csv`) is. */
 export function lineMapPath(splitFile: string): string {
-  const dir = dirname(splitFile);
+  // Resolved: the same file spelled `hospital_id=H.csv` from inside its folder has the same map.
+  const dir = dirname(resolve(splitFile));
   return join(dirname(dir), '_lines', basename(dir), `${basename(splitFile)}.lines`);
 }
 
@@ -53,6 +57,8 @@ interface Trailer {
   version: number;
   source_file: string;
   size: number;
+  /** The split file's modification time (ms) when written: with `size`, what ties the map to that file. */
+  mtime_ms: number;
   records: number;
   cuts: number[];
   longest: number;
@@ -94,9 +100,9 @@ export class LineMapWriter {
   }
 
   /** Writes what is buffered and the trailer; `size`: the split file's final size. */
-  finish(sourceFile: string, size: number): void {
+  finish(sourceFile: string, size: number, mtimeMs: number): void {
     this.flush();
-    const trailer: Trailer = { format: FORMAT, version: VERSION, source_file: sourceFile, size, records: this.records, cuts: this.cuts, longest: this.longest };
+    const trailer: Trailer = { format: FORMAT, version: VERSION, source_file: resolve(sourceFile), size, mtime_ms: mtimeMs, records: this.records, cuts: this.cuts, longest: this.longest };
     const json = Buffer.from(JSON.stringify(trailer));
     const len = Buffer.alloc(4);
     len.writeUInt32LE(json.length);
@@ -140,35 +146,45 @@ export class LineMap {
     if (!isSplitFile(input)) return null;
     const file = lineMapPath(input);
     if (!existsSync(file)) return null;
-    const fd = openSync(file, 'r');
+    // A map that does not fit the file (changed since partition: a corrected delivery copied over it, an edit,
+    // a re-partition killed between its two renames) or cannot be read is not used: the file's own lines are.
+    const ignore = (why: string) => {
+      warn(`${input}: its line map ${file} is not used (${why}): line numbers in rejects.csv refer to ${input}`);
+      return null;
+    };
+    let fd: number;
+    try {
+      fd = openSync(file, 'r');
+    } catch (e) {
+      return ignore((e as Error).message);
+    }
     try {
       const size = fstatSync(fd).size;
-      const bad = (why: string) => new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Line map ${file} is unusable: ${why}`, { file });
-      if (size < 4) throw bad('too short');
+      if (size < 4) return closeAnd(fd, ignore('too short'));
       const len = Buffer.alloc(4);
       readFully(fd, len, 0, 4, size - 4);
       const jsonLen = len.readUInt32LE(0);
-      if (jsonLen + 4 > size) throw bad('bad trailer length');
+      if (jsonLen + 4 > size) return closeAnd(fd, ignore('bad trailer length'));
       const json = Buffer.alloc(jsonLen);
       readFully(fd, json, 0, jsonLen, size - 4 - jsonLen);
       let t: Trailer;
       try {
         t = JSON.parse(json.toString('utf8')) as Trailer;
       } catch {
-        throw bad('bad trailer');
+        return closeAnd(fd, ignore('bad trailer'));
       }
       const pairsBytes = size - 4 - jsonLen;
       const cutsOk = Array.isArray(t.cuts) && t.cuts.every((c, i) => Number.isInteger(c) && c > (i === 0 ? 0 : t.cuts[i - 1]) && c <= t.size);
-      if (t.format !== FORMAT || t.version !== VERSION || typeof t.source_file !== 'string' || pairsBytes !== 8 * t.records || !cutsOk || !Number.isInteger(t.longest)) throw bad('unknown format');
-      if (t.size !== inputSize) {
-        warn(`${input}: its line map is for a file of ${t.size} bytes, not ${inputSize} (changed since partition?): line numbers in rejects.csv refer to ${input}`);
-        closeSync(fd);
-        return null;
+      if (t.format !== FORMAT || t.version !== VERSION || typeof t.source_file !== 'string' || pairsBytes !== 8 * t.records || !cutsOk || !Number.isInteger(t.longest)) {
+        return closeAnd(fd, ignore('unknown format'));
+      }
+      const mtime = statSync(input).mtimeMs;
+      if (t.size !== inputSize || t.mtime_ms !== mtime) {
+        return closeAnd(fd, ignore(`it is for a file of ${t.size} bytes modified at ${new Date(t.mtime_ms).toISOString()}, not ${inputSize} bytes at ${new Date(mtime).toISOString()}: changed since partition?`));
       }
       return new LineMap(fd, file, t.source_file, t.records, t.cuts, t.longest, pairsBytes);
     } catch (e) {
-      closeSync(fd);
-      throw e;
+      return closeAnd(fd, ignore((e as Error).message));
     }
   }
 
@@ -240,4 +256,10 @@ function grow(a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> {
   const b = new Uint32Array(2 * a.length);
   b.set(a);
   return b;
+}
+
+/** Closes `fd`, then gives `value` (for the ways out of `LineMap.open` that do not use the map). */
+function closeAnd<T>(fd: number, value: T): T {
+  closeSync(fd);
+  return value;
 }
