@@ -127,10 +127,12 @@ describe('partition + process per hospital = process of the monthly file', () =>
       [HEADER, ...Array.from({ length: 70 }, (_, i) => `H1,2024-03-01,P${100 + i},heart_rate,72,bpm`), ...other.slice(0, 40), `H1,2024-03-02,"P${'\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'.repeat(30)}",heart_rate,72,bpm`, 'H1,2024-03-03,P3,heart_rate,72,bpm'],
       4096,
     ],
-  ])('%s: the split file is read into the records partition wrote, the same rejects', async (_, lines, chunk) => {
+    // The file ends inside a quote, without a LF: the split file must not add one inside that quote.
+    ['an unterminated quote in the last record, no final LF', [HEADER, ...other.slice(0, 5), 'H1,2024-03-01,P1,heart_rate,72,bpm', 'H2,2024-03-01,P7,heart_rate,72,"bpm'], 1024, ''],
+  ])('%s: the split file is read into the records partition wrote, the same rejects', async (_, lines, chunk, end = '\n') => {
     const dir = tempDir('hcp-trace-');
     const input = join(dir, 'vitals.csv');
-    writeFileSync(input, (lines as string[]).join('\n') + '\n');
+    writeFileSync(input, (lines as string[]).join('\n') + end);
     const small = ['--chunk-size', String(chunk), '--max-record-bytes', '1024'];
     const opts = [...OPTS.filter((o, i) => o !== '--chunk-size' && OPTS[i - 1] !== '--chunk-size'), ...small];
     const direct = join(dir, 'direct');

@@ -133,7 +133,10 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
           o.size += bytes.length;
           o.bytes += bytes.length;
           o.line += countLF(bytes, 0, bytes.length);
-          if (bytes[bytes.length - 1] !== 0x0a) {
+          // A record that ends the file without a LF gets one, so the next record of its file starts on a line of
+          // its own; unless its quote is still open (read to the end of the file): the LF would join its last field,
+          // and nothing follows it in any split file.
+          if (bytes[bytes.length - 1] !== 0x0a && !(r.problem & Problem.UnterminatedQuote)) {
             o.buf.push(Buffer.from('\n'));
             o.size++;
             o.bytes++;
