@@ -213,13 +213,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   };
   const forget = onInterrupt(cleanup);
   // A split file from `partition` names, in rejects.csv, the combined file and its lines (src/sinks/linemap.ts).
-  let lineMap: LineMap | null = null;
-  try {
-    lineMap = header && size > header.dataOffset ? LineMap.open(input, size, (w) => warnings.push(w)) : null;
-  } catch (e) {
-    cleanup();
-    throw e;
-  }
+  const lineMap = header && size > header.dataOffset ? LineMap.open(input, size, (w) => warnings.push(w)) : null;
   // Sized for the file (about 50 bytes a row).
   const dicts = new Dictionaries(Math.ceil(size / 50));
   const partitions = new Partitions(dataset, pool, dicts, join(staging, 'curated'), join(staging, 'spill'), cfg.rowGroupRows, cfg.maxBufferedRows, pool.threads * 2, cpu);

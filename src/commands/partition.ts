@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import { need } from '../config.js';
@@ -20,7 +20,7 @@ import type { Logger } from '../log.js';
 import { countLF, parseRecords, Problem } from '../parse/csv.js';
 import { planCuts } from '../parse/cutter.js';
 import { readFully, writeFully } from '../sinks/fsutil.js';
-import { LineMapWriter, lineMapPath } from '../sinks/linemap.js';
+import { lineMapDir, LineMapWriter, lineMapPath } from '../sinks/linemap.js';
 import { bomLength } from '../parse/header.js';
 import type { Dataset } from '../registry.js';
 import { ALL_HOSPITALS, INVALID_HOSPITAL, isValidHospitalId } from '../rules/fields.js';
@@ -60,7 +60,7 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
   const { header, size } = preflight(dataset, input);
   const dir = join(landing, dataset);
   mkdirSync(dir, { recursive: true });
-  mkdirSync(dirname(lineMapPath(join(dir, 'x'))), { recursive: true });
+  mkdirSync(lineMapDir(dir), { recursive: true });
   if (!header) return { dataset, rows_read: 0, bytes: size, partitions: [] };
   const fd = openSync(input, 'r');
   const headBytes = Buffer.alloc(header.dataOffset);

@@ -42,11 +42,16 @@ const VERSION = 1;
 /** Pairs buffered per split file before a write (64 KiB). */
 const BLOCK = 8192;
 
+/** The directory of the line maps of the split files in `splitDir` (`DIR/<dataset>` → `DIR/_lines/<dataset>`). */
+export function lineMapDir(splitDir: string): string {
+  const dir = resolve(splitDir);
+  return join(dirname(dir), '_lines', basename(dir));
+}
+
 /** Where the line map of a split file (`DIR/<dataset>/hospital_id=<H>.csv`) is. */
 export function lineMapPath(splitFile: string): string {
   // Resolved: the same file spelled `hospital_id=H.csv` from inside its folder has the same map.
-  const dir = dirname(resolve(splitFile));
-  return join(dirname(dir), '_lines', basename(dir), `${basename(splitFile)}.lines`);
+  return join(lineMapDir(dirname(resolve(splitFile))), `${basename(splitFile)}.lines`);
 }
 
 /** Whether `file` is named as partition names its split files (only those have line maps). */
@@ -139,15 +144,15 @@ export class LineMap {
   }
 
   /**
-   * The line map of `input` when it has one that matches it (`inputSize` bytes), else null; `warn` hears why a
-   * map found beside the file is not used. Throws HCP_ERR_INPUT_UNREADABLE for a map that cannot be read.
+   * The line map of `input` when it has one that matches it (`inputSize` bytes, and its modification time),
+   * else null. A map that does not fit the file (changed since partition: a corrected delivery copied over it,
+   * an edit, a re-partition killed between its two renames) or cannot be read is not used: `warn` hears why,
+   * and the file's own lines are used.
    */
   static open(input: string, inputSize: number, warn: (message: string) => void): LineMap | null {
     if (!isSplitFile(input)) return null;
     const file = lineMapPath(input);
     if (!existsSync(file)) return null;
-    // A map that does not fit the file (changed since partition: a corrected delivery copied over it, an edit,
-    // a re-partition killed between its two renames) or cannot be read is not used: the file's own lines are.
     const ignore = (why: string) => {
       warn(`${input}: its line map ${file} is not used (${why}): line numbers in rejects.csv refer to ${input}`);
       return null;
@@ -158,34 +163,17 @@ export class LineMap {
     } catch (e) {
       return ignore((e as Error).message);
     }
+    let t: (Trailer & { pairsBytes: number }) | string;
     try {
-      const size = fstatSync(fd).size;
-      if (size < 4) return closeAnd(fd, ignore('too short'));
-      const len = Buffer.alloc(4);
-      readFully(fd, len, 0, 4, size - 4);
-      const jsonLen = len.readUInt32LE(0);
-      if (jsonLen + 4 > size) return closeAnd(fd, ignore('bad trailer length'));
-      const json = Buffer.alloc(jsonLen);
-      readFully(fd, json, 0, jsonLen, size - 4 - jsonLen);
-      let t: Trailer;
-      try {
-        t = JSON.parse(json.toString('utf8')) as Trailer;
-      } catch {
-        return closeAnd(fd, ignore('bad trailer'));
-      }
-      const pairsBytes = size - 4 - jsonLen;
-      const cutsOk = Array.isArray(t.cuts) && t.cuts.every((c, i) => Number.isInteger(c) && c > (i === 0 ? 0 : t.cuts[i - 1]) && c <= t.size);
-      if (t.format !== FORMAT || t.version !== VERSION || typeof t.source_file !== 'string' || pairsBytes !== 8 * t.records || !cutsOk || !Number.isInteger(t.longest)) {
-        return closeAnd(fd, ignore('unknown format'));
-      }
-      const mtime = statSync(input).mtimeMs;
-      if (t.size !== inputSize || t.mtime_ms !== mtime) {
-        return closeAnd(fd, ignore(`it is for a file of ${t.size} bytes modified at ${new Date(t.mtime_ms).toISOString()}, not ${inputSize} bytes at ${new Date(mtime).toISOString()}: changed since partition?`));
-      }
-      return new LineMap(fd, file, t.source_file, t.records, t.cuts, t.longest, pairsBytes);
+      t = readTrailer(fd, input, inputSize);
     } catch (e) {
-      return closeAnd(fd, ignore((e as Error).message));
+      t = (e as Error).message;
     }
+    if (typeof t === 'string') {
+      closeSync(fd);
+      return ignore(t);
+    }
+    return new LineMap(fd, file, t.source_file, t.records, t.cuts, t.longest, t.pairsBytes);
   }
 
   /** Takes the records starting on split lines up to `last` (inclusive) as the window; the previous window is dropped. */
@@ -258,8 +246,28 @@ function grow(a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> {
   return b;
 }
 
-/** Closes `fd`, then gives `value` (for the ways out of `LineMap.open` that do not use the map). */
-function closeAnd<T>(fd: number, value: T): T {
-  closeSync(fd);
-  return value;
+/** The trailer of the map open as `fd`, with the pairs' length, when it fits `input` (`inputSize` bytes); else why not. */
+function readTrailer(fd: number, input: string, inputSize: number): (Trailer & { pairsBytes: number }) | string {
+  const size = fstatSync(fd).size;
+  if (size < 4) return 'too short';
+  const len = Buffer.alloc(4);
+  readFully(fd, len, 0, 4, size - 4);
+  const jsonLen = len.readUInt32LE(0);
+  if (jsonLen + 4 > size) return 'bad trailer length';
+  const json = Buffer.alloc(jsonLen);
+  readFully(fd, json, 0, jsonLen, size - 4 - jsonLen);
+  let t: Trailer;
+  try {
+    t = JSON.parse(json.toString('utf8')) as Trailer;
+  } catch {
+    return 'bad trailer';
+  }
+  const pairsBytes = size - 4 - jsonLen;
+  const cutsOk = Array.isArray(t.cuts) && t.cuts.every((c, i) => Number.isInteger(c) && c > (i === 0 ? 0 : t.cuts[i - 1]) && c <= t.size);
+  if (t.format !== FORMAT || t.version !== VERSION || typeof t.source_file !== 'string' || pairsBytes !== 8 * t.records || !cutsOk || !Number.isInteger(t.longest)) return 'unknown format';
+  const mtime = statSync(input).mtimeMs;
+  if (t.size !== inputSize || t.mtime_ms !== mtime) {
+    return `it is for a file of ${t.size} bytes modified at ${new Date(t.mtime_ms).toISOString()}, not ${inputSize} bytes at ${new Date(mtime).toISOString()}: changed since partition?`;
+  }
+  return { ...t, pairsBytes };
 }
