@@ -40,7 +40,8 @@ describe('partition: malformed records are not attributed to a hospital', () => 
 
   it('property: each record lands, in order, in the file of its hospital_id when it has six fields and a valid ID, else in __invalid__', async () => {
     // Unquoted tokens, so the expected split is a plain split on commas (an independent reading).
-    const token = fc.constantFrom('H1', 'H2', 'h-3_x', 'MRN0012345', '2024-01-05', 'P1', 'heart_rate', '72', 'bpm', '', 'a/b', 'ALL', '__invalid__');
+    // Padded and non-ASCII IDs too: an ID is read after trimming (U+00A0 is white space), the same text always to the same file.
+    const token = fc.constantFrom('H1', 'H2', 'h-3_x', ' H1', 'H2 ', 'H1\u00a0', 'H\u00e9', 'MRN0012345', '2024-01-05', 'P1', 'heart_rate', '72', 'bpm', '', 'a/b', 'ALL', '__invalid__');
     const record = fc.array(token, { minLength: 1, maxLength: 8 }).map((fs) => fs.join(','));
     await fc.assert(
       fc.asyncProperty(fc.array(record, { minLength: 1, maxLength: 30 }), fc.integer({ min: 16, max: 256 }), async (records, chunkSize) => {
@@ -58,6 +59,31 @@ describe('partition: malformed records are not attributed to a hospital', () => 
       }),
       { numRuns: 60 },
     );
+  });
+});
+
+describe('partition: a hospital_id with bytes above 0x7f', () => {
+  it('is read as UTF-8 in a valid UTF-8 record and as Latin-1 in another, whatever came before', async () => {
+    const dir = tempDir('hcp-partition-');
+    const input = join(dir, 'combined.csv');
+    const nbsp = Buffer.from('H1\u00a0', 'utf8'); // H1 then U+00A0 (white space) in UTF-8: C2 A0
+    const row = (tail: Buffer) => Buffer.concat([nbsp, Buffer.from(',2024-01-05,P1,heart_rate,72,'), tail, Buffer.from('\n')]);
+    // The same hospital_id bytes twice: trimmed to H1 in the valid record; C2 read as 'Â' where a byte (FF) is not UTF-8.
+    writeFileSync(input, Buffer.concat([Buffer.from(`${HEADER}\n`), row(Buffer.from('bpm')), row(Buffer.from([0x62, 0xff]))]));
+    const landing = join(dir, 'landing');
+    await partitionFile('vitals', input, landing, 1 << 16, 1 << 20);
+    expect(readdirSync(join(landing, 'vitals')).sort()).toEqual(['hospital_id=H1.csv', 'hospital_id=__invalid__.csv']);
+    expect(readFileSync(join(landing, 'vitals', 'hospital_id=__invalid__.csv')).subarray(HEADER.length + 1)).toEqual(row(Buffer.from([0x62, 0xff])));
+  });
+});
+
+describe('partition: many distinct hospital_id fields', () => {
+  it('past the fields it remembers, each record is still read on its own', async () => {
+    const bad = Array.from({ length: 5000 }, (_, i) => `bad/${i},2024-01-05,P1,heart_rate,72,bpm`);
+    const good = Array.from({ length: 50 }, (_, i) => `H${i % 3},2024-01-05,P${i},heart_rate,72,bpm`);
+    const files = await split(`${HEADER}\n${[...bad, ...good, ' H1 ,2024-01-05,P9,heart_rate,72,bpm'].join('\n')}\n`);
+    expect(files.get('hospital_id=__invalid__.csv')).toEqual(bad);
+    for (const h of ['H0', 'H1', 'H2']) expect(files.get(`hospital_id=${h}.csv`)).toEqual([...good.filter((r) => r.startsWith(`${h},`)), ...(h === 'H1' ? [' H1 ,2024-01-05,P9,heart_rate,72,bpm'] : [])]);
   });
 });
 

@@ -8,6 +8,7 @@
  * file names the combined file and its lines in rejects.csv (SPEC §5).
  */
 import { randomUUID } from 'node:crypto';
+import { isAscii, isUtf8 } from 'node:buffer';
 import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
@@ -17,7 +18,7 @@ import { preflight } from '../coordinator.js';
 import { PipelineError } from '../errors.js';
 import { onInterrupt } from '../lifecycle.js';
 import type { Logger } from '../log.js';
-import { countLF, parseRecords, Problem } from '../parse/csv.js';
+import { countLF, parseText, Problem } from '../parse/csv.js';
 import { planCuts } from '../parse/cutter.js';
 import { readFully, writeFully } from '../sinks/fsutil.js';
 import { lineMapDir, LineMapWriter, lineMapPath } from '../sinks/linemap.js';
@@ -56,6 +57,25 @@ export async function partitionCommand(cfg: Config, log: Logger): Promise<{ exit
   });
 }
 
+/** Bytes buffered per hospital file before they are written. */
+const OUT_BUFFER = 256 << 10;
+const NEWLINE = Buffer.from('\n');
+/** Distinct hospital_id fields whose file is remembered. */
+const FIELDS_REMEMBERED = 4096;
+
+/**
+ * The hospital_id field as the split has always read it: decoded as UTF-8
+ * when its record is valid UTF-8, as Latin-1 otherwise (the parser decoded
+ * it as Latin-1). Only a field with a byte above 0x7f can differ: no valid ID
+ * has one, but trimming may leave a valid ID (U+00A0 is white space).
+ */
+function hospitalField(latin1: string, buf: Buffer, start: number, end: number): string {
+  for (let i = 0; i < latin1.length; i++) {
+    if (latin1.charCodeAt(i) > 0x7f) return isUtf8(buf.subarray(start, end)) ? Buffer.from(latin1, 'latin1').toString('utf8') : latin1;
+  }
+  return latin1;
+}
+
 export async function partitionFile(dataset: Dataset, input: string, landing: string, chunkSize: number, maxRecordBytes: number): Promise<PartitionSummary> {
   const { header, size } = preflight(dataset, input);
   const dir = join(landing, dataset);
@@ -72,7 +92,8 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
   const tmp = `.tmp-${randomUUID()}`;
   // Per hospital: its file, its line map, and the line its next record starts on (the header's lines come first).
   const splitFirstLine = countLF(headerText, 0, headerText.length) + 1;
-  type Out = { fd: number; rows: number; path: string; buf: Buffer[]; size: number; bytes: number; line: number; map: LineMapWriter };
+  // `buf[0, size)`: bytes not written yet; `bytes`: the file's size so far, written or not.
+  type Out = { fd: number; rows: number; path: string; buf: Buffer; size: number; bytes: number; line: number; map: LineMapWriter };
   const outs = new Map<string, Out>();
   const discard = () => {
     forget();
@@ -86,20 +107,49 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
     discard();
     throw new PipelineError('HCP_ERR_LEDGER', message, { file: input });
   };
-  const flush = (o: { fd: number; buf: Buffer[]; size: number }) => {
-    if (o.buf.length) writeFully(o.fd, Buffer.concat(o.buf));
-    o.buf = [];
+  const flush = (o: Out) => {
+    if (o.size) writeFully(o.fd, o.buf.subarray(0, o.size));
     o.size = 0;
+  };
+  // Records are copied into their hospital's buffer, not kept as a Buffer each: no allocation a row.
+  const append = (o: Out, from: Buffer, start: number, end: number) => {
+    const n = end - start;
+    if (o.size + n > o.buf.length) {
+      flush(o);
+      if (n > o.buf.length) {
+        writeFully(o.fd, from.subarray(start, end));
+        o.bytes += n;
+        return;
+      }
+    }
+    // A record is a few dozen bytes: a loop copies it faster than Buffer#copy's call.
+    const out = o.buf;
+    for (let i = 0, at = o.size; i < n; i++) out[at + i] = from[start + i];
+    o.size += n;
+    o.bytes += n;
   };
   const target = (h: string) => {
     let o = outs.get(h);
     if (!o) {
       const path = resolve(dir, `hospital_id=${h}.csv`);
-      o = { fd: openSync(path + tmp, 'w'), rows: 0, path, buf: [headerText], size: headerText.length, bytes: headerText.length, line: splitFirstLine, map: new LineMapWriter(lineMapPath(path) + tmp) };
+      o = { fd: openSync(path + tmp, 'w'), rows: 0, path, buf: Buffer.allocUnsafe(OUT_BUFFER), size: 0, bytes: 0, line: splitFirstLine, map: new LineMapWriter(lineMapPath(path) + tmp) };
       outs.set(h, o);
+      append(o, headerText, 0, headerText.length);
     }
     return o;
   };
+  // The file of each hospital_id field as read (before trimming): rows repeat a few, so each is checked once.
+  // Only ASCII fields are remembered (another's reading depends on its record's bytes), and only so many.
+  const byField = new Map<string, Out>();
+  const fileOf = (field: string, start: number, end: number) => {
+    let o = byField.get(field);
+    if (o) return o;
+    const h = hospitalField(field, buf, start, end).trim();
+    o = target(isValidHospitalId(h) ? h : INVALID_HOSPITAL);
+    if (byField.size < FIELDS_REMEMBERED && isAscii(Buffer.from(field, 'latin1'))) byField.set(field, o);
+    return o;
+  };
+  let buf = Buffer.alloc(0);
   let rows = 0;
   let pos = header.dataOffset;
   // The line the current region starts on in the input, as process counts it (src/coordinator.ts).
@@ -111,7 +161,7 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
       // The split is synchronous, and a SIGINT/SIGTERM handler (src/lifecycle.ts) runs only when the
       // event loop turns: once a chunk, so an interrupt takes effect within one chunk's work.
       await turn();
-      const buf = Buffer.allocUnsafe(pending.length + chunkSize);
+      buf = Buffer.allocUnsafe(pending.length + chunkSize);
       pending.copy(buf, 0);
       const got = readFully(fd, buf, pending.length, chunkSize, pos);
       pos += got;
@@ -120,31 +170,27 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
       const { cuts, consumed } = planCuts(buf, len, atEof, maxRecordBytes);
       let from = 0;
       for (const cut of cuts) {
-        const { lines } = parseRecords(buf.subarray(0, cut), from, cut, (r) => {
+        // Decoded as Latin-1, one char a byte: the parser's offsets are byte offsets from `from`.
+        const { lines } = parseText(buf.toString('latin1', from, cut), (r) => {
           rows++;
+          const start = from + r.start;
+          const end = from + r.end;
           // A record with the wrong field count goes to __invalid__: its hospital_id
           // column may hold another field (a patient ID), never to become a file name.
-          const h = r.fields.length === header.names.length ? r.fields[header.index[0]].trim() : '';
-          const o = target(isValidHospitalId(h) ? h : INVALID_HOSPITAL);
+          const o = r.fields.length === header.names.length ? fileOf(r.fields[header.index[0]], start, end) : target(INVALID_HOSPITAL);
           o.rows++;
-          const bytes = buf.subarray(r.start, r.end);
-          o.map.add(o.line, lineBase + r.line, bytes.length + 1);
-          o.buf.push(Buffer.from(bytes));
-          o.size += bytes.length;
-          o.bytes += bytes.length;
-          o.line += countLF(bytes, 0, bytes.length);
+          o.map.add(o.line, lineBase + r.line, end - start + 1);
+          append(o, buf, start, end);
+          o.line += countLF(buf, start, end);
           // A record that ends the file without a LF gets one, so the next record of its file starts on a line of
           // its own; unless its quote is still open (read to the end of the file): the LF would join its last field,
           // and nothing follows it in any split file.
-          if (bytes[bytes.length - 1] !== 0x0a && !(r.problem & Problem.UnterminatedQuote)) {
-            o.buf.push(Buffer.from('\n'));
-            o.size++;
-            o.bytes++;
+          if (buf[end - 1] !== 0x0a && !(r.problem & Problem.UnterminatedQuote)) {
+            append(o, NEWLINE, 0, 1);
             o.line++;
           }
           // A record given up on at its line (unterminated quote): process of the split file must cut there too.
           if (r.problem & Problem.UnterminatedQuote) o.map.cut(o.bytes);
-          if (o.size > 1 << 20) flush(o);
         });
         lineBase += lines;
         from = cut;
