@@ -9,7 +9,7 @@
  *      ├─ cores reference ... the same work on 1 thread, then on N at once (bench/cores.ts)
  *      └─ rounds ×repeat .... every job once per round (bench/lib/plan.ts):
  *           [pandas + pandera → DuckDB SQL → engine (max workers, --rows) → engine at each other --workers]
- *           │ each other --chunk-sizes │ each other --sizes      (units rotate one place a round)
+ *           │ each other --chunk-sizes │ each other --sizes │ partition   (units rotate one place a round)
  *      ▼
  *   DIR/results-<rows>.json ─► markdown + SVG ─► docs/PERFORMANCE.md (rows ≥ 1M) or DIR/PERFORMANCE.md
  *
@@ -148,6 +148,7 @@ async function main(argv: string[]): Promise<number> {
   const chunks = o.chunkSizes.map((size) => (size === defaultChunk ? { ...main, chunkSize: size } : engineAt(`c${size}`)));
   const sizes = sizeInputs.map((inp) => (inp.rows === o.rows ? main : engineAt(`s${inp.rows}`)));
   const oneCoreRun = of('core1').length ? { ...engineAt('core1'), cpu: oneCore } : null;
+  const partition = of('partition').length ? summarise('partition', input, of('partition')) : null;
   const notes = [...standingNotes(o, c), ...rounds.notes];
 
   const pv = (c.pandas?.extra.versions ?? {}) as Record<string, string>;
@@ -182,6 +183,7 @@ async function main(argv: string[]): Promise<number> {
     oneCore: oneCoreRun,
     chunks,
     sizes,
+    partition,
     notes,
     elapsedS: Math.round((performance.now() - t0) / 1000),
   };

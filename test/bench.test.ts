@@ -73,6 +73,17 @@ describe('bench (tiny size)', () => {
     expect(md).toMatch(/### Scaling with input size[\s\S]*\n\| 500 \|[^\n]*\n\| 2,000 \|/);
   });
 
+  it('measures the split of the Airflow path (partition): every row into a hospital file or __invalid__', () => {
+    const p = results.partition;
+    expect(p.tool).toBe('partition');
+    expect(p.accepted + p.rejected).toBe(ROWS);
+    // Independently: the invalid rows are the records the engine could not give a hospital, all rejected by process too.
+    expect(p.rejected).toBeLessThanOrEqual(results.engine.rejected);
+    expect(md).toMatch(
+      new RegExp(`### The split before the per-hospital runs \\(\`partition\`\\)\\n\\n\\| job[^\\n]*\\n[^\\n]*\\n\\| engine \`partition\` \\| 2,000 \\| ${(p.wallMs / 1000).toFixed(2).replace('.', '\\.')} \\|`),
+    );
+  });
+
   it('splits CPU by thread and wall time by phase per worker count, with the bound the CPU sets on scaling', () => {
     expect(md).toMatch(/#### CPU by thread and wall time by phase\n\n\| workers \| coordinator CPU s[^\n]*\n[^\n]*\n\| 1 \|[^\n]*\n\| 2 \|/);
     const cores = results.machine.cores as number;

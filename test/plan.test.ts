@@ -41,10 +41,10 @@ describe('planJobs', () => {
   const plan = (workers: number[], oneCore: number | null) => planJobs(opts(workers), input(1000), [input(1000)], null, 2097152, oneCore);
 
   it.each([
-    [[1, 2], 3, ['main', 'duckdb', 'w1', 'core1']],
-    [[1, 2], null, ['main', 'duckdb', 'w1']],
+    [[1, 2], 3, ['main', 'duckdb', 'w1', 'core1', 'partition']],
+    [[1, 2], null, ['main', 'duckdb', 'w1', 'partition']],
     // One worker at most: nothing to compare one core with.
-    [[1], 0, ['main', 'duckdb']],
+    [[1], 0, ['main', 'duckdb', 'partition']],
   ])('workers %j, one core %j → %j', (workers, oneCore, keys) => {
     expect(plan(workers, oneCore).map((j) => j.key)).toEqual(keys);
   });

@@ -1,6 +1,7 @@
 /**
  * The measured jobs: the engine (`process` then `stats`, as two CLI runs),
- * the DuckDB and pandas + pandera references, and the read floor. Each
+ * the DuckDB and pandas + pandera references, the engine's `partition` (the
+ * Airflow path's split) and the read floor. Each
  * returns one Sample; `summarise` folds repeats into a median.
  */
 import { existsSync, rmSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { ensureOk, measure, type Measured } from './proc.js';
 import type { CoresResult } from '../cores.js';
 import { ENGINE_NODE_FLAGS } from '../../src/config.js';
 
-export type Tool = 'engine' | 'duckdb' | 'pandas';
+export type Tool = 'engine' | 'duckdb' | 'pandas' | 'partition';
 
 /** Not a secret: the benchmark's pseudonym key, the same for every tool. */
 export const BENCH_KEY = 'hcp-bench-key-not-a-secret';
@@ -146,6 +147,30 @@ export async function engineJob(ctx: JobContext, input: Input, workers: number, 
       cpu_ms: p.json!.cpu_ms ?? null,
       phases_ms: p.json!.phases_ms ?? null,
     },
+  };
+}
+
+/**
+ * The engine's `partition` of the input (the Airflow DAG's first step: one
+ * file and line map per hospital, no row rules). `accepted`: records split
+ * into a hospital's file; `rejected`: into `hospital_id=__invalid__.csv`.
+ */
+export async function partitionJob(ctx: JobContext, input: Input): Promise<Sample> {
+  const dir = runDir(ctx, `partition-${input.rows}`);
+  const m = ensureOk(await measure(process.execPath, [...ENGINE_NODE_FLAGS, ctx.cli, 'partition', '--dataset', 'vitals', '--input', input.path, '--landing', dir, '--no-progress']), 'engine partition');
+  cleanup(ctx, dir);
+  const j = m.json!;
+  const parts = j.partitions as { hospital_id: string; rows: number }[];
+  const invalid = parts.filter((p) => p.hospital_id === '__invalid__').reduce((a, p) => a + p.rows, 0);
+  return {
+    wallMs: m.wallMs,
+    maxRssBytes: m.maxRssBytes,
+    cpuS: cpu(m),
+    accepted: (j.rows_read as number) - invalid,
+    rejected: invalid,
+    timings: {},
+    durationMs: j.duration_ms as number,
+    extra: { files: parts.length },
   };
 }
 

@@ -11,14 +11,14 @@
  */
 import { ensureInput, type Input } from './data.js';
 import { int, rowsLabel, secs } from './format.js';
-import { duckdbJob, engineJob, pandasJob, type JobContext, type Sample, type Tool } from './jobs.js';
+import { duckdbJob, engineJob, pandasJob, partitionJob, type JobContext, type Sample, type Tool } from './jobs.js';
 import type { BenchOptions } from './options.js';
 
 /** pandas is retried at this size when the full size fails (timeout, out of memory). */
 export const PANDAS_FALLBACK_ROWS = 2_000_000;
 
 export interface Job {
-  /** `main` (engine at the largest worker count, default chunk, --rows), `duckdb`, `pandas`, `w<N>`, `c<bytes>`, `s<rows>`. */
+  /** `main` (engine at the largest worker count, default chunk, --rows), `duckdb`, `pandas`, `w<N>`, `core1`, `c<bytes>`, `s<rows>`, `partition`. */
   readonly key: string;
   readonly tool: Tool;
   readonly input: Input;
@@ -44,6 +44,7 @@ export function planJobs(o: BenchOptions, input: Input, sizeInputs: readonly Inp
   if (oneCore !== null && maxW > 1) jobs.push(engine('core1', input, 1, null, `engine 1w on CPU ${oneCore} only`, oneCore));
   for (const c of o.chunkSizes) if (c !== defaultChunk) jobs.push(engine(`c${c}`, input, maxW, c, `engine ${maxW}w chunk ${c}`));
   for (const s of sizeInputs) if (s.rows !== input.rows) jobs.push(engine(`s${s.rows}`, s, maxW, null, `engine ${maxW}w ${rowsLabel(s.rows)} rows`));
+  jobs.push({ key: 'partition', tool: 'partition', input, workers: 1, chunkSize: null, label: 'engine partition', cpu: null });
   return jobs;
 }
 
@@ -85,8 +86,8 @@ export async function runRounds(ctx: JobContext, o: BenchOptions, jobs: readonly
   for (let r = 0; r < o.repeat; r++) {
     if (o.repeat > 1) log(`round ${r + 1} of ${o.repeat}`);
     for (const job of roundOrder(jobs, r)) {
-      if (job.tool === 'engine') {
-        const s = await engineJob(ctx, job.input, job.workers, job.chunkSize, job.cpu);
+      if (job.tool === 'engine' || job.tool === 'partition') {
+        const s = job.tool === 'engine' ? await engineJob(ctx, job.input, job.workers, job.chunkSize, job.cpu) : await partitionJob(ctx, job.input);
         describe(job.label, s, job.input.rows);
         samples.get(job.key)!.push(s);
       } else if (job.tool === 'duckdb') {

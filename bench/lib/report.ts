@@ -300,6 +300,26 @@ function coresSection(r: BenchResults): string[] {
   return md;
 }
 
+/**
+ * The Airflow path's first step: the DAG splits the monthly file with
+ * `partition` before it runs `process` once per hospital (dags/).
+ */
+function partitionSection(r: BenchResults): string[] {
+  const p = r.partition;
+  if (!p) return [];
+  return [
+    '',
+    '### The split before the per-hospital runs (`partition`)',
+    '',
+    table(
+      ['job', 'rows', 'wall s', 'rows/s', 'MB/s', 'of the read floor', 'CPU s', 'peak RSS MB', 'hospital files', 'rows to `__invalid__`'],
+      [['engine `partition`', int(p.rows), secs(p.wallMs), int(p.rowsPerS), p.mbPerS.toFixed(1), pct(p.mbPerS / r.floor.mbPerS), cpu(p), mb(p.maxRssBytes), int(Number(p.extra.files)), int(p.rejected)]],
+    ),
+    '',
+    `The Airflow DAG splits the monthly file by hospital (\`partition\`: each hospital's records byte for byte, and a line map so rejects name the monthly file's lines) and then runs \`process\` once per hospital file. The split does no row rules; rows in \`__invalid__\` are the records without a valid hospital_id or with the wrong number of fields, which \`process\` of that file quarantines.${r.options.repeat > 1 ? ` Median of ${r.options.repeat} runs, one a round (s): ${p.wallMsRuns.map((v) => secs(v)).join(', ')}.` : ''}`,
+  ];
+}
+
 /** The markdown section for one run (without the markers). */
 export function renderResults(r: BenchResults, svgDir: string): string {
   const md: string[] = [];
@@ -397,6 +417,8 @@ export function renderResults(r: BenchResults, svgDir: string): string {
     md.push('', asciiBars(r.sizes.map((s) => ({ label: rowsLabel(s.rows), value: (s.maxRssBytes ?? 0) / MB, text: `${mb(s.maxRssBytes)} MB` }))));
     md.push('', `![peak RSS vs input size](${svgDir}/rows-${r.input.rows}-rss.svg)`);
   }
+
+  md.push(...partitionSection(r));
 
   md.push('', '### Where the time goes', '');
   const total = STAGES.reduce((a, s) => a + (e.timings[s] ?? 0), 0);

@@ -32,6 +32,8 @@ export interface BenchResults {
   readonly oneCore?: Result | null;
   readonly chunks: readonly Result[];
   readonly sizes: readonly Result[];
+  /** The engine's `partition` of the input (absent in results recorded before it existed). */
+  readonly partition?: Result | null;
   readonly targets: readonly Target[];
   readonly notes: readonly string[];
   readonly elapsedS: number;
