@@ -83,7 +83,7 @@ PER_HOSPITAL = {
             type=["null", "number"],
             minimum=0,
             maximum=1,
-            description="Quality gate: max share of rejected rows per hospital (empty: engine default 0.05)",
+            description="Quality gate: max share of rejected rows per hospital and per dataset (empty: engine default 0.05)",
         ),
     },
 )

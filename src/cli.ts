@@ -18,7 +18,7 @@ const SHARED = `Shared options:
   --chunk-size BYTES     bytes per chunk handed to a worker (default 2097152, at most 1 GiB)
   --period YYYY-MM       reject dates outside this month (date.outside_period)
   --as-of YYYY-MM-DD     reject dates after this day (default: today, UTC)
-  --max-reject-rate R    quality gate: max share of rejected rows per hospital (default 0.05)
+  --max-reject-rate R    quality gate: max share of rejected rows per hospital and per dataset (default 0.05)
   --min-cell N           public export: blank cells with fewer patients, and cells that would reveal them (default 11)
   --metrics-port P       serve Prometheus metrics on 127.0.0.1:P/metrics while running
   --pushgateway URL      push metrics to a Pushgateway at the end
@@ -47,7 +47,7 @@ Run "healthcare-pipeline <command> --help" for a command's options.`,
   validate: `Usage: healthcare-pipeline validate --dataset vitals|labs --input FILE\n\nChecks the file is readable, has every required column and UTF-8 text. Exit 0 or 2.`,
   process: `Usage: healthcare-pipeline process --dataset vitals|labs --input FILE [--out DIR] [options]\n\nApplies the row rules, writes curated Parquet, quarantine and sketches for the hospitals in FILE.\n\n${SHARED}`,
   stats: `Usage: healthcare-pipeline stats [--out DIR] [--min-cell N] [metrics options]\n\nMerges DIR/sketches into DIR/stats/monthly_<dataset>.{parquet,csv} and monthly_<dataset>_public.csv, and records the commits merged in DIR/_manifests/stats.json.`,
-  report: `Usage: healthcare-pipeline report [--out DIR] [--max-reject-rate R] [metrics options]\n\nWrites DIR/quality/report.{json,html}, _manifest.json and (when every gate passes) _SUCCESS. Exit 3 when a gate fails; exit 2 when the statistics are missing or a process committed since the last stats (run stats first), and then _SUCCESS is removed.`,
+  report: `Usage: healthcare-pipeline report [--out DIR] [--max-reject-rate R] [metrics options]\n\nWrites DIR/quality/report.{json,html}, _manifest.json and (when every gate passes) _SUCCESS. Exit 3 when a gate fails; exit 2 when the statistics are missing or a process committed since the last stats (run stats first), or when a process stopped part-way through committing its hospitals (run it again), and then _SUCCESS is removed.`,
   generate: `Usage: healthcare-pipeline generate --out DIR --rows N --seed S [--hospitals H] [--months M] [--year Y] [--defect-rate R]\n\nWrites DIR/vitals_<year>.csv and DIR/lab_results_<year>.csv with N rows each, plus .labels.csv files listing the defective rows.`,
 };
 
