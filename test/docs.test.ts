@@ -2,12 +2,15 @@
  * Tests that keep the docs honest: README's quick-start commands are npm
  * scripts, every command and option it shows exists (and `--help` works for
  * each), its relative links resolve, and every npm script names files that
- * exist. README-dependent tests are skipped while README.md is absent.
+ * exist; the relative links and anchors of every doc resolve, and every
+ * hcp_* metric the docs, alerts and dashboard name is registered by the
+ * engine. README-dependent tests are skipped while README.md is absent.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ENGINE_NODE_FLAGS, OPTIONS } from '../src/config.js';
+import { createMetrics } from '../src/metrics/index.js';
 import { ROOT, runCli, describeRun } from './helpers.js';
 
 const README = join(ROOT, 'README.md');
@@ -164,5 +167,36 @@ describe.skipIf(!hasReadme)('README.md', () => {
     const slug = (h: string) => h.trim().toLowerCase().replace(/[^\w\s-]/g, '').replace(/\s+/g, '-');
     const anchors = new Set([...readme.matchAll(/^#{1,6} (.+)$/gm)].map((m) => slug(m[1])));
     for (const m of readme.matchAll(/\]\(#([^)]+)\)/g)) expect(anchors, `#${m[1]}`).toContain(m[1]);
+  });
+});
+
+/** Every Markdown doc a reader is sent to, beside README. */
+const DOCS = ['README.md', 'docs/ARCHITECTURE.md', 'docs/AIRFLOW.md', 'docs/PERFORMANCE.md', 'monitoring/README.md', ...readdirSync(join(ROOT, 'docs', 'decisions')).filter((f) => f.endsWith('.md')).map((f) => `docs/decisions/${f}`)];
+const slug = (h: string) => h.trim().toLowerCase().replace(/[^\w\s-]/g, '').replace(/\s+/g, '-');
+const headings = (file: string) => new Set([...readFileSync(file, 'utf8').matchAll(/^#{1,6} (.+)$/gm)].map((m) => slug(m[1])));
+
+describe('every doc', () => {
+  it.each(DOCS)('%s: relative links and their anchors resolve', (doc) => {
+    const text = readFileSync(join(ROOT, doc), 'utf8');
+    for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      const link = m[1];
+      if (/^[a-z]+:/.test(link)) continue;
+      const [path, anchor] = link.split('#');
+      const target = path ? join(ROOT, dirname(doc), path) : join(ROOT, doc);
+      expect(existsSync(target), `${doc} → ${link}`).toBe(true);
+      if (anchor && target.endsWith('.md')) expect(headings(target), `${doc} → ${link}`).toContain(anchor);
+    }
+  });
+
+  it('every hcp_* metric named in the docs, alerts and dashboard is one the engine registers', () => {
+    const known = new Set((createMetrics({ collectDefault: false }).registry.getMetricsAsArray() as { name: string }[]).map((m) => m.name));
+    const files = [...DOCS, 'monitoring/alerts.yml', 'monitoring/grafana/dashboards/healthcare-pipeline.json'];
+    for (const f of files) {
+      for (const m of readFileSync(join(ROOT, f), 'utf8').matchAll(/\bhcp_[a-z_]+/g)) {
+        const name = m[0].replace(/_(bucket|sum|count)$/, '');
+        if (name === 'hcp_pseudonym_key' || name === 'hcp_curated' || name === 'hcp_monthly_statistics' || name === 'hcp_airflow') continue; // Airflow names
+        expect(known, `${f}: ${m[0]}`).toContain(name);
+      }
+    }
   });
 });
