@@ -11,6 +11,7 @@ import { Dictionaries } from '../src/merge/dicts.js';
 import { type Dataset, MEASURES } from '../src/registry.js';
 import { hashBytes } from '../src/transform/bytetable.js';
 import type { Batch, EncodeResult, EncodeTask } from '../src/types.js';
+import { close, exactMoments } from './helpers.js';
 
 const PATIENTS = 300;
 const VALUES = 50;
@@ -185,3 +186,53 @@ describe('encodeBatch value histograms', () => {
     );
   });
 });
+
+/**
+ * Each measure's moments in the batch's sketches against the exact mean and
+ * sample stddev (exactMoments: BigInt sums), within SPEC §4's 1e-9 relative
+ * and nothing absolute: spreads from 1e-12 of the mean (values that differ
+ * in their last digits, as `299.990001`, `299.990002`…) to wide ones, a
+ * single value repeated (stddev exactly 0), few values or many distinct.
+ */
+describe('encodeBatch moments', () => {
+  const tight = fc
+    .record({
+      base: fc.double({ min: 1, max: 500, noNaN: true }),
+      step: fc.constantFrom(1e-12, 1e-9, 1e-7, 1e-6, 1e-3, 1, 37),
+      offsets: fc.array(fc.oneof(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 1_000_000 })), { minLength: 1, maxLength: 400 }),
+    })
+    .map(({ base, step, offsets }) => offsets.map((k) => base + k * step));
+  const wide = fc.array(fc.double({ min: 0.01, max: 2000, noNaN: true }), { minLength: 1, maxLength: 400 });
+
+  it.each<[string, number[]]>([
+    ['one value repeated', Array(250).fill(299.99)],
+    ['two values 1e-6 apart, near a bound', Array.from({ length: 300 }, (_, i) => (i % 3 ? 299.99 : 299.990001))],
+    ['ten values 1e-6 apart (stddev ~3e-8 of the mean)', Array.from({ length: 200 }, (_, i) => 299.99 + ((i * 7) % 10) * 1e-6)],
+    ['a single row', [72]],
+  ])('%s', async (_, values) => {
+    const encode = await freshEncoder();
+    const rs = values.map((value, i) => ({ day: 19700, measure: 0, flag: 0, unit: 0, value, low: NaN, high: NaN, patient: i % PATIENTS, src: 0 }));
+    expectExactMoments(encode(task('vitals', rs)).sketches[0].state.moments, values);
+  });
+
+  it('property: mean and stddev within 1e-9 relative of the exact values', async () => {
+    const encode = await freshEncoder();
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.oneof(tight, wide), { minLength: 1, maxLength: 3 }), async (groups) => {
+        const rs = groups.flatMap((vs, m) => vs.map((value, i) => ({ day: 19700, measure: m, flag: 0, unit: 0, value, low: NaN, high: NaN, patient: i % PATIENTS, src: 0 })));
+        const r = encode(task('vitals', rs));
+        groups.forEach((vs, m) => expectExactMoments(r.sketches.find((s) => s.measure === m)!.state.moments, vs));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+function expectExactMoments(got: { n: number; mean: number; m2: number }, values: number[]) {
+  const want = exactMoments(values);
+  expect(got.n).toBe(want.n);
+  expect(close(got.mean, want.mean!, 1e-9), `mean ${got.mean} vs ${want.mean}`).toBe(true);
+  const sd = got.n < 2 ? null : Math.sqrt(got.m2 / (got.n - 1));
+  if (want.stddev === null || want.stddev === 0) expect(sd).toBe(want.stddev);
+  else expect(close(sd!, want.stddev, 1e-9), `stddev ${sd} vs ${want.stddev} (n ${got.n})`).toBe(true);
+}

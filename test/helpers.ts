@@ -345,6 +345,38 @@ export function expectSafePublicStats(full: Record<string, string>[], pub: Recor
   return { blank, shown };
 }
 
+/**
+ * The exact mean and sample stddev of doubles (SPEC §4's reference for 1e-9): every value is an integer times a
+ * power of two, so the sums are exact BigInts; only the final division and square root round (~1 ulp each).
+ */
+export function exactMoments(xs: ArrayLike<number>): { n: number; mean: number | null; stddev: number | null } {
+  const n = xs.length;
+  if (n === 0) return { n, mean: null, stddev: null };
+  const view = new DataView(new ArrayBuffer(8));
+  const parts: [bigint, number][] = Array.from(xs, (x) => {
+    view.setFloat64(0, x);
+    const hi = view.getUint32(0);
+    const biased = (hi >>> 20) & 0x7ff;
+    let m = (BigInt(hi & 0xfffff) << 32n) | BigInt(view.getUint32(4));
+    if (biased !== 0) m |= 1n << 52n;
+    return [hi >>> 31 ? -m : m, biased === 0 ? -1074 : biased - 1075];
+  });
+  const e = Math.min(...parts.map((p) => p[1]));
+  let s1 = 0n;
+  let s2 = 0n;
+  for (const [m, k] of parts) {
+    const x = m << BigInt(k - e);
+    s1 += x;
+    s2 += x * x;
+  }
+  // a/b as a double, for BigInts with |a/b| well inside the double range once scaled by 2^128.
+  const div = (a: bigint, b: bigint) => Number((a << 128n) / b) * 2 ** -128;
+  const N = BigInt(n);
+  const mean = div(s1, N) * 2 ** e;
+  const stddev = n < 2 ? null : Math.sqrt(div(N * s2 - s1 * s1, N * (N - 1n))) * 2 ** e;
+  return { n, mean, stddev };
+}
+
 /** |a − b| ≤ rel·max(|a|,|b|) + abs. */
 export function close(a: number, b: number, rel = 1e-9, abs = 0): boolean {
   return Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b)) + abs;

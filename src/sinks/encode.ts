@@ -9,6 +9,7 @@ import { batchBuffers } from '../merge/batch.js';
 import { MEASURES } from '../registry.js';
 import { FLAG_NONE, FLAG_TEXT } from '../rules/fields.js';
 import { MeasureSketch } from '../sketch/measure.js';
+import { histogramMoments } from '../sketch/moments.js';
 import { QuantileSketch } from '../sketch/quantiles.js';
 import { ByteTable, type TableState } from '../transform/bytetable.js';
 import { type EncodeResult, type EncodeTask, PATIENT_WORDS } from '../types.js';
@@ -168,9 +169,10 @@ function views(task: EncodeTask): { patients: ByteTable; values: ByteTable } {
 }
 
 /**
- * The batch's statistics, one sketch per measure present: counts, moments
- * and extremes value by value in row order (MeasureSketch.addCounts), and
- * the exact histogram of each measure's values (countDistinct, else sorted).
+ * The batch's statistics, one sketch per measure present: counts and
+ * extremes value by value in row order (MeasureSketch.addCounts), and the
+ * exact histogram of each measure's values (countDistinct, else sorted),
+ * with the moments computed from it (histogramMoments).
  */
 function sketchBatch(code: Uint32Array, value: Float64Array, n: number, measures: number): (MeasureSketch | undefined)[] {
   const out: (MeasureSketch | undefined)[] = [];
@@ -199,6 +201,7 @@ function sketchBatch(code: Uint32Array, value: Float64Array, n: number, measures
       k = 0;
       for (let i = 0; i < seg.length; i++) k = addToHistogram(values, counts, k, seg[i], 1);
     }
+    s.moments = histogramMoments(values, counts, k);
     s.quantiles = QuantileSketch.fromSorted(values.slice(0, k), counts.slice(0, k), k);
   });
   return out;

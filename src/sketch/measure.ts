@@ -29,17 +29,17 @@ export class MeasureSketch {
   quantiles = new QuantileSketch();
 
   add(x: number, flag: number): void {
+    addValue(this.moments, x);
     this.addCounts(x, flag);
     this.quantiles.add(x);
   }
 
   /**
-   * Everything `add` does but the quantile sketch: for a caller that builds
-   * the quantiles itself from the same values (src/sinks/encode.ts, which
-   * sorts a batch's values once).
+   * Everything `add` does but the moments and the quantile sketch: for a
+   * caller that builds those itself from the same values' histogram
+   * (src/sinks/encode.ts, which sorts a batch's values once).
    */
   addCounts(x: number, flag: number): void {
-    addValue(this.moments, x);
     if (x < this.min) this.min = x;
     if (x > this.max) this.max = x;
     if (flag === FLAG_L) this.nLow++;
