@@ -7,10 +7,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MeasureSketch } from '../src/sketch/measure.js';
-import { addValue, emptyMoments, mergeMoments, stddev, type Moments } from '../src/sketch/moments.js';
+import { addValue, emptyMoments, histogramMoments, mergeMoments, stddev, type Moments } from '../src/sketch/moments.js';
 import { MAX_DISTINCT, QuantileSketch, QUANTILES } from '../src/sketch/quantiles.js';
 import { TDigest } from '../src/sketch/tdigest.js';
-import { close, prng, rankError } from './helpers.js';
+import { close, exactMoments as exactMomentsBig, prng, rankError } from './helpers.js';
 
 // ------------------------------------------------------------------ reference maths
 
@@ -106,6 +106,36 @@ describe('moments', () => {
           level = next;
         }
         expectMomentsClose(level[0], all);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  /**
+   * The ALL rollup of many small hospitals (a few rows each) whose values agree to 8 or more digits: each part's
+   * mean is a rounded double, and the merge subtracts them. Parts as the engine makes them (histogramMoments of
+   * each batch), merged left to right through a JSON round trip (sketch files), against the exact moments of
+   * the union, 1e-9 relative and nothing absolute (SPEC §4).
+   */
+  it('property: many small parts with means equal to 8+ digits merge within 1e-9 relative of the exact moments', () => {
+    const parts = fc
+      .record({ base: fc.double({ min: 1, max: 500, noNaN: true }), step: fc.constantFrom(1e-9, 1e-7, 1e-6, 1e-5) })
+      .chain(({ base, step }) =>
+        fc.array(fc.array(fc.integer({ min: 0, max: 9 }).map((k) => base + k * step), { minLength: 1, maxLength: 5 }), { minLength: 2, maxLength: 300 }),
+      );
+    fc.assert(
+      fc.property(parts, (ps) => {
+        const all = emptyMoments();
+        for (const p of ps) {
+          const values = [...new Set(p)].sort((a, b) => a - b);
+          const part = histogramMoments(values, values.map((v) => p.filter((x) => x === v).length), values.length);
+          mergeMoments(all, JSON.parse(JSON.stringify(part)));
+        }
+        const want = exactMomentsBig(ps.flat());
+        expect(all.n).toBe(want.n);
+        expect(close(all.mean, want.mean!, 1e-9), `mean ${all.mean} vs ${want.mean}`).toBe(true);
+        if (want.stddev === 0) expect(stddev(all)).toBe(0);
+        else expect(close(stddev(all)!, want.stddev!, 1e-9), `stddev ${stddev(all)} vs ${want.stddev}`).toBe(true);
       }),
       { numRuns: 200 },
     );
