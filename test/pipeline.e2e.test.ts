@@ -5,7 +5,7 @@
  * defects of data/*.labels.csv.
  */
 import { createHmac } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,6 +28,8 @@ import {
   sqlStr,
   tempDir,
   close,
+  exactMoments,
+  prng,
   TEST_KEY,
   type CliResult,
 } from './helpers.js';
@@ -512,5 +514,65 @@ describe('report and manifest', () => {
     }
     expect(existsSync(join(out, 'quality', 'report.html'))).toBe(true);
     expect(readFileSync(join(out, 'quality', 'report.html'), 'utf8')).toMatch(/<html/i);
+  });
+});
+
+/**
+ * SPEC §4 on inputs built to be hard, through `process` and `stats`, against
+ * the input's own values (heart rate and temperature are given in their
+ * canonical units, so the curated value is the number as written): heart
+ * rates that agree to 8 digits, in one big hospital and in many small ones
+ * (the ALL row merges them), a hospital of one row, and temperatures with
+ * more distinct values than the exact histogram keeps (a t-digest).
+ * `mean`/`stddev` within 1e-9 relative with no absolute slack; exact counts
+ * and extremes; quantiles within rank 0.005.
+ */
+describe('statistics on adversarial inputs', () => {
+  const rows: { h: string; measure: string; unit: string; value: string }[] = [];
+  const r = prng(4242);
+  for (let i = 0; i < 300; i++) rows.push({ h: 'H01', measure: 'heart_rate', unit: 'bpm', value: i % 3 ? '299.99' : '299.990001' });
+  for (let h = 2; h < 150; h++) {
+    for (let i = 0; i < 1 + (h % 3); i++) rows.push({ h: `H${String(h).padStart(2, '0')}`, measure: 'heart_rate', unit: 'bpm', value: (299.99 + Math.floor(r() * 10) * 1e-6).toFixed(6) });
+  }
+  for (let i = 0; i < 6000; i++) rows.push({ h: 'H01', measure: 'temperature', unit: 'celsius', value: (25 + r() * 20).toFixed(6) });
+  for (let i = 0; i < 3000; i++) rows.push({ h: 'H02', measure: 'temperature', unit: 'celsius', value: (36.5 + r() * 1e-3).toFixed(9) });
+  let stats: Record<string, string>[] = [];
+
+  beforeAll(async () => {
+    const dir = tempDir('hcp-e2e-adv-');
+    const input = join(dir, 'vitals.csv');
+    const lines = rows.map((x, i) => `${x.h},2024-03-${String(1 + (i % 28)).padStart(2, '0')},P${i},${x.measure},${x.value},${x.unit}`);
+    writeFileSync(input, `hospital_id,measurement_date,patient_id,vital_type,value,unit\n${lines.join('\n')}\n`);
+    const o = join(dir, 'out');
+    for (const args of [['process', '--dataset', 'vitals', '--input', input], ['stats']]) {
+      const res = await runCli([...args, '--out', o, '--as-of', '2025-01-01', '--no-progress'], { timeoutMs: 120_000 });
+      expect(res.code, describeRun(res)).toBe(0);
+    }
+    stats = await readCsvObjects(join(o, 'stats', 'monthly_vitals.csv'));
+  }, 180_000);
+
+  it('every (hospital, measure) and ALL row against the exact statistics of the values written', () => {
+    const groups = new Map<string, number[]>();
+    for (const x of rows) {
+      for (const h of [x.h, 'ALL']) {
+        const k = `${h}|${x.measure}`;
+        (groups.get(k) ?? groups.set(k, []).get(k)!).push(Number(x.value));
+      }
+    }
+    expect(stats.map((s) => `${s.hospital_id}|${s.measure}`).sort()).toEqual([...groups.keys()].sort());
+    for (const s of stats) {
+      const where = `${s.hospital_id} ${s.measure}`;
+      const vs = groups.get(`${s.hospital_id}|${s.measure}`)!;
+      const want = exactMoments(vs);
+      expect(Number(s.n), where).toBe(vs.length);
+      expect(Number(s.n_patients), where).toBe(vs.length);
+      expect(Number(s.min), where).toBe(Math.min(...vs));
+      expect(Number(s.max), where).toBe(Math.max(...vs));
+      expect(close(Number(s.mean), want.mean!, 1e-9), `${where} mean ${s.mean} vs ${want.mean}`).toBe(true);
+      if (want.stddev === null) expect(s.stddev, where).toBe('');
+      else expect(close(Number(s.stddev), want.stddev, 1e-9), `${where} stddev ${s.stddev} vs ${want.stddev}`).toBe(true);
+      const sorted = Float64Array.from(vs).sort();
+      for (const [col, p] of QS) expect(rankError(sorted, Number(s[col]), p), `${where} ${col}`).toBeNull();
+    }
   });
 });
