@@ -37,7 +37,7 @@ import { parsedRecordEnd, parseRecords } from './parse/csv.js';
 import type { Pool } from './pool.js';
 import { COLUMNS, type Dataset, MEASURES } from './registry.js';
 import { commitHospital, type PendingCommit, pendingPath, writeInputManifest, type HospitalOutcome } from './sinks/commit.js';
-import { faultPoint, readFully, removeIfEmpty, restoreReplaced, writeJsonAtomic } from './sinks/fsutil.js';
+import { faultPoint, makeOutputDir, readFully, removeIfEmpty, restoreReplaced, writeJsonAtomic } from './sinks/fsutil.js';
 import { QuarantineFile } from './sinks/quarantine.js';
 import { LineMap } from './sinks/linemap.js';
 import { acquireLock, type Lock } from './sinks/lock.js';
@@ -124,6 +124,7 @@ const lockName = (dataset: Dataset, scope: string, input: string) => `${dataset}
  * exit 2 HCP_ERR_LOCKED while another run holds it.
  */
 export function partitionLock(out: string, dataset: Dataset, scope: string, input: string): Lock {
+  makeOutputDir(out, 'out');
   return acquireLock(join(out, '_locks', `${lockName(dataset, scope, input)}.lock`), `${dataset} partition of ${input}`);
 }
 

@@ -13,6 +13,7 @@ const CATALOGUE = {
   HCP_ERR_INPUT_UNREADABLE: { exit: EXIT.usage, message: 'Input file cannot be read' },
   HCP_ERR_BAD_HEADER: { exit: EXIT.usage, message: 'Input file header is unusable' },
   HCP_ERR_NOT_CSV: { exit: EXIT.usage, message: 'Input file is not a CSV text file' },
+  HCP_ERR_OUTPUT_UNUSABLE: { exit: EXIT.usage, message: 'The output directory cannot be created or written' },
   HCP_ERR_LOCKED: { exit: EXIT.usage, message: 'Another run holds the lock for this partition' },
   HCP_ERR_KEY_MISSING: { exit: EXIT.usage, message: 'HCP_PSEUDONYM_KEY is not set and --require-key was given' },
   HCP_ERR_NO_SKETCHES: { exit: EXIT.usage, message: 'No sketches found to merge' },

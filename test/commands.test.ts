@@ -368,3 +368,35 @@ describe('a closed stdout', () => {
     expect(existsSync(join(out, '_SUCCESS'))).toBe(true);
   });
 });
+
+describe('an output directory that cannot be one (--out, --landing): exit 2 naming the option, nothing written', () => {
+  const dir = tempDir();
+  const file = join(dir, 'a-file');
+  writeFileSync(file, 'not a directory\n');
+  const readOnly = join(dir, 'read-only');
+  mkdirSync(readOnly, { mode: 0o555 });
+  const asRoot = process.getuid?.() === 0;
+  const out = (p: string) => ['--out', p];
+  const process_ = (p: string) => ['process', '--dataset', 'vitals', '--input', VITALS, ...out(p)];
+  const run = (p: string) => ['run', '--vitals', VITALS, '--labs', LABS, ...out(p)];
+  const partition = (p: string) => ['partition', '--dataset', 'vitals', '--input', VITALS, '--landing', p];
+  it.each<[string, string[], RegExp]>([
+    ['process, --out a file', process_(file), /--out/],
+    ['process, --out under a file', process_(join(file, 'out')), /--out/],
+    ['run, --out a file', run(file), /--out/],
+    ['partition, --landing a file', partition(file), /--landing/],
+    ['partition, --landing under a file', partition(join(file, 'landing')), /--landing/],
+    // procfs answers ENOENT to a mkdir under a directory that exists: Node's recursive mkdir loops there for ever,
+    // deaf to SIGTERM (its handler never runs).
+    ...(existsSync('/proc/self') ? ([['process, --out under /proc', process_('/proc/hcp-no-such-dir/out'), /--out/]] as [string, string[], RegExp][]) : []),
+    ...(asRoot ? [] : ([['process, --out in a read-only directory', process_(join(readOnly, 'out')), /--out/]] as [string, string[], RegExp][])),
+  ])('%s', async (_, args, option) => {
+    const before = snapshot(dir);
+    const r = await runCli([...args, ...OPTS], { timeoutMs: 20_000 });
+    expect(r.code, describeRun(r)).toBe(2);
+    expect(r.json).toMatchObject({ status: 'error', exit_code: 2, error: { code: 'HCP_ERR_OUTPUT_UNUSABLE' } });
+    expect(r.json!.error.message).toMatch(option);
+    expect(r.stderr).not.toMatch(/internal error|^\s+at /m);
+    expect(snapshot(dir)).toEqual(before);
+  });
+});

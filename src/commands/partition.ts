@@ -20,7 +20,7 @@ import { onInterrupt } from '../lifecycle.js';
 import type { Logger } from '../log.js';
 import { countLF, parseText, Problem } from '../parse/csv.js';
 import { planCuts } from '../parse/cutter.js';
-import { readFully, writeFully } from '../sinks/fsutil.js';
+import { makeOutputDir, readFully, writeFully } from '../sinks/fsutil.js';
 import { lineMapDir, LineMapWriter, lineMapPath } from '../sinks/linemap.js';
 import { bomLength } from '../parse/header.js';
 import type { Dataset } from '../registry.js';
@@ -78,6 +78,7 @@ function hospitalField(latin1: string, buf: Buffer, start: number, end: number):
 
 export async function partitionFile(dataset: Dataset, input: string, landing: string, chunkSize: number, maxRecordBytes: number): Promise<PartitionSummary> {
   const { header, size } = preflight(dataset, input);
+  makeOutputDir(landing, 'landing');
   const dir = join(landing, dataset);
   mkdirSync(dir, { recursive: true });
   mkdirSync(lineMapDir(dir), { recursive: true });

@@ -1,6 +1,7 @@
 /** Small filesystem helpers for atomic output. */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, rmSync, writeFileSync, writeSync, writevSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { accessSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync, writeSync, writevSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { PipelineError } from '../errors.js';
 
 /**
  * Writes a file atomically: a temp file, fsync, rename. `data` may come in pieces, written in order. The temp file
@@ -182,6 +183,46 @@ export function readJsonFiles<T>(dir: string, keep: (name: string) => boolean = 
     files.push({ name, value: JSON.parse(text) as T });
   }
   return files;
+}
+
+/**
+ * Makes the directory an output option names (`--out`, `--landing`), with its parents, or fails with exit 2
+ * (HCP_ERR_OUTPUT_UNUSABLE) naming the option: a path that is a file, lies under one, or cannot be created or
+ * written is the user's to fix, not an internal error. One level at a time, not `mkdirSync(…, { recursive })`:
+ * under /proc a mkdir answers ENOENT below a directory that exists, and Node's recursive mkdir then loops for
+ * ever, where no signal handler can run.
+ */
+export function makeOutputDir(dir: string, option: string): void {
+  const fail = (why: string): never => {
+    throw new PipelineError('HCP_ERR_OUTPUT_UNUSABLE', `--${option} ${dir} cannot be used as a directory: ${why}`, { file: dir, option });
+  };
+  const missing: string[] = [];
+  for (let at = resolve(dir); ; at = dirname(at)) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(at).isDirectory();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(at) === at) fail((e as Error).message);
+      missing.push(at);
+      continue;
+    }
+    if (!isDir) fail(`${at} is not a directory`);
+    break;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') fail((e as Error).message);
+      // Made meanwhile by another run, or a dangling symbolic link.
+      if (!statSync(d, { throwIfNoEntry: false })?.isDirectory()) fail(`${d} is not a directory (a dangling symbolic link?)`);
+    }
+  }
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (e) {
+    fail((e as Error).message);
+  }
 }
 
 /** Removes a directory if it is empty (another run's files in it, or it being gone already, are fine). */
