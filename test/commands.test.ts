@@ -400,3 +400,23 @@ describe('an output directory that cannot be one (--out, --landing): exit 2 nami
     expect(snapshot(dir)).toEqual(before);
   });
 });
+
+describe('--metrics-port that cannot be served', () => {
+  it('a port already in use: exit 2 naming the option, before anything is written', async () => {
+    const { createServer } = await import('node:net');
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const port = String((busy.address() as { port: number }).port);
+    try {
+      const out = join(tempDir(), 'out');
+      const r = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, '--metrics-port', port, ...OPTS]);
+      expect(r.code, describeRun(r)).toBe(2);
+      expect(r.json).toMatchObject({ status: 'error', exit_code: 2, error: { code: 'HCP_ERR_USAGE' } });
+      expect(r.json!.error.message).toMatch(new RegExp(`--metrics-port ${port}`));
+      expect(r.stderr).not.toMatch(/internal error/);
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      busy.close();
+    }
+  });
+});

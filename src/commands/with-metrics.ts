@@ -3,6 +3,7 @@
  * written at the end, the same way for every command.
  */
 import type { Config } from '../config.js';
+import { usageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { GroupRef, PipelineMetrics, PushGroups } from '../metrics/index.js';
 
@@ -26,7 +27,13 @@ export async function withMetrics<T>(cfg: Config, log: Logger, push: () => PushP
   if (cfg.metricsPort === null && !cfg.pushgateway && !cfg.metricsFile) return body(null);
   const { createMetrics, pushMetrics, serveMetrics, writeMetricsFile } = await import('../metrics/index.js');
   const metrics = createMetrics();
-  const server = cfg.metricsPort !== null ? await serveMetrics(metrics, cfg.metricsPort) : null;
+  // A port already in use (or not ours to bind) is the user's to change: exit 2 naming it, before anything is done.
+  const server =
+    cfg.metricsPort !== null
+      ? await serveMetrics(metrics, cfg.metricsPort).catch((e: Error) => {
+          throw usageError(`--metrics-port ${cfg.metricsPort}: cannot serve metrics on 127.0.0.1: ${e.message}`, 'metrics-port');
+        })
+      : null;
   if (server) log.info(`metrics on http://127.0.0.1:${server.port}/metrics`);
   try {
     return await body(metrics);
