@@ -124,7 +124,7 @@ export function parseCli(argv: string[]): { config: Config; help: boolean } {
   }
   const metricsPort = v['metrics-port'] === undefined ? null : int(v['metrics-port'], 'metrics-port', 0, 0);
   if (metricsPort !== null && metricsPort > 65535) throw usageError('--metrics-port must be at most 65535', 'metrics-port');
-  if (v.pushgateway !== undefined && !/^https?:\/\/[^\s]+$/.test(v.pushgateway)) throw usageError(`--pushgateway must be an http(s) URL (got "${v.pushgateway}")`, 'pushgateway');
+  if (v.pushgateway !== undefined && !(/^https?:\/\/[^\s]+$/.test(v.pushgateway) && URL.canParse(v.pushgateway))) throw usageError(`--pushgateway must be an http(s) URL (got "${v.pushgateway}")`, 'pushgateway');
   const config: Config = {
     command,
     workers: int(v.workers, 'workers', Math.max(1, availableParallelism())),

@@ -32,6 +32,8 @@ describe('options with no sane meaning are usage errors (exit 2), naming the opt
     ['a record limit larger than a buffer can be', ['--max-record-bytes', '99999999999999999999'], /--max-record-bytes/],
     ['an empty --out (would mean the current directory)', ['--out='], /--out must not be empty/],
     ['an empty --landing', ['--landing', ''], /--landing must not be empty/],
+    ['a --pushgateway URL that does not parse', ['--pushgateway', 'http://[::1'], /--pushgateway must be an http\(s\) URL/],
+    ['a --pushgateway URL with a bad port', ['--pushgateway', 'http://localhost:99999'], /--pushgateway must be an http\(s\) URL/],
   ])('%s', (_, args, message) => {
     let error: any = null;
     try {
