@@ -87,7 +87,7 @@ function int(v: string | undefined, name: string, dflt: number, min = 1, max = N
   return Number(v);
 }
 
-/** A path option: an empty value (`--out=`) would silently mean the current directory. */
+/** A path option: an empty value would silently mean the current directory (`--out=`), or no file at all (`--metrics-file=`). */
 function path(v: string | undefined, name: string): string | undefined {
   if (v === '') throw usageError(`--${name} must not be empty`, name);
   return v;
@@ -145,16 +145,16 @@ export function parseCli(argv: string[]): { config: Config; help: boolean } {
     minCell: int(v['min-cell'], 'min-cell', 11, 0),
     metricsPort,
     pushgateway: v.pushgateway ?? null,
-    metricsFile: v['metrics-file'] ?? null,
+    metricsFile: path(v['metrics-file'], 'metrics-file') ?? null,
     requireKey: v['require-key'] ?? false,
     progress: v['no-progress'] ? false : (v.progress ?? process.stderr.isTTY === true),
     debug: v.debug ?? false,
     out: path(v.out, 'out') ?? 'output',
     dataset,
-    input: v.input ?? null,
+    input: path(v.input, 'input') ?? null,
     landing: path(v.landing, 'landing') ?? null,
-    vitals: v.vitals ?? 'data/vitals_2024.csv',
-    labs: v.labs ?? 'data/lab_results_2024.csv',
+    vitals: path(v.vitals, 'vitals') ?? 'data/vitals_2024.csv',
+    labs: path(v.labs, 'labs') ?? 'data/lab_results_2024.csv',
     rows: int(v.rows, 'rows', 1000, 0),
     seed: int(v.seed, 'seed', 42, 0),
     hospitals: v.hospitals === undefined ? null : int(v.hospitals, 'hospitals', 8),

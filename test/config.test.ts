@@ -33,6 +33,9 @@ describe('options with no sane meaning are usage errors (exit 2), naming the opt
     ['an empty --out (would mean the current directory)', ['--out='], /--out must not be empty/],
     ['an empty --landing', ['--landing', ''], /--landing must not be empty/],
     ['a --pushgateway URL that does not parse', ['--pushgateway', 'http://[::1'], /--pushgateway must be an http\(s\) URL/],
+    ['an empty --metrics-file (silently no metrics file)', ['--metrics-file='], /--metrics-file must not be empty/],
+    ['an empty --input', ['--input='], /--input must not be empty/],
+    ['an empty --labs', ['--labs='], /--labs must not be empty/],
     ['a --pushgateway URL with a bad port', ['--pushgateway', 'http://localhost:99999'], /--pushgateway must be an http\(s\) URL/],
   ])('%s', (_, args, message) => {
     let error: any = null;
