@@ -105,7 +105,8 @@ export function parseCli(argv: string[]): { config: Config; help: boolean } {
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (e) {
-    throw usageError((e as Error).message.split('\n')[0]);
+    // One line, but all of it: node:util's first line alone ("argument is ambiguous") does not say what to do.
+    throw usageError((e as Error).message.replace(/\s*\n\s*/g, ' '));
   }
   const v = parsed.values;
   const command = parsed.positionals[0] ?? '';

@@ -35,6 +35,9 @@ describe('options with no sane meaning are usage errors (exit 2), naming the opt
     ['a --pushgateway URL that does not parse', ['--pushgateway', 'http://[::1'], /--pushgateway must be an http\(s\) URL/],
     ['an empty --metrics-file (silently no metrics file)', ['--metrics-file='], /--metrics-file must not be empty/],
     ['an empty --input', ['--input='], /--input must not be empty/],
+    // node:util's own message, whole: its first line alone ("argument is ambiguous") does not say what to do.
+    ['a negative value after a space', ['--workers', '-1'], /ambiguous\. Did you forget to specify the option argument for '--workers'\? .*'--workers=-XYZ'/],
+    ['an option missing its value', ['--out', '--workers', '2'], /Did you forget to specify the option argument for '--out'\?/],
     ['an empty --labs', ['--labs='], /--labs must not be empty/],
     ['a --pushgateway URL with a bad port', ['--pushgateway', 'http://localhost:99999'], /--pushgateway must be an http\(s\) URL/],
   ])('%s', (_, args, message) => {
