@@ -88,10 +88,13 @@ async function dispatch(cfg: Config, log: Logger): Promise<Outcome> {
   }
 }
 
+/** The command being run, for the summary of a run that fails or is interrupted. */
+let command = '';
+
 async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   const log = stderrLogger();
-  let command = argv.find((a) => !a.startsWith('-')) ?? '';
+  command = argv.find((a) => !a.startsWith('-')) ?? '';
   try {
     const { config, help } = parseCli(argv);
     command = config.command;
@@ -116,7 +119,11 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-installSignalHandlers((m) => process.stderr.write(`error: ${m}\n`));
+// An interrupted run still ends its stdout with the one-line JSON summary (SPEC §6), as a failed one does.
+installSignalHandlers((m, exitCode) => {
+  process.stderr.write(`error: ${m}\n`);
+  process.stdout.write(JSON.stringify({ command, status: 'interrupted', exit_code: exitCode, error: { code: 'HCP_ERR_INTERRUPTED', message: m } }) + '\n');
+});
 // A reader that went away (`run ... | true`) does not undo the run: its summary is simply not read.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code !== 'EPIPE') throw e;

@@ -11,10 +11,11 @@ export function onInterrupt(fn: () => void): () => void {
   return () => cleanups.delete(fn);
 }
 
-export function installSignalHandlers(report: (message: string) => void): void {
+/** @param report told the message and exit code before the cleanups run (the CLI logs it and writes its summary). */
+export function installSignalHandlers(report: (message: string, exitCode: number) => void): void {
   for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
     process.once(signal, () => {
-      report(`interrupted by ${signal}: removing this run's partial output; the previous output stays`);
+      report(`interrupted by ${signal}: removing this run's partial output; the previous output stays`, 128 + number);
       for (const fn of cleanups) {
         try {
           fn();

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, DATA, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
+import { CLI, DATA, lastJsonLine, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -72,8 +72,10 @@ describe('an interrupted run (SIGTERM, as Airflow sends on timeout)', () => {
     // Second run of the same partition, killed once its progress line shows it is mid-file.
     const child = spawn(process.execPath, [CLI, 'process', '--dataset', 'vitals', '--input', input, '--out', out, '--progress'], {
       env: { ...process.env, HCP_PSEUDONYM_KEY: TEST_KEY },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    let stdout = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
     let stderr = '';
     let killed = false;
     child.stderr.on('data', (b: Buffer) => {
@@ -87,6 +89,8 @@ describe('an interrupted run (SIGTERM, as Airflow sends on timeout)', () => {
     expect(killed, 'the run finished before it could be interrupted').toBe(true);
     expect(code).toBe(143);
     expect(stderr).toMatch(/error: interrupted by SIGTERM/);
+    // The last line on stdout is still the one-line JSON summary (SPEC §6).
+    expect(lastJsonLine(stdout)).toMatchObject({ command: 'process', status: 'interrupted', exit_code: 143, error: { code: 'HCP_ERR_INTERRUPTED', message: expect.stringMatching(/SIGTERM/) } });
     expect(snapshot(out)).toEqual(before);
     expect(existsSync(join(out, '_staging'))).toBe(false);
     expect(existsSync(join(out, '_locks'))).toBe(false);
@@ -133,6 +137,7 @@ describe('an interrupted partition', () => {
     expect(code, stdout + stderr).toBe(exitCode);
     expect(stderr).toMatch(new RegExp(`error: interrupted by ${signal}`));
     expect(stdout).not.toMatch(/"status":"ok"/);
+    expect(lastJsonLine(stdout)).toMatchObject({ command: 'partition', status: 'interrupted', exit_code: exitCode, error: { code: 'HCP_ERR_INTERRUPTED' } });
     expect(snapshot(landing)).toEqual(before);
   });
 });
