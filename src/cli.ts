@@ -12,6 +12,7 @@ import { processCommand, reportCommand, runCommand, statsCommand, type Outcome }
 import { validateFile } from './commands/validate.js';
 import { generate } from './generate/index.js';
 import { installSignalHandlers } from './lifecycle.js';
+import { makeOutputDir } from './sinks/fsutil.js';
 
 const SHARED = `Shared options:
   --workers N            worker threads (default: number of cores)
@@ -71,6 +72,7 @@ async function dispatch(cfg: Config, log: Logger): Promise<Outcome> {
       return { exitCode: 0, summary: { command: 'validate', status: 'ok', ...s } };
     }
     case 'generate': {
+      makeOutputDir(cfg.out, 'out');
       const s = await generate({
         outDir: cfg.out,
         rows: cfg.rows,

@@ -385,10 +385,16 @@ describe('an output directory that cannot be one (--out, --landing): exit 2 nami
     ['process, --out under a file', process_(join(file, 'out')), /--out/],
     ['run, --out a file', run(file), /--out/],
     ['partition, --landing a file', partition(file), /--landing/],
+    ['generate, --out a file', ['generate', '--rows', '5', ...out(file)], /--out/],
     ['partition, --landing under a file', partition(join(file, 'landing')), /--landing/],
     // procfs answers ENOENT to a mkdir under a directory that exists: Node's recursive mkdir loops there for ever,
     // deaf to SIGTERM (its handler never runs).
-    ...(existsSync('/proc/self') ? ([['process, --out under /proc', process_('/proc/hcp-no-such-dir/out'), /--out/]] as [string, string[], RegExp][]) : []),
+    ...(existsSync('/proc/self')
+      ? ([
+          ['process, --out under /proc', process_('/proc/hcp-no-such-dir/out'), /--out/],
+          ['generate, --out under /proc', ['generate', '--rows', '5', ...out('/proc/hcp-no-such-dir/out')], /--out/],
+        ] as [string, string[], RegExp][])
+      : []),
     ...(asRoot ? [] : ([['process, --out in a read-only directory', process_(join(readOnly, 'out')), /--out/]] as [string, string[], RegExp][])),
   ])('%s', async (_, args, option) => {
     const before = snapshot(dir);
