@@ -426,3 +426,23 @@ describe('--metrics-port that cannot be served', () => {
     }
   });
 });
+
+describe.skipIf(process.getuid?.() === 0)('stats and report on an output directory this user cannot write', () => {
+  it.each(['stats', 'report'])('%s: exit 2 HCP_ERR_OUTPUT_UNUSABLE naming --out, the output as it was', async (command) => {
+    const out = join(tempDir(), 'out');
+    const ok = await runCli(['run', '--vitals', VITALS, '--labs', LABS, '--out', out, ...OPTS]);
+    expect(ok.code, describeRun(ok)).toBe(0);
+    const before = snapshot(out);
+    const { chmodSync } = await import('node:fs');
+    const dirs = [out, ...listFiles(out).map((f) => join(out, f, '..'))].filter((d, i, all) => all.indexOf(d) === i);
+    for (const d of dirs) chmodSync(d, 0o555);
+    try {
+      const r = await runCli([command, '--out', out, '--no-progress']);
+      expect(r.code, describeRun(r)).toBe(2);
+      expect(r.json).toMatchObject({ status: 'error', exit_code: 2, error: { code: 'HCP_ERR_OUTPUT_UNUSABLE', message: expect.stringMatching(/--out/) } });
+      expect(snapshot(out)).toEqual(before);
+    } finally {
+      for (const d of dirs) chmodSync(d, 0o755);
+    }
+  });
+});

@@ -16,7 +16,7 @@ import { ALL_HOSPITALS } from '../rules/fields.js';
 import { DATASETS, type Dataset } from '../registry.js';
 import type { Lock } from '../sinks/lock.js';
 import { pendingCommits, readManifests } from '../sinks/commit.js';
-import { removeIfEmpty } from '../sinks/fsutil.js';
+import { makeOutputDir, removeIfEmpty } from '../sinks/fsutil.js';
 import { markSuccess, writeRootManifest } from '../sinks/manifest.js';
 import { writeReport, type QualityReport } from '../sinks/report.js';
 import { staleStats, writeStats } from '../sinks/stats.js';
@@ -119,6 +119,8 @@ export async function statsCommand(cfg: Config, log: Logger): Promise<Outcome> {
     groups: datasets.map((dataset) => ({ dataset, hospitalIds: [] })),
     ...(datasets.length > 0 && { home: { dataset: datasets[0], hospitalId: ALL_HOSPITALS, command: 'stats' } }),
   });
+  // Where it writes, once there is something to merge: a directory it cannot write is exit 2, not an internal error.
+  if (existsSync(join(cfg.out, '_manifests'))) for (const d of ['_manifests', 'stats']) makeOutputDir(join(cfg.out, d), 'out');
   return withMetrics(cfg, log, plan, async (metrics) => {
     const t0 = performance.now();
     const s = writeStats(cfg.out, cfg.minCell);
@@ -208,8 +210,11 @@ function checkCommits(out: string): void {
 
 export async function reportCommand(cfg: Config, log: Logger): Promise<Outcome> {
   if (!existsSync(join(cfg.out, '_manifests'))) throw new PipelineError('HCP_ERR_NO_SKETCHES', `Nothing to report under ${cfg.out}: run process first`, { file: cfg.out });
+  // Where it writes (and removes _SUCCESS): a directory it cannot write is exit 2, not an internal error.
+  makeOutputDir(cfg.out, 'out');
   checkCommits(cfg.out);
   checkStats(cfg.out);
+  makeOutputDir(join(cfg.out, 'quality'), 'out');
   let hospitals: PushGroups[] = [];
   // Gates and last-success times annotate the hospitals' groups; the stage time (and the process metrics)
   // go to report's own group, so they replace neither stats' nor a process run's (src/metrics/grouping.ts).
