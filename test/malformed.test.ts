@@ -433,6 +433,16 @@ describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds
       [3, 'patient_id.invalid'],
       [4, 'value.invalid'],
     ]);
+    // validate, the DAG's preflight of the same file, lets it through too: two NULs in a small file are not a binary file.
+    const v = await runCli(['validate', '--dataset', 'vitals', '--input', run.input]);
+    expect(v.code, describeRun(v)).toBe(0);
+  });
+
+  it('validate: binary data after a valid header is exit 2 HCP_ERR_NOT_CSV', async () => {
+    const dir = tempDir('hcp-bad-');
+    const input = join(dir, 'x.csv');
+    writeFileSync(input, Buffer.concat([Buffer.from(csv(HEADER)), random]));
+    expectCleanError(await runCli(['validate', '--dataset', 'vitals', '--input', input]), 2, 'HCP_ERR_NOT_CSV', /binary/);
   });
 
   it('invalid UTF-8 in a row: row.invalid_utf8; UTF-8 rows around it are kept', async () => {
