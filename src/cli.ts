@@ -100,8 +100,11 @@ async function main(argv: string[]): Promise<number> {
   try {
     const { config, help } = parseCli(argv);
     command = config.command;
+    // Own keys only: `constructor --help` printed Object's source.
+    const known = Object.hasOwn(HELP, config.command);
+    if (help && !known) throw new PipelineError('HCP_ERR_USAGE', `Unknown command "${config.command}"`);
     if (help || !config.command) {
-      const text = HELP[config.command] ?? HELP[''];
+      const text = HELP[config.command];
       process.stdout.write(text + '\n');
       return help ? EXIT.ok : EXIT.usage;
     }

@@ -103,6 +103,12 @@ describe('CLI help', () => {
     expect(r.stdout).toMatch(new RegExp(`^Usage: healthcare-pipeline ${c}\\b`, 'm'));
   });
 
+  it.each(['frobnicate', 'constructor', 'toString'])('an unknown command with --help (%s) is exit 2 naming it, not some help as if all were well', async (c) => {
+    const r = await runCli([c, '--help']);
+    expect(r.code, describeRun(r)).toBe(2);
+    expect(r.json).toMatchObject({ command: c, status: 'error', exit_code: 2, error: { code: 'HCP_ERR_USAGE', message: `Unknown command "${c}"` } });
+  });
+
   it('no command is exit 2 with the usage on stdout', async () => {
     const r = await runCli([]);
     expect(r.code).toBe(2);
