@@ -175,6 +175,11 @@ export function preflight(dataset: Dataset, input: string): { header: Header | n
     throw new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Input file cannot be read: ${(e as Error).message}`, { file: input });
   }
   try {
+    // Every read stops at the size stat gave: a file whose size reads 0 yet has bytes (procfs, some FUSE file systems)
+    // would pass as an empty file, zero rows, its content never read.
+    if (st.size === 0 && readFully(fd, Buffer.alloc(1), 0, 1, 0) > 0) {
+      throw new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Input's size reads 0 but it has content (a /proc or pseudo file?): ${input}`, { file: input });
+    }
     const head = readHead(fd, st.size);
     return { header: parseHeader(dataset, head, input, head.length >= st.size), size: st.size };
   } finally {

@@ -183,6 +183,9 @@ describe('preflight (in process): file-level errors carry their code', () => {
     ['directory', (dir) => dir, 'HCP_ERR_INPUT_UNREADABLE'],
     // Its size is 0, so it passed as an empty file (zero rows, exit 0) while it never ends.
     ['a character device (/dev/zero)', () => '/dev/zero', 'HCP_ERR_INPUT_UNREADABLE'],
+    // A regular file whose size reads 0 though it has content (procfs, some FUSE file systems): it passed as an empty
+    // file, zero rows and exit 0, its content never read.
+    ...(existsSync('/proc/self/status') ? ([['a file whose size reads 0 but is not empty (/proc/self/status)', () => '/proc/self/status', 'HCP_ERR_INPUT_UNREADABLE']] as [string, (dir: string) => string, string][]) : []),
     ['PNG bytes', (dir) => (writeFileSync(join(dir, 'x.csv'), png), join(dir, 'x.csv')), 'HCP_ERR_NOT_CSV'],
     ['missing column', (dir) => (writeFileSync(join(dir, 'x.csv'), csv('hospital_id,value')), join(dir, 'x.csv')), 'HCP_ERR_BAD_HEADER'],
   ])('%s → %s', async (_name, make, code) => {
