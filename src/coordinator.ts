@@ -412,10 +412,13 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         for (;;) {
           const tr = performance.now();
           // Pending tail + new bytes, in a buffer of its own: it will be transferred, and reused when it comes back.
-          const need = pending.length + cfg.chunkSize;
+          // A record longer than a chunk is read in steps as long as what is pending, not a chunk at a time: each
+          // read scans and copies the whole pending record, and a 50 MB line at 1 KiB a read never ended.
+          const step = Math.max(cfg.chunkSize, pending.length);
+          const need = pending.length + step;
           const buf = Buffer.from(chunkBuffers.take(Uint8Array, Math.max(need, chunkCapacity)).buffer, 0, need);
           pending.copy(buf, 0);
-          const got = readFully(fd, buf, pending.length, cfg.chunkSize, pos);
+          const got = readFully(fd, buf, pending.length, step, pos);
           pos += got;
           timings.read += performance.now() - tr;
           bytesRead += got;

@@ -417,6 +417,21 @@ describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds
     expect((await rejects(run.out)).map((x) => x.reason_codes)).toEqual(['row.bad_quote']);
   });
 
+  it('a 16 MB line with the smallest --chunk-size: process and partition finish, as with the default chunk', async () => {
+    // Reading 1 KiB more at a time, each read rescanned and copied the whole pending record: quadratic, hours for
+    // this line, tens of GB of garbage, and no turn of the event loop for SIGTERM to be handled.
+    const big = '7'.repeat(16_000_000);
+    const dir = tempDir('hcp-bad-');
+    const input = join(dir, 'input.csv');
+    writeFileSync(input, csv(HEADER, GOOD[0], `H001,2024-01-05,P2,heart_rate,${big},bpm`, GOOD[1]));
+    const r = await runCli(['process', '--dataset', 'vitals', '--input', input, '--out', join(dir, 'out'), ...OPTS, '--chunk-size', '1024'], { timeoutMs: 30_000 });
+    await expectLedger({ dir, input, out: join(dir, 'out'), r }, { read: 3, accepted: 2, rejected: 1 });
+    expect((await rejects(join(dir, 'out'))).map((x) => [x.line, x.reason_codes])).toEqual([[3, 'value.invalid']]);
+    const p = await runCli(['partition', '--dataset', 'vitals', '--input', input, '--landing', join(dir, 'landing'), '--chunk-size', '1024'], { timeoutMs: 30_000 });
+    expect(p.code, describeRun(p)).toBe(0);
+    expect(readFileSync(join(dir, 'landing', 'vitals', 'hospital_id=H001.csv'), 'utf8')).toBe(readFileSync(input, 'utf8'));
+  });
+
   it('a 5 MiB field (quoted, and unquoted): quarantined, nothing lost', async () => {
     const big = 'x'.repeat(5 * 1024 * 1024);
     const run = await processInput(csv(HEADER, GOOD[0], `H001,2024-01-05,P2,heart_rate,"${big}",bpm`, GOOD[1], `H001,2024-01-05,${big},heart_rate,72,bpm`, GOOD[2]));

@@ -162,9 +162,11 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
       // The split is synchronous, and a SIGINT/SIGTERM handler (src/lifecycle.ts) runs only when the
       // event loop turns: once a chunk, so an interrupt takes effect within one chunk's work.
       await turn();
-      buf = Buffer.allocUnsafe(pending.length + chunkSize);
+      // A record longer than a chunk is read in steps as long as what is pending (as process reads, src/coordinator.ts).
+      const step = Math.max(chunkSize, pending.length);
+      buf = Buffer.allocUnsafe(pending.length + step);
       pending.copy(buf, 0);
-      const got = readFully(fd, buf, pending.length, chunkSize, pos);
+      const got = readFully(fd, buf, pending.length, step, pos);
       pos += got;
       const len = pending.length + got;
       const atEof = got === 0 || pos >= size;
