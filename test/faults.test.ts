@@ -141,3 +141,27 @@ describe('an interrupted partition', () => {
     expect(snapshot(landing)).toEqual(before);
   });
 });
+
+describe('an interrupted generate', () => {
+  it('exits 143 and leaves no temporary file, the previous files as they were', async () => {
+    const dir = tempDir();
+    const first = await runCli(['generate', '--out', dir, '--rows', '100', '--seed', '1']);
+    expect(first.code, first.stderr).toBe(0);
+    const before = snapshot(dir);
+    const child = spawn(process.execPath, [CLI, 'generate', '--out', dir, '--rows', '3000000', '--seed', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const closed = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    let exited = false;
+    void closed.then(() => (exited = true));
+    // Interrupted once its first temporary file exists (it is writing), while it still runs.
+    let sent = false;
+    while (!exited && !sent) {
+      if (readdirSync(dir).some((f) => f.includes('.tmp-'))) sent = child.kill('SIGTERM');
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+    const code = await closed;
+    expect(sent, 'generate finished before it could be interrupted').toBe(true);
+    expect(code).toBe(143);
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(snapshot(dir)).toEqual(before);
+  });
+});

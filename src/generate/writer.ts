@@ -11,7 +11,9 @@
  * an interrupted run never leaves a truncated CSV that looks finished.
  */
 
+import { rmSync } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { onInterrupt } from '../lifecycle.js';
 
 /** Bytes per write to the file. */
 const CHUNK_BYTES = 1 << 20;
@@ -23,12 +25,16 @@ export class ChunkWriter {
   private failed: unknown;
   private buf = Buffer.allocUnsafe(CHUNK_BYTES);
   private used = 0;
+  /** An interrupt (SIGINT, SIGTERM) removes the temporary file (src/lifecycle.ts) until it is closed or aborted. */
+  private readonly forget: () => void;
 
   private constructor(
     readonly path: string,
     private readonly tmpPath: string,
     private readonly fh: FileHandle,
-  ) {}
+  ) {
+    this.forget = onInterrupt(() => rmSync(tmpPath, { force: true }));
+  }
 
   /** Opens `<path>.tmp-<pid>` for writing; `close` renames it to `path`. */
   static async open(path: string): Promise<ChunkWriter> {
@@ -77,6 +83,7 @@ export class ChunkWriter {
       throw this.failed;
     }
     await rename(this.tmpPath, this.path);
+    this.forget();
   }
 
   /** Closes and deletes the temporary file (after an error elsewhere). */
@@ -84,6 +91,7 @@ export class ChunkWriter {
     await this.pending;
     await this.fh.close().catch(() => undefined);
     await rm(this.tmpPath, { force: true });
+    this.forget();
   }
 
   private async writeAll(buf: Buffer): Promise<void> {
