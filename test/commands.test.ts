@@ -446,3 +446,18 @@ describe.skipIf(process.getuid?.() === 0)('stats and report on an output directo
     }
   });
 });
+
+describe('a damaged output directory (a manifest that is not JSON)', () => {
+  it.each(['stats', 'report'])('%s: exit 1 naming the damaged file', async (command) => {
+    const out = join(tempDir(), 'out');
+    const ok = await runCli(['run', '--vitals', VITALS, '--labs', LABS, '--out', out, ...OPTS]);
+    expect(ok.code, describeRun(ok)).toBe(0);
+    const damaged = join(out, '_manifests', 'vitals', readdirSync(join(out, '_manifests', 'vitals')).find((f) => f.endsWith('.json'))!);
+    writeFileSync(damaged, '{"hospital_id": "H0');
+    const r = await runCli([command, '--out', out, '--no-progress']);
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(r.json).toMatchObject({ status: 'error', exit_code: 1 });
+    expect(r.json!.error.message).toContain(damaged);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+  });
+});

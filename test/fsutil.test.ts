@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { jsonPieces, readJsonFiles, replacePath, restoreReplaced, writeJsonAtomicBy } from '../src/sinks/fsutil.js';
-import { removeTempDirs, tempDir } from './helpers.js';
+import { expectErrorCodeSync, removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -80,10 +80,12 @@ describe('readJsonFiles', () => {
     ]);
   });
 
-  it('still fails on a file it cannot parse', () => {
+  it('still fails on a file it cannot parse, naming it', () => {
     const dir = tempDir('hcp-readjson-');
     writeFileSync(join(dir, 'a.json'), '{');
-    expect(() => readJsonFiles(dir)).toThrow(SyntaxError);
+    const e = expectErrorCodeSync(() => readJsonFiles(dir), 'HCP_ERR_INTERNAL');
+    expect(e.message).toContain(join(dir, 'a.json'));
+    expect(e.cause).toBeInstanceOf(SyntaxError);
   });
 });
 

@@ -180,7 +180,14 @@ export function readJsonFiles<T>(dir: string, keep: (name: string) => boolean = 
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw e;
     }
-    files.push({ name, value: JSON.parse(text) as T });
+    let value: T;
+    try {
+      value = JSON.parse(text) as T;
+    } catch (e) {
+      // Named, or nobody can tell which of the output's many JSON files is damaged (a truncated write, a hand edit).
+      throw new PipelineError('HCP_ERR_INTERNAL', `${join(dir, name)} is not valid JSON (${(e as Error).message}): the output directory is damaged`, { file: join(dir, name) }, { cause: e });
+    }
+    files.push({ name, value });
   }
   return files;
 }
