@@ -253,6 +253,17 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     return a.quarantine;
   };
 
+  /** Closes every quarantine file; when the run is failing anyway, a write that fails again must not stop its cleanup. */
+  const closeQuarantines = (failing: boolean) => {
+    for (const a of hospitals.values()) {
+      try {
+        a.quarantine?.close();
+      } catch (e) {
+        if (!failing) throw e;
+      }
+    }
+  };
+
   /** When each phase ended (see ProcessSummary.phases); for a file without rows, chunks and duplicates end together. */
   const phaseAt = { chunks: 0, duplicates: 0, encode: 0 };
   let dups: DuplicateFilter | null = null;
@@ -483,15 +494,23 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   } catch (e) {
     dups?.close();
     await partitions.abandon();
-    for (const a of hospitals.values()) a.quarantine?.close();
+    closeQuarantines(true);
     lineMap?.close();
     cleanup();
     throw e;
   }
 
-  // Every hospital gets a rejects.csv, even an empty one (header only).
-  if (header) for (const h of hospitals.keys()) quarantine(h);
-  for (const a of hospitals.values()) a.quarantine?.close();
+  try {
+    // Every hospital gets a rejects.csv, even an empty one (header only).
+    if (header) for (const h of hospitals.keys()) quarantine(h);
+    closeQuarantines(false);
+  } catch (e) {
+    // A write that fails here (a full disk) fails the run like one during the chunks: staging and lock go.
+    closeQuarantines(true);
+    lineMap?.close();
+    cleanup();
+    throw e;
+  }
   // Ledger: rows read = curated + rejected, from independent counters.
   let curated = 0;
   const curatedByHospital = new Map<string, number>();

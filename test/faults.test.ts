@@ -165,3 +165,31 @@ describe('an interrupted generate', () => {
     expect(snapshot(dir)).toEqual(before);
   });
 });
+
+describe('a write that fails (a file size limit: EFBIG, as a full disk gives ENOSPC)', () => {
+  it('process: exit 1, its staging and lock removed, the previous output as it was', async () => {
+    const out = join(tempDir(), 'out');
+    // Every row quarantined (dates after --as-of): the rejects files are the largest the run writes.
+    const args = ['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, '--workers', '1', '--no-progress', '--as-of', '2000-01-01'];
+    const first = await runCli(args);
+    expect(first.code, first.stderr).toBe(0);
+    const before = snapshot(out);
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn('sh', ['-c', 'ulimit -f 8 && exec "$0" "$@"', process.execPath, CLI, ...args], {
+        env: { ...process.env, HCP_PSEUDONYM_KEY: TEST_KEY },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(r.code, r.stderr).toBe(1);
+    expect(lastJsonLine(r.stdout)).toMatchObject({ status: 'error', exit_code: 1, error: { message: expect.stringMatching(/EFBIG/) } });
+    expect(existsSync(join(out, '_staging')), 'staging left behind').toBe(false);
+    expect(existsSync(join(out, '_locks')), 'lock left behind').toBe(false);
+    expect(snapshot(out)).toEqual(before);
+  });
+});

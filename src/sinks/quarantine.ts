@@ -159,15 +159,23 @@ export class QuarantineFile {
     this.fill = at;
   }
 
+  private closed = false;
+
   private flush(): void {
     if (this.fill === 0) return;
     writeFully(this.fd, this.buf.subarray(0, this.fill));
     this.fill = 0;
   }
 
+  /** Writes what is buffered and closes the file; the file is closed even when that write fails, and only once. */
   close(): void {
-    this.flush();
-    closeSync(this.fd);
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.flush();
+    } finally {
+      closeSync(this.fd);
+    }
   }
 }
 
