@@ -166,7 +166,34 @@ describe('an interrupted generate', () => {
   });
 });
 
+/** Runs the CLI under a file size limit of 8 KiB: a larger write fails with EFBIG, as a full disk's fails with ENOSPC. */
+function runSizeLimited(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', 'ulimit -f 8 && exec "$0" "$@"', process.execPath, CLI, ...args], {
+      env: { ...process.env, HCP_PSEUDONYM_KEY: TEST_KEY },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 describe('a write that fails (a file size limit: EFBIG, as a full disk gives ENOSPC)', () => {
+  it('partition: exit 1, an internal error rather than the input blamed (exit 2), the landing directory as it was', async () => {
+    const landing = join(tempDir(), 'landing');
+    mkdirSync(join(landing, 'vitals'), { recursive: true });
+    writeFileSync(join(landing, 'vitals', 'hospital_id=H001.csv'), 'the previous split\n');
+    const before = snapshot(landing);
+    const r = await runSizeLimited(['partition', '--dataset', 'vitals', '--input', VITALS, '--landing', landing]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(lastJsonLine(r.stdout)).toMatchObject({ status: 'error', exit_code: 1, error: { message: expect.stringMatching(/EFBIG/) } });
+    expect(snapshot(landing)).toEqual(before);
+  });
+
   it('process: exit 1, its staging and lock removed, the previous output as it was', async () => {
     const out = join(tempDir(), 'out');
     // Every row quarantined (dates after --as-of): the rejects files are the largest the run writes.
@@ -174,18 +201,7 @@ describe('a write that fails (a file size limit: EFBIG, as a full disk gives ENO
     const first = await runCli(args);
     expect(first.code, first.stderr).toBe(0);
     const before = snapshot(out);
-    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn('sh', ['-c', 'ulimit -f 8 && exec "$0" "$@"', process.execPath, CLI, ...args], {
-        env: { ...process.env, HCP_PSEUDONYM_KEY: TEST_KEY },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+    const r = await runSizeLimited(args);
     expect(r.code, r.stderr).toBe(1);
     expect(lastJsonLine(r.stdout)).toMatchObject({ status: 'error', exit_code: 1, error: { message: expect.stringMatching(/EFBIG/) } });
     expect(existsSync(join(out, '_staging')), 'staging left behind').toBe(false);

@@ -207,6 +207,8 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
     }
     ok = true;
   } catch (e) {
+    // Only a read that fails is the input's fault (exit 2); a write that fails (a full landing disk) is not its own.
+    if ((e as NodeJS.ErrnoException).syscall !== 'read') throw e;
     throw new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Could not split ${input}: ${(e as Error).message}`, { file: input });
   } finally {
     closeSync(fd);
