@@ -57,11 +57,19 @@ export async function partitionCommand(cfg: Config, log: Logger): Promise<{ exit
   });
 }
 
-/** Bytes buffered per hospital file before they are written. */
+/** Bytes buffered per hospital file before they are written: the buffer starts small and doubles up to this. */
 const OUT_BUFFER = 256 << 10;
+const FIRST_BUFFER = 16 << 10;
 const NEWLINE = Buffer.from('\n');
 /** Distinct hospital_id fields whose file is remembered. */
 const FIELDS_REMEMBERED = 4096;
+
+/**
+ * A copy of a string that holds its own characters: a field cut out of a
+ * chunk's text is a slice of it (in V8, from 13 characters), and a slice
+ * kept in a map would keep the whole chunk's text in memory with it.
+ */
+const flat = (s: string): string => Buffer.from(s, 'utf8').toString('utf8');
 
 /**
  * The hospital_id field as the split has always read it: decoded as UTF-8
@@ -115,6 +123,12 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
   // Records are copied into their hospital's buffer, not kept as a Buffer each: no allocation a row.
   const append = (o: Out, from: Buffer, start: number, end: number) => {
     const n = end - start;
+    if (o.size + n > o.buf.length && o.buf.length < OUT_BUFFER) {
+      // Grown only for a file that gets rows: a file with a handful keeps a small buffer, however many files there are.
+      const grown = Buffer.allocUnsafe(Math.min(OUT_BUFFER, Math.max(2 * o.buf.length, o.size + n)));
+      o.buf.copy(grown, 0, 0, o.size);
+      o.buf = grown;
+    }
     if (o.size + n > o.buf.length) {
       flush(o);
       if (n > o.buf.length) {
@@ -133,8 +147,8 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
     let o = outs.get(h);
     if (!o) {
       const path = resolve(dir, `hospital_id=${h}.csv`);
-      o = { fd: openSync(path + tmp, 'w'), rows: 0, path, buf: Buffer.allocUnsafe(OUT_BUFFER), size: 0, bytes: 0, line: splitFirstLine, map: new LineMapWriter(lineMapPath(path) + tmp) };
-      outs.set(h, o);
+      o = { fd: openSync(path + tmp, 'w'), rows: 0, path, buf: Buffer.allocUnsafe(FIRST_BUFFER), size: 0, bytes: 0, line: splitFirstLine, map: new LineMapWriter(lineMapPath(path) + tmp) };
+      outs.set(flat(h), o);
       append(o, headerText, 0, headerText.length);
     }
     return o;
@@ -147,7 +161,7 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
     if (o) return o;
     const h = hospitalField(field, buf, start, end).trim();
     o = target(isValidHospitalId(h) ? h : INVALID_HOSPITAL);
-    if (byField.size < FIELDS_REMEMBERED && isAscii(Buffer.from(field, 'latin1'))) byField.set(field, o);
+    if (byField.size < FIELDS_REMEMBERED && isAscii(Buffer.from(field, 'latin1'))) byField.set(flat(field), o);
     return o;
   };
   let buf = Buffer.alloc(0);
