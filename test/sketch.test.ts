@@ -1,5 +1,5 @@
 /**
- * src/sketch: moments (Welford / Chan merge), the quantile sketch (exact
+ * src/sketch: moments (Welford, a batch's two-pass sum, Chan's merge with the mean's rounding error), the quantile sketch (exact
  * histogram, then t-digest) against the SPEC §4 rank tolerance — single and
  * merged from many parts — determinism, JSON round trips, and MeasureSketch
  * merge = sketch of the union.
