@@ -182,6 +182,10 @@ export function preflight(dataset: Dataset, input: string): { header: Header | n
     }
     const head = readHead(fd, st.size);
     return { header: parseHeader(dataset, head, input, head.length >= st.size), size: st.size };
+  } catch (e) {
+    // A read that fails (EIO, EINVAL: /proc/self/mem) is the input's fault, not an internal error.
+    if (e instanceof PipelineError) throw e;
+    throw new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Input file cannot be read: ${(e as Error).message}`, { file: input });
   } finally {
     closeSync(fd);
   }

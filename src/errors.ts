@@ -2,7 +2,9 @@
  * The error catalogue: every run-level failure has a stable `code`, an exit
  * code (SPEC §6) and context. Row problems are never thrown: they are data
  * (see src/rules/codes.ts). Match on `code`, not `instanceof`: errors that
- * cross a worker boundary arrive as plain objects.
+ * cross a worker boundary arrive as plain objects. Not in the catalogue, as
+ * nothing throws it: `HCP_ERR_INTERRUPTED`, the code of the summary a
+ * SIGINT/SIGTERM ends a command with (exit 130/143, src/cli.ts).
  */
 
 export const EXIT = { ok: 0, internal: 1, usage: 2, gate: 3 } as const;

@@ -375,6 +375,8 @@ describe('an output directory that cannot be one (--out, --landing): exit 2 nami
   writeFileSync(file, 'not a directory\n');
   const readOnly = join(dir, 'read-only');
   mkdirSync(readOnly, { mode: 0o555 });
+  mkdirSync(join(dir, 'landing-ds-file'));
+  writeFileSync(join(dir, 'landing-ds-file', 'vitals'), 'not a directory\n');
   const asRoot = process.getuid?.() === 0;
   const out = (p: string) => ['--out', p];
   const process_ = (p: string) => ['process', '--dataset', 'vitals', '--input', VITALS, ...out(p)];
@@ -387,6 +389,7 @@ describe('an output directory that cannot be one (--out, --landing): exit 2 nami
     ['partition, --landing a file', partition(file), /--landing/],
     ['generate, --out a file', ['generate', '--rows', '5', ...out(file)], /--out/],
     ['partition, --landing under a file', partition(join(file, 'landing')), /--landing/],
+    ['partition, --landing whose dataset directory is a file', partition(join(dir, 'landing-ds-file')), /--landing/],
     // procfs answers ENOENT to a mkdir under a directory that exists: Node's recursive mkdir loops there for ever,
     // deaf to SIGTERM (its handler never runs).
     ...(existsSync('/proc/self')

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { preflight } from '../src/coordinator.js';
 import { type CliResult, curatedScan, describeRun, expectErrorCode, isDir, listFiles, prng, query, readQuarantine, removeTempDirs, runCli, tempDir } from './helpers.js';
@@ -186,6 +187,8 @@ describe('preflight (in process): file-level errors carry their code', () => {
     // A regular file whose size reads 0 though it has content (procfs, some FUSE file systems): it passed as an empty
     // file, zero rows and exit 0, its content never read.
     ...(existsSync('/proc/self/status') ? ([['a file whose size reads 0 but is not empty (/proc/self/status)', () => '/proc/self/status', 'HCP_ERR_INPUT_UNREADABLE']] as [string, (dir: string) => string, string][]) : []),
+    // A file whose read fails (EIO): the input's fault, not an internal error.
+    ...(existsSync('/proc/self/mem') ? ([['a file whose read fails (/proc/self/mem)', () => '/proc/self/mem', 'HCP_ERR_INPUT_UNREADABLE']] as [string, (dir: string) => string, string][]) : []),
     ['PNG bytes', (dir) => (writeFileSync(join(dir, 'x.csv'), png), join(dir, 'x.csv')), 'HCP_ERR_NOT_CSV'],
     ['missing column', (dir) => (writeFileSync(join(dir, 'x.csv'), csv('hospital_id,value')), join(dir, 'x.csv')), 'HCP_ERR_BAD_HEADER'],
   ])('%s → %s', async (_name, make, code) => {
@@ -456,10 +459,14 @@ describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds
     expect(v.code, describeRun(v)).toBe(0);
   });
 
-  it('validate: binary data after a valid header is exit 2 HCP_ERR_NOT_CSV', async () => {
+  it.each([
+    ['random bytes with NULs', random],
+    // Fewer than 16 NULs, but over 1 % of bytes that are not UTF-8 either.
+    ['a small compressed blob', gzipSync(Buffer.from(GOOD.join('\n').repeat(40)))],
+  ])('validate: binary data after a valid header (%s) is exit 2 HCP_ERR_NOT_CSV', async (_, data) => {
     const dir = tempDir('hcp-bad-');
     const input = join(dir, 'x.csv');
-    writeFileSync(input, Buffer.concat([Buffer.from(csv(HEADER)), random]));
+    writeFileSync(input, Buffer.concat([Buffer.from(csv(HEADER)), data]));
     expectCleanError(await runCli(['validate', '--dataset', 'vitals', '--input', input]), 2, 'HCP_ERR_NOT_CSV', /binary/);
   });
 

@@ -8,8 +8,8 @@
  * file names the combined file and its lines in rejects.csv (SPEC §5).
  */
 import { randomUUID } from 'node:crypto';
-import { isAscii, isUtf8 } from 'node:buffer';
-import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import { constants as bufferConstants, isAscii, isUtf8 } from 'node:buffer';
+import { closeSync, fstatSync, openSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
 import type { Config } from '../config.js';
@@ -60,6 +60,7 @@ export async function partitionCommand(cfg: Config, log: Logger): Promise<{ exit
 /** Bytes buffered per hospital file before they are written: the buffer starts small and doubles up to this. */
 const OUT_BUFFER = 256 << 10;
 const FIRST_BUFFER = 16 << 10;
+const MAX_STRING_LENGTH = bufferConstants.MAX_STRING_LENGTH;
 const NEWLINE = Buffer.from('\n');
 /** Distinct hospital_id fields whose file is remembered. */
 const FIELDS_REMEMBERED = 4096;
@@ -86,10 +87,10 @@ function hospitalField(latin1: string, buf: Buffer, start: number, end: number):
 
 export async function partitionFile(dataset: Dataset, input: string, landing: string, chunkSize: number, maxRecordBytes: number): Promise<PartitionSummary> {
   const { header, size } = preflight(dataset, input);
-  makeOutputDir(landing, 'landing');
+  // Only the dataset's directories need to be ours to write: the landing directory may be shared, read-only.
   const dir = join(landing, dataset);
-  mkdirSync(dir, { recursive: true });
-  mkdirSync(lineMapDir(dir), { recursive: true });
+  makeOutputDir(dir, 'landing');
+  makeOutputDir(lineMapDir(dir), 'landing');
   if (!header) return { dataset, rows_read: 0, bytes: size, partitions: [] };
   const fd = openSync(input, 'r');
   const headBytes = Buffer.alloc(header.dataOffset);
@@ -177,7 +178,8 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
       // event loop turns: once a chunk, so an interrupt takes effect within one chunk's work.
       await turn();
       // A record longer than a chunk is read in steps as long as what is pending (as process reads, src/coordinator.ts).
-      const step = Math.max(chunkSize, pending.length);
+      // Within the longest string a piece can be decoded into (a record of hundreds of MB: the doubled read would pass it).
+      const step = Math.max(chunkSize, Math.min(pending.length, MAX_STRING_LENGTH - pending.length));
       buf = Buffer.allocUnsafe(pending.length + step);
       pending.copy(buf, 0);
       const got = readFully(fd, buf, pending.length, step, pos);

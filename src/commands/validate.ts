@@ -35,7 +35,8 @@ export function validateFile(dataset: Dataset, input: string): ValidateSummary {
       const view = sample.subarray(0, Math.max(0, sample.lastIndexOf(0x0a, n - 1) + 1) || n);
       const nul = view.filter((b) => b === 0).length;
       // Many, not a few: in a small file one row's NUL is over 1 % of the bytes, and process would only quarantine that row.
-      if (nul >= MIN_BINARY_NULS && nul > view.length / 100) throw new PipelineError('HCP_ERR_NOT_CSV', 'The data looks binary (many NUL bytes)', { file: input });
+      // Fewer NULs in bytes that are not UTF-8 either (a small compressed blob) are binary all the same.
+      if (nul > view.length / 100 && (nul >= MIN_BINARY_NULS || !isUtf8(view))) throw new PipelineError('HCP_ERR_NOT_CSV', 'The data looks binary (many NUL bytes)', { file: input });
       sampleOk = isUtf8(view);
     } finally {
       closeSync(fd);
