@@ -20,7 +20,7 @@ import { onInterrupt } from '../lifecycle.js';
 import type { Logger } from '../log.js';
 import { countLF, parseText, Problem } from '../parse/csv.js';
 import { planCuts } from '../parse/cutter.js';
-import { makeOutputDir, readFully, writeFully } from '../sinks/fsutil.js';
+import { BufferedWrites, makeOutputDir, readFully } from '../sinks/fsutil.js';
 import { lineMapDir, LineMapWriter, lineMapPath } from '../sinks/linemap.js';
 import { bomLength } from '../parse/header.js';
 import type { Dataset } from '../registry.js';
@@ -102,8 +102,8 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
   const tmp = `.tmp-${randomUUID()}`;
   // Per hospital: its file, its line map, and the line its next record starts on (the header's lines come first).
   const splitFirstLine = countLF(headerText, 0, headerText.length) + 1;
-  // `buf[0, size)`: bytes not written yet; `bytes`: the file's size so far, written or not.
-  type Out = { fd: number; rows: number; path: string; buf: Buffer; size: number; bytes: number; line: number; map: LineMapWriter };
+  // Records are copied into their hospital's buffer (one that grows as the file gets rows), not kept as a Buffer each.
+  type Out = { out: BufferedWrites; rows: number; path: string; line: number; map: LineMapWriter };
   const outs = new Map<string, Out>();
   const discard = () => {
     forget();
@@ -117,40 +117,13 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
     discard();
     throw new PipelineError('HCP_ERR_LEDGER', message, { file: input });
   };
-  const flush = (o: Out) => {
-    if (o.size) writeFully(o.fd, o.buf.subarray(0, o.size));
-    o.size = 0;
-  };
-  // Records are copied into their hospital's buffer, not kept as a Buffer each: no allocation a row.
-  const append = (o: Out, from: Buffer, start: number, end: number) => {
-    const n = end - start;
-    if (o.size + n > o.buf.length && o.buf.length < OUT_BUFFER) {
-      // Grown only for a file that gets rows: a file with a handful keeps a small buffer, however many files there are.
-      const grown = Buffer.allocUnsafe(Math.min(OUT_BUFFER, Math.max(2 * o.buf.length, o.size + n)));
-      o.buf.copy(grown, 0, 0, o.size);
-      o.buf = grown;
-    }
-    if (o.size + n > o.buf.length) {
-      flush(o);
-      if (n > o.buf.length) {
-        writeFully(o.fd, from.subarray(start, end));
-        o.bytes += n;
-        return;
-      }
-    }
-    // A record is a few dozen bytes: a loop copies it faster than Buffer#copy's call.
-    const out = o.buf;
-    for (let i = 0, at = o.size; i < n; i++) out[at + i] = from[start + i];
-    o.size += n;
-    o.bytes += n;
-  };
   const target = (h: string) => {
     let o = outs.get(h);
     if (!o) {
       const path = resolve(dir, `hospital_id=${h}.csv`);
-      o = { fd: openSync(path + tmp, 'w'), rows: 0, path, buf: Buffer.allocUnsafe(FIRST_BUFFER), size: 0, bytes: 0, line: splitFirstLine, map: new LineMapWriter(lineMapPath(path) + tmp) };
+      o = { out: new BufferedWrites(openSync(path + tmp, 'w'), OUT_BUFFER, FIRST_BUFFER), rows: 0, path, line: splitFirstLine, map: new LineMapWriter(lineMapPath(path) + tmp) };
       outs.set(flat(h), o);
-      append(o, headerText, 0, headerText.length);
+      o.out.append(headerText, 0, headerText.length);
     }
     return o;
   };
@@ -199,17 +172,17 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
           const o = r.fields.length === header.names.length ? fileOf(r.fields[header.index[0]], start, end) : target(INVALID_HOSPITAL);
           o.rows++;
           o.map.add(o.line, lineBase + r.line, end - start + 1);
-          append(o, buf, start, end);
+          o.out.append(buf, start, end);
           o.line += countLF(buf, start, end);
           // A record that ends the file without a LF gets one, so the next record of its file starts on a line of
           // its own; unless its quote is still open (read to the end of the file): the LF would join its last field,
           // and nothing follows it in any split file.
           if (buf[end - 1] !== 0x0a && !(r.problem & Problem.UnterminatedQuote)) {
-            append(o, NEWLINE, 0, 1);
+            o.out.append(NEWLINE, 0, 1);
             o.line++;
           }
           // A record given up on at its line (unterminated quote): process of the split file must cut there too.
-          if (r.problem & Problem.UnterminatedQuote) o.map.cut(o.bytes);
+          if (r.problem & Problem.UnterminatedQuote) o.map.cut(o.out.size);
         });
         lineBase += lines;
         from = cut;
@@ -218,8 +191,8 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
       if (atEof) break;
     }
     for (const o of outs.values()) {
-      flush(o);
-      o.map.finish(input, o.bytes, fstatSync(o.fd).mtimeMs);
+      o.out.flush();
+      o.map.finish(input, o.out.size, fstatSync(o.out.fd).mtimeMs);
     }
     ok = true;
   } catch (e) {
@@ -228,7 +201,7 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
     throw new PipelineError('HCP_ERR_INPUT_UNREADABLE', `Could not split ${input}: ${(e as Error).message}`, { file: input });
   } finally {
     closeSync(fd);
-    for (const o of outs.values()) closeSync(o.fd);
+    for (const o of outs.values()) closeSync(o.out.fd);
     if (!ok) discard();
   }
   const partitions = [...outs.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([h, o]) => ({ hospital_id: h, path: o.path, rows: o.rows }));

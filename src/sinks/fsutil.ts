@@ -154,6 +154,70 @@ export function writeFully(fd: number, bytes: Uint8Array): void {
   while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
 }
 
+/**
+ * Bytes gathered in a buffer and written to a file when it is full: many short appends, few writes. The
+ * buffer starts at `first` bytes and doubles, as appends need, up to `max` (a file that gets little keeps
+ * a small one); an append that does not fit even then is written at once. A caller may also write into
+ * `buf` at `fill` itself, after `room`.
+ */
+export class BufferedWrites {
+  buf: Buffer;
+  fill = 0;
+  /** Bytes written to the file so far (not counting `fill`). */
+  private written = 0;
+
+  constructor(
+    readonly fd: number,
+    private readonly max: number,
+    first = max,
+  ) {
+    this.buf = Buffer.allocUnsafe(first);
+  }
+
+  /** The file's size once everything appended is written. */
+  get size(): number {
+    return this.written + this.fill;
+  }
+
+  /** Makes room for `n` more bytes at `fill` (growing the buffer, or writing it); false when they do not fit in it. */
+  room(n: number): boolean {
+    if (this.fill + n <= this.buf.length) return true;
+    if (this.buf.length < this.max) {
+      const grown = Buffer.allocUnsafe(Math.min(this.max, Math.max(2 * this.buf.length, this.fill + n)));
+      this.buf.copy(grown, 0, 0, this.fill);
+      this.buf = grown;
+      if (this.fill + n <= this.buf.length) return true;
+    }
+    this.flush();
+    return n <= this.buf.length;
+  }
+
+  append(src: Uint8Array, start: number, end: number): void {
+    if (!this.room(end - start)) return this.writeNow(src.subarray(start, end));
+    // A loop, not Buffer.copy: appends are short (a row, a cell), and copy() makes a view of the source range each call.
+    const buf = this.buf;
+    let at = this.fill;
+    for (let i = start; i < end; i++) buf[at++] = src[i];
+    this.fill = at;
+  }
+
+  text(s: string): void {
+    if (!this.room(Buffer.byteLength(s))) return this.writeNow(Buffer.from(s));
+    this.fill += this.buf.write(s, this.fill);
+  }
+
+  flush(): void {
+    if (this.fill === 0) return;
+    this.writeNow(this.buf.subarray(0, this.fill));
+    this.fill = 0;
+  }
+
+  private writeNow(bytes: Uint8Array): void {
+    writeFully(this.fd, bytes);
+    this.written += bytes.length;
+  }
+}
+
 /** Writes all of `parts`, in order, at the file's current position: one writev, continued after a short write. */
 export function writevFully(fd: number, parts: Uint8Array[]): void {
   let rest = parts.filter((p) => p.length > 0);

@@ -8,7 +8,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { csvField } from '../parse/csv.js';
 import type { Rejects } from '../types.js';
-import { writeFully } from './fsutil.js';
+import { BufferedWrites } from './fsutil.js';
 
 /**
  * A rejected row's cells from reason_codes on, as CSV text without the line
@@ -94,17 +94,16 @@ export function unpackRejects(r: Rejects): { line: number; codes: string; hospit
 const BUFFER_BYTES = 1 << 16;
 
 export class QuarantineFile {
-  private fd: number;
-  private buf = Buffer.allocUnsafe(BUFFER_BYTES);
-  private fill = 0;
+  private readonly out: BufferedWrites;
   private readonly sourceCell: Buffer;
+  private closed = false;
   rows = 0;
 
   constructor(readonly path: string, sourceFile: string, private readonly columns: readonly string[]) {
     mkdirSync(dirname(path), { recursive: true });
-    this.fd = openSync(path, 'w');
+    this.out = new BufferedWrites(openSync(path, 'w'), BUFFER_BYTES);
     this.sourceCell = Buffer.from(csvField(sourceFile) + ',');
-    this.text(['source_file', 'line_number', 'reason_codes', ...columns, 'raw_record'].map(csvField).join(',') + '\n');
+    this.out.text(['source_file', 'line_number', 'reason_codes', ...columns, 'raw_record'].map(csvField).join(',') + '\n');
   }
 
   add(line: number, codes: string, fields: readonly string[], raw: string): void {
@@ -114,57 +113,29 @@ export class QuarantineFile {
   /** Adds a row whose cells after the line number were formatted already (`rejectCells`). */
   addCells(line: number, cells: string): void {
     this.prefix(line);
-    this.text(cells + '\n');
+    this.out.text(cells + '\n');
     this.rows++;
   }
 
   /** Adds a row whose cells after the line number are `cells[start, end)` (UTF-8, formatted by a worker). */
   addCellBytes(line: number, cells: Buffer, start: number, end: number): void {
     this.prefix(line);
-    this.bytes(cells, start, end);
-    this.bytes(NEWLINE, 0, 1);
+    this.out.append(cells, start, end);
+    this.out.append(NEWLINE, 0, 1);
     this.rows++;
   }
 
   /** The source file cell and the line number, then a comma. */
   private prefix(line: number): void {
-    this.bytes(this.sourceCell, 0, this.sourceCell.length);
-    if (this.fill + 16 > this.buf.length) this.flush();
-    const buf = this.buf;
+    const out = this.out;
+    out.append(this.sourceCell, 0, this.sourceCell.length);
+    out.room(16);
+    const buf = out.buf;
     let digits = 1;
     for (let x = line; x >= 10; x = Math.floor(x / 10)) digits++;
-    for (let k = digits - 1, x = line; k >= 0; k--, x = Math.floor(x / 10)) buf[this.fill + k] = 48 + (x % 10);
-    buf[this.fill + digits] = 44; // ','
-    this.fill += digits + 1;
-  }
-
-  private text(s: string): void {
-    const n = Buffer.byteLength(s);
-    if (this.fill + n > this.buf.length) {
-      this.flush();
-      if (n > this.buf.length) return writeFully(this.fd, Buffer.from(s));
-    }
-    this.fill += this.buf.write(s, this.fill);
-  }
-
-  private bytes(src: Uint8Array, start: number, end: number): void {
-    if (this.fill + (end - start) > this.buf.length) {
-      this.flush();
-      if (end - start > this.buf.length) return writeFully(this.fd, src.subarray(start, end));
-    }
-    // A loop, not Buffer.copy: rows are short, and copy() makes a view of the source range each call.
-    const buf = this.buf;
-    let at = this.fill;
-    for (let i = start; i < end; i++) buf[at++] = src[i];
-    this.fill = at;
-  }
-
-  private closed = false;
-
-  private flush(): void {
-    if (this.fill === 0) return;
-    writeFully(this.fd, this.buf.subarray(0, this.fill));
-    this.fill = 0;
+    for (let k = digits - 1, x = line; k >= 0; k--, x = Math.floor(x / 10)) buf[out.fill + k] = 48 + (x % 10);
+    buf[out.fill + digits] = 44; // ','
+    out.fill += digits + 1;
   }
 
   /** Writes what is buffered and closes the file; the file is closed even when that write fails, and only once. */
@@ -172,9 +143,9 @@ export class QuarantineFile {
     if (this.closed) return;
     this.closed = true;
     try {
-      this.flush();
+      this.out.flush();
     } finally {
-      closeSync(this.fd);
+      closeSync(this.out.fd);
     }
   }
 }
