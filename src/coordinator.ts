@@ -267,6 +267,12 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
       }
     }
   };
+  /** A failed run's last steps, whatever phase it failed in: its files closed, its staging and lock gone. */
+  const abandon = () => {
+    closeQuarantines(true);
+    lineMap?.close();
+    cleanup();
+  };
 
   /** When each phase ended (see ProcessSummary.phases); for a file without rows, chunks and duplicates end together. */
   const phaseAt = { chunks: 0, duplicates: 0, encode: 0 };
@@ -498,9 +504,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
   } catch (e) {
     dups?.close();
     await partitions.abandon();
-    closeQuarantines(true);
-    lineMap?.close();
-    cleanup();
+    abandon();
     throw e;
   }
 
@@ -510,9 +514,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     closeQuarantines(false);
   } catch (e) {
     // A write that fails here (a full disk) fails the run like one during the chunks: staging and lock go.
-    closeQuarantines(true);
-    lineMap?.close();
-    cleanup();
+    abandon();
     throw e;
   }
   // Ledger: rows read = curated + rejected, from independent counters.
