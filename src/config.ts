@@ -184,7 +184,7 @@ export function resolveKey(requireKey: boolean): { key: string; demo: boolean } 
  * V8 flags the engine is launched with (package.json scripts, the `bin`
  * shebang, the DAG's default HCP_CLI, the benchmark): a 2 MB semi-space
  * keeps each thread's young generation small, about 90 MB less peak RSS at
- * no measurable cost in time (docs/PERFORMANCE.md, "Memory").
+ * no measurable cost in time (docs/performance/HISTORY.md, "How it got here").
  */
 export const ENGINE_NODE_FLAGS = ['--max-semi-space-size=2'] as const;
 

@@ -12,7 +12,7 @@ import type { ChunkContext, ChunkResult, EncodeResult, WorkerTask } from '../src
 // V8 compiles typed-array reads without a detached-buffer check until the
 // isolate first detaches an ArrayBuffer; that first detach (here, the first
 // result transferred back) then deoptimises every function compiled so far,
-// and the record loop is compiled again (docs/PERFORMANCE.md). One detach
+// and the record loop is compiled again (docs/performance/HISTORY.md). One detach
 // now, before any code is hot, keeps that from happening mid-run.
 const warm = new ArrayBuffer(8);
 structuredClone(warm, { transfer: [warm] });

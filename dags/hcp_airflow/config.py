@@ -18,7 +18,7 @@ from pathlib import Path
 #: The repository root: parent of ``dags/``.
 REPO_DIR = Path(__file__).resolve().parents[2]
 # V8 flags the engine runs with: a small young generation keeps the
-# coordinator's memory flat (docs/PERFORMANCE.md, "Memory").
+# coordinator's memory flat (docs/performance/HISTORY.md, "How it got here").
 ENGINE_NODE_FLAGS = ("--max-semi-space-size=2",)
 
 #: Dataset name (engine ``--dataset``) -> file name in a landing month folder.

@@ -168,7 +168,7 @@ export class Partitions {
     this.cpu.add(r.cpu);
     part.file.append(r.bytes, r.rowGroup, r.rows);
     // Written (synchronously): the row group's bytes are freed now, not at this thread's next collection, so
-    // the encoding worker's malloc arena they came from can reuse them (RSS at 10M rows: docs/PERFORMANCE.md).
+    // the encoding worker's malloc arena they came from can reuse them (RSS at 10M rows: docs/performance/HISTORY.md).
     freeNow([r.bytes.buffer as ArrayBuffer]);
     this.recycler.give(r.recycled);
     this.timings.write += performance.now() - t0;

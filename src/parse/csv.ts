@@ -110,7 +110,7 @@ export interface TextRecord {
 /**
  * The same grammar as `parseRecords`, over an already decoded string: the
  * hot path for chunks that are valid UTF-8 (one native decode per chunk
- * instead of one per field; see docs/PERFORMANCE.md). Offsets are string
+ * instead of one per field). Offsets are string
  * offsets. Unquoted fields are plain `slice`s.
  */
 export function parseText(text: string, onRecord: (r: TextRecord) => void): { lines: number; blankLines: number } {

@@ -138,7 +138,7 @@ export function writeHybrid(out: Bytes, values: Uint32Array, n: number, width: n
  * `width` bits (past n, zeros). A function of its own, not a closure made
  * per call: V8 keeps a closure's optimised code for the next closure from
  * the same site, and one that deoptimised on its first line did so again on
- * every call (docs/PERFORMANCE.md).
+ * every call (docs/performance/HISTORY.md).
  */
 function bitPacked(out: Bytes, values: Uint32Array, n: number, width: number, start: number, groups: number): void {
   out.varint((groups << 1) | 1);
