@@ -143,7 +143,13 @@ async function writeDataset(dataset: Dataset, o: FilledGenerateOptions, pop: Pop
   const path = join(o.outDir, dataFileName(dataset, o.year));
   const labelsPath = o.labels ? join(o.outDir, labelsFileName(dataset, o.year)) : undefined;
   const out = await ChunkWriter.open(path);
-  const labels = labelsPath ? await ChunkWriter.open(labelsPath) : undefined;
+  let labels: ChunkWriter | undefined;
+  try {
+    labels = labelsPath ? await ChunkWriter.open(labelsPath) : undefined;
+  } catch (e) {
+    await out.abort().catch(() => undefined);
+    throw e;
+  }
   const rate = o.defectRate;
   const row = emptyRow();
   let text = COLUMNS[dataset].join(',') + '\n';

@@ -11,12 +11,16 @@
  * an interrupted run never leaves a truncated CSV that looks finished.
  */
 
-import { rmSync } from 'node:fs';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { close as closeFd, openSync, rmSync, write as writeFd } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { onInterrupt } from '../lifecycle.js';
 
 /** Bytes per write to the file. */
 const CHUNK_BYTES = 1 << 20;
+
+const writeAt = promisify(writeFd);
+const closeAsync = promisify(closeFd);
 
 export class ChunkWriter {
   /** Bytes handed to the file so far. */
@@ -31,16 +35,20 @@ export class ChunkWriter {
   private constructor(
     readonly path: string,
     private readonly tmpPath: string,
-    private readonly fh: FileHandle,
+    private readonly fd: number,
   ) {
     this.forget = onInterrupt(() => rmSync(tmpPath, { force: true }));
   }
 
-  /** Opens `<path>.tmp-<pid>` for writing; `close` renames it to `path`. */
+  /**
+   * Opens `<path>.tmp-<pid>` for writing; `close` renames it to `path`. The
+   * file is created synchronously and its interrupt cleanup registered in the
+   * same step: with an asynchronous open, a SIGTERM arriving after the file
+   * existed but before the cleanup was registered left it behind.
+   */
   static async open(path: string): Promise<ChunkWriter> {
     const tmpPath = `${path}.tmp-${process.pid}`;
-    const fh = await open(tmpPath, 'w');
-    return new ChunkWriter(path, tmpPath, fh);
+    return new ChunkWriter(path, tmpPath, openSync(tmpPath, 'w'));
   }
 
   /** Appends `text`; when the chunk is full, waits for the previous write (backpressure) and starts this one. */
@@ -77,7 +85,7 @@ export class ChunkWriter {
   async close(): Promise<void> {
     await this.flush();
     await this.pending;
-    await this.fh.close();
+    await closeAsync(this.fd);
     if (this.failed !== undefined) {
       await rm(this.tmpPath, { force: true });
       throw this.failed;
@@ -89,7 +97,7 @@ export class ChunkWriter {
   /** Closes and deletes the temporary file (after an error elsewhere). */
   async abort(): Promise<void> {
     await this.pending;
-    await this.fh.close().catch(() => undefined);
+    await closeAsync(this.fd).catch(() => undefined);
     await rm(this.tmpPath, { force: true });
     this.forget();
   }
@@ -97,7 +105,7 @@ export class ChunkWriter {
   private async writeAll(buf: Buffer): Promise<void> {
     let off = 0;
     while (off < buf.length) {
-      const { bytesWritten } = await this.fh.write(buf, off, buf.length - off);
+      const { bytesWritten } = await writeAt(this.fd, buf, off, buf.length - off, null);
       off += bytesWritten;
     }
   }
