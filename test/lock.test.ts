@@ -60,6 +60,18 @@ describe('acquireLock: the lock file appears with its pid', () => {
 /** The pid of a process that has exited (and been reaped). */
 const deadPid = () => Number(spawnSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).stdout);
 
+/** What acquireLock throws for the test partition's lock at `path`, checked to be HCP_ERR_LOCKED naming that file. */
+function refusal(path: string): unknown {
+  let error: unknown;
+  try {
+    acquireLock(path, 'the test partition');
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toMatchObject({ code: 'HCP_ERR_LOCKED', context: { file: path } });
+  return error;
+}
+
 /** A process that lives until killed (`sh -c script`, which may exec into something else). */
 const live = (script = 'exec sleep 30', ...args: string[]) => spawn('sh', ['-c', script, 'sh', ...args], { stdio: 'ignore' });
 
@@ -106,13 +118,7 @@ describe('acquireLock: taking over a stale lock', () => {
     const takerPid = taker();
     writeFileSync(path, String(stalePid));
     writeFileSync(takeover, String(takerPid));
-    let error: unknown;
-    try {
-      acquireLock(path, 'the test partition');
-    } catch (e) {
-      error = e;
-    }
-    expect(error).toMatchObject({ code: 'HCP_ERR_LOCKED', context: { file: path } });
+    const error = refusal(path);
     expect((error as Error).message).toBe(
       `A takeover of the stale lock for the test partition was interrupted (pid ${takerPid} is gone); remove ${takeover} and ${path} if no run is processing it`,
     );
@@ -163,13 +169,7 @@ describe('acquireLock: taking over a stale lock', () => {
         expect(readdirSync(dir)).toEqual([]);
         return;
       }
-      let error: unknown;
-      try {
-        acquireLock(path, 'the test partition');
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toMatchObject({ code: 'HCP_ERR_LOCKED', context: { file: path } });
+      const error = refusal(path);
       expect(error).toBeInstanceOf(Error);
       expect((error as Error).message).toBe(refused(taker.pid!, takeover));
       if (stuck) {
