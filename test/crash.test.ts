@@ -2,8 +2,9 @@
  * Hard kills (SIGKILL: no handler runs, nothing is cleaned on the way out) and the rerun that follows: the rerun
  * succeeds, gives the same output, and nothing the killed run left behind survives it (SPEC §5).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, curatedScan, DATA, describeRun, listFiles, query, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
@@ -151,6 +152,27 @@ describe('process killed between moving a partition aside and renaming the new o
     expect(swept.stderr).toMatch(/restored .*hospital_id=/);
     // The killed runs' locks stay until a run takes them over; the data is the previous version, whole.
     expect(Object.fromEntries(Object.entries(dataFiles(snapshot(out))).filter(([f]) => !f.startsWith('_locks/')))).toEqual(before);
+  });
+});
+
+describe('process killed while taking over a stale lock, then rerun', () => {
+  // takeover: just after creating `<lock>.takeover-<dead pid>`; takeover-removed: just after removing the stale lock.
+  it.each(['takeover', 'takeover-removed'])('at %s: the next run takes the lock, nothing removed by hand, and leaves no lock file', async (point) => {
+    const out = join(tempDir(), 'out');
+    const locks = join(out, '_locks');
+    const lock = join(locks, `vitals.all.${createHash('sha256').update(realpathSync(VITALS)).digest('hex').slice(0, 16)}.lock`);
+    const dead = spawnSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).stdout.trim(); // a process that has exited
+    mkdirSync(locks, { recursive: true });
+    writeFileSync(lock, dead); // left by a killed run
+    const args = ['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, '--no-progress'];
+    const killed = await runCli(args, { env: { HCP_FAULT_KILL: point } });
+    expect(killed.signal, describeRun(killed)).toBe('SIGKILL');
+    expect(readdirSync(locks)).toContain(`${lock.split('/').pop()}.takeover-${dead}`);
+    expect(existsSync(lock)).toBe(point === 'takeover');
+
+    const rerun = await runCli(args);
+    expect(rerun.code, describeRun(rerun)).toBe(0);
+    expect(existsSync(locks), String(existsSync(locks) && readdirSync(locks))).toBe(false);
   });
 });
 

@@ -2,11 +2,43 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { acquireLock, withLock } from '../src/sinks/lock.js';
 import { CLI, removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
+
+/**
+ * File system faults for lock.ts (which imports node:fs through this mock; this file's own helpers are unaffected):
+ * `link` makes linkSync fail with that code (a file system without hard links: EPERM), `write` makes writeSync fail
+ * (ENOSPC), as the O_EXCL fallback would see them.
+ */
+const fsFaults = vi.hoisted(() => ({ link: null as string | null, write: null as string | null }));
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  const fail = (code: string) => Object.assign(new Error(`${code}: injected by the test`), { code });
+  return {
+    ...fs,
+    linkSync(...args: Parameters<typeof fs.linkSync>) {
+      if (fsFaults.link) throw fail(fsFaults.link);
+      return fs.linkSync(...args);
+    },
+    writeSync(...args: unknown[]) {
+      if (fsFaults.write) throw fail(fsFaults.write);
+      return (fs.writeSync as (...a: unknown[]) => number)(...args);
+    },
+  };
+});
+afterEach(() => Object.assign(fsFaults, { link: null, write: null }));
+
+/** A process's start time (/proc/<pid>/stat field 22), as lock files record it after the pid. */
+const startOf = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+};
+
+/** What a lock or takeover file of this process holds. */
+const ME = `${process.pid} ${startOf(process.pid)}`;
 
 /** The state letter of a process in /proc (R, S, Z…), or null when it is gone. */
 const state = (pid: number) => {
@@ -28,7 +60,7 @@ describe.runIf(process.platform === 'linux')('acquireLock: a lock whose owner is
       const path = join(tempDir(), 'vitals.all.H001.lock');
       writeFileSync(path, String(pid));
       const lock = acquireLock(path, 'the test partition');
-      expect(readFileSync(path, 'utf8')).toBe(String(process.pid));
+      expect(readFileSync(path, 'utf8')).toBe(ME);
       lock.release();
     } finally {
       parent.kill('SIGKILL');
@@ -50,7 +82,7 @@ describe('acquireLock: the lock file appears with its pid', () => {
     const dir = tempDir();
     const path = join(dir, 'vitals.all.H001.lock');
     const lock = acquireLock(path, 'the test partition');
-    expect(readFileSync(path, 'utf8')).toBe(String(process.pid));
+    expect(readFileSync(path, 'utf8')).toBe(ME);
     expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
     lock.release();
     expect(readdirSync(dir)).toEqual([]);
@@ -81,7 +113,7 @@ describe('acquireLock: taking over a stale lock', () => {
     const path = join(dir, 'vitals.all.H001.lock');
     writeFileSync(path, String(deadPid()));
     const lock = acquireLock(path, 'the test partition');
-    expect(readFileSync(path, 'utf8')).toBe(String(process.pid));
+    expect(readFileSync(path, 'utf8')).toBe(ME);
     expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
     lock.release();
     expect(readdirSync(dir)).toEqual([]);
@@ -101,30 +133,28 @@ describe('acquireLock: taking over a stale lock', () => {
     const dir = tempDir();
     const path = join(dir, 'vitals.commit.H001.lock');
     writeFileSync(path, String(deadPid()));
-    expect(await withLock(path, 'the test commit', () => readFileSync(path, 'utf8'))).toBe(String(process.pid));
+    expect(await withLock(path, 'the test commit', () => readFileSync(path, 'utf8'))).toBe(ME);
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  // A takeover file whose taker is gone (or holds this process's pid: an earlier process's, as this one never leaves
-  // one) stays until removed by hand: refused at once, naming both files, and neither is touched.
+  // A takeover file outlives its taker only if the taker was killed mid-takeover: it is cleared (one level up, under
+  // `<takeover>.takeover-<taker>`) and the stale lock taken over, nothing left behind. One holding this process's
+  // own pid (an earlier process's: no other live process can have it) this process finishes itself.
   it.each([
-    ['a dead process', deadPid],
-    ["this process's own pid", () => process.pid],
-  ])('a takeover file left by %s: HCP_ERR_LOCKED naming both files, which stay', (_, taker) => {
+    ['a dead process', () => String(deadPid())],
+    ["this process's own pid", () => String(process.pid)],
+    ["this process's own pid and start time", () => ME],
+  ])('a takeover file left by %s is cleared and the stale lock taken over, leaving nothing', (_, taker) => {
     const dir = tempDir();
     const path = join(dir, 'vitals.all.H001.lock');
     const stalePid = deadPid();
-    const takeover = `${path}.takeover-${stalePid}`;
-    const takerPid = taker();
     writeFileSync(path, String(stalePid));
-    writeFileSync(takeover, String(takerPid));
-    const error = refusal(path);
-    expect((error as Error).message).toBe(
-      `A takeover of the stale lock for the test partition was interrupted (pid ${takerPid} is gone); remove ${takeover} and ${path} if no run is processing it`,
-    );
-    expect(readdirSync(dir).sort()).toEqual(['vitals.all.H001.lock', `vitals.all.H001.lock.takeover-${stalePid}`]);
-    expect(readFileSync(path, 'utf8')).toBe(String(stalePid));
-    expect(readFileSync(takeover, 'utf8')).toBe(String(takerPid));
+    writeFileSync(`${path}.takeover-${stalePid}`, taker());
+    const lock = acquireLock(path, 'the test partition');
+    expect(readFileSync(path, 'utf8')).toBe(ME);
+    expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
+    lock.release();
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   // A live process holding the takeover file is taking the lock over right now: wait for it, then start again.
@@ -150,7 +180,8 @@ describe('acquireLock: taking over a stale lock', () => {
       script: 'exec sleep 30',
       stuck: true,
       refused: (pid: number, takeover: string) =>
-        `The stale lock for the test partition is being taken over by another run (pid ${pid}, ${takeover}), which has not finished; refusing to start`,
+        `The stale lock for the test partition is being taken over by another run (pid ${pid}, ${takeover}), which has not finished; refusing to start. ` +
+        `A takeover takes microseconds: remove ${takeover} if pid ${pid} is not a run of this pipeline`,
     },
   ])('a takeover in progress by a live process that ends $ends', ({ script, stuck, refused }) => {
     const dir = tempDir();
@@ -163,7 +194,7 @@ describe('acquireLock: taking over a stale lock', () => {
       writeFileSync(takeover, String(taker.pid));
       if (refused === null) {
         const lock = acquireLock(path, 'the test partition');
-        expect(readFileSync(path, 'utf8')).toBe(String(process.pid));
+        expect(readFileSync(path, 'utf8')).toBe(ME);
         expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
         lock.release();
         expect(readdirSync(dir)).toEqual([]);
@@ -198,6 +229,212 @@ describe('acquireLock: taking over a stale lock', () => {
       `The stale lock for the test partition is being taken over by another run (${takeover} holds no pid yet; remove it if no run is processing the test partition), which has not finished; refusing to start`,
     );
     expect(readdirSync(dir).sort()).toEqual(['vitals.all.H001.lock', `vitals.all.H001.lock.takeover-${stalePid}`]);
+  });
+});
+
+/**
+ * A lock left by a dead pid and, for each of `takers` takers killed mid-takeover, the takeover file it left (each
+ * named after the one before, holding another dead pid): `files`, from the lock down.
+ */
+function takeoverChain(takers: number, name = 'vitals.all.H001.lock') {
+  const dir = tempDir();
+  const path = join(dir, name);
+  const files = [path];
+  let held = String(deadPid());
+  writeFileSync(path, held);
+  for (let i = 0; i < takers; i++) {
+    files.push(`${files[files.length - 1]}.takeover-${held}`);
+    held = String(deadPid());
+    writeFileSync(files[files.length - 1], held);
+  }
+  return { dir, path, files };
+}
+
+describe('acquireLock: chains of takeover files left by killed takers', () => {
+
+  it.each([1, 2, 3])('%i deep: cleared level by level, the lock taken over, nothing left behind', (takers) => {
+    const { dir, path } = takeoverChain(takers);
+    const lock = acquireLock(path, 'the test partition');
+    expect(readFileSync(path, 'utf8')).toBe(ME);
+    expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
+    lock.release();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('4 deep (past the cap of 3 levels): HCP_ERR_LOCKED at once, permanent, naming every file, which stay', () => {
+    const { dir, path, files } = takeoverChain(4);
+    const before = files.map((f) => readFileSync(f, 'utf8'));
+    const started = Date.now();
+    const error = refusal(path);
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(error).toMatchObject({ context: { permanent: true } });
+    expect((error as Error).message).toBe(
+      `The stale lock for the test partition cannot be taken over: ${files.slice(1).join(', ')} were left by takeovers whose runs are gone; remove them and ${path} if no run is processing it`,
+    );
+    expect(readdirSync(dir).length).toBe(files.length);
+    expect(files.map((f) => readFileSync(f, 'utf8'))).toEqual(before);
+  });
+
+  it("a takeover file left behind once the stale lock was removed (its taker killed just then) is cleared by the lock's next holder", () => {
+    const dir = tempDir();
+    const path = join(dir, 'vitals.all.H001.lock');
+    const stalePid = deadPid();
+    writeFileSync(`${path}.takeover-${stalePid}`, String(deadPid()));
+    writeFileSync(`${path}.${deadPid()}-00000000-0000-4000-8000-000000000000`, String(deadPid())); // its scratch file
+    const lock = acquireLock(path, 'the test partition');
+    expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
+    lock.release();
+  });
+});
+
+describe.runIf(process.platform === 'linux')('acquireLock: a pid with its start time', () => {
+  it('a lock naming a live process that started then is held; one naming its pid with another start time (reused) is taken over', () => {
+    const other = live();
+    try {
+      const path = join(tempDir(), 'vitals.all.H001.lock');
+      const start = startOf(other.pid!);
+      writeFileSync(path, `${other.pid} ${start}`);
+      expect((refusal(path) as Error).message).toBe(`Another run (pid ${other.pid}) is processing the test partition; refusing to start`);
+      writeFileSync(path, `${other.pid} ${Number(start) - 1}`);
+      acquireLock(path, 'the test partition').release();
+      expect(readdirSync(dirname(path))).toEqual([]);
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+
+  it('a takeover file naming a pid now reused by a live process (another start time) is cleared, not waited for', () => {
+    const other = live();
+    try {
+      const dir = tempDir();
+      const path = join(dir, 'vitals.all.H001.lock');
+      const stalePid = deadPid();
+      writeFileSync(path, String(stalePid));
+      writeFileSync(`${path}.takeover-${stalePid}`, `${other.pid} ${Number(startOf(other.pid!)) - 1}`);
+      const started = Date.now();
+      acquireLock(path, 'the test partition').release();
+      expect(Date.now() - started).toBeLessThan(500);
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+});
+
+describe('acquireLock: an empty lock (another run between its O_EXCL create and its write)', () => {
+  it('is waited for: once it holds the pid of a live run, that run holds it', () => {
+    const path = join(tempDir(), 'vitals.all.H001.lock');
+    writeFileSync(path, '');
+    const writer = live('sleep 0.05; printf %s $$ > "$1"; exec sleep 30', path);
+    try {
+      expect((refusal(path) as Error).message).toBe(`Another run (pid ${writer.pid}) is processing the test partition; refusing to start`);
+    } finally {
+      writer.kill('SIGKILL');
+    }
+  });
+
+  it('is refused as holding no pid if it stays empty (permanent: no retry helps)', () => {
+    const path = join(tempDir(), 'vitals.all.H001.lock');
+    writeFileSync(path, '');
+    expect(refusal(path)).toMatchObject({ message: expect.stringMatching(/holds no pid/), context: { permanent: true } });
+  });
+});
+
+describe('acquireLock where hard links are not supported (O_EXCL and a write)', () => {
+  it('takes a lock, and a stale one over, leaving nothing', () => {
+    fsFaults.link = 'EPERM';
+    const dir = tempDir();
+    const path = join(dir, 'vitals.all.H001.lock');
+    writeFileSync(path, String(deadPid()));
+    const lock = acquireLock(path, 'the test partition');
+    expect(readFileSync(path, 'utf8')).toBe(ME);
+    expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
+    lock.release();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it.each([
+    ['the lock', false],
+    ['a takeover file', true],
+  ])('a failed write (ENOSPC) leaves no empty file behind: %s', (_, stale) => {
+    const dir = tempDir();
+    const path = join(dir, 'vitals.all.H001.lock');
+    if (stale) writeFileSync(path, String(deadPid()));
+    Object.assign(fsFaults, { link: 'EPERM', write: 'ENOSPC' });
+    expect(() => acquireLock(path, 'the test partition')).toThrow(expect.objectContaining({ code: 'ENOSPC' }));
+    expect(readdirSync(dir)).toEqual(stale ? ['vitals.all.H001.lock'] : []);
+  });
+});
+
+describe('withLock waits asynchronously', () => {
+  /** Runs `fn`, counting the ticks of a 10 ms interval meanwhile: few if it blocked the event loop. */
+  async function ticking<T>(fn: () => Promise<T>): Promise<{ result: PromiseSettledResult<T>; ticks: number; ms: number }> {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    const started = Date.now();
+    try {
+      const [result] = await Promise.allSettled([fn()]);
+      return { result, ticks, ms: Date.now() - started };
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  it.each([
+    { ends: 'never: refused when its time is up, HCP_ERR_LOCKED (retryable)', script: 'exec sleep 30' },
+    { ends: 'after 0.3 s: it then takes the lock', script: 'sleep 0.3; rm -f "$1" "$2"; exec sleep 30' },
+  ])('for a takeover in progress that ends $ends, without blocking the event loop', async ({ script }) => {
+    const dir = tempDir();
+    const path = join(dir, 'vitals.commit.H001.lock');
+    const stalePid = deadPid();
+    const takeover = `${path}.takeover-${stalePid}`;
+    writeFileSync(path, String(stalePid));
+    const taker = live(script, path, takeover);
+    try {
+      writeFileSync(takeover, String(taker.pid));
+      const { result, ticks, ms } = await ticking(() => withLock(path, 'the test commit', () => 'committed', 600));
+      if (script.startsWith('exec')) {
+        expect(result).toMatchObject({ status: 'rejected', reason: { code: 'HCP_ERR_LOCKED', context: { file: path, retryable: true } } });
+      } else {
+        expect(result).toEqual({ status: 'fulfilled', value: 'committed' });
+        expect(readdirSync(dir)).toEqual([]);
+      }
+      expect(ms).toBeLessThan(1000);
+      expect(ticks).toBeGreaterThan(ms / 10 / 3); // the interval ran (a blocking wait of ~1 s per attempt starved it)
+    } finally {
+      taker.kill('SIGKILL');
+    }
+  });
+
+  it.each([
+    ['a lock holding no pid', () => {
+      const path = join(tempDir(), 'vitals.commit.H001.lock');
+      writeFileSync(path, 'abc');
+      return path;
+    }],
+    ['a chain of takeover files too deep', () => takeoverChain(4, 'vitals.commit.H001.lock').path],
+  ])('is refused at once, not retried for a minute: %s', async (_, setUp) => {
+    const path = setUp();
+    const { result, ms } = await ticking(() => withLock(path, 'the test commit', () => 'committed'));
+    expect(result).toMatchObject({ status: 'rejected', reason: { code: 'HCP_ERR_LOCKED', context: { file: path, permanent: true } } });
+    expect(ms).toBeLessThan(1000);
+  });
+
+  it('acquireLock with wait: false throws at once for a takeover in progress, marked retryable', () => {
+    const path = join(tempDir(), 'vitals.commit.H001.lock');
+    const stalePid = deadPid();
+    writeFileSync(path, String(stalePid));
+    const taker = live();
+    try {
+      writeFileSync(`${path}.takeover-${stalePid}`, String(taker.pid));
+      const started = Date.now();
+      expect(() => acquireLock(path, 'the test commit', { wait: false })).toThrow(
+        expect.objectContaining({ code: 'HCP_ERR_LOCKED', context: { file: path, retryable: true } }),
+      );
+      expect(Date.now() - started).toBeLessThan(100);
+    } finally {
+      taker.kill('SIGKILL');
+    }
   });
 });
 
