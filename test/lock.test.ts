@@ -51,11 +51,12 @@ const state = (pid: number) => {
 
 describe.runIf(process.platform === 'linux')('acquireLock: a lock whose owner is a zombie', () => {
   it('is stale: the owner is dead, only not yet reaped (a SIGKILLed run whose parent has not waited for it)', async () => {
-    // `sh` execs into `sleep`, which never waits for the background child: once it exits, it stays a zombie.
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // `sh` execs into `sleep`, which never waits for the background child: once it exits, it stays a zombie. The
+    // child outlives the exec (0.5 s): one that exited while `sh` still ran could be reaped by it (seen under load).
+    const parent = spawn('sh', ['-c', 'sleep 0.5 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (b: Buffer) => resolve(b.toString()))));
-      for (let i = 0; i < 200 && state(pid) !== 'Z'; i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 500 && state(pid) !== 'Z'; i++) await new Promise((r) => setTimeout(r, 10));
       expect(state(pid)).toBe('Z');
       const path = join(tempDir(), 'vitals.all.H001.lock');
       writeFileSync(path, String(pid));
