@@ -16,9 +16,10 @@
  * A takeover file outlives its taker only if the taker is killed in the microseconds between creating and removing
  * it. Such a file is stale in turn and is cleared the same way, one level up: `T.takeover-D` (D its dead taker)
  * is created, T removed if it still holds D, then `T.takeover-D` removed (`takeOver`, at most MAX_DEPTH levels). A
- * takeover file holding this process's own pid is an earlier process's (this one never leaves one) and, as no
- * other live process can hold that pid, this process finishes that takeover itself. A takeover file left once the
- * stale lock was removed is read by no one: the lock's next holder clears it (`clearLeftovers`).
+ * takeover file holding this process's own pid is an earlier process's (this one never leaves one): stale like any
+ * other, and cleared the same way (adopted without a takeover file of its own, it could be cleared at the same time
+ * by a run that read it as stale, and both would take the lock). A takeover file left once the stale lock was
+ * removed is read by no one: the lock's next holder clears it (`clearLeftovers`).
  */
 import { randomUUID } from 'node:crypto';
 import { closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -94,7 +95,7 @@ export interface LockOptions {
 const ATTEMPTS = 100;
 /** How long acquireLock waits, each time, for a takeover in progress (a few syscalls) or a file being written to end. */
 const TAKEOVER_WAIT_MS = 10;
-/** How long a chain of takeover files left by killed takers (`<lock>.takeover-X`, `….takeover-X.takeover-D`…) is cleared; a longer one is refused. */
+/** The most levels of takeover files left by killed takers (`<lock>.takeover-X`, `….takeover-X.takeover-D`…) that are cleared; a longer chain is refused. */
 const MAX_DEPTH = 3;
 
 /**
@@ -168,7 +169,7 @@ function takeoverBusy(path: string, what: string, { file, taker }: Busy, flags: 
  * predecessor), read holding `text` whose owner is stale, while holding `<file>.takeover-<pid>`, and only if it
  * still holds `text`: a run that read the same stale file and took it over meanwhile has replaced it with its own,
  * which stays. A takeover file in the way whose taker is stale too (killed mid-takeover) is cleared first, the
- * same way one level up; one holding this process's own pid is an earlier process's, which this one completes.
+ * same way one level up (one holding this process's own pid too: an earlier process's).
  * Returns null when the caller should start again at once, what is in progress when it should wait first.
  */
 function takeOver(mine: string, chain: string[], text: string, what: string): Busy | null {
@@ -180,13 +181,11 @@ function takeOver(mine: string, chain: string[], text: string, what: string): Bu
     if (held === null) return null; // that takeover has ended: start again
     const taker = parseOwner(held);
     if (taker === null) return { file: takeover, taker: null }; // being written (O_EXCL), or not a takeover file
-    // One holding this process's own pid is an earlier process's: no other live process can have that pid, so this
-    // one finishes that takeover (below). Another stale taker was killed mid-takeover: its file is cleared first.
-    if (taker.pid !== process.pid) {
-      if (!stale(taker)) return { file: takeover, taker }; // in progress
-      if (chain.length > MAX_DEPTH) throw tooDeep(chain[0], what, [...chain.slice(1), takeover]);
-      return takeOver(mine, [...chain, takeover], held, what);
-    }
+    if (!stale(taker)) return { file: takeover, taker }; // in progress
+    // Its taker was killed mid-takeover (or it holds this process's own pid: an earlier process's): it is cleared
+    // first, one level up, under a takeover file of its own, as another run may be clearing it too.
+    if (chain.length > MAX_DEPTH) throw tooDeep(chain[0], what, [...chain.slice(1), takeover]);
+    return takeOver(mine, [...chain, takeover], held, what);
   }
   // HCP_FAULT_KILL=takeover / takeover-removed: the crash tests kill a taker here (src/sinks/fsutil.ts).
   faultPoint('takeover', takeover);
@@ -231,7 +230,10 @@ function clearLeftovers(mine: string, path: string, what: string): void {
       const text = readText(file);
       const owner = text === null ? null : parseOwner(text);
       if (owner === null || file === mine || !stale(owner)) continue;
-      if (/^\.[0-9]+-[0-9a-f-]{36}$/.test(suffix)) rmSync(file, { force: true }); // another process's `mine`
+      if (/^\.[0-9]+-[0-9a-f-]{36}$/.test(suffix)) {
+        rmSync(file, { force: true }); // another process's `mine`
+        continue;
+      }
       if (!/^(\.takeover-[0-9]+)+$/.test(suffix)) continue;
       // The files from the lock down to this one: `<lock>`, `<lock>.takeover-X`, …
       const chain = [path];
