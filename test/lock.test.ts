@@ -11,9 +11,10 @@ afterAll(removeTempDirs);
 /**
  * File system faults for lock.ts (which imports node:fs through this mock; this file's own helpers are unaffected):
  * `link` makes linkSync fail with that code (a file system without hard links: EPERM), `write` makes writeSync fail
- * (ENOSPC), as the O_EXCL fallback would see them.
+ * (ENOSPC), as the O_EXCL fallback would see them; `rmdir` removes the (empty) directory of the next writeFileSync's
+ * file just before it, as another run's `removeIfEmpty` of `_locks` can.
  */
-const fsFaults = vi.hoisted(() => ({ link: null as string | null, write: null as string | null }));
+const fsFaults = vi.hoisted(() => ({ link: null as string | null, write: null as string | null, rmdir: false }));
 vi.mock('node:fs', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs')>();
   const fail = (code: string) => Object.assign(new Error(`${code}: injected by the test`), { code });
@@ -27,9 +28,16 @@ vi.mock('node:fs', async (importOriginal) => {
       if (fsFaults.write) throw fail(fsFaults.write);
       return (fs.writeSync as (...a: unknown[]) => number)(...args);
     },
+    writeFileSync(...args: Parameters<typeof fs.writeFileSync>) {
+      if (fsFaults.rmdir && typeof args[0] === 'string') {
+        fsFaults.rmdir = false;
+        fs.rmdirSync(dirname(args[0]));
+      }
+      return fs.writeFileSync(...args);
+    },
   };
 });
-afterEach(() => Object.assign(fsFaults, { link: null, write: null }));
+afterEach(() => Object.assign(fsFaults, { link: null, write: null, rmdir: false }));
 
 /** A process's start time (/proc/<pid>/stat field 22), as lock files record it after the pid. */
 const startOf = (pid: number) => {
@@ -70,6 +78,21 @@ describe.runIf(process.platform === 'linux')('acquireLock: a lock whose owner is
     } finally {
       parent.kill('SIGKILL');
     }
+  });
+});
+
+describe('acquireLock: the lock directory removed by another run', () => {
+  // Another run that ends removes `_locks` once it is empty; that can fall between this run's mkdir and its scratch
+  // file's write, which then failed with a raw ENOENT (the commit lock retries only HCP_ERR_LOCKED).
+  it('between its mkdir and its scratch file: made again, and the lock taken', () => {
+    const locks = join(tempDir(), '_locks');
+    const path = join(locks, 'vitals.all.H001.lock');
+    fsFaults.rmdir = true;
+    const lock = acquireLock(path, 'the test partition');
+    expect(fsFaults.rmdir).toBe(false); // the directory was removed under it
+    expect(readFileSync(path, 'utf8')).toBe(ME);
+    lock.release();
+    expect(readdirSync(locks)).toEqual([]);
   });
 });
 

@@ -104,11 +104,10 @@ const MAX_DEPTH = 3;
  * pid, a chain of takeovers too deep): those need a person to look.
  */
 export function acquireLock(path: string, what: string, { wait = true }: LockOptions = {}): Lock {
-  mkdirSync(dirname(path), { recursive: true });
   // The lock appears with its pid already in it (written to a file of this process's, then linked into place):
   // created empty and then written, it could be read empty in between, as pid 0, a dead owner, and taken over.
   const mine = `${path}.${process.pid}-${randomUUID()}`;
-  writeFileSync(mine, ownText());
+  writeScratch(mine);
   let busy: Busy | null = null; // what the last attempt waited for
   try {
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
@@ -144,6 +143,23 @@ export function acquireLock(path: string, what: string, { wait = true }: LockOpt
   if (busy?.file === path) throw noPid(path, what);
   if (busy) throw takeoverBusy(path, what, busy, busy.taker ? {} : { permanent: true });
   throw new PipelineError('HCP_ERR_LOCKED', `Could not take the lock for ${what}`, { file: path });
+}
+
+/**
+ * Writes this process's scratch file in the lock's directory, creating it. Another run that ends removes the
+ * directory once it is empty (`removeIfEmpty`), which can fall between the mkdir and the write: then it is made
+ * again. Once the scratch file is in it, the directory is not empty and stays.
+ */
+function writeScratch(mine: string): void {
+  for (let attempt = 0; ; attempt++) {
+    mkdirSync(dirname(mine), { recursive: true });
+    try {
+      writeFileSync(mine, ownText());
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 3) throw e;
+    }
+  }
 }
 
 /** A file being written (taker null: empty so far) or another process's takeover in progress: wait, then start again. */
