@@ -94,8 +94,33 @@ def transform(settings: Settings, plan: RunPlan, hospital: dict) -> dict:
     env = _keyed_env()
     result = {"hospital_id": hospital["hospital_id"], "rows": {}}
     for dataset, path in sorted(hospital["files"].items()):
-        result["rows"][dataset] = _process(settings, plan, dataset, path, env).get("rows")
+        summary = _process(settings, plan, dataset, path, env)
+        _check_split_ledger(hospital, dataset, path, summary)
+        result["rows"][dataset] = summary.get("rows")
     return result
+
+
+def _check_split_ledger(hospital: dict, dataset: str, path, summary: dict) -> None:
+    """The split file must read as ``partition`` wrote it: as many records, all of this hospital.
+
+    The engine checks its ledger per file it reads; only the DAG knows what the
+    split file held when ``partition`` wrote it. A split file changed since
+    (truncated, overwritten) reads as fewer records, and rows it no longer
+    parses can land in another hospital's partition (``__invalid__``), replacing
+    that task's rows for the month. Either way the month's file lost rows:
+    fail (a retry reads the same file) instead of letting the run reach _SUCCESS.
+    """
+    expected = (hospital.get("rows") or {}).get(dataset)
+    read = (summary.get("rows") or {}).get("read")
+    foreign = sorted(set(summary.get("hospitals") or []) - {hospital["hospital_id"]})
+    if (expected is None or read is None or int(read) == int(expected)) and not foreign:
+        return
+    raise AirflowFailException(
+        f"split file {path} no longer holds what partition wrote (changed since?): partition wrote "
+        f"{expected} record(s) of hospital {hospital['hospital_id']}, process read {read}"
+        + (f", and filed rows under {', '.join(foreign)}" if foreign else "")
+        + "; the month's outputs may now lack rows: clear the whole run (partition re-splits the month's file)"
+    )
 
 
 def _keyed_env() -> dict[str, str]:

@@ -546,6 +546,30 @@ def test_transform_without_key_fails_fast(month_settings):
         steps.transform(month_settings, plan, hospital)
 
 
+def test_transform_fails_when_a_split_file_changed_since_partition(month_settings, monkeypatch):
+    """A split file truncated after `partition` reads as fewer records: the month's ledger no longer
+    holds, so transform fails (no retries: a retry reads the same file) instead of letting the run
+    reach _SUCCESS with the rows missing."""
+    monkeypatch.setenv("HCP_PSEUDONYM_KEY", KEY)
+    plan = plan_run(month_settings, "2024-03")
+    h01 = steps.partition(month_settings, plan)[0]
+    assert h01["hospital_id"] == "H01" and h01["rows"]["vitals"] == 1
+    steps.transform(month_settings, plan, h01)  # unchanged: fine
+    Path(h01["files"]["vitals"]).write_text(VITALS_HEADER + "\n")  # cut after partition
+    with pytest.raises(AirflowFailException, match=r"partition wrote 1 record\(s\) of hospital H01, process read 0"):
+        steps.transform(month_settings, plan, h01)
+
+
+def test_transform_fails_when_a_split_file_files_rows_under_another_hospital(month_settings, monkeypatch):
+    """Rows of H01's split file filed under __invalid__ replace the __invalid__ task's month."""
+    monkeypatch.setenv("HCP_PSEUDONYM_KEY", KEY)
+    plan = plan_run(month_settings, "2024-03")
+    h01 = steps.partition(month_settings, plan)[0]
+    Path(h01["files"]["vitals"]).write_text(VITALS_HEADER + "\nbad id!,2024-03-01,P1,heart_rate,72,bpm\n")
+    with pytest.raises(AirflowFailException, match="filed rows under __invalid__"):
+        steps.transform(month_settings, plan, h01)
+
+
 def test_pushgateway_is_passed_when_configured(month_settings, tmp_path, monkeypatch):
     monkeypatch.setenv("HCP_PSEUDONYM_KEY", KEY)
     settings = Settings(**{**month_settings.__dict__, "pushgateway": "http://pgw:9091"})
