@@ -132,7 +132,17 @@ def _keyed_env() -> dict[str, str]:
 
 
 def _process(settings: Settings, plan: RunPlan, dataset: str, path, env: dict[str, str]) -> dict:
-    """One engine ``process`` of one file into the run's output."""
+    """One engine ``process`` of one file into the run's output.
+
+    ``_SUCCESS`` goes first, as the engine's ``run`` drops it before its first
+    commit: it vouches for the output an earlier report saw, and this run is
+    about to change it. ``quality_report`` writes it again once the run is
+    complete; a run that fails before then must not leave the old one behind.
+    """
+    success = plan.out / "_SUCCESS"
+    if success.exists():
+        log.info("removing %s: this run changes the output; quality_report writes it again", success)
+        success.unlink(missing_ok=True)
     options = {
         "dataset": dataset,
         "input": path,

@@ -570,6 +570,21 @@ def test_transform_fails_when_a_split_file_files_rows_under_another_hospital(mon
         steps.transform(month_settings, plan, h01)
 
 
+def test_a_failed_transform_leaves_no_earlier_success_marker(month_settings, monkeypatch):
+    """An earlier report's _SUCCESS no longer vouches for an output this run has started to change:
+    a transform that fails (here after its retries) must not leave it behind (engine `run` drops it too)."""
+    monkeypatch.setenv("HCP_PSEUDONYM_KEY", KEY)
+    plan = plan_run(month_settings, "2024-03")
+    hospital = steps.partition(month_settings, plan)[0]
+    success = plan.out / "_SUCCESS"
+    success.parent.mkdir(parents=True, exist_ok=True)
+    success.write_text("")
+    monkeypatch.setenv("FAKE_CLI_EXIT", "process=1")
+    with pytest.raises(cli.EngineError):
+        steps.transform(month_settings, plan, hospital)
+    assert not success.exists()
+
+
 def test_pushgateway_is_passed_when_configured(month_settings, tmp_path, monkeypatch):
     monkeypatch.setenv("HCP_PSEUDONYM_KEY", KEY)
     settings = Settings(**{**month_settings.__dict__, "pushgateway": "http://pgw:9091"})
