@@ -121,10 +121,26 @@ def _engine_message(summary: dict | None, stderr_tail: Sequence[str]) -> str:
         code, message = err.get("code"), err.get("message")
         if message:
             return f"{code}: {message}" if code else str(message)
+    failed = _failed_gates(summary)
+    if failed:
+        return "failed gates: " + "; ".join(failed) + (f" (report: {summary['report']})" if summary.get("report") else "")
     for line in reversed(stderr_tail):
         if line.lower().startswith("error"):
             return line
     return stderr_tail[-1] if stderr_tail else "(no message on stderr)"
+
+
+def _failed_gates(summary: dict | None) -> list[str]:
+    """``report``'s failed gates (its summary's ``gates.failed``), one short phrase each."""
+    gates = summary.get("gates") if summary else None
+    failed = gates.get("failed") if isinstance(gates, dict) else None
+    if not isinstance(failed, list):
+        return []
+    return [
+        f"{g.get('dataset')} {g.get('hospital_id')} {g.get('gate')} {g.get('value'):.4g} > {g.get('threshold')}"
+        if isinstance(g.get("value"), (int, float)) else f"{g.get('dataset')} {g.get('hospital_id')} {g.get('gate')}"
+        for g in failed if isinstance(g, dict)
+    ]
 
 
 def classify_exit(returncode: int, command: str, message: str, code: str | None = None) -> Exception | None:

@@ -290,6 +290,24 @@ def test_run_engine_message_is_the_engines(fake_cli, tmp_path, caplog):
     assert "[engine] error: " in caplog.text
 
 
+def test_a_failed_gate_is_named_in_the_failure(tmp_path):
+    """Exit 3: the task's failure names the failed gates from report's summary, not only its last
+    stderr line ("quality report: …html — a gate FAILED")."""
+    script = tmp_path / "report.py"
+    script.write_text(
+        "import json, sys\n"
+        "print('quality report: /o/quality/report.html — a gate FAILED', file=sys.stderr)\n"
+        "print(json.dumps({'command': 'report', 'status': 'gate_failed', 'report': '/o/quality/report.json',"
+        " 'gates': {'passed': False, 'failed': [{'dataset': 'vitals', 'hospital_id': 'H004', 'gate': 'reject_rate',"
+        " 'value': 0.06272530641672674, 'threshold': 0.05, 'passed': False}]}}))\n"
+        "sys.exit(3)\n"
+    )
+    with pytest.raises(AirflowFailException) as info:
+        cli.run_engine(("python3", str(script)), "report", {}, env=dict(os.environ))
+    assert "quality gate failed" in str(info.value)
+    assert "failed gates: vitals H004 reject_rate 0.06273 > 0.05 (report: /o/quality/report.json)" in str(info.value)
+
+
 def test_run_engine_without_summary_fails_fast(tmp_path):
     script = tmp_path / "quiet.py"
     script.write_text("print('done, no json')\n")
