@@ -130,17 +130,34 @@ def _engine_message(summary: dict | None, stderr_tail: Sequence[str]) -> str:
     return stderr_tail[-1] if stderr_tail else "(no message on stderr)"
 
 
+#: Failed gates named in a task's failure; the rest are counted (all are in the report).
+MAX_GATES_NAMED = 10
+
+
 def _failed_gates(summary: dict | None) -> list[str]:
-    """``report``'s failed gates (its summary's ``gates.failed``), one short phrase each."""
+    """``report``'s failed gates (its summary's ``gates.failed``), one short phrase each, the first few only."""
     gates = summary.get("gates") if summary else None
     failed = gates.get("failed") if isinstance(gates, dict) else None
     if not isinstance(failed, list):
         return []
-    return [
-        f"{g.get('dataset')} {g.get('hospital_id')} {g.get('gate')} {g.get('value'):.4g} > {g.get('threshold')}"
-        if isinstance(g.get("value"), (int, float)) else f"{g.get('dataset')} {g.get('hospital_id')} {g.get('gate')}"
-        for g in failed if isinstance(g, dict)
-    ]
+    phrases = [_gate_phrase(g) for g in failed if isinstance(g, dict)]
+    if len(phrases) > MAX_GATES_NAMED:
+        phrases = phrases[:MAX_GATES_NAMED] + [f"and {len(phrases) - MAX_GATES_NAMED} more"]
+    return phrases
+
+
+def _gate_phrase(g: dict) -> str:
+    """One failed gate: a reject rate against its threshold (digits enough to tell them apart), or a ledger's gap."""
+    where = f"{g.get('dataset')} {g.get('hospital_id')}"
+    value, threshold = g.get("value"), g.get("threshold")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return f"{where} {g.get('gate')}"
+    if g.get("gate") == "ledger":
+        return f"{where} ledger off by {int(value)} rows (read - curated - quarantined)"
+    text = f"{value:.4g}"
+    if isinstance(threshold, (int, float)) and text == f"{threshold:.4g}":
+        text = repr(float(value))  # just over: more digits than the threshold's
+    return f"{where} {g.get('gate')} {text} > {threshold}"
 
 
 def classify_exit(returncode: int, command: str, message: str, code: str | None = None) -> Exception | None:

@@ -308,6 +308,28 @@ def test_a_failed_gate_is_named_in_the_failure(tmp_path):
     assert "failed gates: vitals H004 reject_rate 0.06273 > 0.05 (report: /o/quality/report.json)" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("gates", "expected"),
+    [
+        # Just over the threshold: as many digits as tell them apart, never "0.05 > 0.05".
+        ([{"dataset": "vitals", "hospital_id": "H004", "gate": "reject_rate", "value": 0.050004, "threshold": 0.05}],
+         "vitals H004 reject_rate 0.050004 > 0.05"),
+        # A ledger gate is a gap in rows, which can be negative.
+        ([{"dataset": "labs", "hospital_id": "H001", "gate": "ledger", "value": -3, "threshold": 0}],
+         "labs H001 ledger off by -3 rows (read - curated - quarantined)"),
+        # No value: the gate's name alone.
+        ([{"dataset": "labs", "hospital_id": "H001", "gate": "reject_rate", "value": None}], "labs H001 reject_rate"),
+        # Many: the first ten, then a count.
+        ([{"dataset": "vitals", "hospital_id": f"H{i:03d}", "gate": "reject_rate", "value": 0.5, "threshold": 0.05} for i in range(300)],
+         "vitals H009 reject_rate 0.5 > 0.05; and 290 more"),
+    ],
+)
+def test_failed_gate_phrases(gates, expected):
+    phrases = cli._failed_gates({"gates": {"failed": gates}})
+    assert expected in "; ".join(phrases)
+    assert len(phrases) <= cli.MAX_GATES_NAMED + 1
+
+
 def test_run_engine_without_summary_fails_fast(tmp_path):
     script = tmp_path / "quiet.py"
     script.write_text("print('done, no json')\n")
