@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { acquireLock, withLock } from '../src/sinks/lock.js';
@@ -109,11 +109,7 @@ describe('acquireLock: the lock file appears with its pid', () => {
   it('a new lock holds this process\'s pid, and its scratch file is gone', () => {
     const dir = tempDir();
     const path = join(dir, 'vitals.all.H001.lock');
-    const lock = acquireLock(path, 'the test partition');
-    expect(readFileSync(path, 'utf8')).toBe(ME);
-    expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
-    lock.release();
-    expect(readdirSync(dir)).toEqual([]);
+    takesAndLeavesNothing(dir, path);
   });
 });
 
@@ -132,19 +128,39 @@ function refusal(path: string): unknown {
   return error;
 }
 
+/** Takes the lock at `path` (in `dir`): it holds this process, nothing else is left beside it, and released, nothing at all. */
+function takesAndLeavesNothing(dir: string, path: string): void {
+  const lock = acquireLock(path, 'the test partition');
+  expect(readFileSync(path, 'utf8')).toBe(ME);
+  expect(readdirSync(dir)).toEqual([basename(path)]);
+  lock.release();
+  expect(readdirSync(dir)).toEqual([]);
+}
+
 /** A process that lives until killed (`sh -c script`, which may exec into something else). */
 const live = (script = 'exec sleep 30', ...args: string[]) => spawn('sh', ['-c', script, 'sh', ...args], { stdio: 'ignore' });
+
+/**
+ * A lock left stale (a dead pid) whose takeover a live process holds: `sh -c script` (given the lock's and the
+ * takeover file's paths), its pid written in the takeover file.
+ */
+function takeoverInProgress(name: string, script: string) {
+  const dir = tempDir();
+  const path = join(dir, name);
+  const stalePid = deadPid();
+  const takeover = `${path}.takeover-${stalePid}`;
+  writeFileSync(path, String(stalePid));
+  const taker = live(script, path, takeover);
+  writeFileSync(takeover, String(taker.pid));
+  return { dir, path, stalePid, takeover, taker };
+}
 
 describe('acquireLock: taking over a stale lock', () => {
   it('a lock of a dead process is taken over, leaving no takeover or scratch file; released, nothing is left', () => {
     const dir = tempDir();
     const path = join(dir, 'vitals.all.H001.lock');
     writeFileSync(path, String(deadPid()));
-    const lock = acquireLock(path, 'the test partition');
-    expect(readFileSync(path, 'utf8')).toBe(ME);
-    expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
-    lock.release();
-    expect(readdirSync(dir)).toEqual([]);
+    takesAndLeavesNothing(dir, path);
   });
 
   it("a lock holding this process's own pid (left by an earlier process that had it) is taken over, as before", () => {
@@ -178,11 +194,7 @@ describe('acquireLock: taking over a stale lock', () => {
     const stalePid = deadPid();
     writeFileSync(path, String(stalePid));
     writeFileSync(`${path}.takeover-${stalePid}`, taker());
-    const lock = acquireLock(path, 'the test partition');
-    expect(readFileSync(path, 'utf8')).toBe(ME);
-    expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
-    lock.release();
-    expect(readdirSync(dir)).toEqual([]);
+    takesAndLeavesNothing(dir, path);
   });
 
   // A live process holding the takeover file is taking the lock over right now: wait for it, then start again.
@@ -212,20 +224,10 @@ describe('acquireLock: taking over a stale lock', () => {
         `A takeover takes microseconds: remove ${takeover} if pid ${pid} is not a run of this pipeline`,
     },
   ])('a takeover in progress by a live process that ends $ends', ({ script, stuck, refused }) => {
-    const dir = tempDir();
-    const path = join(dir, 'vitals.all.H001.lock');
-    const stalePid = deadPid();
-    const takeover = `${path}.takeover-${stalePid}`;
-    writeFileSync(path, String(stalePid));
-    const taker = live(script, path, takeover);
+    const { dir, path, stalePid, takeover, taker } = takeoverInProgress('vitals.all.H001.lock', script);
     try {
-      writeFileSync(takeover, String(taker.pid));
       if (refused === null) {
-        const lock = acquireLock(path, 'the test partition');
-        expect(readFileSync(path, 'utf8')).toBe(ME);
-        expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
-        lock.release();
-        expect(readdirSync(dir)).toEqual([]);
+        takesAndLeavesNothing(dir, path);
         return;
       }
       const error = refusal(path);
@@ -305,11 +307,7 @@ describe('acquireLock: chains of takeover files left by killed takers', () => {
 
   it.each([1, 2, 3])('%i deep: cleared level by level, the lock taken over, nothing left behind', (takers) => {
     const { dir, path } = takeoverChain(takers);
-    const lock = acquireLock(path, 'the test partition');
-    expect(readFileSync(path, 'utf8')).toBe(ME);
-    expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
-    lock.release();
-    expect(readdirSync(dir)).toEqual([]);
+    takesAndLeavesNothing(dir, path);
   });
 
   it('4 deep (past the cap of 3 levels): HCP_ERR_LOCKED at once, permanent, naming every file, which stay', () => {
@@ -397,11 +395,7 @@ describe('acquireLock where hard links are not supported (O_EXCL and a write)', 
     const dir = tempDir();
     const path = join(dir, 'vitals.all.H001.lock');
     writeFileSync(path, String(deadPid()));
-    const lock = acquireLock(path, 'the test partition');
-    expect(readFileSync(path, 'utf8')).toBe(ME);
-    expect(readdirSync(dir)).toEqual(['vitals.all.H001.lock']);
-    lock.release();
-    expect(readdirSync(dir)).toEqual([]);
+    takesAndLeavesNothing(dir, path);
   });
 
   it.each([
@@ -436,14 +430,8 @@ describe('withLock waits asynchronously', () => {
     { ends: 'never: refused when its time is up, HCP_ERR_LOCKED (retryable)', script: 'exec sleep 30', budget: 600 },
     { ends: 'after 0.3 s: it then takes the lock', script: 'sleep 0.3; rm -f "$1" "$2"; exec sleep 30', budget: 3000 },
   ])('for a takeover in progress that ends $ends, without blocking the event loop', async ({ script, budget }) => {
-    const dir = tempDir();
-    const path = join(dir, 'vitals.commit.H001.lock');
-    const stalePid = deadPid();
-    const takeover = `${path}.takeover-${stalePid}`;
-    writeFileSync(path, String(stalePid));
-    const taker = live(script, path, takeover);
+    const { dir, path, takeover, taker } = takeoverInProgress('vitals.commit.H001.lock', script);
     try {
-      writeFileSync(takeover, String(taker.pid));
       const { result, ticks, ms } = await ticking(() => withLock(path, 'the test commit', () => 'committed', budget));
       if (script.startsWith('exec')) {
         expect(result).toMatchObject({ status: 'rejected', reason: { code: 'HCP_ERR_LOCKED', context: { file: path, retryable: true } } });
