@@ -140,26 +140,29 @@ function takesAndLeavesNothing(dir: string, path: string): void {
 /** A process that lives until killed (`sh -c script`, which may exec into something else). */
 const live = (script = 'exec sleep 30', ...args: string[]) => spawn('sh', ['-c', script, 'sh', ...args], { stdio: 'ignore' });
 
-/**
- * A lock left stale (a dead pid) whose takeover a live process holds: `sh -c script` (given the lock's and the
- * takeover file's paths), its pid written in the takeover file.
- */
-function takeoverInProgress(name: string, script: string) {
+/** A lock left stale (holding a dead pid) in a directory of its own, and the name its takeover file would have. */
+function staleLock(name = 'vitals.all.H001.lock') {
   const dir = tempDir();
   const path = join(dir, name);
   const stalePid = deadPid();
-  const takeover = `${path}.takeover-${stalePid}`;
   writeFileSync(path, String(stalePid));
-  const taker = live(script, path, takeover);
-  writeFileSync(takeover, String(taker.pid));
-  return { dir, path, stalePid, takeover, taker };
+  return { dir, path, stalePid, takeover: `${path}.takeover-${stalePid}` };
+}
+
+/**
+ * A stale lock whose takeover a live process holds: `sh -c script` (given the lock's and the takeover file's
+ * paths), its pid written in the takeover file.
+ */
+function takeoverInProgress(name: string, script = 'exec sleep 30') {
+  const stale = staleLock(name);
+  const taker = live(script, stale.path, stale.takeover);
+  writeFileSync(stale.takeover, String(taker.pid));
+  return { ...stale, taker };
 }
 
 describe('acquireLock: taking over a stale lock', () => {
   it('a lock of a dead process is taken over, leaving no takeover or scratch file; released, nothing is left', () => {
-    const dir = tempDir();
-    const path = join(dir, 'vitals.all.H001.lock');
-    writeFileSync(path, String(deadPid()));
+    const { dir, path } = staleLock();
     takesAndLeavesNothing(dir, path);
   });
 
@@ -174,9 +177,7 @@ describe('acquireLock: taking over a stale lock', () => {
   });
 
   it('the short commit lock (withLock) takes over a stale lock too, and leaves nothing', async () => {
-    const dir = tempDir();
-    const path = join(dir, 'vitals.commit.H001.lock');
-    writeFileSync(path, String(deadPid()));
+    const { dir, path } = staleLock('vitals.commit.H001.lock');
     expect(await withLock(path, 'the test commit', () => readFileSync(path, 'utf8'))).toBe(ME);
     expect(readdirSync(dir)).toEqual([]);
   });
@@ -189,11 +190,8 @@ describe('acquireLock: taking over a stale lock', () => {
     ["this process's own pid", () => String(process.pid)],
     ["this process's own pid and start time", () => ME],
   ])('a takeover file left by %s is cleared and the stale lock taken over, leaving nothing', (_, taker) => {
-    const dir = tempDir();
-    const path = join(dir, 'vitals.all.H001.lock');
-    const stalePid = deadPid();
-    writeFileSync(path, String(stalePid));
-    writeFileSync(`${path}.takeover-${stalePid}`, taker());
+    const { dir, path, takeover } = staleLock();
+    writeFileSync(takeover, taker());
     takesAndLeavesNothing(dir, path);
   });
 
@@ -249,11 +247,7 @@ describe('acquireLock: taking over a stale lock', () => {
   });
 
   it('a takeover file holding no pid (being written where links are not supported) is waited for, then refused, naming it', () => {
-    const dir = tempDir();
-    const path = join(dir, 'vitals.all.H001.lock');
-    const stalePid = deadPid();
-    const takeover = `${path}.takeover-${stalePid}`;
-    writeFileSync(path, String(stalePid));
+    const { dir, path, stalePid, takeover } = staleLock();
     writeFileSync(takeover, '');
     expect(() => acquireLock(path, 'the test partition')).toThrow(
       `The stale lock for the test partition is being taken over by another run (${takeover} holds no pid yet; remove it if no run is processing the test partition), which has not finished; refusing to start`,
@@ -285,11 +279,7 @@ describe("acquireLock: a takeover file holding this process's own pid", () => {
   // clears it only under `<takeover>.takeover-<pid>` like any stale takeover file. Were it adopted without one,
   // both could remove the stale lock and take it.
   it('is not adopted while another run holds the takeover file above it: this run waits, then is refused', () => {
-    const dir = tempDir();
-    const path = join(dir, 'vitals.all.H001.lock');
-    const stalePid = deadPid();
-    const takeover = `${path}.takeover-${stalePid}`;
-    writeFileSync(path, String(stalePid));
+    const { path, stalePid, takeover } = staleLock();
     writeFileSync(takeover, String(process.pid));
     const other = live();
     try {
@@ -355,11 +345,8 @@ describe.runIf(process.platform === 'linux')('acquireLock: a pid with its start 
   it('a takeover file naming a pid now reused by a live process (another start time) is cleared, not waited for', () => {
     const other = live();
     try {
-      const dir = tempDir();
-      const path = join(dir, 'vitals.all.H001.lock');
-      const stalePid = deadPid();
-      writeFileSync(path, String(stalePid));
-      writeFileSync(`${path}.takeover-${stalePid}`, `${other.pid} ${Number(startOf(other.pid!)) - 1}`);
+      const { dir, path, takeover } = staleLock();
+      writeFileSync(takeover, `${other.pid} ${Number(startOf(other.pid!)) - 1}`);
       const started = Date.now();
       acquireLock(path, 'the test partition').release();
       expect(Date.now() - started).toBeLessThan(500);
@@ -392,9 +379,7 @@ describe('acquireLock: an empty lock (another run between its O_EXCL create and 
 describe('acquireLock where hard links are not supported (O_EXCL and a write)', () => {
   it('takes a lock, and a stale one over, leaving nothing', () => {
     fsFaults.link = 'EPERM';
-    const dir = tempDir();
-    const path = join(dir, 'vitals.all.H001.lock');
-    writeFileSync(path, String(deadPid()));
+    const { dir, path } = staleLock();
     takesAndLeavesNothing(dir, path);
   });
 
@@ -461,12 +446,8 @@ describe('withLock waits asynchronously', () => {
   });
 
   it('acquireLock with wait: false throws at once for a takeover in progress, marked retryable', () => {
-    const path = join(tempDir(), 'vitals.commit.H001.lock');
-    const stalePid = deadPid();
-    writeFileSync(path, String(stalePid));
-    const taker = live();
+    const { path, taker } = takeoverInProgress('vitals.commit.H001.lock');
     try {
-      writeFileSync(`${path}.takeover-${stalePid}`, String(taker.pid));
       const started = Date.now();
       expect(() => acquireLock(path, 'the test commit', { wait: false })).toThrow(
         expect.objectContaining({ code: 'HCP_ERR_LOCKED', context: { file: path, retryable: true } }),
