@@ -144,12 +144,6 @@ async function writeDataset(dataset: Dataset, o: FilledGenerateOptions, pop: Pop
   const labelsPath = o.labels ? join(o.outDir, labelsFileName(dataset, o.year)) : undefined;
   const out = await ChunkWriter.open(path);
   let labels: ChunkWriter | undefined;
-  try {
-    labels = labelsPath ? await ChunkWriter.open(labelsPath) : undefined;
-  } catch (e) {
-    await out.abort().catch(() => undefined);
-    throw e;
-  }
   const rate = o.defectRate;
   const row = emptyRow();
   let text = COLUMNS[dataset].join(',') + '\n';
@@ -157,6 +151,8 @@ async function writeDataset(dataset: Dataset, o: FilledGenerateOptions, pop: Pop
   let line = 2; // physical line of the next record: the header is line 1
   let defective = 0;
   try {
+    // Inside the try: a labels file that cannot be opened takes the data file's temporary file with it.
+    if (labelsPath) labels = await ChunkWriter.open(labelsPath);
     for (let i = 0; i < o.rows; i++) {
       source.next(row);
       if (rate > 0 && decide.float() < rate) {
