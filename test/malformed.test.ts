@@ -305,6 +305,7 @@ describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds
   it.each<[string, string]>([
     ['a quoted line break in an extra column name', csv(`${HEADER},"note`, 'H001,2024-01-05,MRN0012345,heart_rate,72,bpm"', 'H001,2024-01-06,MRN0099999,heart_rate,72,bpm,')],
     ['a quoted line break in an extra column name, CRLF', [`${HEADER},"note`, 'H001,2024-01-05,MRN0012345,heart_rate,72,bpm"', 'H001,2024-01-06,MRN0099999,heart_rate,72,bpm,'].join('\r\n') + '\r\n'],
+    ['a data row glued onto the header line with a comma', csv(`${HEADER},H001,2024-01-05,MRN0012345,heart_rate,72,bpm`, 'H001,2024-01-06,MRN0099999,heart_rate,72,bpm,,,,,,')],
   ])('a header that swallowed rows (%s): their patient IDs reach no log, summary, manifest or report', async (_name, content) => {
     const run = await processInput(content);
     expect(run.r.code, describeRun(run.r)).toBe(0);

@@ -741,6 +741,11 @@ describe('extra column names as logs and summaries show them', () => {
     ['plain extras', `note,${VITALS_HEADER},device\n`, ['note', 'device'], /^extra column\(s\) ignored: note, device$/],
     ['quoted line break in a name', `${VITALS_HEADER},"a\nMRN1,x"\n`, ['(column 7: not shown)'], /^1 extra column\(s\) ignored, names not shown/],
     ['quoted CR line ends in a name', `${VITALS_HEADER},"note\rH1,2024-01-05,MRN1,heart_rate,72,bpm,x"\n`, ['(column 7: not shown)'], /^1 extra column\(s\) ignored, names not shown/],
+    // A data row glued onto the header line with a comma: its date and value are names no header has.
+    ['a data row glued on with a comma', `${VITALS_HEADER},H1,2024-01-05,MRN1,heart_rate,72,bpm\n`, [7, 8, 9, 10, 11, 12].map((c) => `(column ${c}: not shown)`), /^6 extra column\(s\) ignored, names not shown: an extra column name is a number or a date/],
+    ['a number as a name', `note,${VITALS_HEADER},-7.5e2\n`, ['(column 1: not shown)', '(column 8: not shown)'], /^2 extra column\(s\) ignored, names not shown/],
+    ['a date and time as a name', `${VITALS_HEADER},2024-1-5T08:00\n`, ['(column 7: not shown)'], /^1 extra column\(s\) ignored, names not shown/],
+    ['names with digits, a date-like prefix are still names', `${VITALS_HEADER},spo2_device,ward 3,2024-01-05_note\n`, ['spo2_device', 'ward 3', '2024-01-05_note'], /^extra column\(s\) ignored: spo2_device, ward 3, 2024-01-05_note$/],
   ])('%s', (_name, text, extras, warning) => {
     const h = parseHeader('vitals', Buffer.from(text), 'f.csv', true)!;
     const shown = shownNames(h);

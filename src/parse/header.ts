@@ -93,15 +93,24 @@ export function parseHeader(dataset: Dataset, head: Buffer, file: string, atEof:
 }
 
 /**
- * Whether a column name holds a line break: the header then ran on into the rows (CR-only line ends, a quote
- * opened in a name and closed rows later), so its "extra columns" are data, patient IDs included, which only
- * quarantine may hold (SPEC §3). Logs, summaries and the report then count the extras without naming them.
+ * Why the header's extra column names may be data, or null when they read as names. A name holding a line break
+ * means the header ran on into the rows (CR-only line ends, a quote opened in a name and closed rows later); an
+ * extra name that is a number or a date means a data row was glued onto the header line with a comma. Either
+ * way its "extra columns" are data, patient IDs included, which only quarantine may hold (SPEC §3). Logs,
+ * summaries and the report then count the extras without naming them. (A lone patient ID glued on cannot be
+ * told from a column name: SPEC §2's pattern admits most names.)
  */
-const swallowedRows = (h: Header): boolean => h.names.some((n) => /[\r\n]/.test(n));
+function dataInHeader(h: Header): string | null {
+  if (h.names.some((n) => /[\r\n]/.test(n))) return 'the header holds a line break';
+  if (h.extras.some((n) => NUMBER.test(n) || DATE.test(n))) return 'an extra column name is a number or a date';
+  return null;
+}
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const DATE = /^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$/;
 
-/** The header's column names and extras as logs and summaries may show them (see `swallowedRows`). */
+/** The header's column names and extras as logs and summaries may show them (see `dataInHeader`). */
 export function shownNames(h: Header): { names: string[]; extras: string[] } {
-  if (!swallowedRows(h)) return { names: [...h.names], extras: [...h.extras] };
+  if (!dataInHeader(h)) return { names: [...h.names], extras: [...h.extras] };
   const names = h.names.map((n, i) => (h.index.includes(i) ? n : `(column ${i + 1}: not shown)`));
   return { names, extras: names.filter((_, i) => !h.index.includes(i)) };
 }
@@ -109,6 +118,7 @@ export function shownNames(h: Header): { names: string[]; extras: string[] } {
 /** The warning for a header's extra columns, or null when it has none. */
 export function extrasWarning(h: Header): string | null {
   if (h.extras.length === 0) return null;
-  if (!swallowedRows(h)) return `extra column(s) ignored: ${h.extras.join(', ')}`;
-  return `${h.extras.length} extra column(s) ignored, names not shown: the header holds a line break, so they may be data rows (check the file's line ends and quotes)`;
+  const why = dataInHeader(h);
+  if (!why) return `extra column(s) ignored: ${h.extras.join(', ')}`;
+  return `${h.extras.length} extra column(s) ignored, names not shown: ${why}, so they may be data rows (check the file's line ends and quotes)`;
 }
