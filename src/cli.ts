@@ -119,7 +119,10 @@ async function main(argv: string[]): Promise<number> {
     else if (!known) log.error('(internal error: rerun with --debug for a stack trace)');
     const exitCode = known ? e.exitCode : EXIT.internal;
     const code = known ? e.code : 'HCP_ERR_INTERNAL';
-    process.stdout.write(JSON.stringify({ command, status: 'error', exit_code: exitCode, error: { code, message } }) + '\n');
+    // A refusal no wait will end (a lock file holding no pid, takeovers left too deep) says so, for schedulers that
+    // retry HCP_ERR_LOCKED: a person has to look (src/sinks/lock.ts).
+    const permanent = known && e.context.permanent === true ? { permanent: true } : {};
+    process.stdout.write(JSON.stringify({ command, status: 'error', exit_code: exitCode, error: { code, message, ...permanent } }) + '\n');
     return exitCode;
   }
 }

@@ -201,7 +201,12 @@ describe('report: statistics are current by what they merged, not by file times'
 });
 
 describe('run: a partition lock held by another run', () => {
-  it('is exit 2 HCP_ERR_LOCKED before anything changes, even when it is the second dataset\'s', async () => {
+  // A live run's lock ends with that run (a scheduler retries); a lock holding no pid needs a person: the summary
+  // says `permanent`, so the DAG fails the task at once (dags/hcp_airflow/cli.py).
+  it.each<[string, () => string, boolean]>([
+    ['held by a live process', () => String(process.pid), false],
+    ['holding no pid', () => 'not a pid', true],
+  ])('%s: exit 2 HCP_ERR_LOCKED before anything changes, even when it is the second dataset\'s', async (_name, text, permanent) => {
     const out = join(tempDir(), 'out');
     const ok = await runCli(['run', '--vitals', VITALS, '--labs', LABS, '--out', out, ...OPTS]);
     expect(ok.code, describeRun(ok)).toBe(0);
@@ -210,11 +215,12 @@ describe('run: a partition lock held by another run', () => {
     const name = createHash('sha256').update(realpathSync(LABS)).digest('hex').slice(0, 16);
     const lock = join(out, '_locks', `labs.all.${name}.lock`);
     mkdirSync(join(out, '_locks'));
-    writeFileSync(lock, String(process.pid), { flag: 'wx' });
+    writeFileSync(lock, text(), { flag: 'wx' });
     try {
       const r = await runCli(['run', '--vitals', VITALS, '--labs', LABS, '--out', out, ...OPTS]);
       expect(r.code, describeRun(r)).toBe(2);
       expect(r.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_LOCKED' } });
+      expect(r.json!.error.permanent, describeRun(r)).toBe(permanent ? true : undefined);
       expect(readdirSync(join(out, '_locks'))).toEqual([`labs.all.${name}.lock`]);
     } finally {
       rmSync(lock);

@@ -8,7 +8,10 @@ exit  meaning                     Airflow
 ====  ==========================  =====================================
 0     success                     return the summary
 2     partition lock held         ``AirflowException`` (retried);
-      (``HCP_ERR_LOCKED``)        another run holds it, and will end
+      (``HCP_ERR_LOCKED``)        another run holds it, and will end;
+                                  ``AirflowFailException`` when the
+                                  summary says ``permanent`` (a lock
+                                  a person must remove)
 2     bad usage / unusable input  ``AirflowFailException`` (no retries)
 3     quality gate failed         ``AirflowFailException`` (no retries)
 1     internal error              ``AirflowException`` (retried)
@@ -114,6 +117,12 @@ def _error_code(summary: dict | None) -> str | None:
     return code if isinstance(code, str) else None
 
 
+def _error_permanent(summary: dict | None) -> bool:
+    """Whether the engine's JSON error says no wait will help (``error.permanent``: a lock a person must remove)."""
+    err = summary.get("error") if summary else None
+    return isinstance(err, dict) and err.get("permanent") is True
+
+
 def _engine_message(summary: dict | None, stderr_tail: Sequence[str]) -> str:
     """The engine's own words: its JSON error, else its ``error:`` line."""
     if summary and isinstance(summary.get("error"), dict):
@@ -160,8 +169,13 @@ def _gate_phrase(g: dict) -> str:
     return f"{where} {g.get('gate')} {text} > {threshold}"
 
 
-def classify_exit(returncode: int, command: str, message: str, code: str | None = None) -> Exception | None:
-    """The exception for an engine exit code and its summary's error code (``None`` for success)."""
+def classify_exit(
+    returncode: int, command: str, message: str, code: str | None = None, permanent: bool = False
+) -> Exception | None:
+    """The exception for an engine exit code and its summary's error code (``None`` for success).
+
+    ``permanent``: the summary's ``error.permanent``, a held-lock refusal that no retry ends.
+    """
     if returncode == 0:
         return None
     if returncode < 0:
@@ -170,6 +184,11 @@ def classify_exit(returncode: int, command: str, message: str, code: str | None 
         except ValueError:
             name = f"signal {-returncode}"
         return EngineError(f"engine `{command}` was killed by {name}; will retry")
+    if returncode == 2 and code == LOCKED_ERROR_CODE and permanent:
+        return EngineFatalError(
+            f"engine `{command}` could not take its partition lock, and no retry will (exit 2); "
+            f"a person has to look: {message}"
+        )
     if returncode == 2 and code == LOCKED_ERROR_CODE:
         return EngineError(
             f"engine `{command}` could not take its partition lock, another run holds it (exit 2); "
@@ -243,7 +262,9 @@ def run_engine(
             _stop(proc, logger)
         relay.join(timeout=5)
     summary = parse_summary(stdout)
-    error = classify_exit(returncode, command, _engine_message(summary, list(tail)), _error_code(summary))
+    error = classify_exit(
+        returncode, command, _engine_message(summary, list(tail)), _error_code(summary), _error_permanent(summary)
+    )
     if error is not None:
         raise error  # Airflow logs it, with the engine's message, as the task's failure
     if summary is None:

@@ -226,6 +226,37 @@ def test_exit_and_error_code_to_retry(returncode, code, retried):
     assert isinstance(error, AirflowFailException) is not retried
 
 
+@pytest.mark.parametrize(
+    "returncode, code, permanent, retried",
+    [
+        (2, "HCP_ERR_LOCKED", False, True),
+        (2, "HCP_ERR_LOCKED", True, False),  # a lock no wait frees: a person has to look, now
+        (1, "HCP_ERR_LOCKED", True, True),  # only exit 2 is a refusal
+        (3, "HCP_ERR_LOCKED", True, False),
+    ],
+)
+def test_permanent_lock_refusal_is_not_retried(returncode, code, permanent, retried):
+    error = cli.classify_exit(returncode, "process", LOCKED, code, permanent)
+    assert isinstance(error, AirflowException)
+    assert isinstance(error, AirflowFailException) is not retried
+    if returncode == 2 and permanent:
+        assert "no retry will" in str(error) and LOCKED in str(error)
+
+
+@pytest.mark.parametrize(
+    "summary, permanent",
+    [
+        ({"status": "error", "error": {"code": "HCP_ERR_LOCKED", "message": "m", "permanent": True}}, True),
+        ({"status": "error", "error": {"code": "HCP_ERR_LOCKED", "message": "m"}}, False),
+        ({"status": "error", "error": {"code": "HCP_ERR_LOCKED", "permanent": "yes"}}, False),
+        ({"status": "error", "error": "HCP_ERR_LOCKED"}, False),
+        (None, False),
+    ],
+)
+def test_error_permanent_reads_only_a_true_flag(summary, permanent):
+    assert cli._error_permanent(summary) is permanent
+
+
 def test_held_lock_message_names_the_lock():
     error = cli.classify_exit(2, "process", LOCKED, "HCP_ERR_LOCKED")
     assert str(error) == (
@@ -328,6 +359,24 @@ def test_failed_gate_phrases(gates, expected):
     phrases = cli._failed_gates({"gates": {"failed": gates}})
     assert expected in "; ".join(phrases)
     assert len(phrases) <= cli.MAX_GATES_NAMED + 1
+
+
+@pytest.mark.parametrize("permanent", [True, False])
+def test_run_engine_lock_refusal_retried_unless_permanent(tmp_path, permanent):
+    """The summary's ``error.permanent`` reaches the classification: a lock no wait frees fails the task now."""
+    script = tmp_path / "process.py"
+    error = {"code": "HCP_ERR_LOCKED", "message": "The lock for vitals holds no pid; remove /o/_locks/x.lock"}
+    if permanent:
+        error["permanent"] = True
+    script.write_text(
+        "import json, sys\n"
+        f"print(json.dumps({{'command': 'process', 'status': 'error', 'exit_code': 2, 'error': {error!r}}}))\n"
+        "sys.exit(2)\n"
+    )
+    with pytest.raises(AirflowException) as info:
+        cli.run_engine(("python3", str(script)), "process", {}, env=dict(os.environ))
+    assert isinstance(info.value, AirflowFailException) is permanent
+    assert "holds no pid" in str(info.value)
 
 
 def test_run_engine_without_summary_fails_fast(tmp_path):
