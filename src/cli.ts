@@ -15,7 +15,7 @@ import { installSignalHandlers } from './lifecycle.js';
 import { makeOutputDir } from './sinks/fsutil.js';
 
 const SHARED = `Shared options:
-  --workers N            worker threads (default: number of cores)
+  --workers N            worker threads, 1 to 64 (default: number of cores)
   --chunk-size BYTES     bytes per chunk handed to a worker (default 2097152, at most 1 GiB)
   --period YYYY-MM       reject dates outside this month (date.outside_period)
   --as-of YYYY-MM-DD     reject dates after this day (default: today, UTC)

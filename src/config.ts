@@ -75,6 +75,13 @@ export const OPTIONS = {
   year: { type: 'string' },
 } as const;
 
+/**
+ * The most worker threads: each is a V8 isolate of ~13 MB, and the coordinator's per-row work bounds the engine
+ * near 2.8M rows/s, a few workers' worth (docs/ARCHITECTURE.md, "Scaling out"). Thousands of threads ended in
+ * V8 aborting with "Fatal process OOM" (exit 133) instead of a usage error.
+ */
+export const MAX_WORKERS = 64;
+
 /** Buffers of this many bytes are the most a chunk or a record may take (a larger --chunk-size cannot be allocated). */
 const MAX_BUFFER_BYTES = 1 << 30;
 
@@ -103,10 +110,17 @@ function rate(v: string | undefined, name: string, dflt: number): number {
 export function parseCli(argv: string[]): { config: Config; help: boolean } {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true, tokens: true });
   } catch (e) {
     // One line, but all of it: node:util's first line alone ("argument is ambiguous") does not say what to do.
     throw usageError((e as Error).message.replace(/\s*\n\s*/g, ' '));
+  }
+  // A value option given twice (`--input a.csv --input b.csv`) would silently keep the last: say so instead.
+  const seen = new Set<string>();
+  for (const t of parsed.tokens) {
+    if (t.kind !== 'option' || OPTIONS[t.name as keyof typeof OPTIONS].type !== 'string') continue;
+    if (seen.has(t.name)) throw usageError(`--${t.name} is given more than once`, t.name);
+    seen.add(t.name);
   }
   const v = parsed.values;
   const command = parsed.positionals[0] ?? '';
@@ -128,7 +142,7 @@ export function parseCli(argv: string[]): { config: Config; help: boolean } {
   if (v.pushgateway !== undefined && !(/^https?:\/\/[^\s]+$/.test(v.pushgateway) && URL.canParse(v.pushgateway))) throw usageError(`--pushgateway must be an http(s) URL (got "${v.pushgateway}")`, 'pushgateway');
   const config: Config = {
     command,
-    workers: int(v.workers, 'workers', Math.max(1, availableParallelism())),
+    workers: int(v.workers, 'workers', Math.min(MAX_WORKERS, Math.max(1, availableParallelism())), 1, MAX_WORKERS),
     chunkSize: int(v['chunk-size'], 'chunk-size', 2 << 20, 1024, MAX_BUFFER_BYTES),
     maxRecordBytes: int(v['max-record-bytes'], 'max-record-bytes', 1 << 20, 1024, MAX_BUFFER_BYTES),
     rowGroupRows: int(v['row-group-rows'], 'row-group-rows', 128_000),

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseCli } from '../src/config.js';
+import { availableParallelism } from 'node:os';
+import { MAX_WORKERS, parseCli } from '../src/config.js';
 
 const KNOBS = ['HCP_MAX_BUFFERED_ROWS', 'HCP_DEDUPE_FILTER_BITS'] as const;
 const saved = Object.fromEntries(KNOBS.map((k) => [k, process.env[k]]));
@@ -40,6 +41,12 @@ describe('options with no sane meaning are usage errors (exit 2), naming the opt
     ['an option missing its value', ['--out', '--workers', '2'], /Did you forget to specify the option argument for '--out'\?/],
     ['an empty --labs', ['--labs='], /--labs must not be empty/],
     ['a --pushgateway URL with a bad port', ['--pushgateway', 'http://localhost:99999'], /--pushgateway must be an http\(s\) URL/],
+    // Thousands of worker threads ended in V8's "Fatal process OOM" abort (exit 133), not a usage error.
+    ['--workers above the cap', ['--workers', '65'], /--workers must be an integer from 1 to 64 \(got "65"\)/],
+    ['--workers 100000', ['--workers=100000'], /--workers must be an integer from 1 to 64/],
+    // A value option given twice silently kept the last; a flag may repeat.
+    ['--out twice', ['--out', 'a', '--out=b'], /--out is given more than once/],
+    ['--vitals twice, same value', ['--vitals', 'v.csv', '--vitals', 'v.csv'], /--vitals is given more than once/],
   ])('%s', (_, args, message) => {
     let error: any = null;
     try {
@@ -52,12 +59,19 @@ describe('options with no sane meaning are usage errors (exit 2), naming the opt
     expect(error?.message).toMatch(message);
   });
 
-  it.each<[string[], Partial<{ chunkSize: number; maxRecordBytes: number; out: string }>]>([
+  it.each<[string[], Partial<{ chunkSize: number; maxRecordBytes: number; out: string; workers: number }>]>([
     [['--chunk-size', String(2 ** 30)], { chunkSize: 2 ** 30 }],
     [['--max-record-bytes', '1024'], { maxRecordBytes: 1024 }],
     [['--out', 'o'], { out: 'o' }],
     [[], { out: 'output', chunkSize: 2 << 20 }],
+    [['--workers', '64'], { workers: 64 }],
+    [['--workers', '1', '--no-progress', '--no-progress', '--debug', '--debug'], { workers: 1 }],
   ])('%j is accepted', (args, want) => {
     expect(parseCli(['run', ...args]).config).toMatchObject(want);
+  });
+
+  it('the default worker count is the cores, at most the cap', () => {
+    const { workers } = parseCli(['run']).config;
+    expect(workers).toBe(Math.min(MAX_WORKERS, Math.max(1, availableParallelism())));
   });
 });

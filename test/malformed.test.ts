@@ -106,6 +106,10 @@ describe('unusable files and bad usage: exit 2, one error line, JSON error code'
       /directory/,
     ],
     ['--workers 0', csv(HEADER, ...GOOD), ['--workers', '0'], 'HCP_ERR_USAGE', /--workers/],
+    // Given twice, a value option silently kept the last one (OPTS already gives --workers).
+    ['--workers given twice', csv(HEADER, ...GOOD), ['--workers', '2'], 'HCP_ERR_USAGE', /--workers is given more than once/],
+    ['--chunk-size given twice', csv(HEADER, ...GOOD), ['--chunk-size', '65536', '--chunk-size=1048576'], 'HCP_ERR_USAGE', /--chunk-size is given more than once/],
+    ['--dataset given twice', csv(HEADER, ...GOOD), ['--dataset', 'vitals'], 'HCP_ERR_USAGE', /--dataset is given more than once/],
     ['--chunk-size abc', csv(HEADER, ...GOOD), ['--chunk-size', 'abc'], 'HCP_ERR_USAGE', /--chunk-size/],
     ['--chunk-size 10 (below the minimum)', csv(HEADER, ...GOOD), ['--chunk-size', '10'], 'HCP_ERR_USAGE', /--chunk-size/],
     ['--period 2024-13', csv(HEADER, ...GOOD), ['--period', '2024-13'], 'HCP_ERR_USAGE', /--period/],

@@ -51,7 +51,12 @@ class Settings:
         if self.workers is not None:
             return self.workers
         cpus = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
-        return max(1, cpus // self.max_active_hospitals)
+        return min(ENGINE_MAX_WORKERS, max(1, cpus // self.max_active_hospitals))
+
+
+#: The engine's most ``--workers`` (src/config.ts MAX_WORKERS): a share of a larger machine is capped to it, while an
+#: explicit ``HCP_WORKERS`` above it goes to the engine, which refuses it (exit 2) in its own words.
+ENGINE_MAX_WORKERS = 64
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from conftest import DAGS, REPO
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from hcp_airflow import cli, partitions, pseudonym_key, steps
-from hcp_airflow.config import Settings, load_settings, plan_run, run_month
+from hcp_airflow.config import ENGINE_MAX_WORKERS, Settings, load_settings, plan_run, run_month
 
 KEY = "k3y-that-must-never-leak-5f2a"
 
@@ -72,9 +72,13 @@ def test_settings_reject_bad_integers_naming_the_variable(name, value):
         (4, None, 2, 1),  # never below one
         (1, None, 16, 16),
         (2, 3, 64, 3),  # HCP_WORKERS wins
+        (2, None, 512, 64),  # a share past the engine's cap is the cap
+        (1, None, 64, 64),
     ],
 )
 def test_workers_per_task_is_a_share_of_the_machine(max_active, workers, cpus, expected):
+    # The cap is the engine's: read from src/config.ts, so the two cannot drift apart.
+    assert re.search(r"MAX_WORKERS = (\d+);", (REPO / "src" / "config.ts").read_text()).group(1) == str(ENGINE_MAX_WORKERS)
     s = load_settings({}, repo_dir=REPO)
     s = Settings(**{**s.__dict__, "max_active_hospitals": max_active, "workers": workers})
     assert s.workers_per_task(cpu_count=cpus) == expected
