@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -78,6 +78,25 @@ describe.runIf(process.platform === 'linux')('acquireLock: a lock whose owner is
     } finally {
       parent.kill('SIGKILL');
     }
+  });
+});
+
+describe('Lock.release', () => {
+  // Another run took this one over (from another pid namespace, where this pid looks dead): its lock stays.
+  it.each<[string, string | null, string | null]>([
+    ['still this run\'s: removed', null, null],
+    ['replaced by another run\'s: left as it is', '4194301 12345', '4194301 12345'],
+    ['replaced by a pid-only lock: left as it is', String(process.pid + 1), String(process.pid + 1)],
+    ['already removed: nothing to do', '', null],
+  ])('%s', (_name, replaced, left) => {
+    const path = join(tempDir(), 'vitals.all.H001.lock');
+    const lock = acquireLock(path, 'the test partition');
+    if (replaced === '') rmSync(path);
+    else if (replaced !== null) writeFileSync(path, replaced);
+    lock.release();
+    expect(existsSync(path) ? readFileSync(path, 'utf8') : null).toBe(left);
+    lock.release(); // twice: no effect
+    expect(existsSync(path) ? readFileSync(path, 'utf8') : null).toBe(left);
   });
 });
 

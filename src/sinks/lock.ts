@@ -107,7 +107,8 @@ export function acquireLock(path: string, what: string, { wait = true }: LockOpt
   // The lock appears with its pid already in it (written to a file of this process's, then linked into place):
   // created empty and then written, it could be read empty in between, as pid 0, a dead owner, and taken over.
   const mine = `${path}.${process.pid}-${randomUUID()}`;
-  writeScratch(mine);
+  const own = ownText();
+  writeScratch(mine, own);
   let busy: Busy | null = null; // what the last attempt waited for
   try {
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
@@ -117,8 +118,11 @@ export function acquireLock(path: string, what: string, { wait = true }: LockOpt
         let held = true;
         return {
           release() {
-            if (held) rmSync(path, { force: true });
+            if (!held) return;
             held = false;
+            // Removed only while it still holds this run: a run that judged it stale (from another pid namespace,
+            // where this pid looks dead) and took it over keeps its own.
+            if (readText(path) === own) rmSync(path, { force: true });
           },
         };
       }
@@ -150,11 +154,11 @@ export function acquireLock(path: string, what: string, { wait = true }: LockOpt
  * directory once it is empty (`removeIfEmpty`), which can fall between the mkdir and the write: then it is made
  * again. Once the scratch file is in it, the directory is not empty and stays.
  */
-function writeScratch(mine: string): void {
+function writeScratch(mine: string, own: string): void {
   for (let attempt = 0; ; attempt++) {
     mkdirSync(dirname(mine), { recursive: true });
     try {
-      writeFileSync(mine, ownText());
+      writeFileSync(mine, own);
       return;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 3) throw e;
