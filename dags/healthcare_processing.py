@@ -23,7 +23,8 @@ partition ──> hospital.validate ──> hospital.transform ──> statistic
 * **Failures**: engine exit 2 (unusable input) and 3 (quality gate) fail at once;
   exit 1, an interrupt (130, 143), signals and a partition lock held by another
   run (exit 2, `HCP_ERR_LOCKED`) are retried, except a lock the summary calls
-  `permanent` (no pid in it: a person has to look), which fails at once.
+  `permanent` (a lock or takeover file with no pid, takeovers left too deep:
+  a person has to look), which fails at once.
 * **Key**: Variable or Connection `hcp_pseudonym_key`, else env `HCP_PSEUDONYM_KEY`;
   reaches the engine through its environment only; `--require-key`.
 

@@ -82,6 +82,9 @@ export const OPTIONS = {
  */
 export const MAX_WORKERS = 64;
 
+/** `--workers` unless given: the cores, at most MAX_WORKERS. */
+export const defaultWorkers = (cores = availableParallelism()): number => Math.min(MAX_WORKERS, Math.max(1, cores));
+
 /** Buffers of this many bytes are the most a chunk or a record may take (a larger --chunk-size cannot be allocated). */
 const MAX_BUFFER_BYTES = 1 << 30;
 
@@ -142,7 +145,7 @@ export function parseCli(argv: string[]): { config: Config; help: boolean } {
   if (v.pushgateway !== undefined && !(/^https?:\/\/[^\s]+$/.test(v.pushgateway) && URL.canParse(v.pushgateway))) throw usageError(`--pushgateway must be an http(s) URL (got "${v.pushgateway}")`, 'pushgateway');
   const config: Config = {
     command,
-    workers: int(v.workers, 'workers', Math.min(MAX_WORKERS, Math.max(1, availableParallelism())), 1, MAX_WORKERS),
+    workers: int(v.workers, 'workers', defaultWorkers(), 1, MAX_WORKERS),
     chunkSize: int(v['chunk-size'], 'chunk-size', 2 << 20, 1024, MAX_BUFFER_BYTES),
     maxRecordBytes: int(v['max-record-bytes'], 'max-record-bytes', 1 << 20, 1024, MAX_BUFFER_BYTES),
     rowGroupRows: int(v['row-group-rows'], 'row-group-rows', 128_000),

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { availableParallelism } from 'node:os';
-import { MAX_WORKERS, parseCli } from '../src/config.js';
+import { defaultWorkers, MAX_WORKERS, parseCli } from '../src/config.js';
 
 const KNOBS = ['HCP_MAX_BUFFERED_ROWS', 'HCP_DEDUPE_FILTER_BITS'] as const;
 const saved = Object.fromEntries(KNOBS.map((k) => [k, process.env[k]]));
@@ -70,8 +70,18 @@ describe('options with no sane meaning are usage errors (exit 2), naming the opt
     expect(parseCli(['run', ...args]).config).toMatchObject(want);
   });
 
-  it('the default worker count is the cores, at most the cap', () => {
-    const { workers } = parseCli(['run']).config;
-    expect(workers).toBe(Math.min(MAX_WORKERS, Math.max(1, availableParallelism())));
+  it.each([
+    [1, 1],
+    [2, 2],
+    [64, 64],
+    [65, 64],
+    [512, 64],
+  ])('the default worker count on %i cores is %i (the cores, at most the cap)', (cores, workers) => {
+    expect(defaultWorkers(cores)).toBe(workers);
+  });
+
+  it('the default worker count is this machine\'s', () => {
+    expect(parseCli(['run']).config.workers).toBe(defaultWorkers(availableParallelism()));
+    expect(MAX_WORKERS).toBe(64); // the DAG's copy, dags/hcp_airflow/config.py ENGINE_MAX_WORKERS, is checked against this file
   });
 });

@@ -36,7 +36,10 @@ async function processInput(content: string | Buffer | ((dir: string) => string)
   if (typeof content === 'function') input = content(dir);
   else writeFileSync(input, content);
   const out = join(dir, 'out');
-  const r = await runCli(['process', '--dataset', 'vitals', '--input', input, '--out', out, ...OPTS, ...extra], { env });
+  // An option of OPTS that `extra` gives too is `extra`'s alone (a value option may come once).
+  const given = new Set(extra.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]));
+  const base = OPTS.filter((a, i) => !given.has(a) && !given.has(OPTS[i - 1]));
+  const r = await runCli(['process', '--dataset', 'vitals', '--input', input, '--out', out, ...base, ...extra], { env });
   return { dir, input, out, r };
 }
 
@@ -105,15 +108,15 @@ describe('unusable files and bad usage: exit 2, one error line, JSON error code'
       'HCP_ERR_INPUT_UNREADABLE',
       /directory/,
     ],
-    ['--workers 0', csv(HEADER, ...GOOD), ['--workers', '0'], 'HCP_ERR_USAGE', /--workers/],
-    // Given twice, a value option silently kept the last one (OPTS already gives --workers).
-    ['--workers given twice', csv(HEADER, ...GOOD), ['--workers', '2'], 'HCP_ERR_USAGE', /--workers is given more than once/],
+    ['--workers 0', csv(HEADER, ...GOOD), ['--workers', '0'], 'HCP_ERR_USAGE', /--workers must be an integer from 1 to 64 \(got "0"\)/],
+    // Given twice, a value option silently kept the last one.
+    ['--workers given twice', csv(HEADER, ...GOOD), ['--workers', '2', '--workers=1'], 'HCP_ERR_USAGE', /--workers is given more than once/],
     ['--chunk-size given twice', csv(HEADER, ...GOOD), ['--chunk-size', '65536', '--chunk-size=1048576'], 'HCP_ERR_USAGE', /--chunk-size is given more than once/],
     ['--dataset given twice', csv(HEADER, ...GOOD), ['--dataset', 'vitals'], 'HCP_ERR_USAGE', /--dataset is given more than once/],
     ['--chunk-size abc', csv(HEADER, ...GOOD), ['--chunk-size', 'abc'], 'HCP_ERR_USAGE', /--chunk-size/],
     ['--chunk-size 10 (below the minimum)', csv(HEADER, ...GOOD), ['--chunk-size', '10'], 'HCP_ERR_USAGE', /--chunk-size/],
     ['--period 2024-13', csv(HEADER, ...GOOD), ['--period', '2024-13'], 'HCP_ERR_USAGE', /--period/],
-    ['--as-of 2024-02-30', csv(HEADER, ...GOOD), ['--as-of', '2024-02-30'], 'HCP_ERR_USAGE', /--as-of/],
+    ['--as-of 2024-02-30', csv(HEADER, ...GOOD), ['--as-of', '2024-02-30'], 'HCP_ERR_USAGE', /--as-of must be a date YYYY-MM-DD \(got "2024-02-30"\)/],
     ['--max-reject-rate 2', csv(HEADER, ...GOOD), ['--max-reject-rate', '2'], 'HCP_ERR_USAGE', /--max-reject-rate/],
     ['an unknown option', csv(HEADER, ...GOOD), ['--bogus'], 'HCP_ERR_USAGE', /bogus/],
   ])('%s', async (_name, content, extra, code, message) => {

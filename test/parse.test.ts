@@ -742,10 +742,12 @@ describe('extra column names as logs and summaries show them', () => {
     ['quoted line break in a name', `${VITALS_HEADER},"a\nMRN1,x"\n`, ['(column 7: not shown)'], /^1 extra column\(s\) ignored, names not shown/],
     ['quoted CR line ends in a name', `${VITALS_HEADER},"note\rH1,2024-01-05,MRN1,heart_rate,72,bpm,x"\n`, ['(column 7: not shown)'], /^1 extra column\(s\) ignored, names not shown/],
     // A data row glued onto the header line with a comma: its date and value are names no header has.
-    ['a data row glued on with a comma', `${VITALS_HEADER},H1,2024-01-05,MRN1,heart_rate,72,bpm\n`, [7, 8, 9, 10, 11, 12].map((c) => `(column ${c}: not shown)`), /^6 extra column\(s\) ignored, names not shown: an extra column name is a number or a date/],
+    ['a data row glued on with a comma', `${VITALS_HEADER},H1,2024-01-05,MRN1,heart_rate,72,bpm\n`, [7, 8, 9, 10, 11, 12].map((c) => `(column ${c}: not shown)`), /^6 extra column\(s\) ignored, names not shown: an extra column name is a value/],
     ['a number as a name', `note,${VITALS_HEADER},-7.5e2\n`, ['(column 1: not shown)', '(column 8: not shown)'], /^2 extra column\(s\) ignored, names not shown/],
     ['a date and time as a name', `${VITALS_HEADER},2024-1-5T08:00\n`, ['(column 7: not shown)'], /^1 extra column\(s\) ignored, names not shown/],
-    ['names with digits, a date-like prefix are still names', `${VITALS_HEADER},spo2_device,ward 3,2024-01-05_note\n`, ['spo2_device', 'ward 3', '2024-01-05_note'], /^extra column\(s\) ignored: spo2_device, ward 3, 2024-01-05_note$/],
+    ['names with digits, a date-like prefix, a single-letter unit are still names', `${VITALS_HEADER},spo2_device,ward 3,2024-01-05_note,C,range_low-high\n`, ['spo2_device', 'ward 3', '2024-01-05_note', 'C', 'range_low-high'], /^extra column\(s\) ignored: spo2_device, ward 3, 2024-01-05_note, C, range_low-high$/],
+    // No number and no ISO date: an empty date, a text value; the unit gives it away.
+    ['a vitals row with an empty date and a text value', `${VITALS_HEADER},H1,,MRN1,heart_rate,abc,bpm\n`, [7, 8, 9, 10, 11, 12].map((c) => `(column ${c}: not shown)`), /names not shown: an extra column name is a value/],
   ])('%s', (_name, text, extras, warning) => {
     const h = parseHeader('vitals', Buffer.from(text), 'f.csv', true)!;
     const shown = shownNames(h);
@@ -755,6 +757,24 @@ describe('extra column names as logs and summaries show them', () => {
     if (warning) expect(w).toMatch(warning);
     else expect(w).toBeNull();
     expect(JSON.stringify([shown, w])).not.toMatch(/MRN/);
+  });
+});
+
+describe('a labs data row glued onto the header line: no name shown', () => {
+  // Labs values are often text (`<5`, `positive`) and dates not ISO: the range, the date or the unit gives it away.
+  const LABS_HEADER = 'hospital_id,test_date,patient_id,test_type,result_value,reference_range,unit';
+  it.each<[string, string]>([
+    ['a censored value, a range, a US date', 'H1,01/05/2024,MRN1,glucose,<5,70-100,mg/dL'],
+    ['an empty date, a text value, a spaced range', 'H1,,MRN1,potassium,positive,3.5 - 5.1,mmol/L'],
+    ['an empty date and range, a text value, a unit', 'H1,,MRN1,hba1c,high,,mmol/mol'],
+    ['a bound, no unit', 'H1,,MRN1,sodium,pos,>=135,'],
+    ['a dotted date only', 'H1,05.01.2024,MRN1,sodium,pos,,'],
+  ])('%s', (_name, row) => {
+    const h = parseHeader('labs', Buffer.from(`${LABS_HEADER},${row}\n`), 'f.csv', true)!;
+    const shown = shownNames(h);
+    expect(shown.extras).toEqual([8, 9, 10, 11, 12, 13, 14].map((c) => `(column ${c}: not shown)`));
+    expect(extrasWarning(h)).toMatch(/^7 extra column\(s\) ignored, names not shown: an extra column name is a value/);
+    expect(JSON.stringify([shown, extrasWarning(h)])).not.toMatch(/MRN/);
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { planJobs, roundOrder, type Job } from '../bench/lib/plan.js';
 import type { Input } from '../bench/lib/data.js';
-import type { BenchOptions } from '../bench/lib/options.js';
+import { parseOptions, type BenchOptions } from '../bench/lib/options.js';
 
 /** The bench's round order (bench/lib/plan.ts): the compared runs back to back, the rest rotating. */
 const job = (key: string) => ({ key }) as Job;
@@ -52,5 +52,18 @@ describe('planJobs', () => {
   it('pins only the one-core run, to the CPU it was given, with one worker', () => {
     const jobs = plan([1, 2], 3);
     expect(jobs.filter((j) => j.cpu !== null).map((j) => [j.key, j.workers, j.cpu])).toEqual([['core1', 1, 3]]);
+  });
+});
+
+describe('bench options', () => {
+  // The engine refuses --workers above its cap; the largest count runs after the reference jobs, so the bench
+  // refuses it at once instead (bench:10m would otherwise fail an hour in).
+  it.each<[string[], RegExp | null]>([
+    [['--workers', '1,64'], null],
+    [['--workers', '1,65'], /--workers must each be at most 64/],
+    [['--chunk-sizes', '1023'], /--chunk-sizes must each be at least 1024/],
+  ])('%j', (argv, error) => {
+    if (error) expect(() => parseOptions(argv)).toThrow(error);
+    else expect(parseOptions(argv)).toMatchObject({ workers: [1, 64] });
   });
 });

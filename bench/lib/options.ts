@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { MAX_WORKERS } from '../../src/config.js';
 
 export interface BenchOptions {
   /** Rows of the main comparison (engine vs DuckDB vs pandas, workers, chunk sizes). */
@@ -105,6 +106,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   const workers = [...new Set(v.workers === undefined ? [1, 2] : list(v.workers, 'workers'))].sort((a, b) => a - b);
   const chunkSizes = [...new Set(v['chunk-sizes'] === undefined ? [524_288, 2_097_152, 8_388_608] : list(v['chunk-sizes'], 'chunk-sizes'))].sort((a, b) => a - b);
   if (chunkSizes.some((c) => c < 1024)) throw new Error('--chunk-sizes must each be at least 1024 bytes (the engine minimum)');
+  // The engine refuses more (src/config.ts), which the largest count, run after the reference jobs, would find late.
+  if (workers.some((w) => w > MAX_WORKERS)) throw new Error(`--workers must each be at most ${MAX_WORKERS} (the engine maximum)`);
   const asOf = v['as-of'] ?? '2025-01-01';
   if (!/^\d{4}-\d{2}-\d{2}$/.test(asOf)) throw new Error(`--as-of must be YYYY-MM-DD (got "${asOf}")`);
   const python = v.python ?? 'bench/.venv/bin/python';

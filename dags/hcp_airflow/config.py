@@ -54,8 +54,8 @@ class Settings:
         return min(ENGINE_MAX_WORKERS, max(1, cpus // self.max_active_hospitals))
 
 
-#: The engine's most ``--workers`` (src/config.ts MAX_WORKERS): a share of a larger machine is capped to it, while an
-#: explicit ``HCP_WORKERS`` above it goes to the engine, which refuses it (exit 2) in its own words.
+#: The engine's most ``--workers`` (src/config.ts MAX_WORKERS): a share of a larger machine is capped to it, and an
+#: ``HCP_WORKERS`` above it is a settings error when the DAG loads, not an exit 2 of every hospital's task.
 ENGINE_MAX_WORKERS = 64
 
 
@@ -80,12 +80,14 @@ class RunPlan:
         }
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int | None) -> int | None:
+def _positive_int(environ: Mapping[str, str], name: str, default: int | None, most: int | None = None) -> int | None:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+    if most is not None and int(raw) > most:
+        raise ValueError(f"{name} must be at most {most}, got {raw!r}")
     return int(raw)
 
 
@@ -104,7 +106,7 @@ def load_settings(environ: Mapping[str, str] | None = None, repo_dir: Path = REP
     ``HCP_CLI`` (default ``node --max-semi-space-size=2 <repo>/dist/src/cli.js``), ``HCP_OUTPUT_DIR``
     (default ``<repo>/output/airflow``), ``HCP_LANDING_DIR`` (optional),
     ``HCP_PUSHGATEWAY`` (optional), ``HCP_MAX_ACTIVE_HOSPITALS`` (default 2),
-    ``HCP_WORKERS`` (default: cores // max active hospitals), ``HCP_POOL``.
+    ``HCP_WORKERS`` (1 to 64, the engine's cap; default: cores // max active hospitals, capped), ``HCP_POOL``.
     """
     env = os.environ if environ is None else environ
     cli_raw = env.get("HCP_CLI", "").strip()
@@ -118,7 +120,7 @@ def load_settings(environ: Mapping[str, str] | None = None, repo_dir: Path = REP
         landing_dir=_dir(env, "HCP_LANDING_DIR", repo_dir),
         pushgateway=env.get("HCP_PUSHGATEWAY", "").strip() or None,
         max_active_hospitals=_positive_int(env, "HCP_MAX_ACTIVE_HOSPITALS", 2),
-        workers=_positive_int(env, "HCP_WORKERS", None),
+        workers=_positive_int(env, "HCP_WORKERS", None, ENGINE_MAX_WORKERS),
         pool=env.get("HCP_POOL", "").strip() or None,
     )
 

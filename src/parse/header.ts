@@ -5,7 +5,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { PipelineError } from '../errors.js';
-import { COLUMNS, type Dataset } from '../registry.js';
+import { COLUMNS, MEASURES, type Dataset } from '../registry.js';
 import { parsedRecordEnd, parseRecords, Problem } from './csv.js';
 
 const BOM = [0xef, 0xbb, 0xbf];
@@ -95,18 +95,33 @@ export function parseHeader(dataset: Dataset, head: Buffer, file: string, atEof:
 /**
  * Why the header's extra column names may be data, or null when they read as names. A name holding a line break
  * means the header ran on into the rows (CR-only line ends, a quote opened in a name and closed rows later); an
- * extra name that is a number or a date means a data row was glued onto the header line with a comma. Either
- * way its "extra columns" are data, patient IDs included, which only quarantine may hold (SPEC §3). Logs,
- * summaries and the report then count the extras without naming them. (A lone patient ID glued on cannot be
- * told from a column name: SPEC §2's pattern admits most names.)
+ * extra name that is a value (a number, a date, a reference range, a unit of the registry) means a data row was
+ * glued onto the header line with a comma. Either way its "extra columns" are data, patient IDs included, which
+ * only quarantine may hold (SPEC §3). Logs, summaries and the report then count the extras without naming them
+ * (one real column named like a value, `2024` or `kg`, hides its neighbours' names too: the warning is vaguer,
+ * nothing leaks). A glued row with none of these (an empty date, a text value, an unknown unit) or a lone patient
+ * ID glued on cannot be told from column names: SPEC §2's ID pattern admits most names.
  */
 function dataInHeader(h: Header): string | null {
-  if (h.names.some((n) => /[\r\n]/.test(n))) return 'the header holds a line break';
-  if (h.extras.some((n) => NUMBER.test(n) || DATE.test(n))) return 'an extra column name is a number or a date';
+  if (h.names.some((n) => /[\r\n]/.test(n))) return 'the header holds a line break, so they may be data rows (check the file\'s line ends and quotes)';
+  if (h.extras.some(isValueLike)) return 'an extra column name is a value (a number, a date, a range or a unit), so the header line may hold a data row';
   return null;
 }
-const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-const DATE = /^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$/;
+
+const NUM = String.raw`[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?`;
+const VALUE_LIKE = [
+  new RegExp(`^${NUM}$`), // a value
+  /^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[ T].*)?$/, // a date, ISO or not, with or without a time
+  new RegExp(`^(?:[<>]=?\\s*${NUM}|${NUM}\\s*-\\s*${NUM})$`), // a reference range or a censored value (SPEC §2)
+];
+/** The registry's units but single letters (`C`, `F`, `m`), which a header may use as names. */
+const UNITS = new Set(
+  Object.values(MEASURES)
+    .flat()
+    .flatMap((m) => [m.canonicalUnit, ...m.alternatives.map((a) => a.unit)])
+    .filter((u) => !/^[A-Za-z]$/.test(u)),
+);
+const isValueLike = (name: string): boolean => UNITS.has(name) || VALUE_LIKE.some((re) => re.test(name));
 
 /** The header's column names and extras as logs and summaries may show them (see `dataInHeader`). */
 export function shownNames(h: Header): { names: string[]; extras: string[] } {
@@ -120,5 +135,5 @@ export function extrasWarning(h: Header): string | null {
   if (h.extras.length === 0) return null;
   const why = dataInHeader(h);
   if (!why) return `extra column(s) ignored: ${h.extras.join(', ')}`;
-  return `${h.extras.length} extra column(s) ignored, names not shown: ${why}, so they may be data rows (check the file's line ends and quotes)`;
+  return `${h.extras.length} extra column(s) ignored, names not shown: ${why}`;
 }

@@ -86,7 +86,8 @@ export interface LockOptions {
    * Whether to wait (blocking the thread, up to ~1 s) for another process's takeover of a stale lock to end. With
    * false, HCP_ERR_LOCKED is thrown at once, with `context.retryable`: for a caller with its own asynchronous wait.
    * A file still empty (being written, where links are not supported) is waited for either way: it gets its pid in
-   * microseconds, or never, a permanent refusal.
+   * microseconds, or never, a permanent refusal (`context.permanent`) after ~1 s (a writer stalled that long between
+   * its open and its write, under SIGSTOP say, is refused as permanent too).
    */
   wait?: boolean;
 }

@@ -64,6 +64,21 @@ def test_settings_reject_bad_integers_naming_the_variable(name, value):
         load_settings({name: value}, repo_dir=REPO)
 
 
+@pytest.mark.parametrize("value, ok", [("64", True), ("65", False), ("100000", False)])
+def test_settings_hcp_workers_at_most_the_engines_cap(value, ok):
+    """Above the engine's cap every hospital's process would exit 2: refused when the DAG loads instead."""
+    if ok:
+        assert load_settings({"HCP_WORKERS": value}, repo_dir=REPO).workers == int(value)
+    else:
+        with pytest.raises(ValueError, match="HCP_WORKERS must be at most 64"):
+            load_settings({"HCP_WORKERS": value}, repo_dir=REPO)
+
+
+def test_engine_max_workers_is_the_engines():
+    """The DAG's copy of the cap is read from src/config.ts, so the two cannot drift apart."""
+    assert re.search(r"MAX_WORKERS = (\d+);", (REPO / "src" / "config.ts").read_text()).group(1) == str(ENGINE_MAX_WORKERS)
+
+
 @pytest.mark.parametrize(
     "max_active, workers, cpus, expected",
     [
@@ -77,8 +92,6 @@ def test_settings_reject_bad_integers_naming_the_variable(name, value):
     ],
 )
 def test_workers_per_task_is_a_share_of_the_machine(max_active, workers, cpus, expected):
-    # The cap is the engine's: read from src/config.ts, so the two cannot drift apart.
-    assert re.search(r"MAX_WORKERS = (\d+);", (REPO / "src" / "config.ts").read_text()).group(1) == str(ENGINE_MAX_WORKERS)
     s = load_settings({}, repo_dir=REPO)
     s = Settings(**{**s.__dict__, "max_active_hospitals": max_active, "workers": workers})
     assert s.workers_per_task(cpu_count=cpus) == expected
