@@ -224,8 +224,13 @@ describe('preflight (in process): file-level errors carry their code', () => {
 // ------------------------------------------------------------------ usable files: exit 0, rows quarantined
 
 describe('usable files with bad rows: exit 0, bad rows quarantined, ledger holds', () => {
-  it('empty file: zero rows and a warning', async () => {
-    const run = await processInput(Buffer.alloc(0));
+  it.each([
+    ['empty file', Buffer.alloc(0)],
+    // An export of no rows that wrote only a line end: exit 2, "missing required columns", before.
+    ['a lone LF', Buffer.from('\n')],
+    ['BOM and CRLF', Buffer.from('\uFEFF\r\n')],
+  ])('%s: zero rows and a warning', async (_name, content) => {
+    const run = await processInput(content);
     await expectLedger(run, { read: 0, accepted: 0, rejected: 0 });
     expect(run.r.json!.warnings.join(' ')).toMatch(/empty/);
     expect(run.r.stderr).toMatch(/WARNING/);

@@ -698,8 +698,19 @@ describe('parseHeader', () => {
   it.each([
     ['empty file', Buffer.alloc(0)],
     ['BOM only', Buffer.from([0xef, 0xbb, 0xbf])],
+    // An export of no rows that wrote a line end was "missing required columns", exit 2.
+    ['a lone LF', Buffer.from('\n')],
+    ['BOM and CRLF', Buffer.from('\uFEFF\r\n')],
+    ['blank lines only', Buffer.from('\n\r\n\n')],
   ])('%s → null (zero rows)', (_name, buf) => {
     expect(parseHeader('vitals', buf, 'f.csv', true)).toBeNull();
+  });
+
+  it.each([
+    ['a blank first line before the header', `\n${VITALS_HEADER}\n`, true],
+    ['a lone LF, more of the file to come', '\n', false],
+  ])('%s: not empty, the header is missing (exit 2)', (_name, text, atEof) => {
+    expectErrorCodeSync(() => parseHeader('vitals', Buffer.from(text), 'f.csv', atEof), 'HCP_ERR_BAD_HEADER');
   });
 
   const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52]);

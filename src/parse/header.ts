@@ -36,7 +36,8 @@ export function bomLength(buf: Buffer): number {
  */
 export function parseHeader(dataset: Dataset, head: Buffer, file: string, atEof: boolean): Header | null {
   const start = bomLength(head);
-  if (head.length === start) return null;
+  // Nothing but line ends (an export of no rows that wrote a newline, `\n` or `\r\n`): as empty as a 0-byte file.
+  if (atEof && head.subarray(start).every((b) => b === LF || b === CR)) return null;
   // The header ends where the parser ends its first record, as the cutter cuts: by quote parity, a stray
   // quote (`no"te`) ran the header on into the rows, which were then lost or read as column names.
   const end = parsedRecordEnd(head, start, head.length);
