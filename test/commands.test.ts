@@ -7,8 +7,8 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakePushgateway } from './fake-pushgateway.js';
 import { CLI, type CliResult, DATA, describeRun, listFiles, removeTempDirs, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
 
@@ -456,17 +456,48 @@ describe.skipIf(process.getuid?.() === 0)('stats and report on an output directo
   });
 });
 
-describe('a damaged output directory (a manifest that is not JSON)', () => {
-  it.each(['stats', 'report'])('%s: exit 1 naming the damaged file', async (command) => {
-    const out = join(tempDir(), 'out');
-    const ok = await runCli(['run', '--vitals', VITALS, '--labs', LABS, '--out', out, ...OPTS]);
+describe('a damaged output directory: a file that is not JSON, or not what the engine wrote', () => {
+  // JSON of the wrong shape (`null`, `{}`, a hand edit) failed later as an internal TypeError ("Cannot read
+  // properties of null"), naming no file; report left the previous _SUCCESS in place.
+  let base = '';
+  beforeAll(async () => {
+    base = join(tempDir(), 'out');
+    const ok = await runCli(['run', '--vitals', VITALS, '--labs', LABS, '--out', base, ...OPTS]);
     expect(ok.code, describeRun(ok)).toBe(0);
-    const damaged = join(out, '_manifests', 'vitals', readdirSync(join(out, '_manifests', 'vitals')).find((f) => f.endsWith('.json'))!);
-    writeFileSync(damaged, '{"hospital_id": "H0');
+  });
+  const first = (dir: string) => join(dir, readdirSync(dir).filter((f) => f.endsWith('.json')).sort()[0]);
+  const manifest = (out: string) => first(join(out, '_manifests', 'vitals'));
+  const sketch = (out: string) => first(join(out, 'sketches', 'vitals'));
+  /** The file's JSON with one nested field replaced. */
+  const edited = (path: string, edit: (v: any) => void) => {
+    const v = JSON.parse(readFileSync(path, 'utf8'));
+    edit(v);
+    return JSON.stringify(v);
+  };
+  it.each<[string, string, (out: string) => string, (path: string) => string, RegExp]>([
+    ['stats', 'a manifest cut short', manifest, () => '{"hospital_id": "H0', /not valid JSON/],
+    ['report', 'a manifest cut short', manifest, () => '{"hospital_id": "H0', /not valid JSON/],
+    ['stats', 'a manifest that is null', manifest, () => 'null', /expected object/],
+    ['report', 'a manifest that is {}', manifest, () => '{}', /at version/],
+    ['report', 'a manifest scope without rows', manifest, (p) => edited(p, (v) => delete Object.values<any>(v.scopes)[0].rows), /at scopes\.[^ ]+\.rows/],
+    ['report', 'an input manifest of another shape', (out) => first(join(out, '_manifests', 'vitals', 'inputs')), () => '{"version":2}', /at input/],
+    ['stats', 'a sketch that is null', sketch, () => 'null', /expected object/],
+    ['report', 'a sketch that is null', sketch, () => 'null', /expected object/],
+    ['stats', 'a sketch whose moments are a number', sketch, (p) => edited(p, (v) => (Object.values<any>(Object.values<any>(v.months)[0])[0].moments = 5)), /at months\.[^ ]+\.moments/],
+    ['report', 'a pending-commit marker that is a list', (out) => join(out, '_manifests', 'vitals', 'pending', 'x.all.json'), () => '[]', /expected object/],
+  ])('%s, %s: exit 1 naming the damaged file, no _SUCCESS', async (command, _name, file, content, detail) => {
+    const out = join(tempDir(), 'out');
+    cpSync(base, out, { recursive: true });
+    const damaged = file(out);
+    mkdirSync(dirname(damaged), { recursive: true });
+    writeFileSync(damaged, content(damaged));
     const r = await runCli([command, '--out', out, '--no-progress']);
     expect(r.code, describeRun(r)).toBe(1);
     expect(r.json).toMatchObject({ status: 'error', exit_code: 1 });
     expect(r.json!.error.message).toContain(damaged);
+    expect(r.json!.error.message).toMatch(/the output directory is damaged/);
+    expect(r.json!.error.message).toMatch(detail);
     expect(r.stderr).not.toMatch(/^\s+at /m);
+    if (command === 'report') expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
   });
 });

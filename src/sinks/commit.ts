@@ -11,6 +11,7 @@ import { DATASETS, type Dataset } from '../registry.js';
 import type { MeasureSketch, MeasureSketchState } from '../sketch/measure.js';
 import { readJsonFiles, removeIfEmpty, replacePath as replaceInto, writeJsonAtomic, writeJsonAtomicBy } from './fsutil.js';
 import { withLock } from './lock.js';
+import { HospitalManifestShape, PendingCommitShape } from './schemas.js';
 
 export const SKETCH_VERSION = 1;
 
@@ -203,7 +204,7 @@ export interface InputManifest {
 
 /** Every hospital's manifest of a dataset, in hospital order. */
 export function readManifests(out: string, dataset: Dataset): HospitalManifest[] {
-  return readJsonFiles<HospitalManifest>(join(out, '_manifests', dataset)).map((f) => f.value);
+  return readJsonFiles<HospitalManifest>(join(out, '_manifests', dataset), undefined, HospitalManifestShape).map((f) => f.value);
 }
 
 /**
@@ -234,6 +235,6 @@ export const pendingPath = (out: string, dataset: Dataset, scope: string, name: 
 export function pendingCommits(out: string): (PendingCommit & { dataset: Dataset; file: string })[] {
   return DATASETS.flatMap((dataset) => {
     const dir = join(out, '_manifests', dataset, 'pending');
-    return readJsonFiles<PendingCommit>(dir).map((f) => ({ dataset, file: join(dir, f.name), ...f.value }));
+    return readJsonFiles<PendingCommit>(dir, undefined, PendingCommitShape).map((f) => ({ dataset, file: join(dir, f.name), ...f.value }));
   });
 }

@@ -1,7 +1,9 @@
 /** Small filesystem helpers for atomic output. */
 import { accessSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync, writeSync, writevSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import type { z } from 'zod';
 import { PipelineError } from '../errors.js';
+import { checkShape } from './schemas.js';
 
 /**
  * Writes a file atomically: a temp file, fsync, rename. `data` may come in pieces, written in order. The temp file
@@ -229,11 +231,11 @@ export function writevFully(fd: number, parts: Uint8Array[]): void {
 }
 
 /**
- * Every `*.json` file of a directory whose name passes `keep`, parsed, in name order; none if the directory is
- * missing. A file removed between listing and reading (a concurrent commit deleting a hospital's sketch) is
+ * Every `*.json` file of a directory whose name passes `keep`, parsed (and checked against `shape`, if given:
+ * src/sinks/schemas.ts), in name order; none if the directory is missing. A file removed between listing and reading (a concurrent commit deleting a hospital's sketch) is
  * skipped, as if listed a moment later.
  */
-export function readJsonFiles<T>(dir: string, keep: (name: string) => boolean = (f) => f.endsWith('.json')): { name: string; value: T }[] {
+export function readJsonFiles<T>(dir: string, keep: (name: string) => boolean = (f) => f.endsWith('.json'), shape?: z.ZodType): { name: string; value: T }[] {
   if (!existsSync(dir)) return [];
   const files: { name: string; value: T }[] = [];
   for (const name of readdirSync(dir).filter(keep).sort()) {
@@ -251,6 +253,7 @@ export function readJsonFiles<T>(dir: string, keep: (name: string) => boolean = 
       // Named, or nobody can tell which of the output's many JSON files is damaged (a truncated write, a hand edit).
       throw new PipelineError('HCP_ERR_INTERNAL', `${join(dir, name)} is not valid JSON (${(e as Error).message}): the output directory is damaged`, { file: join(dir, name) }, { cause: e });
     }
+    if (shape) value = checkShape<T>(shape, value, join(dir, name));
     files.push({ name, value });
   }
   return files;

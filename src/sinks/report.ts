@@ -13,6 +13,7 @@ import { ALL_HOSPITALS, INVALID_HOSPITAL } from '../rules/fields.js';
 import { type HospitalManifest, type InputManifest, readManifests, type ScopeEntry, sourceOf } from './commit.js';
 import { readJsonFiles, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { computeStats, readSketches, type StatRow } from './stats.js';
+import { InputManifestShape } from './schemas.js';
 
 export interface Gate {
   dataset: Dataset;
@@ -192,7 +193,7 @@ export function buildReport(out: string, maxRejectRate: number): QualityReport {
   const inputs: QualityReport['inputs'] = [];
   for (const dataset of DATASETS) {
     const byHospital = new Map(readManifests(out, dataset).map((m) => [m.hospital_id, m]));
-    const all = readJsonFiles<InputManifest>(join(out, '_manifests', dataset, 'inputs')).map((f) => f.value);
+    const all = readJsonFiles<InputManifest>(join(out, '_manifests', dataset, 'inputs'), undefined, InputManifestShape).map((f) => f.value);
     for (const i of all) {
       // An input without rows (an empty delivery) is replaced by an input with rows committed after it for the
       // same scope (the corrected delivery, under another path: the Airflow flow processes the split files), so

@@ -17,6 +17,7 @@ import { ALL_HOSPITALS } from '../rules/fields.js';
 import { readManifests, SKETCH_VERSION, type SketchFile } from './commit.js';
 import { readJsonFiles, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { type PublicStatRow, suppressSmallCells } from './suppress.js';
+import { checkShape, SketchFileShape } from './schemas.js';
 
 export const STAT_COLUMNS = [
   'dataset', 'hospital_id', 'month', 'measure', 'unit', 'n', 'n_patients', 'mean', 'stddev', 'min', 'max',
@@ -34,9 +35,11 @@ export interface StatRow {
 /** Reads every hospital's sketch file of a dataset, sorted by hospital. */
 export function readSketches(out: string, dataset: Dataset): SketchFile[] {
   const dir = join(out, 'sketches', dataset);
-  return readJsonFiles<SketchFile>(dir, (f) => /^hospital_id=.+\.json$/.test(f)).map(({ name, value }) => {
-    if (value.version !== SKETCH_VERSION) throw new PipelineError('HCP_ERR_INTERNAL', `Unsupported sketch version ${value.version} in ${name}`, { file: join(dir, name) });
-    return value;
+  return readJsonFiles<unknown>(dir, (f) => /^hospital_id=.+\.json$/.test(f)).map(({ name, value }) => {
+    const file = join(dir, name);
+    const version = typeof value === 'object' && value !== null ? (value as { version?: unknown }).version : undefined;
+    if (typeof version === 'number' && version !== SKETCH_VERSION) throw new PipelineError('HCP_ERR_INTERNAL', `Unsupported sketch version ${version} in ${name}`, { file });
+    return checkShape<SketchFile>(SketchFileShape, value, file);
   });
 }
 
