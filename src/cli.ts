@@ -13,6 +13,7 @@ import { validateFile } from './commands/validate.js';
 import { generate } from './generate/index.js';
 import { installSignalHandlers } from './lifecycle.js';
 import { makeOutputDir } from './sinks/fsutil.js';
+import { bestEffortStdio } from './stdio.js';
 
 const SHARED = `Shared options:
   --workers N            worker threads, 1 to 64 (default: number of cores)
@@ -132,10 +133,9 @@ installSignalHandlers((m, exitCode) => {
   process.stderr.write(`error: ${m}\n`);
   process.stdout.write(JSON.stringify({ command, status: 'interrupted', exit_code: exitCode, error: { code: 'HCP_ERR_INTERRUPTED', message: m } }) + '\n');
 });
-// A reader that went away (`run ... | true`) does not undo the run: its summary is simply not read.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code !== 'EPIPE') throw e;
-});
+// A log or summary that cannot be written (`run ... | true`, `2>&1 | head -1`, `2>/dev/full`) does not undo the run
+// or change its exit code: the lines are dropped (src/stdio.ts).
+bestEffortStdio();
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

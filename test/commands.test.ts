@@ -2,11 +2,12 @@
  * The commands' promises around their outputs (src/commands/pipeline.ts,
  * src/cli.ts): `run` checks every input before it touches the output,
  * metrics call a run successful only when it was, `report` declares success
- * only over current statistics, and a closed stdout does not fail a run.
+ * only over current statistics, and a stdout or stderr that cannot be
+ * written (closed, full) does not fail a run or change its exit code.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakePushgateway } from './fake-pushgateway.js';
@@ -372,6 +373,81 @@ describe('a closed stdout', () => {
     expect(r.stderr).not.toMatch(/EPIPE/);
     expect(r.code, r.stderr).toBe(0);
     expect(existsSync(join(out, '_SUCCESS'))).toBe(true);
+  });
+});
+
+/**
+ * How the CLI's stdout or stderr is broken: `closed`, a pipe whose reader is gone before the first write
+ * (`| head -1`: EPIPE, reported asynchronously); `full`, /dev/full (ENOSPC, written synchronously).
+ */
+type Sink = 'pipe' | 'closed' | 'full';
+
+/** Runs the CLI with stdout and stderr as `sinks` say; what a `pipe` received is returned. */
+function runBroken(args: string[], sinks: { stdout: Sink; stderr: Sink }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const fds: number[] = [];
+  const stdio = (s: Sink) => {
+    if (s !== 'full') return 'pipe';
+    fds.push(openSync('/dev/full', 'w'));
+    return fds[fds.length - 1];
+  };
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, HCP_PSEUDONYM_KEY: TEST_KEY },
+      stdio: ['ignore', stdio(sinks.stdout), stdio(sinks.stderr)],
+    });
+    for (const fd of fds) closeSync(fd);
+    const text = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+    for (const name of ['stdout', 'stderr'] as const) {
+      const stream = child[name];
+      if (!stream) continue;
+      if (sinks[name] === 'closed') stream.destroy();
+      else stream.on('data', (b: Buffer) => text[name].push(b));
+    }
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(text.stdout).toString('utf8'), stderr: Buffer.concat(text.stderr).toString('utf8') }));
+  });
+}
+
+describe.skipIf(!existsSync('/dev/full'))('a log or summary that cannot be written changes neither the outcome nor the exit code', () => {
+  const run = (out: string) => ['run', '--vitals', VITALS, '--labs', LABS, '--out', out, ...OPTS];
+  const lastLine = (text: string) => JSON.parse(text.trim().split('\n').pop() ?? '');
+  /** A whole run: both datasets committed, _SUCCESS written, nothing of the run left behind. */
+  const expectCompleteRun = (out: string, what: string) => {
+    expect(existsSync(join(out, '_SUCCESS')), what).toBe(true);
+    expect(readdirSync(join(out, 'curated')).sort(), what).toEqual(['labs', 'vitals']);
+    expect(existsSync(join(out, '_locks')) ? readdirSync(join(out, '_locks')) : [], what).toEqual([]);
+    expect(existsSync(join(out, '_staging')) ? readdirSync(join(out, '_staging')) : [], what).toEqual([]);
+  };
+
+  it.each<[string, Sink, Sink]>([
+    ['stderr closed (its reader gone: EPIPE)', 'pipe', 'closed'],
+    ['stderr full (2>/dev/full)', 'pipe', 'full'],
+    ['both closed (2>&1 | head -1)', 'closed', 'closed'],
+    ['stdout full, stderr closed', 'full', 'closed'],
+  ])('run, %s: exit 0, the summary if stdout works, _SUCCESS, no lock or staging left', async (_, stdout, stderr) => {
+    const out = join(tempDir(), 'out');
+    const r = await runBroken([...run(out), '--progress'], { stdout, stderr });
+    const what = `exit ${r.code}\n${r.stderr}\n${r.stdout.slice(-2000)}`;
+    expect(r.code, what).toBe(0);
+    if (stdout === 'pipe') expect(lastLine(r.stdout), what).toMatchObject({ command: 'run', status: 'ok', exit_code: 0 });
+    expectCompleteRun(out, what);
+  });
+
+  it('validate, a missing input, stderr full: exit 2, as its summary says', async () => {
+    const r = await runBroken(['validate', '--dataset', 'vitals', '--input', join(tempDir(), 'no_such_file.csv')], { stdout: 'pipe', stderr: 'full' });
+    expect(r.code, r.stdout).toBe(2);
+    expect(lastLine(r.stdout)).toMatchObject({ command: 'validate', status: 'error', exit_code: 2, error: { code: 'HCP_ERR_INPUT_MISSING' } });
+  });
+
+  it('process, stdout full (> /dev/full): exit 0, the output committed, a warning and no stack trace', async () => {
+    const out = join(tempDir(), 'out');
+    const r = await runBroken(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, ...OPTS], { stdout: 'full', stderr: 'pipe' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^warning: the JSON summary could not be written to stdout \(ENOSPC\)$/m);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync(join(out, 'curated', 'vitals')), r.stderr).toBe(true);
+    expect(existsSync(join(out, '_locks')) ? readdirSync(join(out, '_locks')) : []).toEqual([]);
+    expect(existsSync(join(out, '_staging')) ? readdirSync(join(out, '_staging')) : []).toEqual([]);
   });
 });
 
