@@ -107,7 +107,9 @@ async function main(argv: string[]): Promise<number> {
     if (help || !config.command) {
       const text = HELP[config.command];
       process.stdout.write(text + '\n');
-      return help ? EXIT.ok : EXIT.usage;
+      // Without a command, the usage is followed by the usage error's summary line, as for any other usage error.
+      if (!help) throw new PipelineError('HCP_ERR_USAGE', `A command is needed: ${Object.keys(HELP).filter(Boolean).join(', ')}`);
+      return EXIT.ok;
     }
     const { exitCode, summary } = await dispatch(config, log);
     process.stdout.write(JSON.stringify({ ...summary, exit_code: exitCode }) + '\n');

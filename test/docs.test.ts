@@ -109,10 +109,19 @@ describe('CLI help', () => {
     expect(r.json).toMatchObject({ command: c, status: 'error', exit_code: 2, error: { code: 'HCP_ERR_USAGE', message: `Unknown command "${c}"` } });
   });
 
-  it('no command is exit 2 with the usage on stdout', async () => {
-    const r = await runCli([]);
-    expect(r.code).toBe(2);
-    expect(r.stdout).toMatch(/^Usage:/);
+  it.each([[[]], [['--workers', '2']]])('no command (%j) is exit 2: the usage on stdout, then the usage error summary as its last line', async (args) => {
+    const r = await runCli(args);
+    expect(r.code, describeRun(r)).toBe(2);
+    expect(r.stdout).toMatch(/^Usage: healthcare-pipeline <command>/);
+    expect(r.json, describeRun(r)).toEqual({ command: '', status: 'error', exit_code: 2, error: { code: 'HCP_ERR_USAGE', message: `A command is needed: ${COMMANDS.join(', ')}` } });
+    expect(r.stderr).toMatch(/^error: A command is needed/m);
+  });
+
+  it.each(['--help', '-h'])('%s alone is exit 0 with the usage only (no summary: nothing was run)', async (flag) => {
+    const r = await runCli([flag]);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: healthcare-pipeline <command>/);
+    expect(r.json).toBeNull();
   });
 });
 
