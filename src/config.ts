@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { usageError, PipelineError } from './errors.js';
+import { pushgatewayUrlProblem, redactUrl } from './metrics/url.js';
 import { DATASETS, type Dataset } from './registry.js';
 import { monthBounds, parseIsoDate } from './rules/fields.js';
 import { DEMO_KEY } from './transform/pseudonym.js';
@@ -142,7 +143,9 @@ export function parseCli(argv: string[]): { config: Config; help: boolean } {
   }
   const metricsPort = v['metrics-port'] === undefined ? null : int(v['metrics-port'], 'metrics-port', 0, 0);
   if (metricsPort !== null && metricsPort > 65535) throw usageError('--metrics-port must be at most 65535', 'metrics-port');
-  if (v.pushgateway !== undefined && !(/^https?:\/\/[^\s]+$/.test(v.pushgateway) && URL.canParse(v.pushgateway))) throw usageError(`--pushgateway must be an http(s) URL (got "${v.pushgateway}")`, 'pushgateway');
+  const gatewayProblem = v.pushgateway === undefined ? null : pushgatewayUrlProblem(v.pushgateway);
+  // Quoted redacted: the value may hold a password or a token.
+  if (gatewayProblem) throw usageError(`--pushgateway ${gatewayProblem} (got "${redactUrl(v.pushgateway!)}")`, 'pushgateway');
   const config: Config = {
     command,
     workers: int(v.workers, 'workers', defaultWorkers(), 1, MAX_WORKERS),

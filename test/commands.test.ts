@@ -512,6 +512,47 @@ describe('--metrics-port that cannot be served', () => {
   });
 });
 
+describe('--pushgateway URLs that cannot work, and a gateway that answers with an error page', () => {
+  // A URL with credentials never worked (fetch refuses it) and printed the password in three warnings; with a query
+  // or fragment, every push went to the gateway's base path (`PUT /gw?x=1`) and the run reported no failure.
+  it.each([
+    ['credentials', 'http://user:s3cret@HOST'],
+    ['a query and a fragment', 'http://HOST/gw?x=1#f'],
+    ['a fragment', 'http://HOST/gw#f'],
+  ])('a URL with %s: exit 2 naming --pushgateway before anything is written or sent, the password nowhere', async (_, template) => {
+    const gateway = await startFakePushgateway();
+    try {
+      const out = join(tempDir(), 'out');
+      const url = template.replace('HOST', gateway.url.slice('http://'.length));
+      const r = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, '--pushgateway', url, ...OPTS]);
+      expect(r.code, describeRun(r)).toBe(2);
+      expect(r.json).toMatchObject({ status: 'error', exit_code: 2, error: { code: 'HCP_ERR_USAGE', message: expect.stringMatching(/^--pushgateway /) } });
+      expect(r.stdout + r.stderr).not.toContain('s3cret');
+      expect(gateway.received).toEqual([]);
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it('an HTML error page: one warning line for the failed push, not the page (125 lines of it were logged)', async () => {
+    const page = `<!DOCTYPE html>\n<html><body>\n${Array.from({ length: 120 }, (_, i) => `<p>upstream error ${i}</p>`).join('\n')}\n</body></html>\n`;
+    const gateway = await startFakePushgateway({ errorPage: { status: 502, body: page } });
+    try {
+      const r = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', join(tempDir(), 'out'), '--pushgateway', gateway.url, ...OPTS]);
+      expect(r.code, describeRun(r)).toBe(0); // a failed push is a warning, the run's outcome does not change
+      const lines = r.stderr.split('\n');
+      const failed = lines.filter((l) => /metrics push.*failed/.test(l));
+      expect(failed, r.stderr).toHaveLength(1);
+      expect(failed[0]).toMatch(/HTTP 502 <!DOCTYPE html> <html><body> <p>upstream error 0<\/p>/);
+      expect(failed[0].length).toBeLessThan(600);
+      expect(lines.filter((l) => l.includes('<p>'))).toHaveLength(1);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
 describe.skipIf(process.getuid?.() === 0)('stats and report on an output directory this user cannot write', () => {
   it.each(['stats', 'report'])('%s: exit 2 HCP_ERR_OUTPUT_UNUSABLE naming --out, the output as it was', async (command) => {
     const out = join(tempDir(), 'out');

@@ -9,6 +9,8 @@
  *
  * and, like the real one, it answers 400 to a sample whose label disagrees
  * with a grouping label of its group. It keeps every request it was sent.
+ * Told to, it answers every request with an error page instead (a gateway
+ * behind a proxy that is down).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +27,8 @@ export interface PushedSample {
 export interface FakePushgateway {
   readonly url: string;
   readonly requests: { method: string; path: string; body: string }[];
+  /** Every request as it arrived (`GET /api/v1/metrics` too): method and raw URL, query and all. */
+  readonly received: string[];
   /** Group path → metric family name → sample lines, as last pushed. */
   readonly groups: Map<string, Map<string, string[]>>;
   /** Every sample the gateway holds, optionally of one series name only. */
@@ -71,9 +75,15 @@ function families(body: string): Map<string, string[]> {
   return out;
 }
 
+export interface FakePushgatewayOptions {
+  /** Answer every request with this status and body (Content-Type text/html). */
+  errorPage?: { status: number; body: string };
+}
+
 /** Starts the fake on 127.0.0.1 (a free port). */
-export async function startFakePushgateway(): Promise<FakePushgateway> {
+export async function startFakePushgateway(options: FakePushgatewayOptions = {}): Promise<FakePushgateway> {
   const requests: FakePushgateway['requests'] = [];
+  const received: string[] = [];
   const groups = new Map<string, Map<string, string[]>>();
 
   const samplesOf = (group: string, lines: string[]): PushedSample[] =>
@@ -87,6 +97,11 @@ export async function startFakePushgateway(): Promise<FakePushgateway> {
     req.on('data', (b: Buffer) => chunks.push(b));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
+      received.push(`${req.method} ${req.url}`);
+      if (options.errorPage) {
+        res.writeHead(options.errorPage.status, { 'Content-Type': 'text/html' }).end(options.errorPage.body);
+        return;
+      }
       const path = (req.url ?? '/').split('?')[0];
       if (req.method === 'GET' && path === '/api/v1/metrics') {
         const data = [...groups].map(([group, fams]) => ({
@@ -131,6 +146,7 @@ export async function startFakePushgateway(): Promise<FakePushgateway> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
+    received,
     groups,
     samples: (name) => [...groups].flatMap(([group, fams]) => [...fams.values()].flatMap((lines) => samplesOf(group, lines))).filter((s) => name === undefined || s.name === name),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),

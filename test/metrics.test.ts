@@ -14,6 +14,7 @@ import {
   writeMetricsFile,
   type PipelineMetrics,
 } from '../src/metrics/index.js';
+import { startFakePushgateway } from './fake-pushgateway.js';
 import { processConfig, ROOT } from './helpers.js';
 
 // --- helpers ------------------------------------------------------------------
@@ -509,6 +510,55 @@ describe('pushMetrics', () => {
     expect(result.ok).toBe(false);
     expect(result.error).toMatch(/ECONNREFUSED/);
     expect(logs.length).toBeGreaterThan(0);
+  });
+
+  // fetch refuses a URL with credentials, so no push could work, yet the password was in three warnings; a query
+  // or fragment swallowed the group path the engine appends (every push went to /gw?x=1, and "succeeded").
+  it.each([
+    ['credentials', 'http://user:s3cret@HOST/'],
+    ['a user alone', 'http://s3cret@HOST'],
+    ['a query', 'http://HOST/gw?token=s3cret'],
+    ['a fragment', 'http://HOST/gw#s3cret'],
+    ['an empty query', 'http://HOST/gw?'],
+  ])('refuses a URL with %s: ok:false, no request sent, the secret in no message', async (_, template) => {
+    const gateway = await startFakePushgateway();
+    try {
+      const m = createMetrics({ collectDefault: false });
+      recordKnownRun(m);
+      const logs: string[] = [];
+      const result = await pushMetrics(m, template.replace('HOST', gateway.url.slice('http://'.length)), { dataset: 'vitals', hospitalIds: ['H1', 'H2'] }, (s) => logs.push(s));
+      expect(result.ok).toBe(false);
+      expect(result.error).toMatch(/credentials|query or a fragment/);
+      expect(gateway.received).toEqual([]);
+      expect(logs).toHaveLength(1);
+      expect([result.error, ...logs].join('\n')).not.toContain('s3cret');
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it('an HTML error page is quoted once, on one line, at most 200 characters of it', async () => {
+    const page = `<!DOCTYPE html>\n<html>\n${Array.from({ length: 120 }, (_, i) => `<p>proxy error ${i}</p>`).join('\n')}\n</html>\n`;
+    const gateway = await startFakePushgateway({ errorPage: { status: 502, body: page } });
+    try {
+      const m = createMetrics({ collectDefault: false });
+      recordKnownRun(m);
+      const logs: string[] = [];
+      const result = await pushMetrics(m, gateway.url, [{ dataset: 'vitals', hospitalIds: ['H1', 'H2'] }, { dataset: 'labs', hospitalIds: ['H1', '__invalid__'] }], (s) => logs.push(s));
+      expect(result.ok).toBe(false);
+      expect(gateway.received.filter((r) => r.startsWith('PUT '))).toHaveLength(4);
+      expect(logs.every((l) => !l.includes('\n'))).toBe(true);
+      const failed = logs.filter((l) => l.includes('failed'));
+      expect(failed).toHaveLength(1);
+      expect(failed[0]).toContain(`metrics push to ${gateway.url} failed`);
+      expect(failed[0]).toContain('HTTP 502 <!DOCTYPE html> <html> <p>proxy error 0</p>');
+      expect(failed[0].match(/<p>/g)!.length).toBeLessThan(15); // of the page's 120
+      expect(failed[0]).toContain('and 1 more group(s) failed');
+      // The status and ~200 characters of the page, the paths of the first three groups, the count of the others.
+      expect(failed[0].length).toBeLessThan(600);
+    } finally {
+      await gateway.close();
+    }
   });
 
   it('returns ok:false for a malformed URL', async () => {

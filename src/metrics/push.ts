@@ -12,6 +12,10 @@
  * previous value is read back from the gateway and carried forward.
  *
  * Never throws: a failed push is a warning, the run's outcome does not change.
+ * The warning is one line: a gateway (or a proxy before it) answering with an
+ * HTML error page had the whole page dumped into the log, once per group.
+ * Nor does any message carry credentials: a URL with them (or with a query or
+ * fragment, which would swallow the group's path) is refused before any request.
  */
 import type { Family } from './exposition.js';
 import { renderFamilies, TEXT_CONTENT_TYPE } from './exposition.js';
@@ -19,10 +23,15 @@ import type { GroupRef, PushGroups } from './grouping.js';
 import { groupPath, normaliseGroups, PUSH_JOB, splitIntoGroups } from './grouping.js';
 import type { PipelineMetrics } from './registry.js';
 import { metricsInternals } from './registry.js';
+import { pushgatewayUrlProblem, redactUrl } from './url.js';
 
 const LAST_SUCCESS = 'hcp_last_success_timestamp_seconds';
 const LAST_SUCCESS_HELP = 'Unix time of the last successful run for the dataset and hospital.';
 const PUSH_TIMEOUT_MS = 10_000;
+/** Characters of a failed request's response body quoted in the warning. */
+const BODY_CHARS = 200;
+/** Failed groups listed one by one in the warning; the rest are counted. */
+const ERRORS_LISTED = 3;
 
 export interface PushResult {
   ok: boolean;
@@ -37,6 +46,18 @@ function describeError(err: unknown): string {
     return `${err.message}: ${typeof code === 'string' ? `${code} ` : ''}${cause.message}`;
   }
   return err.message;
+}
+
+/** One line: white space (newlines included) collapsed. */
+const oneLine = (s: string): string => s.replace(/\s+/g, ' ').trim();
+
+/** The start of a response body for a message: one line, at most BODY_CHARS characters. */
+function bodySnippet(text: string): string {
+  const flat = oneLine(text);
+  if (flat.length <= BODY_CHARS) return flat;
+  // Not half of a surrogate pair.
+  const end = /[\ud800-\udbff]/.test(flat[BODY_CHARS - 1]) ? BODY_CHARS - 1 : BODY_CHARS;
+  return `${flat.slice(0, end)}…`;
 }
 
 type LastSuccessLookup = (dataset: string, hospitalId: string) => number | undefined;
@@ -80,14 +101,19 @@ export async function pushMetrics(
   home?: GroupRef,
 ): Promise<PushResult> {
   const errors: string[] = [];
-  const warn = (msg: string): void => {
+  const say = (msg: string): void => {
     try {
-      log(`metrics push: ${msg}`);
+      log(oneLine(msg));
     } catch {
       // a broken logger must not break the run either
     }
   };
+  const warn = (msg: string): void => say(`metrics push: ${msg}`);
+  // Whether a response body was quoted already: one is enough (every group gets the same error page).
+  let quoted = false;
   try {
+    const problem = pushgatewayUrlProblem(url);
+    if (problem) throw new Error(`the Pushgateway URL ${problem}`);
     const list = normaliseGroups(groups);
     const base = new URL(url).href.replace(/\/+$/, '');
     const families = (await m.registry.getMetricsAsJSON()) as unknown as Family[];
@@ -135,14 +161,18 @@ export async function pushMetrics(
         errors.push(`${method} ${path}: ${describeError(err)}${skipped > 0 ? ` (${skipped} more group(s) not tried)` : ''}`);
         break;
       }
-      const text = (await res.text().catch(() => '')).trim();
-      if (!res.ok) errors.push(`${method} ${path}: HTTP ${res.status}${text ? ` ${text.slice(0, 300)}` : ''}`);
+      const text = await res.text().catch(() => '');
+      if (res.ok) continue;
+      const quote: string = quoted ? '' : bodySnippet(text);
+      quoted ||= quote !== '';
+      errors.push(`${method} ${path}: HTTP ${res.status}${quote ? ` ${quote}` : ''}`);
     }
   } catch (err) {
     errors.push(describeError(err));
   }
   if (errors.length === 0) return { ok: true };
-  const error = errors.join('; ');
-  warn(`failed (the run goes on): ${error}`);
+  const more = errors.length - ERRORS_LISTED;
+  const error = oneLine(errors.slice(0, ERRORS_LISTED).join('; ') + (more > 0 ? `; and ${more} more group(s) failed` : ''));
+  say(`metrics push to ${redactUrl(url)} failed (the run goes on): ${error}`);
   return { ok: false, error };
 }
