@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,27 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int | None, mo
     return int(raw)
 
 
+def _pushgateway(environ: Mapping[str, str]) -> str | None:
+    """``HCP_PUSHGATEWAY``, or ``None``. The engine refuses (exit 2) a URL that is not http(s) or that holds
+    credentials, a query or a fragment (src/metrics/url.ts): refused when the DAG loads instead, as an import error
+    that never shows the value (it may hold a password)."""
+    raw = environ.get("HCP_PUSHGATEWAY", "").strip()
+    if not raw:
+        return None
+    try:
+        url = urlsplit(raw)
+        url.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError("HCP_PUSHGATEWAY must be an http(s) URL")
+    if "@" in url.netloc:
+        raise ValueError("HCP_PUSHGATEWAY must not hold credentials (user:password@): the engine refuses them")
+    if "?" in raw or "#" in raw:
+        raise ValueError("HCP_PUSHGATEWAY must not have a query or a fragment: the engine appends each group's path to it")
+    return raw
+
+
 def _dir(environ: Mapping[str, str], name: str, repo_dir: Path) -> Path | None:
     raw = environ.get(name, "").strip()
     if not raw:
@@ -105,7 +127,7 @@ def load_settings(environ: Mapping[str, str] | None = None, repo_dir: Path = REP
 
     ``HCP_CLI`` (default ``node --max-semi-space-size=2 <repo>/dist/src/cli.js``), ``HCP_OUTPUT_DIR``
     (default ``<repo>/output/airflow``), ``HCP_LANDING_DIR`` (optional),
-    ``HCP_PUSHGATEWAY`` (optional), ``HCP_MAX_ACTIVE_HOSPITALS`` (default 2),
+    ``HCP_PUSHGATEWAY`` (optional; an http(s) base URL without credentials, query or fragment), ``HCP_MAX_ACTIVE_HOSPITALS`` (default 2),
     ``HCP_WORKERS`` (1 to 64, the engine's cap; default: cores // max active hospitals, capped), ``HCP_POOL``.
     """
     env = os.environ if environ is None else environ
@@ -118,7 +140,7 @@ def load_settings(environ: Mapping[str, str] | None = None, repo_dir: Path = REP
         repo_dir=repo_dir,
         output_dir=_dir(env, "HCP_OUTPUT_DIR", repo_dir) or repo_dir / "output" / "airflow",
         landing_dir=_dir(env, "HCP_LANDING_DIR", repo_dir),
-        pushgateway=env.get("HCP_PUSHGATEWAY", "").strip() or None,
+        pushgateway=_pushgateway(env),
         max_active_hospitals=_positive_int(env, "HCP_MAX_ACTIVE_HOSPITALS", 2),
         workers=_positive_int(env, "HCP_WORKERS", None, ENGINE_MAX_WORKERS),
         pool=env.get("HCP_POOL", "").strip() or None,

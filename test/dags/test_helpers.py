@@ -74,6 +74,31 @@ def test_settings_hcp_workers_at_most_the_engines_cap(value, ok):
             load_settings({"HCP_WORKERS": value}, repo_dir=REPO)
 
 
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        ("http://user:s3cret@pgw:9091", "must not hold credentials"),
+        ("https://s3cret@pgw", "must not hold credentials"),
+        ("http://pgw:9091/gw?token=s3cret", "must not have a query or a fragment"),
+        ("http://pgw:9091/gw#s3cret", "must not have a query or a fragment"),
+        ("http://pgw:9091/?", "must not have a query or a fragment"),
+        ("pgw:9091", "must be an http"),
+        ("ftp://pgw", "must be an http"),
+        ("http://pgw:99999", "must be an http"),
+    ],
+)
+def test_settings_refuse_a_pushgateway_the_engine_refuses(value, match):
+    """The engine exits 2 on such a URL (every task would fail): refused when the DAG loads, the value not shown."""
+    with pytest.raises(ValueError, match=f"HCP_PUSHGATEWAY {match}") as e:
+        load_settings({"HCP_PUSHGATEWAY": value}, repo_dir=REPO)
+    assert "s3cret" not in str(e.value)
+
+
+@pytest.mark.parametrize("value", ["http://pgw:9091", "https://gw.example.org/pushgateway/", "http://[::1]:9091"])
+def test_settings_accept_a_pushgateway_base_url(value):
+    assert load_settings({"HCP_PUSHGATEWAY": value}, repo_dir=REPO).pushgateway == value
+
+
 def test_engine_max_workers_is_the_engines():
     """The DAG's copy of the cap is read from src/config.ts, so the two cannot drift apart."""
     assert re.search(r"MAX_WORKERS = (\d+);", (REPO / "src" / "config.ts").read_text()).group(1) == str(ENGINE_MAX_WORKERS)
