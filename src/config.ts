@@ -192,10 +192,29 @@ export function need<T>(value: T | null, name: string, command: string): T {
   return value;
 }
 
-/** The pseudonymisation key from the environment, or the demo key (unless --require-key). */
+/**
+ * The pseudonymisation key from the environment, or the demo key (unless --require-key). A key that is set but
+ * unusable is exit 2 (HCP_ERR_KEY_INVALID), never the demo key, and the message never quotes it:
+ * - not valid UTF-8: Node decodes the environment as UTF-8, every invalid byte sequence becoming U+FFFD, so
+ *   `a\xff\xfeb` and `a\xfd\xfcb` gave the same pseudonyms, and a binary key (bytes from /dev/urandom) kept
+ *   little of its entropy;
+ * - only white space: a blank that slipped into a secret store, not a secret.
+ */
 export function resolveKey(requireKey: boolean): { key: string; demo: boolean } {
   const key = process.env.HCP_PSEUDONYM_KEY;
-  if (key && key.length > 0) return { key, demo: false };
+  if (key && key.length > 0) {
+    if (key.includes('\uFFFD')) {
+      throw new PipelineError(
+        'HCP_ERR_KEY_INVALID',
+        'HCP_PSEUDONYM_KEY is not valid UTF-8 text (or holds U+FFFD): its invalid bytes would all read as the same character, so different keys would give the same pseudonyms; use text, e.g. hex or base64 (openssl rand -hex 32)',
+        { option: 'HCP_PSEUDONYM_KEY' },
+      );
+    }
+    if (key.trim() === '') {
+      throw new PipelineError('HCP_ERR_KEY_INVALID', 'HCP_PSEUDONYM_KEY holds only white space: set a secret, e.g. openssl rand -hex 32', { option: 'HCP_PSEUDONYM_KEY' });
+    }
+    return { key, demo: false };
+  }
   if (requireKey) throw new PipelineError('HCP_ERR_KEY_MISSING');
   return { key: DEMO_KEY, demo: true };
 }

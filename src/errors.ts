@@ -18,6 +18,7 @@ const CATALOGUE = {
   HCP_ERR_OUTPUT_UNUSABLE: { exit: EXIT.usage, message: 'The output directory cannot be created or written' },
   HCP_ERR_LOCKED: { exit: EXIT.usage, message: 'Another run holds the lock for this partition' },
   HCP_ERR_KEY_MISSING: { exit: EXIT.usage, message: 'HCP_PSEUDONYM_KEY is not set and --require-key was given' },
+  HCP_ERR_KEY_INVALID: { exit: EXIT.usage, message: 'HCP_PSEUDONYM_KEY is set but cannot be used as a key' },
   HCP_ERR_NO_SKETCHES: { exit: EXIT.usage, message: 'No sketches found to merge' },
   HCP_ERR_NO_STATS: { exit: EXIT.usage, message: 'Statistics missing or not from the commits now in the manifests: run stats first' },
   HCP_ERR_INTERRUPTED_COMMIT: { exit: EXIT.usage, message: 'A process was interrupted while committing its hospitals: run it again' },

@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { availableParallelism } from 'node:os';
-import { defaultWorkers, MAX_WORKERS, parseCli } from '../src/config.js';
+import { defaultWorkers, MAX_WORKERS, parseCli, resolveKey } from '../src/config.js';
+import { DEMO_KEY } from '../src/transform/pseudonym.js';
 
-const KNOBS = ['HCP_MAX_BUFFERED_ROWS', 'HCP_DEDUPE_FILTER_BITS'] as const;
+const KNOBS = ['HCP_MAX_BUFFERED_ROWS', 'HCP_DEDUPE_FILTER_BITS', 'HCP_PSEUDONYM_KEY'] as const;
 const saved = Object.fromEntries(KNOBS.map((k) => [k, process.env[k]]));
 afterEach(() => {
   for (const k of KNOBS) {
@@ -110,5 +111,37 @@ describe('options with no sane meaning are usage errors (exit 2), naming the opt
   it('the default worker count is this machine\'s', () => {
     expect(parseCli(['run']).config.workers).toBe(defaultWorkers(availableParallelism()));
     expect(MAX_WORKERS).toBe(64); // the DAG's copy, dags/hcp_airflow/config.py ENGINE_MAX_WORKERS, is checked against this file
+  });
+});
+
+describe('HCP_PSEUDONYM_KEY', () => {
+  // Node decodes the environment as UTF-8, invalid bytes as U+FFFD: `a\xff\xfeb` and `a\xfd\xfcb` gave byte-identical
+  // pseudonyms. A key of only white space was taken as it was. Both are exit 2 now, with or without --require-key.
+  it.each<[string, string, boolean, RegExp | { key: string; demo: boolean }]>([
+    ['invalid UTF-8 bytes (as Node decodes them)', 'a\uFFFD\uFFFDb', false, /not valid UTF-8 text.*hex or base64/],
+    ['invalid UTF-8 bytes, --require-key', 'a\uFFFDb', true, /not valid UTF-8 text/],
+    ['a binary key from /dev/urandom', Buffer.from([0x9f, 0x41, 0xc3, 0x28, 0xff, 0x80]).toString('utf8'), true, /not valid UTF-8 text/],
+    ['spaces only', '   ', false, /only white space/],
+    ['spaces only, --require-key', '   ', true, /only white space/],
+    ['a tab and a newline', '\t\n', false, /only white space/],
+    ['no-break spaces', '\u00a0\u00a0', false, /only white space/],
+    ['a hex key', 'a3f1'.repeat(16), true, { key: 'a3f1'.repeat(16), demo: false }],
+    ['text with spaces around it (kept as is)', ' k3y ', true, { key: ' k3y ', demo: false }],
+    ['valid UTF-8 beyond ASCII', 'clé-secrète-🔑', true, { key: 'clé-secrète-🔑', demo: false }],
+    ['unset', '', false, { key: DEMO_KEY, demo: true }],
+  ])('%s', (_, key, requireKey, want) => {
+    process.env.HCP_PSEUDONYM_KEY = key;
+    if (!(want instanceof RegExp)) {
+      expect(resolveKey(requireKey)).toEqual(want);
+      return;
+    }
+    let error: any = null;
+    try {
+      resolveKey(requireKey);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'HCP_ERR_KEY_INVALID', exitCode: 2 });
+    expect(error.message).toMatch(want);
   });
 });

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { preflight } from '../src/coordinator.js';
-import { type CliResult, curatedScan, describeRun, expectErrorCode, isDir, listFiles, prng, query, readQuarantine, removeTempDirs, runCli, tempDir } from './helpers.js';
+import { CLI, type CliResult, curatedScan, describeRun, expectErrorCode, isDir, listFiles, prng, query, readQuarantine, removeTempDirs, runCli, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -136,6 +136,29 @@ describe('unusable files and bad usage: exit 2, one error line, JSON error code'
   it('--require-key with an empty HCP_PSEUDONYM_KEY', async () => {
     const run = await processInput(csv(HEADER, ...GOOD), ['--require-key'], { HCP_PSEUDONYM_KEY: '' });
     expectCleanError(run.r, 2, 'HCP_ERR_KEY_MISSING');
+  });
+
+  // Node decodes the environment as UTF-8, every invalid byte as U+FFFD: these two keys gave byte-identical
+  // pseudonyms (a key from /dev/urandom kept little of its entropy), and a key of spaces was taken as it was.
+  it.each<[string, string, string[], RegExp]>([
+    ['invalid UTF-8 (\\377\\376)', 'a\\377\\376b', [], /not valid UTF-8 text.*hex or base64/],
+    ['other invalid UTF-8 (\\375\\374), --require-key', 'a\\375\\374b', ['--require-key'], /not valid UTF-8 text.*hex or base64/],
+    ['only spaces', '   ', [], /only white space/],
+    ['only spaces, --require-key', '   ', ['--require-key'], /only white space/],
+  ])('HCP_PSEUDONYM_KEY of %s: exit 2, nothing written, the key not shown', (_, printf, extra, message) => {
+    const dir = tempDir('hcp-bad-');
+    const input = join(dir, 'input.csv');
+    writeFileSync(input, csv(HEADER, ...GOOD));
+    const out = join(dir, 'out');
+    // The key's bytes as they are: Node's own spawn takes strings only and would encode them as UTF-8.
+    const env = { ...process.env, NO_COLOR: '1' };
+    delete env.HCP_PSEUDONYM_KEY;
+    const p = spawnSync('/bin/sh', ['-c', 'HCP_PSEUDONYM_KEY="$(printf "$0")" exec "$@"', printf, process.execPath, CLI, 'process', '--dataset', 'vitals', '--input', input, '--out', out, ...OPTS, ...extra], { env, encoding: 'utf8' });
+    const stdout = p.stdout;
+    const r: CliResult = { code: p.status, signal: p.signal, stdout, stderr: p.stderr, json: JSON.parse(stdout.trim().split('\n').pop() || 'null'), ms: 0 };
+    expectCleanError(r, 2, 'HCP_ERR_KEY_INVALID', message);
+    expect(r.stderr + r.stdout).not.toMatch(/a\uFFFD|a {3}/);
+    expect(existsSync(out)).toBe(false);
   });
 
   it('--dataset must be vitals or labs', async () => {
