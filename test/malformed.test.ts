@@ -151,7 +151,7 @@ describe('unusable files and bad usage: exit 2, one error line, JSON error code'
     writeFileSync(input, csv(HEADER, ...GOOD));
     const out = join(dir, 'out');
     // The key's bytes as they are: Node's own spawn takes strings only and would encode them as UTF-8.
-    const env = { ...process.env, NO_COLOR: '1' };
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
     delete env.HCP_PSEUDONYM_KEY;
     const p = spawnSync('/bin/sh', ['-c', 'HCP_PSEUDONYM_KEY="$(printf "$0")" exec "$@"', printf, process.execPath, CLI, 'process', '--dataset', 'vitals', '--input', input, '--out', out, ...OPTS, ...extra], { env, encoding: 'utf8' });
     const stdout = p.stdout;
