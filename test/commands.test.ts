@@ -492,6 +492,66 @@ describe('an output directory that cannot be one (--out, --landing): exit 2 nami
   });
 });
 
+describe('a --metrics-file that cannot be written: exit 2 naming the option, before anything is written', () => {
+  // It was only a warning after the whole run ("metrics file not written: EISDIR…"), exit 0.
+  const dir = tempDir();
+  const file = join(dir, 'a-file');
+  writeFileSync(file, 'not a directory\n');
+  mkdirSync(join(dir, 'a-dir.prom'));
+  const readOnly = join(dir, 'read-only');
+  mkdirSync(readOnly, { mode: 0o555 });
+  // Outputs for stats and report, which touch the output before their metrics start: `stats` makes DIR/stats,
+  // `report` over a process since the last stats removes _SUCCESS.
+  const done = join(dir, 'done');
+  const processed = join(dir, 'processed');
+  beforeAll(async () => {
+    for (const args of [
+      ['run', '--vitals', VITALS, '--labs', LABS, '--out', done],
+      ['process', '--dataset', 'vitals', '--input', VITALS, '--out', processed],
+      ['run', '--vitals', VITALS, '--labs', LABS, '--out', join(dir, 'stale')],
+      ['process', '--dataset', 'vitals', '--input', VITALS, '--out', join(dir, 'stale')],
+    ]) {
+      const ok = await runCli([...args, ...OPTS]);
+      expect(ok.code, describeRun(ok)).toBe(0);
+    }
+    expect(existsSync(join(processed, 'stats'))).toBe(false);
+    expect(existsSync(join(dir, 'stale', '_SUCCESS'))).toBe(true);
+  }, 60_000);
+  const process_ = (prom: string) => ['process', '--dataset', 'vitals', '--input', VITALS, '--out', join(dir, 'out'), '--metrics-file', prom];
+  const asRoot = process.getuid?.() === 0;
+  it.each<[string, string[]]>([
+    ['process, a directory', process_(join(dir, 'a-dir.prom'))],
+    ['process, under a file', process_(join(file, 'x.prom'))],
+    ['process, deep under a file', process_(join(file, 'a', 'b', 'x.prom'))],
+    ['run, a directory', ['run', '--vitals', VITALS, '--labs', LABS, '--out', join(dir, 'out'), '--metrics-file', join(dir, 'a-dir.prom')]],
+    ['partition, under a file', ['partition', '--dataset', 'vitals', '--input', VITALS, '--landing', join(dir, 'landing'), '--metrics-file', join(file, 'x.prom')]],
+    ['stats, a directory', ['stats', '--out', done, '--metrics-file', join(dir, 'a-dir.prom')]],
+    ['stats of a new output (no DIR/stats yet), a directory', ['stats', '--out', processed, '--metrics-file', join(dir, 'a-dir.prom')]],
+    ['report, under a file', ['report', '--out', done, '--metrics-file', join(file, 'x.prom')]],
+    ['report over stale statistics (it removes _SUCCESS), under a file', ['report', '--out', join(dir, 'stale'), '--metrics-file', join(file, 'x.prom')]],
+    // Permission bits say nothing there, even for root: the check creates a file to find out.
+    ...(existsSync('/proc/self') ? ([['process, in /proc', process_('/proc/hcp.prom')], ['process, under /proc', process_('/proc/hcp-no-such-dir/x.prom')]] as [string, string[]][]) : []),
+    ...(asRoot ? [] : ([['process, in a read-only directory', process_(join(readOnly, 'x.prom'))], ['stats, under a read-only directory', ['stats', '--out', done, '--metrics-file', join(readOnly, 'sub', 'x.prom')]]] as [string, string[]][])),
+  ])('%s', async (_, args) => {
+    const before = snapshot(dir);
+    const r = await runCli([...args, ...OPTS], { timeoutMs: 20_000 });
+    expect(r.code, describeRun(r)).toBe(2);
+    expect(r.json).toMatchObject({ status: 'error', exit_code: 2, error: { code: 'HCP_ERR_OUTPUT_UNUSABLE', message: expect.stringMatching(/^--metrics-file .* cannot be written: /) } });
+    expect(r.stderr).not.toMatch(/internal error|^\s+at /m);
+    expect(snapshot(dir)).toEqual(before);
+    expect(readdirSync(dir).sort()).toEqual(['a-dir.prom', 'a-file', 'done', 'processed', 'read-only', 'stale']);
+    expect(existsSync(join(processed, 'stats'))).toBe(false); // an empty directory, which the snapshot of files misses
+  });
+
+  it('missing parent directories are made, as for --out', async () => {
+    const prom = join(tempDir(), 'textfile', 'sub', 'x.prom');
+    const r = await runCli(['process', '--dataset', 'vitals', '--input', VITALS, '--out', join(tempDir(), 'out'), '--metrics-file', prom, ...OPTS]);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(readFileSync(prom, 'utf8')).toMatch(/^hcp_rows_total\{/m);
+    expect(readdirSync(join(prom, '..'))).toEqual(['x.prom']);
+  });
+});
+
 describe('--metrics-port that cannot be served', () => {
   it('a port already in use: exit 2 naming the option, before anything is written', async () => {
     const { createServer } = await import('node:net');

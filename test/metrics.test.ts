@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CHUNK_DURATION_BUCKETS,
+  checkMetricsFile,
   createMetrics,
   groupPath,
   pushMetrics,
@@ -241,6 +242,44 @@ describe('writeMetricsFile', () => {
     expect([...types.keys()].every((n) => n.startsWith('hcp_'))).toBe(true);
     expect(valueOf(samples, 'hcp_rows_total', { dataset: 'labs', hospital_id: '__invalid__', outcome: 'rejected' })).toBe(3);
     expect(await readdir(dir)).toEqual(['pipeline.prom']); // no temp file left
+  });
+
+  it('makes missing parent directories, as for --out', async () => {
+    const path = join(dir, 'made', 'for', 'it.prom');
+    checkMetricsFile(path);
+    await expect(readdir(join(dir, 'made'))).rejects.toThrow(/ENOENT/); // the check makes nothing
+    await writeMetricsFile(createMetrics({ collectDefault: false }), path);
+    expect(await readdir(join(dir, 'made', 'for'))).toEqual(['it.prom']);
+  });
+
+  // Checked when the command starts: it was a warning at the end of the run (EISDIR, ENOTDIR, EACCES), exit 0.
+  type Case = [string, (d: string) => Promise<string>, RegExp | null];
+  it.each<Case>([
+    ['a new file', async (d) => join(d, 'new.prom'), null],
+    ['an existing file', async (d) => (await writeFile(join(d, 'old.prom'), 'x'), join(d, 'old.prom')), null],
+    ['under missing directories', async (d) => join(d, 'no', 'such', 'x.prom'), null],
+    ['a directory', async (d) => (await mkdir(join(d, 'dir.prom')), join(d, 'dir.prom')), /cannot be written: it is a directory/],
+    ['under a file', async (d) => (await writeFile(join(d, 'f'), 'x'), join(d, 'f', 'x.prom')), /cannot be written: .*\/f is not a directory/],
+    ['deep under a file', async (d) => (await writeFile(join(d, 'g'), 'x'), join(d, 'g', 'a', 'b', 'x.prom')), /cannot be written: .*\/g is not a directory/],
+    ...(process.getuid?.() === 0 ? [] : ([['in a read-only directory', async (d: string) => (await mkdir(join(d, 'ro'), { mode: 0o555 }), join(d, 'ro', 'x.prom')), /EACCES/]] as Case[])),
+    ...(process.platform === 'linux' ? ([['in /proc (writable by its mode bits, for root)', async () => '/proc/hcp.prom', /cannot be written: (ENOENT|EACCES)/]] as Case[]) : []),
+  ])('checkMetricsFile: %s', async (_, make, error) => {
+    const d = await mkdtemp(join(tmpdir(), 'hcp-check-'));
+    try {
+      const path = await make(d);
+      const before = (await readdir(d)).sort();
+      let thrown: any = null;
+      try {
+        checkMetricsFile(path);
+      } catch (e) {
+        thrown = e;
+      }
+      if (error === null) expect(thrown).toBeNull();
+      else expect(thrown).toMatchObject({ code: 'HCP_ERR_OUTPUT_UNUSABLE', exitCode: 2, context: { option: 'metrics-file' }, message: expect.stringMatching(error) });
+      expect((await readdir(d)).sort()).toEqual(before); // its trial file is gone
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
   });
 
   it('leaves the previous file and no temp file behind when the write fails', async () => {

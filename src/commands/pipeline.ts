@@ -20,7 +20,7 @@ import { makeOutputDir, removeIfEmpty } from '../sinks/fsutil.js';
 import { markSuccess, writeRootManifest } from '../sinks/manifest.js';
 import { writeReport, type QualityReport } from '../sinks/report.js';
 import { staleStats, writeStats } from '../sinks/stats.js';
-import { type PushPlan, withMetrics } from './with-metrics.js';
+import { checkMetricsOptions, type PushPlan, withMetrics } from './with-metrics.js';
 
 export interface Outcome {
   exitCode: number;
@@ -119,6 +119,7 @@ export async function statsCommand(cfg: Config, log: Logger): Promise<Outcome> {
     groups: datasets.map((dataset) => ({ dataset, hospitalIds: [] })),
     ...(datasets.length > 0 && { home: { dataset: datasets[0], hospitalId: ALL_HOSPITALS, command: 'stats' } }),
   });
+  checkMetricsOptions(cfg); // before it makes directories under --out
   // Where it writes, once there is something to merge: a directory it cannot write is exit 2, not an internal error.
   if (existsSync(join(cfg.out, '_manifests'))) for (const d of ['_manifests', 'stats']) makeOutputDir(join(cfg.out, d), 'out');
   return withMetrics(cfg, log, plan, async (metrics) => {
@@ -209,6 +210,7 @@ function checkCommits(out: string): void {
 }
 
 export async function reportCommand(cfg: Config, log: Logger): Promise<Outcome> {
+  checkMetricsOptions(cfg); // before it removes _SUCCESS
   if (!existsSync(join(cfg.out, '_manifests'))) throw new PipelineError('HCP_ERR_NO_SKETCHES', `Nothing to report under ${cfg.out}: run process first`, { file: cfg.out });
   // Where it writes (and removes _SUCCESS): a directory it cannot write is exit 2, not an internal error.
   makeOutputDir(cfg.out, 'out');

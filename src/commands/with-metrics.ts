@@ -6,6 +6,8 @@ import type { Config } from '../config.js';
 import { usageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { GroupRef, PipelineMetrics, PushGroups } from '../metrics/index.js';
+// Not through ../metrics/index.js, which loads prom-client.
+import { checkMetricsFile } from '../metrics/textfile.js';
 
 /** Where a command's metrics go in the Pushgateway (src/metrics/grouping.ts). */
 export interface PushPlan {
@@ -18,6 +20,15 @@ export interface PushPlan {
 }
 
 /**
+ * The metrics options' checks that can be made before a command does anything: exit 2 for a `--metrics-file`
+ * that cannot be written, instead of a warning after the whole run (src/metrics/textfile.ts). `withMetrics` makes
+ * them; a command that touches its output before it calls `withMetrics` (`stats`, `report`) makes them first.
+ */
+export function checkMetricsOptions(cfg: Config): void {
+  if (cfg.metricsFile) checkMetricsFile(cfg.metricsFile);
+}
+
+/**
  * Runs `body` with metrics: served while running, pushed and/or written at
  * the end. With none of those asked for, `body` gets null and prom-client
  * is not even loaded (~60 ms of every command's start-up).
@@ -25,6 +36,7 @@ export interface PushPlan {
  */
 export async function withMetrics<T>(cfg: Config, log: Logger, push: () => PushPlan, body: (m: PipelineMetrics | null) => Promise<T>): Promise<T> {
   if (cfg.metricsPort === null && !cfg.pushgateway && !cfg.metricsFile) return body(null);
+  checkMetricsOptions(cfg);
   const { createMetrics, pushMetrics, serveMetrics, writeMetricsFile } = await import('../metrics/index.js');
   const metrics = createMetrics();
   // A port already in use (or not ours to bind) is the user's to change: exit 2 naming it, before anything is done.

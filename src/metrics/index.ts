@@ -6,4 +6,4 @@ export type { GroupRef, PushGroups } from './grouping.js';
 export { groupPath, PUSH_JOB } from './grouping.js';
 export type { PushResult } from './push.js';
 export { pushMetrics } from './push.js';
-export { writeMetricsFile } from './textfile.js';
+export { checkMetricsFile, writeMetricsFile } from './textfile.js';
