@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { usageError, PipelineError } from './errors.js';
 import { pushgatewayUrlProblem, redactUrl } from './metrics/url.js';
+import { FILTER_BITS_RANGE } from './merge/dedupe.js';
 import { DATASETS, type Dataset } from './registry.js';
 import { monthBounds, parseIsoDate } from './rules/fields.js';
 import { DEMO_KEY } from './transform/pseudonym.js';
@@ -157,7 +158,7 @@ export function parseCli(argv: string[]): { config: Config; help: boolean } {
     // HCP_MAX_BUFFERED_ROWS=16 makes every chunk spill, and
     // HCP_DEDUPE_FILTER_BITS=512 makes nearly every row a duplicate suspect.
     maxBufferedRows: positiveEnv('HCP_MAX_BUFFERED_ROWS') ?? 400_000,
-    dedupeFilterBits: positiveEnv('HCP_DEDUPE_FILTER_BITS'),
+    dedupeFilterBits: filterBitsEnv('HCP_DEDUPE_FILTER_BITS'),
     period,
     periodBounds,
     asOf,
@@ -231,4 +232,21 @@ export const ENGINE_NODE_FLAGS = ['--max-semi-space-size=2'] as const;
 function positiveEnv(name: string): number | null {
   const v = Number(process.env[name]);
   return Number.isFinite(v) && v > 0 ? v : null;
+}
+
+/**
+ * The duplicate filter's size from the environment (a test knob): null when unset, empty or 0 (sized for the
+ * input); else a power of two within FILTER_BITS_RANGE, or a usage error naming the variable. `1e12` and
+ * `1099511627776` failed the run with exit 1 (an internal error) when the filter was made.
+ */
+function filterBitsEnv(name: string): number | null {
+  const v = process.env[name];
+  if (v === undefined || v === '' || v === '0') return null;
+  const { min, max } = FILTER_BITS_RANGE;
+  const n = Number(v);
+  // Range first: n & (n - 1) is a 32-bit operation.
+  if (!/^\d+$/.test(v) || n < min || n > max || (n & (n - 1)) !== 0) {
+    throw usageError(`${name} must be a power of two from ${min} to ${max} (got "${v}")`, name);
+  }
+  return n;
 }

@@ -27,6 +27,45 @@ describe('test knobs from the environment, settled in the config', () => {
   });
 });
 
+describe('HCP_DEDUPE_FILTER_BITS: a power of two from 512 (one block) to 2^27 (the largest filter the engine sizes)', () => {
+  // 1e12 and 1099511627776 ended in internal errors (exit 1) when the filter was made: "filter bits must be a power
+  // of two", "Invalid typed array length"; 256 silently made a 512-bit filter, and "lots" silently none.
+  it.each<[string, number | null]>([
+    ['512', 512],
+    ['1024', 1024],
+    ['134217728', 2 ** 27],
+    ['0', null],
+    ['', null],
+    ['1e12', NaN],
+    ['1099511627776', NaN],
+    ['768', NaN],
+    ['256', NaN],
+    ['511', NaN],
+    [String(2 ** 28), NaN],
+    [String(2 ** 53), NaN],
+    ['0x200', NaN],
+    ['512.0', NaN],
+    ['-512', NaN],
+    [' 512', NaN],
+    ['lots', NaN],
+  ])('%j', (value, want) => {
+    for (const k of KNOBS) delete process.env[k];
+    process.env.HCP_DEDUPE_FILTER_BITS = value;
+    if (!Number.isNaN(want)) {
+      expect(parseCli(['process']).config.dedupeFilterBits).toBe(want);
+      return;
+    }
+    let error: any = null;
+    try {
+      parseCli(['process']);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'HCP_ERR_USAGE', exitCode: 2, context: { option: 'HCP_DEDUPE_FILTER_BITS' } });
+    expect(error.message).toBe(`HCP_DEDUPE_FILTER_BITS must be a power of two from 512 to 134217728 (got "${value}")`);
+  });
+});
+
 describe('options with no sane meaning are usage errors (exit 2), naming the option', () => {
   it.each<[string, string[], RegExp]>([
     ['a chunk larger than a buffer can be', ['--chunk-size', '10000000000'], /--chunk-size must be an integer from 1024 to 1073741824/],

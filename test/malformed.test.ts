@@ -161,6 +161,13 @@ describe('unusable files and bad usage: exit 2, one error line, JSON error code'
     expect(existsSync(out)).toBe(false);
   });
 
+  // A test knob (docs/ARCHITECTURE.md, error handling): these failed the run with exit 1, an internal error.
+  it.each(['1e12', '1099511627776', '768'])('HCP_DEDUPE_FILTER_BITS=%s', async (bits) => {
+    const run = await processInput(csv(HEADER, ...GOOD), [], { HCP_DEDUPE_FILTER_BITS: bits });
+    expectCleanError(run.r, 2, 'HCP_ERR_USAGE', /^(error: )?HCP_DEDUPE_FILTER_BITS must be a power of two from 512 to 134217728/);
+    expect(existsSync(run.out)).toBe(false);
+  });
+
   it('--dataset must be vitals or labs', async () => {
     const dir = tempDir('hcp-bad-');
     writeFileSync(join(dir, 'x.csv'), csv(HEADER, ...GOOD));

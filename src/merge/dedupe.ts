@@ -22,6 +22,12 @@ const K = 8;
 /** Filter size bounds (bits): 1 Mbit .. 128 Mbit (16 MB). */
 const MIN_BITS = 1 << 20;
 const MAX_BITS = 1 << 27;
+/**
+ * The sizes HCP_DEDUPE_FILTER_BITS may ask for (src/config.ts): a power of two from one block to the largest
+ * filter the engine sizes itself. Any other value used to fail the run as an internal error ("filter bits must
+ * be a power of two", or "Invalid typed array length" for one too large to allocate).
+ */
+export const FILTER_BITS_RANGE = { min: 32 * BLOCK_WORDS, max: MAX_BITS } as const;
 /** Rows whose filter blocks are loaded together before they are probed (see `scan`). */
 const TOUCH_GROUP = 64;
 /** Log buffer, in fingerprints. */
