@@ -11,6 +11,10 @@
  * with a grouping label of its group. It keeps every request it was sent.
  * Told to, it answers every request with an error page instead (a gateway
  * behind a proxy that is down).
+ *
+ * `delayMs` makes it answer each request that long after it arrived, and
+ * `hang` never (the connection stays open until `close`): a slow or stuck
+ * gateway. `onRequest` is told of each request as it arrives.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -78,10 +82,14 @@ function families(body: string): Map<string, string[]> {
 export interface FakePushgatewayOptions {
   /** Answer every request with this status and body (Content-Type text/html). */
   errorPage?: { status: number; body: string };
+  delayMs?: number;
+  hang?: boolean;
+  onRequest?: (method: string, path: string) => void;
 }
 
 /** Starts the fake on 127.0.0.1 (a free port). */
 export async function startFakePushgateway(options: FakePushgatewayOptions = {}): Promise<FakePushgateway> {
+  const opts = options;
   const requests: FakePushgateway['requests'] = [];
   const received: string[] = [];
   const groups = new Map<string, Map<string, string[]>>();
@@ -95,7 +103,10 @@ export async function startFakePushgateway(options: FakePushgatewayOptions = {})
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (b: Buffer) => chunks.push(b));
-    req.on('end', () => {
+    opts.onRequest?.(req.method!, (req.url ?? '/').split('?')[0]);
+    if (opts.hang) return;
+    req.on('end', () => (opts.delayMs ? setTimeout(answer, opts.delayMs) : answer()));
+    const answer = () => {
       const body = Buffer.concat(chunks).toString('utf8');
       received.push(`${req.method} ${req.url}`);
       if (options.errorPage) {
@@ -140,7 +151,7 @@ export async function startFakePushgateway(options: FakePushgatewayOptions = {})
         return;
       }
       res.writeHead(200).end();
-    });
+    };
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -149,6 +160,10 @@ export async function startFakePushgateway(options: FakePushgatewayOptions = {})
     received,
     groups,
     samples: (name) => [...groups].flatMap(([group, fams]) => [...fams.values()].flatMap((lines) => samplesOf(group, lines))).filter((s) => name === undefined || s.name === name),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -16,7 +16,7 @@ import {
   type PipelineMetrics,
 } from '../src/metrics/index.js';
 import { startFakePushgateway } from './fake-pushgateway.js';
-import { processConfig, ROOT } from './helpers.js';
+import { processConfig, removeTempDirs, ROOT, runCli, tempDir } from './helpers.js';
 
 // --- helpers ------------------------------------------------------------------
 
@@ -614,6 +614,61 @@ describe('pushMetrics', () => {
     ['vitals', 'ALL', '/metrics/job/healthcare_pipeline/dataset/vitals/hospital_id/ALL/command/report', 'report'],
   ])('groupPath(%j, %j, %j)', (dataset, hospital, path, command?: string) => {
     expect(groupPath(dataset, hospital, command)).toBe(path);
+  });
+});
+
+describe('pushMetrics: one deadline for all of a push', () => {
+  afterAll(removeTempDirs);
+  // Without it each request had 10 s of its own: 14 groups answered after 3 s each held a run 42 s after its
+  // commit, and a gateway that accepts and never answers 20 s (the last-success read, then the first PUT).
+  const hospitals = Array.from({ length: 12 }, (_, i) => `H${i + 1}`);
+  const run = () => {
+    const m = createMetrics({ collectDefault: false });
+    for (const h of hospitals) m.addRows('vitals', h, 'accepted', 1);
+    return m;
+  };
+
+  it('a gateway that never answers: gives up at the deadline with one warning', async () => {
+    const gw = await startFakePushgateway({ hang: true });
+    try {
+      const logs: string[] = [];
+      const t0 = performance.now();
+      const r = await pushMetrics(run(), gw.url, { dataset: 'vitals', hospitalIds: hospitals }, (s) => logs.push(s), undefined, 300);
+      expect(performance.now() - t0).toBeLessThan(5_000);
+      expect(r.ok).toBe(false);
+      expect(r.error).toBe('gave up after 0.3 s (the push deadline): 12 group(s) not pushed');
+      expect(logs).toEqual([`metrics push to ${gw.url} failed (the run goes on): ${r.error}`]);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('a slow gateway: the groups pushed by the deadline stay pushed, the rest are left', async () => {
+    const gw = await startFakePushgateway({ delayMs: 250 });
+    try {
+      const logs: string[] = [];
+      const t0 = performance.now();
+      const r = await pushMetrics(run(), gw.url, { dataset: 'vitals', hospitalIds: hospitals }, (s) => logs.push(s), undefined, 700);
+      expect(performance.now() - t0).toBeLessThan(2_000); // 13 requests of 250 ms: 3.3 s without a deadline
+      expect(r.ok).toBe(false);
+      const left = Number(/: (\d+) group\(s\) not pushed$/.exec(r.error ?? '')?.[1]);
+      const pushed = gw.requests.filter((q) => q.method === 'PUT').length;
+      expect(left).toBeGreaterThan(0);
+      // The request under way at the deadline is counted among those left (it may have reached the gateway).
+      expect(pushed + left).toBeGreaterThanOrEqual(hospitals.length);
+      expect(pushed + left).toBeLessThanOrEqual(hospitals.length + 1);
+      expect(logs).toHaveLength(1);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('the CLI warns once for a failed push, and the command still succeeds', async () => {
+    const landing = tempDir();
+    const r = await runCli(['partition', '--dataset', 'vitals', '--input', join(ROOT, 'data', 'vitals_2024.csv'), '--landing', landing, '--pushgateway', `http://127.0.0.1:${await closedPort()}`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json).toMatchObject({ status: 'ok', exit_code: 0 });
+    expect(r.stderr.split('\n').filter((l) => /metrics push/.test(l))).toHaveLength(1);
   });
 });
 

@@ -52,7 +52,7 @@ export async function withMetrics<T>(cfg: Config, log: Logger, push: () => PushP
   } finally {
     if (cfg.pushgateway) {
       const { groups, home } = push();
-      // A failure is one warning, pushMetrics' own (the URL shown redacted): nothing to add.
+      // A failed push (or one out of time: PUSH_DEADLINE_MS) is one warning, pushMetrics' own (the URL redacted): nothing to add.
       await pushMetrics(metrics, cfg.pushgateway, groups, (m) => log.warn(m), home);
     }
     if (cfg.metricsFile) await writeMetricsFile(metrics, cfg.metricsFile).catch((e) => log.warn(`metrics file not written: ${(e as Error).message}`));

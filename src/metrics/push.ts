@@ -16,6 +16,11 @@
  * HTML error page had the whole page dumped into the log, once per group.
  * Nor does any message carry credentials: a URL with them (or with a query or
  * fragment, which would swallow the group's path) is refused before any request.
+ * Nor does it hold the run up for long: each request has 10 s, and all of a
+ * command's requests together have PUSH_DEADLINE_MS (15 s). A gateway that
+ * answers slowly or not at all would otherwise keep a run that has committed
+ * its output going for minutes (14 groups of 3 s each took 42 s), inside
+ * Airflow's task timeout, whose SIGTERM then reports the run interrupted.
  */
 import type { Family } from './exposition.js';
 import { renderFamilies, TEXT_CONTENT_TYPE } from './exposition.js';
@@ -32,6 +37,8 @@ const PUSH_TIMEOUT_MS = 10_000;
 const BODY_CHARS = 200;
 /** Failed groups listed one by one in the warning; the rest are counted. */
 const ERRORS_LISTED = 3;
+/** All the requests of one push together (README, monitoring/README.md): then the groups left are not pushed. */
+export const PUSH_DEADLINE_MS = 15_000;
 
 export interface PushResult {
   ok: boolean;
@@ -66,8 +73,8 @@ type LastSuccessLookup = (dataset: string, hospitalId: string) => number | undef
  * hcp_last_success_timestamp_seconds of every group of our job, from the
  * gateway's JSON API (`GET /api/v1/metrics`).
  */
-async function fetchLastSuccess(base: string): Promise<LastSuccessLookup> {
-  const res = await fetch(`${base}/api/v1/metrics`, { signal: AbortSignal.timeout(PUSH_TIMEOUT_MS) });
+async function fetchLastSuccess(base: string, signal: AbortSignal): Promise<LastSuccessLookup> {
+  const res = await fetch(`${base}/api/v1/metrics`, { signal });
   if (!res.ok) throw new Error(`GET /api/v1/metrics: HTTP ${res.status}`);
   const body = (await res.json()) as { data?: Array<Record<string, unknown>> };
   const found = new Map<string, number>();
@@ -91,6 +98,7 @@ async function fetchLastSuccess(base: string): Promise<LastSuccessLookup> {
  * @param home where the run-level series go in a run without rows of its own,
  *   which would otherwise push them nowhere: with a `command` (`partition`,
  *   `stats`, `report`), that command's own groups (./grouping.ts).
+ * @param deadlineMs how long all the requests may take together; the groups not pushed by then are left.
  * @returns ok:false with the reasons if any group failed; never throws.
  */
 export async function pushMetrics(
@@ -99,8 +107,13 @@ export async function pushMetrics(
   groups: PushGroups | readonly PushGroups[],
   log: (msg: string) => void = (msg) => process.stderr.write(`${msg}\n`),
   home?: GroupRef,
+  deadlineMs = PUSH_DEADLINE_MS,
 ): Promise<PushResult> {
   const errors: string[] = [];
+  const deadline = AbortSignal.timeout(deadlineMs);
+  /** Each request's signal: its own timeout or the push's deadline, whichever comes first. */
+  const signal = () => AbortSignal.any([deadline, AbortSignal.timeout(PUSH_TIMEOUT_MS)]);
+  const late = (left: number) => `gave up after ${deadlineMs / 1000} s (the push deadline): ${left} group(s) not pushed`;
   const say = (msg: string): void => {
     try {
       log(oneLine(msg));
@@ -124,6 +137,10 @@ export async function pushMetrics(
 
     let lookup: LastSuccessLookup | undefined;
     for (const [i, p] of payloads.entries()) {
+      if (deadline.aborted) {
+        errors.push(late(payloads.length - i));
+        break;
+      }
       const path = groupPath(p.dataset, p.hospitalId, p.command);
       const method = p.replace ? 'PUT' : 'POST';
       const fams = [...p.families];
@@ -132,8 +149,12 @@ export async function pushMetrics(
       // Only hospital groups hold a last-success time (report's, which a process PUT would erase).
       if (p.replace && p.command === undefined && !fams.some((f) => f.name === LAST_SUCCESS)) {
         try {
-          lookup ??= await fetchLastSuccess(base);
+          lookup ??= await fetchLastSuccess(base, signal());
         } catch (err) {
+          if (deadline.aborted) {
+            errors.push(late(payloads.length - i));
+            break;
+          }
           lookup = () => undefined;
           warn(`cannot read the previous ${LAST_SUCCESS} (${describeError(err)}): this push clears it`);
         }
@@ -153,9 +174,13 @@ export async function pushMetrics(
           method,
           headers: { 'Content-Type': TEXT_CONTENT_TYPE },
           body: renderFamilies(fams),
-          signal: AbortSignal.timeout(PUSH_TIMEOUT_MS),
+          signal: signal(),
         });
       } catch (err) {
+        if (deadline.aborted) {
+          errors.push(late(payloads.length - i));
+          break;
+        }
         // Unreachable gateway: one error is enough, don't wait out every group.
         const skipped = payloads.length - i - 1;
         errors.push(`${method} ${path}: ${describeError(err)}${skipped > 0 ? ` (${skipped} more group(s) not tried)` : ''}`);
