@@ -24,7 +24,7 @@ import { basename, dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { CpuAccount, type CpuTotals } from './cpu.js';
 import { PipelineError } from './errors.js';
-import { onInterrupt } from './lifecycle.js';
+import { committed, onInterrupt, partlyCommitted } from './lifecycle.js';
 import type { Logger } from './log.js';
 import { DuplicateFilter, filterBits } from './merge/dedupe.js';
 import { Dictionaries } from './merge/dicts.js';
@@ -580,7 +580,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     cfg.beforeCommit?.();
     // Until the input manifest is written, the hospitals' commits are under way (see PendingCommit).
     writeJsonAtomic(pending, { input, run, scope, hospitals: [...hospitals.keys()].sort() } satisfies PendingCommit, staging);
-    for (const h of [...hospitals.keys()].sort()) {
+    for (const [k, h] of [...hospitals.keys()].sort().entries()) {
       const a = hospitals.get(h)!;
       const accepted = curatedByHospital.get(h) ?? 0;
       outcomes.push(
@@ -602,6 +602,8 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
         }),
       );
       faultPoint('between-hospitals');
+      // An interrupt now (a commit lock waited for lets the event loop turn) leaves the output mixed: say so.
+      if (k + 1 < hospitals.size) partlyCommitted(dataset, `${k + 1} of ${hospitals.size} hospitals committed, the others not: run it again`);
       metrics?.addRows(dataset, h, 'accepted', accepted);
       metrics?.addRows(dataset, h, 'rejected', a.rejected);
       for (const [rule, n] of Object.entries(a.rejectsByRule)) metrics?.addRejectedByRule(dataset, rule, n, h);
@@ -621,6 +623,7 @@ export async function processFile(cfg: ProcessConfig, pool: Pool, log: Logger, m
     });
     rmSync(pending, { force: true });
     removeIfEmpty(dirname(pending));
+    committed(dataset);
   } finally {
     cleanup();
   }

@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, DATA, lastJsonLine, removeTempDirs, ROOT, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
+import { startFakePushgateway } from './fake-pushgateway.js';
+import { CLI, DATA, describeRun, lastJsonLine, listFiles, removeTempDirs, ROOT, runCli, snapshot, tempDir, TEST_KEY } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -164,6 +165,102 @@ describe('an interrupted generate', () => {
     expect(code).toBe(143);
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
     expect(snapshot(dir)).toEqual(before);
+  });
+});
+
+describe('an interrupt after a commit says what was committed and what was not', () => {
+  const LABS = join(DATA, 'lab_results_2024.csv');
+  const leftovers = (out: string) => listFiles(out).filter((f) => /^_staging\/|^_locks\/|\.tmp-/.test(f));
+
+  /**
+   * Runs the CLI with a Pushgateway that never answers, and sends it SIGTERM when the gateway receives its first
+   * request: the command has committed its output by then and is pushing its metrics (deterministic, no timing).
+   */
+  async function interruptedWhilePushing(args: string[]) {
+    let child: ReturnType<typeof spawn> | null = null;
+    let sent = false;
+    const gw = await startFakePushgateway({
+      hang: true,
+      onRequest: () => {
+        if (!sent) sent = child!.kill('SIGTERM');
+      },
+    });
+    try {
+      child = spawn(process.execPath, [CLI, ...args, '--pushgateway', gw.url], { env: { ...process.env, HCP_PSEUDONYM_KEY: TEST_KEY }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+      child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+      const code = await new Promise<number | null>((resolve) => child!.on('close', (c) => resolve(c)));
+      expect(sent, 'no push reached the gateway').toBe(true);
+      return { code, stdout, stderr, json: lastJsonLine(stdout) };
+    } finally {
+      await gw.close();
+    }
+  }
+
+  it('process, during its metrics push: "after committing vitals; metrics not pushed", not "the previous output stays"', async () => {
+    const out = join(tempDir(), 'out');
+    const r = await interruptedWhilePushing(['process', '--dataset', 'vitals', '--input', VITALS, '--out', out, '--no-progress']);
+    expect(r.code, r.stdout + r.stderr).toBe(143);
+    const message = 'interrupted by SIGTERM after committing vitals; metrics not pushed';
+    expect(r.json).toEqual({ command: 'process', status: 'interrupted', exit_code: 143, error: { code: 'HCP_ERR_INTERRUPTED', message } });
+    expect(r.stderr).toContain(`error: ${message}\n`);
+    // It is true: the run's output is committed.
+    expect(listFiles(join(out, '_manifests', 'vitals')).filter((f) => f.startsWith('inputs/'))).toHaveLength(1);
+    expect(leftovers(out)).toEqual([]);
+  });
+
+  it('run, during its metrics push: "after committing the output", with the new output and _SUCCESS in place', async () => {
+    const out = join(tempDir(), 'out');
+    const r = await interruptedWhilePushing(['run', '--vitals', VITALS, '--labs', LABS, '--out', out, '--no-progress']);
+    expect(r.code, r.stdout + r.stderr).toBe(143);
+    expect(r.json).toMatchObject({ command: 'run', status: 'interrupted', exit_code: 143, error: { code: 'HCP_ERR_INTERRUPTED', message: 'interrupted by SIGTERM after committing the output; metrics not pushed' } });
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(true);
+    expect(leftovers(out)).toEqual([]);
+  });
+
+  it('partition, during its metrics push: "after committing the vitals split", the new split in place', async () => {
+    const landing = join(tempDir(), 'landing');
+    const r = await interruptedWhilePushing(['partition', '--dataset', 'vitals', '--input', VITALS, '--landing', landing]);
+    expect(r.code, r.stdout + r.stderr).toBe(143);
+    expect(r.json).toMatchObject({ command: 'partition', status: 'interrupted', error: { message: 'interrupted by SIGTERM after committing the vitals split; metrics not pushed' } });
+    expect(listFiles(join(landing, 'vitals')).filter((f) => f.startsWith('hospital_id=')).length).toBeGreaterThan(0);
+    expect(leftovers(landing)).toEqual([]);
+  });
+
+  it('run, between its datasets (HCP_FAULT_SIGNAL): vitals committed, labs, the statistics and the report not', async () => {
+    const out = join(tempDir(), 'out');
+    const r = await runCli(['run', '--vitals', VITALS, '--labs', LABS, '--out', out, '--no-progress'], { env: { HCP_FAULT_SIGNAL: 'committed:vitals' } });
+    expect(r.code, describeRun(r)).toBe(143);
+    expect(r.json).toMatchObject({
+      command: 'run',
+      status: 'interrupted',
+      exit_code: 143,
+      error: { code: 'HCP_ERR_INTERRUPTED', message: 'interrupted by SIGTERM after committing vitals; labs, the statistics and the report not written' },
+    });
+    expect(existsSync(join(out, 'curated', 'vitals'))).toBe(true);
+    expect(existsSync(join(out, 'curated', 'labs'))).toBe(false);
+    expect(existsSync(join(out, 'stats'))).toBe(false);
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+    expect(leftovers(out)).toEqual([]);
+  });
+
+  it('generate over an earlier one, between its datasets: the vitals files are new, the labs files the previous ones', async () => {
+    const dir = tempDir();
+    const fresh = tempDir();
+    const args = (out: string, seed: string) => ['generate', '--out', out, '--rows', '2000', '--seed', seed];
+    for (const [out, seed] of [[dir, '1'], [fresh, '9']]) expect((await runCli(args(out, seed))).code).toBe(0);
+    const before = snapshot(dir);
+    const r = await runCli(args(dir, '9'), { env: { HCP_FAULT_SIGNAL: 'committed:vitals' } });
+    expect(r.code, describeRun(r)).toBe(143);
+    expect(r.json).toMatchObject({ command: 'generate', status: 'interrupted', exit_code: 143, error: { message: 'interrupted by SIGTERM after committing vitals; labs not written' } });
+    const after = snapshot(dir);
+    const seed9 = snapshot(fresh);
+    // Data and labels together: never a new data file with the previous labels.
+    for (const f of ['vitals_2024.csv', 'vitals_2024.labels.csv']) expect(after[f], f).toBe(seed9[f]);
+    for (const f of ['lab_results_2024.csv', 'lab_results_2024.labels.csv']) expect(after[f], f).toBe(before[f]);
+    expect(Object.keys(after).sort()).toEqual(Object.keys(before).sort());
   });
 });
 

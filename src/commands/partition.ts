@@ -16,7 +16,7 @@ import type { Config } from '../config.js';
 import { need } from '../config.js';
 import { preflight } from '../coordinator.js';
 import { PipelineError } from '../errors.js';
-import { onInterrupt } from '../lifecycle.js';
+import { committed, onInterrupt, willCommit } from '../lifecycle.js';
 import type { Logger } from '../log.js';
 import { countLF, parseText, Problem } from '../parse/csv.js';
 import { planCuts } from '../parse/cutter.js';
@@ -45,6 +45,7 @@ export async function partitionCommand(cfg: Config, log: Logger): Promise<{ exit
   const input = need(cfg.input, 'input', 'partition');
   const landing = need(cfg.landing, 'landing', 'partition');
   const plan = () => ({ groups: [{ dataset, hospitalIds: [] }], home: { dataset, hospitalId: ALL_HOSPITALS, command: 'partition' } });
+  willCommit(splitName(dataset));
   return withMetrics(cfg, log, plan, async (metrics) => {
     const t0 = performance.now();
     const s = await partitionFile(dataset, input, landing, cfg.chunkSize, cfg.maxRecordBytes);
@@ -84,6 +85,9 @@ function hospitalField(latin1: string, buf: Buffer, start: number, end: number):
   }
   return latin1;
 }
+
+/** The split's name in an interrupt message (src/lifecycle.ts). */
+const splitName = (dataset: Dataset) => `the ${dataset} split`;
 
 export async function partitionFile(dataset: Dataset, input: string, landing: string, chunkSize: number, maxRecordBytes: number): Promise<PartitionSummary> {
   const { header, size } = preflight(dataset, input);
@@ -218,5 +222,6 @@ export async function partitionFile(dataset: Dataset, input: string, landing: st
     renameSync(o.path + tmp, o.path);
   }
   forget();
+  committed(splitName(dataset));
   return { dataset, rows_read: rows, bytes: size, partitions };
 }

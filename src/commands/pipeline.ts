@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { need, resolveKey } from '../config.js';
 import { partitionLock, preflight, processFile, type ProcessSummary } from '../coordinator.js';
-import { onInterrupt } from '../lifecycle.js';
+import { committed, onInterrupt, willCommit } from '../lifecycle.js';
 import { PipelineError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PipelineMetrics, PushGroups } from '../metrics/index.js';
@@ -86,6 +86,10 @@ const processJson = (s: ProcessSummary) => ({
   duration_ms: s.durationMs,
 });
 
+/** The parts of the output an interrupt message names besides the datasets (src/lifecycle.ts). */
+const STATISTICS = 'the statistics';
+const REPORT = 'the report';
+
 const groupsOf = (summaries: ProcessSummary[]): PushPlan => ({ groups: summaries.map((s) => ({ dataset: s.dataset, hospitalIds: s.hospitals.map((h) => h.hospital_id) })) });
 
 /** A worker failure outside any task (see createPool): worth a warning, not the run. */
@@ -97,6 +101,7 @@ export async function processCommand(cfg: Config, log: Logger): Promise<Outcome>
   const key = resolveKey(cfg.requireKey);
   warnDemoKey(key, log);
   const done: ProcessSummary[] = [];
+  willCommit(dataset);
   return withMetrics(cfg, log, () => groupsOf(done), async (metrics) => {
     const pool = createPool(cfg.workers, poolWarning(log));
     try {
@@ -122,9 +127,11 @@ export async function statsCommand(cfg: Config, log: Logger): Promise<Outcome> {
   checkMetricsOptions(cfg); // before it makes directories under --out
   // Where it writes, once there is something to merge: a directory it cannot write is exit 2, not an internal error.
   if (existsSync(join(cfg.out, '_manifests'))) for (const d of ['_manifests', 'stats']) makeOutputDir(join(cfg.out, d), 'out');
+  willCommit(STATISTICS);
   return withMetrics(cfg, log, plan, async (metrics) => {
     const t0 = performance.now();
     const s = writeStats(cfg.out, cfg.minCell);
+    if (s.length > 0) committed(STATISTICS);
     const ms = performance.now() - t0;
     metrics?.observeStage('stats', ms / 1000);
     datasets = s.map((x) => x.dataset);
@@ -136,6 +143,7 @@ export async function statsCommand(cfg: Config, log: Logger): Promise<Outcome> {
 function finishReport(cfg: Config, log: Logger, metrics: PipelineMetrics | null, extra: Record<string, unknown>): { report: QualityReport; ledger: ReturnType<typeof writeRootManifest>['ledger'] } {
   const report = writeReport(cfg.out, cfg.maxRejectRate);
   const { ledger } = writeRootManifest(cfg.out, report, extra);
+  committed(REPORT);
   const byHospital = new Map<string, boolean>();
   for (const g of report.gates) {
     const k = `${g.dataset}\u0000${g.hospital_id}`;
@@ -220,6 +228,7 @@ export async function reportCommand(cfg: Config, log: Logger): Promise<Outcome> 
   checkCommits(cfg.out);
   checkStats(cfg.out);
   makeOutputDir(join(cfg.out, 'quality'), 'out');
+  willCommit(REPORT);
   let hospitals: PushGroups[] = [];
   // Gates and last-success times annotate the hospitals' groups; the stage time (and the process metrics)
   // go to report's own group, so they replace neither stats' nor a process run's (src/metrics/grouping.ts).
@@ -242,6 +251,7 @@ export async function runCommand(cfg: Config, log: Logger): Promise<Outcome> {
   const key = resolveKey(cfg.requireKey);
   warnDemoKey(key, log);
   const done: ProcessSummary[] = [];
+  willCommit('vitals', 'labs', STATISTICS, REPORT);
   return withMetrics(cfg, log, () => groupsOf(done), async (metrics) => {
     const inputs = [['vitals', cfg.vitals], ['labs', cfg.labs]] as const;
     // Every file-level check (exit 2) before anything is written or deleted (SPEC §1).
@@ -282,6 +292,7 @@ export async function runCommand(cfg: Config, log: Logger): Promise<Outcome> {
     }
     const t0 = performance.now();
     const stats = writeStats(cfg.out, cfg.minCell);
+    committed(STATISTICS);
     metrics?.observeStage('stats', (performance.now() - t0) / 1000);
     const t1 = performance.now();
     checkCommits(cfg.out);

@@ -4,6 +4,7 @@
  */
 import type { Config } from '../config.js';
 import { usageError } from '../errors.js';
+import { stillToDo } from '../lifecycle.js';
 import type { Logger } from '../log.js';
 import type { GroupRef, PipelineMetrics, PushGroups } from '../metrics/index.js';
 // Not through ../metrics/index.js, which loads prom-client.
@@ -47,6 +48,9 @@ export async function withMetrics<T>(cfg: Config, log: Logger, push: () => PushP
         })
       : null;
   if (server) log.info(`metrics on http://127.0.0.1:${server.port}/metrics`);
+  // An interrupt after the command committed its output says these are still to do (src/lifecycle.ts).
+  const pushed = cfg.pushgateway ? stillToDo('metrics not pushed') : null;
+  const written = cfg.metricsFile ? stillToDo('metrics file not written') : null;
   try {
     return await body(metrics);
   } finally {
@@ -54,8 +58,10 @@ export async function withMetrics<T>(cfg: Config, log: Logger, push: () => PushP
       const { groups, home } = push();
       // A failed push (or one out of time: PUSH_DEADLINE_MS) is one warning, pushMetrics' own (the URL redacted): nothing to add.
       await pushMetrics(metrics, cfg.pushgateway, groups, (m) => log.warn(m), home);
+      pushed?.();
     }
     if (cfg.metricsFile) await writeMetricsFile(metrics, cfg.metricsFile).catch((e) => log.warn(`metrics file not written: ${(e as Error).message}`));
+    written?.();
     await server?.close();
   }
 }

@@ -15,6 +15,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { usageError } from '../errors.js';
+import { committed, willCommit } from '../lifecycle.js';
 import { COLUMNS, indexMeasures, MEASURES, type Dataset } from '../registry.js';
 import { DefectInjector } from './defects.js';
 import { calendar } from './format.js';
@@ -132,6 +133,8 @@ export async function generate(opts: GenerateOptions): Promise<GenerateSummary> 
     maxVisitsPerHospital: o.rows,
   });
   const files: GeneratedFile[] = [];
+  // An interrupt after the first dataset's files are in place says which are new and which not (src/lifecycle.ts).
+  willCommit(...o.datasets);
   for (const dataset of o.datasets) files.push(await writeDataset(dataset, o, pop, dates));
   return { files };
 }
@@ -176,11 +179,15 @@ async function writeDataset(dataset: Dataset, o: FilledGenerateOptions, pop: Pop
       }
     }
     await out.write(text);
-    await out.close();
+    await out.finish();
     if (labels) {
       await labels.write(labelText);
-      await labels.close();
+      await labels.finish();
     }
+    // Both renames in one tick: an interrupt never finds a data file with the previous run's labels.
+    out.commit();
+    labels?.commit();
+    committed(dataset);
   } catch (e) {
     await out.abort().catch(() => undefined);
     await labels?.abort().catch(() => undefined);

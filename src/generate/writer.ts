@@ -11,8 +11,8 @@
  * an interrupted run never leaves a truncated CSV that looks finished.
  */
 
-import { close as closeFd, openSync, rmSync, write as writeFd } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { close as closeFd, openSync, renameSync, rmSync, write as writeFd } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { onInterrupt } from '../lifecycle.js';
 
@@ -83,6 +83,12 @@ export class ChunkWriter {
 
   /** Flushes, closes and moves the file into place. */
   async close(): Promise<void> {
+    await this.finish();
+    this.commit();
+  }
+
+  /** Flushes and closes the temporary file, which stays under its temporary name until `commit`. */
+  async finish(): Promise<void> {
     await this.flush();
     await this.pending;
     await closeAsync(this.fd);
@@ -90,7 +96,14 @@ export class ChunkWriter {
       await rm(this.tmpPath, { force: true });
       throw this.failed;
     }
-    await rename(this.tmpPath, this.path);
+  }
+
+  /**
+   * Moves the finished file into place, synchronously: files committed one after the other in the same
+   * tick (a data file and its labels) are all in place or none is when an interrupt is handled.
+   */
+  commit(): void {
+    renameSync(this.tmpPath, this.path);
     this.forget();
   }
 
