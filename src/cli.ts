@@ -11,7 +11,7 @@ import { partitionCommand } from './commands/partition.js';
 import { processCommand, reportCommand, runCommand, statsCommand, type Outcome } from './commands/pipeline.js';
 import { validateFile } from './commands/validate.js';
 import { generate } from './generate/index.js';
-import { installSignalHandlers } from './lifecycle.js';
+import { finished, installSignalHandlers } from './lifecycle.js';
 import { makeOutputDir } from './sinks/fsutil.js';
 import { bestEffortStdio } from './stdio.js';
 
@@ -140,4 +140,10 @@ installSignalHandlers((m, exitCode) => {
 bestEffortStdio();
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
+  // The summary is written: a signal from now on must not turn its exit code into 128 + n. Leaving it to the
+  // event loop to run dry, a SIGTERM during Node's teardown (its handlers gone) ended ~half of the processes
+  // killed then with 143 after an "ok" line; exiting once stdout and stderr have taken what was written leaves
+  // no such window (src/lifecycle.ts).
+  finished(code);
+  process.stderr.write('', () => process.stdout.write('', () => process.exit(code)));
 });

@@ -4,7 +4,8 @@
  * exit code is 128 + the signal. Until the command's first commit the
  * previous output stays as it was; after it, the message says what this run
  * committed and what it did not (`willCommit`, `committed`), as the output is
- * no longer the previous one.
+ * no longer the previous one. Once the summary line is written (`finished`),
+ * a signal no longer changes the exit code: the summary's stands.
  */
 const cleanups = new Set<() => void>();
 
@@ -25,6 +26,8 @@ export interface Part {
 const parts: Part[] = [];
 /** What the command still has to do once its output is committed (`metrics not pushed`). */
 const unfinished = new Set<string>();
+/** The summary's exit code, once it is written. */
+let finishedWith: number | null = null;
 
 const partNamed = (name: string): Part => {
   let p = parts.find((x) => x.name === name);
@@ -54,6 +57,14 @@ export function committed(name: string): void {
 export function stillToDo(what: string): () => void {
   unfinished.add(what);
   return () => unfinished.delete(what);
+}
+
+/**
+ * The summary line is written and says `exitCode`: from now on a signal is only logged, and the process exits
+ * with that code (the CLI exits as soon as stdout has taken the line: see installSignalHandlers).
+ */
+export function finished(exitCode: number): void {
+  finishedWith = exitCode;
 }
 
 const list = (xs: readonly string[]): string => (xs.length < 2 ? xs.join('') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`);
@@ -87,7 +98,18 @@ export function signalPoint(point: string): void {
 /** @param report told the message and exit code before the cleanups run (the CLI logs it and writes its summary). */
 export function installSignalHandlers(report: (message: string, exitCode: number) => void): void {
   for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
-    process.once(signal, () => {
+    let seen = false;
+    process.on(signal, () => {
+      if (finishedWith !== null) {
+        // The summary is written: exiting 128 + n would contradict it (an "ok" line with exit 143). The exit
+        // under way stands; a second signal ends the wait for stdout to take the line, with the same code.
+        process.stderr.write(`${signal} after the summary was written: ignored (exit code ${finishedWith})\n`);
+        if (seen) process.exit(finishedWith);
+        seen = true;
+        return;
+      }
+      if (seen) return;
+      seen = true;
       report(interruptMessage(signal, parts, [...unfinished]), 128 + number);
       for (const fn of cleanups) {
         try {

@@ -3,8 +3,12 @@
  * the previous output stays; after it, the message says what this run
  * committed and what it did not.
  */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { interruptMessage, type Part } from '../src/lifecycle.js';
+import { ROOT } from './helpers.js';
 
 const part = (name: string, done: boolean, partly?: string): Part => ({ name, done, ...(partly !== undefined && { partly }) });
 
@@ -42,5 +46,36 @@ describe('interruptMessage', () => {
     ['partition, during the push', [part('the vitals split', true)], ['metrics not pushed'], 'interrupted by SIGTERM after committing the vitals split; metrics not pushed'],
   ])('%s', (_what, parts, after, message) => {
     expect(interruptMessage('SIGTERM', parts, after)).toBe(message);
+  });
+});
+
+describe('a signal once the summary is written (finished)', () => {
+  // The built module, in a process of its own: its handlers are the process's.
+  const lifecycle = JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'src', 'lifecycle.js')).href);
+  const run = () =>
+    spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        [
+          `const { finished, installSignalHandlers, onInterrupt } = await import(${lifecycle});`,
+          "installSignalHandlers((m, code) => process.stdout.write(`interrupted ${code}\\n`));",
+          "onInterrupt(() => process.stdout.write('cleanup\\n'));",
+          "process.stdout.write('summary 3\\n');",
+          'finished(3);',
+          "process.kill(process.pid, 'SIGTERM');",
+          // Still running (as while stdout takes the summary): the handler gets to run.
+          "setTimeout(() => { process.stdout.write('exit\\n'); process.exit(3); }, 500);",
+        ].join('\n'),
+      ],
+      { encoding: 'utf8' },
+    );
+
+  it('is logged and ignored: no interrupted summary, no cleanups, the exit code stays the summary\'s', () => {
+    const r = run();
+    expect(r.stdout).toBe('summary 3\nexit\n');
+    expect(r.stderr).toBe('SIGTERM after the summary was written: ignored (exit code 3)\n');
+    expect(r.status).toBe(3);
   });
 });
