@@ -4,16 +4,38 @@
  * the last line on stdout is a one-line JSON summary. Exit codes: 0 ok,
  * 1 internal error, 2 bad usage or unusable input, 3 quality gate failed.
  */
-import { parseCli, need, type Config } from './config.js';
-import { EXIT, PipelineError } from './errors.js';
-import { stderrLogger, type Logger } from './log.js';
-import { partitionCommand } from './commands/partition.js';
-import { processCommand, reportCommand, runCommand, statsCommand, type Outcome } from './commands/pipeline.js';
-import { validateFile } from './commands/validate.js';
-import { generate } from './generate/index.js';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import type { Outcome } from './commands/pipeline.js';
 import { finished, installSignalHandlers } from './lifecycle.js';
-import { makeOutputDir } from './sinks/fsutil.js';
 import { bestEffortStdio } from './stdio.js';
+
+/** The command being run, for the summary of a run that fails or is interrupted. */
+let command = process.argv.slice(2).find((a) => !a.startsWith('-')) ?? '';
+
+// An interrupted run still ends its stdout with the one-line JSON summary (SPEC §6), as a failed one does.
+// Installed before the rest of the CLI is loaded (the imports below, ~70 ms): a signal during start-up, with
+// the default action still in place, ended the process with no summary at all. (One during Node's own
+// start-up, ~50 ms before any of this runs, still does: nothing in JavaScript can reach it.)
+installSignalHandlers((m, exitCode) => {
+  process.stderr.write(`error: ${m}\n`);
+  process.stdout.write(JSON.stringify({ command, status: 'interrupted', exit_code: exitCode, error: { code: 'HCP_ERR_INTERRUPTED', message: m } }) + '\n');
+});
+// A log or summary that cannot be written (`run ... | true`, `2>&1 | head -1`, `2>/dev/full`) does not undo the run
+// or change its exit code: the lines are dropped (src/stdio.ts).
+bestEffortStdio();
+
+const [{ parseCli, need }, { EXIT, PipelineError }, { stderrLogger }, { partitionCommand }, { processCommand, reportCommand, runCommand, statsCommand }, { validateFile }, { generate }, { makeOutputDir }] =
+  await Promise.all([
+    import('./config.js'),
+    import('./errors.js'),
+    import('./log.js'),
+    import('./commands/partition.js'),
+    import('./commands/pipeline.js'),
+    import('./commands/validate.js'),
+    import('./generate/index.js'),
+    import('./sinks/fsutil.js'),
+  ]);
 
 const SHARED = `Shared options:
   --workers N            worker threads, 1 to 64 (default: number of cores)
@@ -91,9 +113,6 @@ async function dispatch(cfg: Config, log: Logger): Promise<Outcome> {
   }
 }
 
-/** The command being run, for the summary of a run that fails or is interrupted. */
-let command = '';
-
 async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   const log = stderrLogger();
@@ -130,14 +149,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// An interrupted run still ends its stdout with the one-line JSON summary (SPEC §6), as a failed one does.
-installSignalHandlers((m, exitCode) => {
-  process.stderr.write(`error: ${m}\n`);
-  process.stdout.write(JSON.stringify({ command, status: 'interrupted', exit_code: exitCode, error: { code: 'HCP_ERR_INTERRUPTED', message: m } }) + '\n');
-});
-// A log or summary that cannot be written (`run ... | true`, `2>&1 | head -1`, `2>/dev/full`) does not undo the run
-// or change its exit code: the lines are dropped (src/stdio.ts).
-bestEffortStdio();
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
   // The summary is written: a signal from now on must not turn its exit code into 128 + n. Leaving it to the

@@ -6,6 +6,8 @@
  * committed and what it did not (`willCommit`, `committed`), as the output is
  * no longer the previous one. Once the summary line is written (`finished`),
  * a signal no longer changes the exit code: the summary's stands.
+ *
+ * No imports: src/cli.ts installs the handlers before it loads the rest.
  */
 const cleanups = new Set<() => void>();
 

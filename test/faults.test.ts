@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -261,6 +261,35 @@ describe('an interrupt after a commit says what was committed and what was not',
     for (const f of ['vitals_2024.csv', 'vitals_2024.labels.csv']) expect(after[f], f).toBe(seed9[f]);
     for (const f of ['lab_results_2024.csv', 'lab_results_2024.labels.csv']) expect(after[f], f).toBe(before[f]);
     expect(Object.keys(after).sort()).toEqual(Object.keys(before).sort());
+  });
+});
+
+describe('a signal while the CLI is still loading its modules', () => {
+  // A module-loader hook (registered by a --import preload) sends SIGTERM when src/cli.ts's import of
+  // ./config.js is resolved: before the fix that was while the static import graph was linked, before any
+  // handler existed, and the process died with no summary (rc 143, empty stdout; a signal in the first
+  // ~100 ms did that). Deterministic: no timing.
+  it('still ends stdout with the interrupted summary and exits 143', () => {
+    const dir = tempDir();
+    const hooks = [
+      'let sent = false;',
+      'export async function resolve(specifier, context, next) {',
+      "  if (!sent && specifier === './config.js') { sent = true; process.kill(process.pid, 'SIGTERM'); }",
+      '  return next(specifier, context);',
+      '}',
+    ].join('\n');
+    const preload = join(dir, 'signal-while-loading.mjs');
+    writeFileSync(preload, `import { register } from 'node:module';\nregister(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});\n`);
+    const r = spawnSync(process.execPath, ['--import', pathToFileURL(preload).href, CLI, 'validate', '--dataset', 'vitals', '--input', VITALS], { encoding: 'utf8' });
+    expect(r.status, r.stdout + r.stderr).toBe(143);
+    expect(r.stdout.split('\n').filter((l) => l !== '')).toHaveLength(1);
+    expect(lastJsonLine(r.stdout)).toEqual({
+      command: 'validate',
+      status: 'interrupted',
+      exit_code: 143,
+      error: { code: 'HCP_ERR_INTERRUPTED', message: "interrupted by SIGTERM: removing this run's partial output; the previous output stays" },
+    });
+    expect(r.stderr).toMatch(/^error: interrupted by SIGTERM/m);
   });
 });
 
