@@ -570,6 +570,28 @@ describe('--metrics-port that cannot be served', () => {
       busy.close();
     }
   });
+
+  // report removed _SUCCESS before starting its metrics, so a busy port (exit 2, "before anything is done") took a
+  // good output's _SUCCESS with it.
+  it('report with a port already in use: exit 2, the output and its _SUCCESS as they were', async () => {
+    const out = join(tempDir(), 'out');
+    const ok = await runCli(['run', '--vitals', VITALS, '--labs', LABS, '--out', out, ...OPTS]);
+    expect(ok.code, describeRun(ok)).toBe(0);
+    const before = snapshot(out);
+    const { createServer } = await import('node:net');
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = String((busy.address() as { port: number }).port);
+      const r = await runCli(['report', '--out', out, '--metrics-port', port, '--no-progress']);
+      expect(r.code, describeRun(r)).toBe(2);
+      expect(r.json!.error.message).toMatch(new RegExp(`--metrics-port ${port}`));
+      expect(existsSync(join(out, '_SUCCESS'))).toBe(true);
+      expect(snapshot(out)).toEqual(before);
+    } finally {
+      busy.close();
+    }
+  });
 });
 
 describe('--pushgateway URLs that cannot work, and a gateway that answers with an error page', () => {

@@ -222,11 +222,16 @@ export async function reportCommand(cfg: Config, log: Logger): Promise<Outcome> 
   if (!existsSync(join(cfg.out, '_manifests'))) throw new PipelineError('HCP_ERR_NO_SKETCHES', `Nothing to report under ${cfg.out}: run process first`, { file: cfg.out });
   // Where it writes (and removes _SUCCESS): a directory it cannot write is exit 2, not an internal error.
   makeOutputDir(cfg.out, 'out');
-  // _SUCCESS goes first: a report that fails for any reason (an interrupted commit, a damaged manifest) leaves
-  // none vouching for the output; it is written again only when the report passes.
-  rmSync(join(cfg.out, '_SUCCESS'), { force: true });
-  checkCommits(cfg.out);
-  checkStats(cfg.out);
+  try {
+    checkCommits(cfg.out);
+    checkStats(cfg.out);
+  } catch (e) {
+    // An output these checks find wrong (an interrupted commit, a damaged manifest) keeps no _SUCCESS vouching for
+    // it. Removed only then: a report stopped before its work (a --metrics-port in use, a signal while the metrics
+    // load) leaves the output as it was; writeReport removes it as the report's work starts.
+    rmSync(join(cfg.out, '_SUCCESS'), { force: true });
+    throw e;
+  }
   makeOutputDir(join(cfg.out, 'quality'), 'out');
   willCommit(REPORT);
   let hospitals: PushGroups[] = [];
