@@ -699,4 +699,18 @@ describe('a damaged output directory: a file that is not JSON, or not what the e
     expect(r.stderr).not.toMatch(/^\s+at /m);
     if (command === 'report') expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
   });
+
+  // What the last stats merged, of another shape, was an internal TypeError ("reading 'vitals'") naming no file.
+  it.each(['{"version":1}', 'null', '{"version":1,"datasets":{"vitals":"x"}}'])('report, _manifests/stats.json %s: exit 2 "run stats first" naming it, no _SUCCESS', async (content) => {
+    const out = join(tempDir(), 'out');
+    cpSync(base, out, { recursive: true });
+    const file = join(out, '_manifests', 'stats.json');
+    writeFileSync(file, content);
+    const r = await runCli(['report', '--out', out, '--no-progress']);
+    expect(r.code, describeRun(r)).toBe(2);
+    expect(r.json).toMatchObject({ status: 'error', error: { code: 'HCP_ERR_NO_STATS' } });
+    expect(r.json!.error.message).toMatch(/is not a record this engine wrote \(damaged\?\): run stats first/);
+    expect(r.json!.error.message).toContain(file);
+    expect(existsSync(join(out, '_SUCCESS'))).toBe(false);
+  });
 });

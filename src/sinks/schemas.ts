@@ -75,6 +75,9 @@ export const SketchFileShape = z.looseObject({
   months: z.record(z.string(), z.record(z.string(), MeasureSketchState)),
 });
 
+/** `_manifests/stats.json`: what the last `stats` merged (src/sinks/stats.ts). */
+export const StatsSourcesShape = z.looseObject({ version: num, datasets: z.partialRecord(z.enum(DATASETS), z.array(z.string())) });
+
 /** `value` as read from `file`, or HCP_ERR_INTERNAL naming the file and the first field that is not as written. */
 export function checkShape<T>(shape: z.ZodType, value: unknown, file: string): T {
   const r = shape.safeParse(value);

@@ -17,7 +17,7 @@ import { ALL_HOSPITALS } from '../rules/fields.js';
 import { readManifests, SKETCH_VERSION, type SketchFile } from './commit.js';
 import { readJsonFiles, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { type PublicStatRow, suppressSmallCells } from './suppress.js';
-import { checkShape, SketchFileShape } from './schemas.js';
+import { checkShape, SketchFileShape, StatsSourcesShape } from './schemas.js';
 
 export const STAT_COLUMNS = [
   'dataset', 'hospital_id', 'month', 'measure', 'unit', 'n', 'n_patients', 'mean', 'stddev', 'min', 'max',
@@ -164,8 +164,12 @@ export const statsFiles = (out: string, dataset: Dataset) =>
  */
 export function staleStats(out: string): { message: string; file: string } | null {
   let recorded: StatsSources | null = null;
+  let damaged = false;
   try {
-    recorded = JSON.parse(readFileSync(statsSourcesPath(out), 'utf8')) as StatsSources;
+    const value: unknown = JSON.parse(readFileSync(statsSourcesPath(out), 'utf8'));
+    // Of another shape (a hand edit, `{"version": 1}`): no record either, not a TypeError further down.
+    if (StatsSourcesShape.safeParse(value).success) recorded = value as StatsSources;
+    else damaged = true;
   } catch {
     /* missing or unreadable: no record of what was merged */
   }
@@ -175,6 +179,7 @@ export function staleStats(out: string): { message: string; file: string } | nul
     const missing = statsFiles(out, dataset).find((f) => !existsSync(f));
     if (missing) return { message: `No ${dataset} statistics (${missing}): run stats first`, file: missing };
     const then = recorded?.version === STATS_SOURCES_VERSION ? recorded.datasets[dataset] : undefined;
+    if (damaged) return { message: `${statsSourcesPath(out)} is not a record this engine wrote (damaged?): run stats first`, file: statsSourcesPath(out) };
     if (!then || then.length !== now.length || then.some((x, i) => x !== now[i])) {
       return { message: `Out-of-date ${dataset} statistics: a process committed since the last stats (${statsSourcesPath(out)}): run stats first`, file: statsSourcesPath(out) };
     }
