@@ -2,21 +2,24 @@
  * The shapes of the JSON files `stats` and `report` read back from an output directory (manifests, input
  * manifests, pending-commit markers, sketches). A file that parses as JSON but is not what the engine wrote (a
  * hand edit, `null`, another tool's file of the same name) is reported as damaged, naming the file and the field,
- * instead of failing later as an internal TypeError. Objects are loose: fields added by later versions pass.
+ * instead of failing later as an internal TypeError. Fields beyond a shape's (added by later versions) pass: the
+ * value returned is the file's own, not zod's stripped copy. The writers' types (./commit.ts, ../sketch/) must
+ * satisfy these shapes: `WRITTEN` below does not compile when a writer stops writing a field a shape requires.
  */
 import { z } from 'zod';
 import { DATASETS } from '../registry.js';
 import { PipelineError } from '../errors.js';
+import type { HospitalManifest, InputManifest, PendingCommit, SketchFile } from './commit.js';
 
 const num = z.number();
-const Rows = z.looseObject({ read: num, accepted: num, rejected: num });
-const CheckFacts = z.looseObject({
+const Rows = z.object({ read: num, accepted: num, rejected: num });
+const CheckFacts = z.object({
   completeness: z.record(z.string(), num.nullable()),
   defaultedReferenceRanges: num,
   bpPairs: num,
   bpViolations: num,
 });
-const ScopeEntry = z.looseObject({
+const ScopeEntry = z.object({
   input: z.string(),
   run: z.string().optional(),
   committed_at: z.string(),
@@ -30,7 +33,7 @@ const ScopeEntry = z.looseObject({
 });
 
 /** `_manifests/<dataset>/hospital_id=<H>.json` */
-export const HospitalManifestShape = z.looseObject({
+export const HospitalManifestShape = z.object({
   version: num,
   dataset: z.enum(DATASETS),
   hospital_id: z.string(),
@@ -38,7 +41,7 @@ export const HospitalManifestShape = z.looseObject({
 });
 
 /** `_manifests/<dataset>/inputs/<name>.<scope>.json` */
-export const InputManifestShape = z.looseObject({
+export const InputManifestShape = z.object({
   input: z.string(),
   run: z.string().optional(),
   scope: z.string(),
@@ -50,25 +53,26 @@ export const InputManifestShape = z.looseObject({
 });
 
 /** `_manifests/<dataset>/pending/<name>.<scope>.json` */
-export const PendingCommitShape = z.looseObject({ input: z.string(), run: z.string(), scope: z.string(), hospitals: z.array(z.string()) });
+export const PendingCommitShape = z.object({ input: z.string(), run: z.string(), scope: z.string(), hospitals: z.array(z.string()) });
 
 // The sketches' number arrays are checked as arrays only: checking each element cost ~30 ms a `stats` at 1M rows.
-const nums = z.custom<number[]>((v) => Array.isArray(v), { message: 'expected array' });
-const MeasureSketchState = z.looseObject({
-  moments: z.looseObject({ n: num, mean: num, m2: num, meanError: num.optional() }),
+// (Typed arrays are the in-memory form that crosses threads; files hold plain arrays.)
+const nums = z.custom<number[] | Float64Array>((v) => Array.isArray(v), { message: 'expected array' });
+const MeasureSketchState = z.object({
+  moments: z.object({ n: num, mean: num, m2: num, meanError: num.optional() }),
   min: num.nullable(),
   max: num.nullable(),
   nLow: num,
   nHigh: num,
   nPatients: num,
   quantiles: z.discriminatedUnion('kind', [
-    z.looseObject({ kind: z.literal('exact'), values: nums, counts: nums }),
-    z.looseObject({ kind: z.literal('tdigest'), digest: z.looseObject({ compression: num, mean: nums, weight: nums, min: nums, max: nums }) }),
+    z.object({ kind: z.literal('exact'), values: nums, counts: nums }),
+    z.object({ kind: z.literal('tdigest'), digest: z.object({ compression: num, mean: nums, weight: nums, min: nums, max: nums }) }),
   ]),
 });
 
 /** `sketches/<dataset>/hospital_id=<H>.json`, of the current version (older ones are refused by version first). */
-export const SketchFileShape = z.looseObject({
+export const SketchFileShape = z.object({
   version: num,
   dataset: z.enum(DATASETS),
   hospital_id: z.string(),
@@ -76,7 +80,16 @@ export const SketchFileShape = z.looseObject({
 });
 
 /** `_manifests/stats.json`: what the last `stats` merged (src/sinks/stats.ts). */
-export const StatsSourcesShape = z.looseObject({ version: num, datasets: z.partialRecord(z.enum(DATASETS), z.array(z.string())) });
+export const StatsSourcesShape = z.object({ version: num, datasets: z.partialRecord(z.enum(DATASETS), z.array(z.string())) });
+
+/** Whether what a writer's type `T` holds passes shape `S` (a compile-time check: true or a type error). */
+type Passes<T, S extends z.ZodType> = T extends z.infer<S> ? true : never;
+export const WRITTEN: [
+  Passes<HospitalManifest, typeof HospitalManifestShape>,
+  Passes<InputManifest, typeof InputManifestShape>,
+  Passes<PendingCommit, typeof PendingCommitShape>,
+  Passes<SketchFile, typeof SketchFileShape>,
+] = [true, true, true, true];
 
 /** `value` as read from `file`, or HCP_ERR_INTERNAL naming the file and the first field that is not as written. */
 export function checkShape<T>(shape: z.ZodType, value: unknown, file: string): T {
