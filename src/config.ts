@@ -158,7 +158,8 @@ export function parseCli(argv: string[]): { config: Config; help: boolean } {
     // HCP_MAX_BUFFERED_ROWS=16 makes every chunk spill, and
     // HCP_DEDUPE_FILTER_BITS=512 makes nearly every row a duplicate suspect.
     maxBufferedRows: positiveEnv('HCP_MAX_BUFFERED_ROWS') ?? 400_000,
-    dedupeFilterBits: filterBitsEnv('HCP_DEDUPE_FILTER_BITS'),
+    // Read only by the commands that filter duplicates: a bad value does not stop `validate` or `--help`.
+    dedupeFilterBits: command === 'process' || command === 'run' ? filterBitsEnv('HCP_DEDUPE_FILTER_BITS') : null,
     period,
     periodBounds,
     asOf,

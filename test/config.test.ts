@@ -64,6 +64,21 @@ describe('HCP_DEDUPE_FILTER_BITS: a power of two from 512 (one block) to 2^27 (t
     expect(error).toMatchObject({ code: 'HCP_ERR_USAGE', exitCode: 2, context: { option: 'HCP_DEDUPE_FILTER_BITS' } });
     expect(error.message).toBe(`HCP_DEDUPE_FILTER_BITS must be a power of two from 512 to 134217728 (got "${value}")`);
   });
+
+  // Only process and run filter duplicates: a bad value stopped `validate`, `stats`, `generate` and `--help` too.
+  it.each<[string[], boolean]>([
+    [['process'], true],
+    [['run'], true],
+    [['validate'], false],
+    [['stats'], false],
+    [['generate'], false],
+    [['partition', '--help'], false],
+  ])('%j with a bad value: refused %s', (argv, refused) => {
+    for (const k of KNOBS) delete process.env[k];
+    process.env.HCP_DEDUPE_FILTER_BITS = 'lots';
+    if (refused) expect(() => parseCli(argv)).toThrow(/HCP_DEDUPE_FILTER_BITS must be a power of two/);
+    else expect(parseCli(argv).config.dedupeFilterBits).toBeNull();
+  });
 });
 
 describe('options with no sane meaning are usage errors (exit 2), naming the option', () => {

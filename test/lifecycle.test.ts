@@ -64,9 +64,13 @@ describe('a signal once the summary is written (finished)', () => {
           "onInterrupt(() => process.stdout.write('cleanup\\n'));",
           "process.stdout.write('summary 3\\n');",
           'finished(3);',
+          // Still running (as while stdout takes the summary): the handler gets to run. Exit once it has logged
+          // (a fixed wait failed on a loaded machine whose first loop turn came late), or after 10 s without.
+          "const done = () => { process.stdout.write('exit\\n'); process.exit(3); };",
+          'const write = process.stderr.write.bind(process.stderr);',
+          'process.stderr.write = (...a) => { const r = write(...a); setImmediate(done); return r; };',
+          'setTimeout(done, 10_000);',
           "process.kill(process.pid, 'SIGTERM');",
-          // Still running (as while stdout takes the summary): the handler gets to run.
-          "setTimeout(() => { process.stdout.write('exit\\n'); process.exit(3); }, 500);",
         ].join('\n'),
       ],
       { encoding: 'utf8' },
