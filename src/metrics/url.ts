@@ -5,19 +5,25 @@
  */
 
 /**
- * The URL as a message may show it: a `user:password@` part and a query or
- * fragment (which may hold a token) are replaced, so no secret reaches a log.
- * Works on strings that are not URLs at all (everything up to the last `@`
- * goes, whatever it is).
+ * The URL as a message may show it: the scheme, host and path, with `***@` for
+ * a `user:password@` part and `?…` / `#…` for a query or fragment (which may
+ * hold a token), so no secret reaches a log. Cutting at the last `@` of the
+ * string was not enough: an `@` in a query (`/?token=abc@SECRET`) took the
+ * text after it along. So the parts shown are the parsed URL's, and a string
+ * that does not parse as an http(s) URL, or whose path holds an `@` (a
+ * password with a `/` in it: `http://admin:12/34@gw`), shows its scheme only.
  */
 export function redactUrl(url: string): string {
+  // As typed (`HTTP://` stays so): the message is about the value given.
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? '';
-  let rest = url.slice(scheme.length);
-  const at = rest.lastIndexOf('@');
-  if (at !== -1) rest = `***${rest.slice(at)}`;
-  const q = rest.search(/[?#]/);
-  if (q !== -1) rest = `${rest.slice(0, q + 1)}…`;
-  return scheme + rest;
+  const u = URL.canParse(url) ? new URL(url) : null;
+  if (!scheme || !u || !/^https?:$/.test(u.protocol) || u.pathname.includes('@')) return `${scheme}***`;
+  const userinfo = u.username !== '' || u.password !== '' ? '***@' : '';
+  // From the string, not u.search/u.hash: an empty `?` or `#` is one too. The path ends at the first of them.
+  const tail = /[?#]/.exec(url)?.[0] ?? '';
+  // The parser's `/` for no path at all is not shown: `http://gw:9091` as typed.
+  const path = u.pathname === '/' && !/[/\\]$/.test(url.split(/[?#]/)[0]) ? '' : u.pathname;
+  return `${scheme}${userinfo}${u.host}${path}${tail && `${tail}…`}`;
 }
 
 /**
