@@ -92,10 +92,21 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int | None, mo
     return int(raw)
 
 
+# JavaScript's ``\s`` (src/metrics/url.ts tests ``/^https?:\/\/\S+$/``), not Python's, which differs in a few
+# characters (U+FEFF is white space to one only, U+001C-U+001F and U+0085 to the other only).
+_JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_ENGINE_URL = re.compile(f"https?://[^{_JS_SPACE}]+")
+# Refused in a host by the URL parser the engine uses (WHATWG "forbidden domain code point"; ``%`` too, stricter
+# than the engine, which decodes it first); urlsplit takes them as part of the host name.
+_FORBIDDEN_IN_HOST = re.compile(r"[\x00-\x20\x7f%<>\\^|]")
+
+
 def _pushgateway(environ: Mapping[str, str]) -> str | None:
     """``HCP_PUSHGATEWAY``, or ``None``. The engine refuses (exit 2) a URL that is not http(s) or that holds
     credentials, a query or a fragment (src/metrics/url.ts): refused when the DAG loads instead, as an import error
-    that never shows the value (it may hold a password)."""
+    that never shows the value (it may hold a password). The same test as the engine's, first of all its pattern:
+    urlsplit alone lower-cases the scheme (``HTTP://gw``) and takes white space (``http://gw host``), which the engine
+    refuses, so every task failed with exit 2. test/fixtures/pushgateway-urls.json is the table both are tested on."""
     raw = environ.get("HCP_PUSHGATEWAY", "").strip()
     if not raw:
         return None
@@ -104,9 +115,15 @@ def _pushgateway(environ: Mapping[str, str]) -> str | None:
         url.port  # noqa: B018 - raises ValueError for a port that is not one
     except ValueError:
         url = None
-    if url is None or url.scheme not in ("http", "https") or not url.hostname:
+    if (
+        url is None
+        or not _ENGINE_URL.fullmatch(raw)
+        or not url.hostname
+        or (":" not in url.hostname and _FORBIDDEN_IN_HOST.search(url.hostname))
+    ):
         raise ValueError("HCP_PUSHGATEWAY must be an http(s) URL")
-    if "@" in url.netloc:
+    # As the engine: an empty ``@`` (``http://@gw``) holds none.
+    if url.username or url.password:
         raise ValueError("HCP_PUSHGATEWAY must not hold credentials (user:password@): the engine refuses them")
     if "?" in raw or "#" in raw:
         raise ValueError("HCP_PUSHGATEWAY must not have a query or a fragment: the engine appends each group's path to it")
