@@ -663,6 +663,75 @@ describe('pushMetrics: one deadline for all of a push', () => {
     }
   });
 
+  // The deadline's notice was pushed as one more error, so after three failed groups it was only counted in
+  // "and N more group(s) failed".
+  it('more failed groups than are listed: the deadline is still said', async () => {
+    // Every answer a 502 after 50 ms: 37 requests cannot all be answered within the deadline, and at least 4 are.
+    const gw = await startFakePushgateway({ errorPage: { status: 502, body: 'bad gateway' }, delayMs: 50 });
+    const many = Array.from({ length: 36 }, (_, i) => `H${i + 1}`);
+    const m = createMetrics({ collectDefault: false });
+    for (const h of many) m.addRows('vitals', h, 'accepted', 1);
+    try {
+      const logs: string[] = [];
+      const r = await pushMetrics(m, gw.url, { dataset: 'vitals', hospitalIds: many }, (s) => logs.push(s), undefined, 1_500);
+      expect(r.ok).toBe(false);
+      expect(r.error).toMatch(/^(PUT \S+: HTTP 502[^;]*; ){3}and \d+ more group\(s\) failed; gave up after 1\.5 s \(the push deadline\): \d+ group\(s\) not pushed$/);
+      expect(logs).toEqual([`metrics push to ${gw.url} failed (the run goes on): ${r.error}`]);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  // The last-success read's problem was a warning line of its own, before the push's.
+  it.each([
+    ['every group pushed', 1, [], 'metrics push: cannot read the previous hcp_last_success_timestamp_seconds (GET /api/v1/metrics: HTTP 404): cleared in 1 group(s) pushed'],
+    [
+      'five groups of six refused',
+      6,
+      ['H2', 'H3', 'H4', 'H5', 'H6'],
+      /^metrics push to \S+ failed \(the run goes on\): PUT \S+\/H2: HTTP 400 refused; PUT \S+\/H3: HTTP 400; PUT \S+\/H4: HTTP 400; and 2 more group\(s\) failed; cannot read the previous hcp_last_success_timestamp_seconds \(GET \/api\/v1\/metrics: HTTP 404\): cleared in 1 group\(s\) pushed$/,
+    ],
+  ])('the last-success times cannot be read, %s: one warning line that says so', async (_, n, refused: string[], line: string | RegExp) => {
+    const hospitals = Array.from({ length: n }, (_, i) => `H${i + 1}`);
+    const m = createMetrics({ collectDefault: false });
+    for (const h of hospitals) m.addRows('vitals', h, 'accepted', 1);
+    const server = createServer((req, res) => {
+      req.resume();
+      const status = req.method === 'GET' ? 404 : refused.some((h) => req.url!.endsWith(`/${h}`)) ? 400 : 200;
+      req.on('end', () => res.writeHead(status).end(status === 400 ? 'refused' : ''));
+    });
+    const port = await listen(server);
+    try {
+      const logs: string[] = [];
+      const r = await pushMetrics(m, `http://127.0.0.1:${port}`, { dataset: 'vitals', hospitalIds: hospitals }, (s) => logs.push(s));
+      expect(r.ok).toBe(refused.length === 0);
+      expect(logs).toHaveLength(1);
+      expect(logs[0]).toMatch(line);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  // `process` reads the last-success time before its PUT: a gateway that was down, or a proxy's error page, gave two
+  // warning lines (the read's, then the push's).
+  it.each([
+    ['nothing listens', async () => ({ url: `http://127.0.0.1:${await closedPort()}`, close: async () => {} })],
+    ['an error page', () => startFakePushgateway({ errorPage: { status: 502, body: '<html>\n<p>bad gateway</p>\n</html>' } })],
+  ])('process, %s: one stderr line about the push, and the command still succeeds', async (_, start) => {
+    const gw = await start();
+    try {
+      const r = await runCli(['process', '--dataset', 'vitals', '--input', join(ROOT, 'data', 'vitals_2024.csv'), '--out', join(tempDir(), 'out'), '--workers', '1', '--no-progress', '--pushgateway', gw.url]);
+      expect(r.code, r.stderr).toBe(0);
+      const lines = r.stderr.split('\n').filter((l) => /push|hcp_last_success/.test(l));
+      expect(lines, r.stderr).toHaveLength(1);
+      // Nothing was pushed, so nothing lost its last-success time: the read's problem is not worth a word.
+      expect(lines[0]).toMatch(/metrics push to \S+ failed \(the run goes on\): PUT /);
+      expect(lines[0]).not.toContain('hcp_last_success');
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('the CLI warns once for a failed push, and the command still succeeds', async () => {
     const landing = tempDir();
     const r = await runCli(['partition', '--dataset', 'vitals', '--input', join(ROOT, 'data', 'vitals_2024.csv'), '--landing', landing, '--pushgateway', `http://127.0.0.1:${await closedPort()}`]);

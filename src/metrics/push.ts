@@ -12,8 +12,13 @@
  * previous value is read back from the gateway and carried forward.
  *
  * Never throws: a failed push is a warning, the run's outcome does not change.
- * The warning is one line: a gateway (or a proxy before it) answering with an
- * HTML error page had the whole page dumped into the log, once per group.
+ * The warning is one line, whatever went wrong: a gateway (or a proxy before
+ * it) answering with an HTML error page had the whole page dumped into the
+ * log, once per group; and a gateway that was down gave two lines, the
+ * last-success read's and the push's. The first ERRORS_LISTED failed groups
+ * are listed, the others counted; the deadline and a failed last-success read
+ * are said after them, never counted among them (the read only when a group
+ * was pushed without the time, which it then lost).
  * Nor does any message carry credentials: a URL with them (or with a query or
  * fragment, which would swallow the group's path) is refused before any request.
  * Nor does it hold the run up for long: each request has 10 s, and all of a
@@ -110,6 +115,11 @@ export async function pushMetrics(
   deadlineMs = PUSH_DEADLINE_MS,
 ): Promise<PushResult> {
   const errors: string[] = [];
+  /** Said at the end of the warning, after the groups' errors and whatever their number. */
+  let lateNote: string | undefined;
+  /** Why the last-success times could not be read, and how many groups were replaced without theirs. */
+  let readError: string | undefined;
+  let cleared = 0;
   const deadline = AbortSignal.timeout(deadlineMs);
   /** Each request's signal: its own timeout or the push's deadline, whichever comes first. */
   const signal = () => AbortSignal.any([deadline, AbortSignal.timeout(PUSH_TIMEOUT_MS)]);
@@ -138,7 +148,7 @@ export async function pushMetrics(
     let lookup: LastSuccessLookup | undefined;
     for (const [i, p] of payloads.entries()) {
       if (deadline.aborted) {
-        errors.push(late(payloads.length - i));
+        lateNote = late(payloads.length - i);
         break;
       }
       const path = groupPath(p.dataset, p.hospitalId, p.command);
@@ -147,16 +157,17 @@ export async function pushMetrics(
       // Nothing to add to that group; a command's group of a dataset it recorded nothing for is left alone.
       if ((!p.replace || p.command !== undefined) && fams.length === 0) continue;
       // Only hospital groups hold a last-success time (report's, which a process PUT would erase).
-      if (p.replace && p.command === undefined && !fams.some((f) => f.name === LAST_SUCCESS)) {
+      const carries = p.replace && p.command === undefined && !fams.some((f) => f.name === LAST_SUCCESS);
+      if (carries) {
         try {
           lookup ??= await fetchLastSuccess(base, signal());
         } catch (err) {
           if (deadline.aborted) {
-            errors.push(late(payloads.length - i));
+            lateNote = late(payloads.length - i);
             break;
           }
           lookup = () => undefined;
-          warn(`cannot read the previous ${LAST_SUCCESS} (${describeError(err)}): this push clears it`);
+          readError = describeError(err);
         }
         const previous = lookup(p.dataset, p.hospitalId);
         if (previous !== undefined) {
@@ -178,7 +189,7 @@ export async function pushMetrics(
         });
       } catch (err) {
         if (deadline.aborted) {
-          errors.push(late(payloads.length - i));
+          lateNote = late(payloads.length - i);
           break;
         }
         // Unreachable gateway: one error is enough, don't wait out every group.
@@ -187,7 +198,10 @@ export async function pushMetrics(
         break;
       }
       const text = await res.text().catch(() => '');
-      if (res.ok) continue;
+      if (res.ok) {
+        if (carries && readError !== undefined) cleared++;
+        continue;
+      }
       const quote: string = quoted ? '' : bodySnippet(text);
       quoted ||= quote !== '';
       errors.push(`${method} ${path}: HTTP ${res.status}${quote ? ` ${quote}` : ''}`);
@@ -195,9 +209,15 @@ export async function pushMetrics(
   } catch (err) {
     errors.push(describeError(err));
   }
-  if (errors.length === 0) return { ok: true };
+  const readNote = cleared > 0 ? `cannot read the previous ${LAST_SUCCESS} (${readError}): cleared in ${cleared} group(s) pushed` : undefined;
+  if (errors.length === 0 && lateNote === undefined) {
+    // Every group pushed, without the previous last-success time.
+    if (readNote) warn(readNote);
+    return { ok: true };
+  }
   const more = errors.length - ERRORS_LISTED;
-  const error = oneLine(errors.slice(0, ERRORS_LISTED).join('; ') + (more > 0 ? `; and ${more} more group(s) failed` : ''));
+  const parts = [...errors.slice(0, ERRORS_LISTED), ...(more > 0 ? [`and ${more} more group(s) failed`] : []), lateNote, readNote];
+  const error = oneLine(parts.filter((p) => p !== undefined).join('; '));
   say(`metrics push to ${redactUrl(url)} failed (the run goes on): ${error}`);
   return { ok: false, error };
 }
