@@ -103,12 +103,13 @@ export async function startFakePushgateway(options: FakePushgatewayOptions = {})
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (b: Buffer) => chunks.push(b));
+    // On arrival, before `hang` or `delayMs`: a request the fake never answers was still sent.
+    received.push(`${req.method} ${req.url}`);
     opts.onRequest?.(req.method!, (req.url ?? '/').split('?')[0]);
     if (opts.hang) return;
     req.on('end', () => (opts.delayMs ? setTimeout(answer, opts.delayMs) : answer()));
     const answer = () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      received.push(`${req.method} ${req.url}`);
       if (options.errorPage) {
         res.writeHead(options.errorPage.status, { 'Content-Type': 'text/html' }).end(options.errorPage.body);
         return;

@@ -638,6 +638,8 @@ describe('pushMetrics: one deadline for all of a push', () => {
       expect(r.ok).toBe(false);
       expect(r.error).toBe('gave up after 0.3 s (the push deadline): 12 group(s) not pushed');
       expect(logs).toEqual([`metrics push to ${gw.url} failed (the run goes on): ${r.error}`]);
+      // The last-success read reached the gateway, which never answered it (the fake records a request as it arrives).
+      expect(gw.received).toEqual(['GET /api/v1/metrics']);
     } finally {
       await gw.close();
     }
