@@ -159,7 +159,7 @@ export function parseCli(argv: string[]): { config: Config; help: boolean } {
     // HCP_DEDUPE_FILTER_BITS=512 makes nearly every row a duplicate suspect.
     maxBufferedRows: positiveEnv('HCP_MAX_BUFFERED_ROWS') ?? 400_000,
     // Read only by the commands that filter duplicates: a bad value does not stop `validate` or `--help`.
-    dedupeFilterBits: command === 'process' || command === 'run' ? filterBitsEnv('HCP_DEDUPE_FILTER_BITS') : null,
+    dedupeFilterBits: (command === 'process' || command === 'run') && !v.help ? filterBitsEnv('HCP_DEDUPE_FILTER_BITS') : null,
     period,
     periodBounds,
     asOf,

@@ -73,6 +73,8 @@ describe('HCP_DEDUPE_FILTER_BITS: a power of two from 512 (one block) to 2^27 (t
     [['stats'], false],
     [['generate'], false],
     [['partition', '--help'], false],
+    [['process', '--help'], false],
+    [['run', '-h'], false],
   ])('%j with a bad value: refused %s', (argv, refused) => {
     for (const k of KNOBS) delete process.env[k];
     process.env.HCP_DEDUPE_FILTER_BITS = 'lots';

@@ -35,11 +35,16 @@ describe('redactUrl: no credentials, query or fragment in what a message shows',
     ['http://pgw/gw?', 'http://pgw/gw?…', []],
     ['http://pgw?', 'http://pgw?…', []],
     ['http://pgw/', 'http://pgw/', []],
-    // An `@` after the host: the cut at the last `@` of the string showed what followed it.
-    ['http://gw:9091/?token=abc@SECRETTAIL', 'http://gw:9091/?…', ['token', 'abc', 'SECRETTAIL']],
-    ['http://gw/#frag@SECRET', 'http://gw/#…', ['frag', 'SECRET']],
+    // An `@` after a `?` or `#`: the cut at the last `@` of the string showed what followed it. Whether the `?`
+    // starts a query or sits in a password (`http://admin:12?pw@gw`) cannot be told, so the scheme alone.
+    ['http://gw:9091/?token=abc@SECRETTAIL', 'http://***', ['token', 'abc', 'SECRETTAIL']],
+    ['http://gw/#frag@SECRET', 'http://***', ['frag', 'SECRET']],
     ['http://user:s3cret@gw/?t=x@SECRET', 'http://***@gw/?…', ['user', 's3cret', 'SECRET']],
-    ['http://u#s3cret@gw', 'http://u#…', ['s3cret', 'gw']],
+    // A `?` or `#` inside the credentials ended the host early: the host shown was the user and part of the password.
+    ['http://u#s3cret@gw', 'http://***', ['u', 's3cret', 'gw']],
+    ['http://admin:1234?pw@gw:9091', 'http://***', ['admin', '1234', 'pw']],
+    ['http://abc123#xyz@gw:9091', 'http://***', ['abc123', 'xyz']],
+    ['http://@gw:9091', 'http://gw:9091', []], // an empty `@` holds nothing
     // A password with a `/` (not encoded) ends the host: what parses is not what was meant, so the scheme alone.
     ['http://admin:12/s3cret@gw', 'http://***', ['admin', '12', 's3cret']],
     // Strings that do not parse as http(s) URLs: the scheme alone.

@@ -8,6 +8,7 @@ DAG import error that says what to fix.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shlex
@@ -101,6 +102,48 @@ _ENGINE_URL = re.compile(f"https?://[^{_JS_SPACE}]+")
 _FORBIDDEN_IN_HOST = re.compile(r"[\x00-\x20\x7f%<>\\^|]")
 
 
+def _netloc_host(netloc: str) -> str:
+    """The host of a URL's netloc as typed (brackets kept, no userinfo, no port)."""
+    host = netloc.rpartition("@")[2]
+    if host.startswith("["):
+        return host[: host.index("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0]
+
+
+def _host_parses(netloc_host: str) -> bool:
+    """Whether the engine's URL parser (WHATWG) takes this host: a bracketed one must be an IPv6 address (no zone
+    id), and one whose last label is a number is read as an IPv4 address, which must then be one
+    (``10.0.0.256``, ``gw.123`` and ``1.2.3.4.5`` are refused; ``1.2.3`` and ``0x7f.1`` are taken)."""
+    if netloc_host.startswith("["):
+        try:
+            ipaddress.IPv6Address(netloc_host[1:-1])
+        except ValueError:
+            return False
+        return netloc_host.endswith("]") and "%" not in netloc_host
+    labels = netloc_host.split(".")
+    if labels and labels[-1] == "" and len(labels) > 1:
+        labels = labels[:-1]
+    if not re.fullmatch(r"0[xX][0-9a-fA-F]*|\d+", labels[-1]):
+        return True  # a domain name
+    if len(labels) > 4:
+        return False
+    numbers = []
+    for label in labels:
+        if re.fullmatch(r"0[xX][0-9a-fA-F]*", label):
+            numbers.append(int(label[2:] or "0", 16))
+        elif re.fullmatch(r"0[0-7]+", label):
+            numbers.append(int(label, 8))
+        elif re.fullmatch(r"\d+", label):
+            if len(label) > 1 and label.startswith("0"):
+                return False  # 08, 09: not octal, not decimal
+            numbers.append(int(label))
+        else:
+            return False
+    if any(n > 255 for n in numbers[:-1]):
+        return False
+    return numbers[-1] < 256 ** (5 - len(numbers))
+
+
 def _pushgateway(environ: Mapping[str, str]) -> str | None:
     """``HCP_PUSHGATEWAY``, or ``None``. The engine refuses (exit 2) a URL that is not http(s) or that holds
     credentials, a query or a fragment (src/metrics/url.ts): refused when the DAG loads instead, as an import error
@@ -120,6 +163,7 @@ def _pushgateway(environ: Mapping[str, str]) -> str | None:
         or not _ENGINE_URL.fullmatch(raw)
         or not url.hostname
         or (":" not in url.hostname and _FORBIDDEN_IN_HOST.search(url.hostname))
+        or not _host_parses(_netloc_host(url.netloc))
     ):
         raise ValueError("HCP_PUSHGATEWAY must be an http(s) URL")
     # As the engine: an empty ``@`` (``http://@gw``) holds none.

@@ -10,14 +10,18 @@
  * hold a token), so no secret reaches a log. Cutting at the last `@` of the
  * string was not enough: an `@` in a query (`/?token=abc@SECRET`) took the
  * text after it along. So the parts shown are the parsed URL's, and a string
- * that does not parse as an http(s) URL, or whose path holds an `@` (a
- * password with a `/` in it: `http://admin:12/34@gw`), shows its scheme only.
+ * that does not parse as an http(s) URL, or holds an `@` the parser did not
+ * read as ending credentials (a password with a `/`, `?` or `#` in it:
+ * `http://admin:12/34@gw`, `http://admin:12?pw@gw`), shows its scheme only.
  */
 export function redactUrl(url: string): string {
   // As typed (`HTTP://` stays so): the message is about the value given.
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? '';
   const u = URL.canParse(url) ? new URL(url) : null;
-  if (!scheme || !u || !/^https?:$/.test(u.protocol) || u.pathname.includes('@')) return `${scheme}***`;
+  // An `@` the parser did not read as the end of a `user:password@` (it took a `?`, `#` or `/` inside the password
+  // for the end of the host: `http://admin:12?pw@gw`) means the host shown would be part of the credentials.
+  const stray = url.includes('@') && u !== null && u.username === '' && u.password === '' && !/^[a-z][a-z0-9+.-]*:\/\/@/i.test(url);
+  if (!scheme || !u || !/^https?:$/.test(u.protocol) || u.pathname.includes('@') || stray) return `${scheme}***`;
   const userinfo = u.username !== '' || u.password !== '' ? '***@' : '';
   // From the string, not u.search/u.hash: an empty `?` or `#` is one too. The path ends at the first of them.
   const tail = /[?#]/.exec(url)?.[0] ?? '';
