@@ -64,7 +64,7 @@ def read_rows(dataset: str, path: str, command: str) -> tuple[list[str], list[di
         header = [h.strip().lower() for h in (reader.fieldnames or [])]
         missing = [c for c in (["hospital_id"] if command == "partition" else REQUIRED[dataset]) if c not in header]
         if missing:
-            fail(command, 2, "HCP_ERR_MISSING_COLUMN", f"{path}: missing required column '{missing[0]}'")
+            fail(command, 2, "HCP_ERR_BAD_HEADER", f"{path}: missing required column '{missing[0]}'")
         return list(reader.fieldnames or []), list(reader)
 
 
@@ -108,7 +108,7 @@ def main() -> None:
         summary(command, dataset=opts["dataset"])
     elif command == "process":
         if opts.get("require-key") and not os.environ.get("HCP_PSEUDONYM_KEY"):
-            fail(command, 2, "HCP_ERR_NO_KEY", "HCP_PSEUDONYM_KEY is not set and --require-key was given")
+            fail(command, 2, "HCP_ERR_KEY_MISSING", "HCP_PSEUDONYM_KEY is not set and --require-key was given")
         dataset = opts["dataset"]
         _, rows = read_rows(dataset, opts["input"], command)
         hospital = safe_hospital(rows[0]["hospital_id"].strip()) if rows else "none"

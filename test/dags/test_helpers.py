@@ -245,8 +245,9 @@ LOCKED = "HCP_ERR_LOCKED: Another run (pid 42) is processing vitals partition of
     "returncode, code, retried",
     [
         (2, "HCP_ERR_LOCKED", True),  # another run holds the partition: it ends, the retry gets the lock
-        (2, "HCP_ERR_MISSING_COLUMN", False),
-        (2, "HCP_ERR_NO_KEY", False),
+        (2, "HCP_ERR_BAD_HEADER", False),
+        (2, "HCP_ERR_KEY_MISSING", False),
+        (2, "HCP_ERR_KEY_INVALID", False),
         (2, "HCP_ERR_USAGE", False),
         (2, None, False),  # no summary: nothing says it was the lock
         (3, "HCP_ERR_LOCKED", False),  # exit 3 is a gate whatever the code says
@@ -782,3 +783,12 @@ def test_plan_for_context_fails_fast(tmp_path, params, interval_start):
     s = load_settings({"HCP_LANDING_DIR": str(tmp_path)}, repo_dir=REPO)
     with pytest.raises(AirflowFailException):
         steps.plan_for(s, {"params": params, "data_interval_start": interval_start})
+
+
+def test_fake_engine_speaks_the_engines_error_codes():
+    """The fake engine's error codes are the real catalogue's (src/errors.ts): a made-up one (HCP_ERR_NO_KEY,
+    HCP_ERR_MISSING_COLUMN) let the DAG tests pass against codes the engine never prints."""
+    catalogue = set(re.findall(r"^\s+(HCP_ERR_[A-Z_]+):", (REPO / "src" / "errors.ts").read_text(), re.M))
+    used = set(re.findall(r"HCP_ERR_[A-Z_]+", (REPO / "test" / "dags" / "fake_cli.py").read_text()))
+    used.discard("HCP_ERR_FORCED")  # the fake's own forced exit (FAKE_CLI_EXIT), no engine's
+    assert catalogue and used <= catalogue, used - catalogue
