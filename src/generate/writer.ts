@@ -29,7 +29,7 @@ export class ChunkWriter {
   private failed: unknown;
   private buf = Buffer.allocUnsafe(CHUNK_BYTES);
   private used = 0;
-  /** An interrupt (SIGINT, SIGTERM) removes the temporary file (src/lifecycle.ts) until it is closed or aborted. */
+  /** An interrupt (SIGINT, SIGTERM) removes the temporary file (src/lifecycle.ts) until it is committed or aborted. */
   private readonly forget: () => void;
 
   private constructor(
@@ -41,7 +41,7 @@ export class ChunkWriter {
   }
 
   /**
-   * Opens `<path>.tmp-<pid>` for writing; `close` renames it to `path`. The
+   * Opens `<path>.tmp-<pid>` for writing; `finish` then `commit` move it to `path`. The
    * file is created synchronously and its interrupt cleanup registered in the
    * same step: with an asynchronous open, a SIGTERM arriving after the file
    * existed but before the cleanup was registered left it behind.
@@ -79,12 +79,6 @@ export class ChunkWriter {
     this.pending = this.writeAll(chunk).catch((e: unknown) => {
       this.failed = e;
     });
-  }
-
-  /** Flushes, closes and moves the file into place. */
-  async close(): Promise<void> {
-    await this.finish();
-    this.commit();
   }
 
   /** Flushes and closes the temporary file, which stays under its temporary name until `commit`. */
